@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/matedge/matedge/host"
+	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/weights/defaultmodel"
+)
+
+func init() {
+	register(command{name: "generate", summary: "generate text with a submodel of a weights file", run: runGenerate})
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", "[flags]", `Generates text with the matedge wasm module (run by wazero), streaming it to
+stdout. The mix picks the submodel: S, M, L, XL (the nested granularities),
+a comma list with one granularity per layer (Mix'n'Match), or auto.`)
+	prompt := fs.String("prompt", "It is a truth universally acknowledged", "text to continue")
+	n := fs.Int("n", 64, "tokens to generate")
+	mix := fs.String("mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
+	seed := fs.Uint64("seed", 1, "sampling seed")
+	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")
+	topK := fs.Int("top-k", 40, "sample from the K most likely tokens; 0 keeps all")
+	topP := fs.Float64("top-p", 0.95, "sample from the smallest set with this much probability; 1 keeps all")
+	backend := fs.String("backend", "auto", "cpu, gpu or auto")
+	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
+	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
+	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags go before arguments; see -help)", fs.Arg(0))
+	}
+	if *n < 0 {
+		return fmt.Errorf("-n %d: want a count ≥ 0", *n)
+	}
+
+	ctx := context.Background()
+	file, size, name, err := openModel(*modelPath)
+	if err != nil {
+		return err
+	}
+	mod, closeModule, err := startModule(ctx, *wasmPath)
+	if err != nil {
+		return err
+	}
+	defer closeModule()
+	_, mixInfo, err := mod.Load(ctx, file, size, *mix)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	req := host.Request{Prompt: *prompt, MaxTokens: *n, Options: abi.Options{
+		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend,
+	}}
+	var stream func([]byte)
+	if !*asJSON {
+		fmt.Print(*prompt)
+		stream = func(piece []byte) { os.Stdout.Write(piece) }
+	}
+	res, err := mod.Generate(ctx, req, stream)
+	if err != nil {
+		return err
+	}
+	if !*asJSON {
+		fmt.Println()
+		return nil
+	}
+	out := struct {
+		*host.Result
+		Prompt          string   `json:"prompt"`
+		Mix             []string `json:"mix"`
+		Model           string   `json:"model"`
+		Seed            uint64   `json:"seed"`
+		Temperature     float64  `json:"temperature"`
+		Seconds         float64  `json:"seconds"`
+		TokensPerSecond float64  `json:"tokens_per_second"`
+	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds()}
+	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// openModel opens a weights file, or the embedded default for an empty path.
+func openModel(path string) (io.ReaderAt, int64, string, error) {
+	if path == "" {
+		return bytes.NewReader(defaultmodel.Bytes), int64(len(defaultmodel.Bytes)), "default model", nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	return f, st.Size(), path, nil
+}
+
+// startModule compiles and instantiates matedge.wasm.
+func startModule(ctx context.Context, wasmPath string) (*host.Module, func(), error) {
+	if wasmPath == "" {
+		p, err := host.FindModule()
+		if err != nil {
+			return nil, nil, err
+		}
+		wasmPath = p
+	}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := host.NewRuntime(ctx, wasm)
+	if err != nil {
+		return nil, nil, err
+	}
+	mod, err := rt.Instantiate(ctx)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, nil, err
+	}
+	return mod, func() { rt.Close(ctx) }, nil
+}

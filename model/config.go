@@ -1,0 +1,166 @@
+// Package model is the MatFormer network in plain Go: a Llama-style decoder whose
+// FFN blocks are nested, so that one set of weights holds many models.
+//
+// Granularity g of a layer uses only the first Config.FFNWidths[g] hidden neurons
+// of that layer's FFN. A Mix picks one granularity per layer. Every tensor is a
+// []float32 with its shape written in a comment, row-major, and every FFN matrix
+// is stored neuron-major ([hidden][dim]) so that a granularity's neurons are a
+// prefix of the rows.
+//
+// The package has no I/O, no GPU and no wasm: it is the reference every backend
+// is compared to. Read config.go, weights.go, forward.go, sample.go in that order.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config is the shape of a network. It is stored in every weights file header.
+type Config struct {
+	Vocab     int     `msgpack:"vocab" json:"vocab"`           // tokens in the vocabulary
+	Dim       int     `msgpack:"dim" json:"dim"`               // d_model, the width of the residual stream
+	Layers    int     `msgpack:"layers" json:"layers"`         // transformer blocks
+	Heads     int     `msgpack:"heads" json:"heads"`           // attention heads; Dim/Heads is the head size
+	FFNWidths []int   `msgpack:"ffn_widths" json:"ffn_widths"` // hidden width of each granularity, ascending; the last is XL
+	Context   int     `msgpack:"context" json:"context"`       // longest sequence (KV cache length)
+	RopeTheta float32 `msgpack:"rope_theta" json:"rope_theta"` // base of the rotary position frequencies
+	NormEps   float32 `msgpack:"norm_eps" json:"norm_eps"`     // RMSNorm epsilon
+}
+
+// NestedWidths returns the default MatFormer granularities for an XL hidden width:
+// S, M, L, XL = hidden/8, hidden/4, hidden/2, hidden.
+func NestedWidths(hidden int) []int {
+	return []int{hidden / 8, hidden / 4, hidden / 2, hidden}
+}
+
+// Hidden is the XL (largest) FFN hidden width.
+func (c Config) Hidden() int { return c.FFNWidths[len(c.FFNWidths)-1] }
+
+// HeadDim is the size of one attention head.
+func (c Config) HeadDim() int { return c.Dim / c.Heads }
+
+// Granularities is G, the number of nested FFN widths.
+func (c Config) Granularities() int { return len(c.FFNWidths) }
+
+// Validate reports whether the config describes a network this package can run.
+func (c Config) Validate() error {
+	switch {
+	case c.Vocab <= 0 || c.Vocab > 1<<20:
+		return fmt.Errorf("model: vocab %d out of range [1, 2^20]", c.Vocab)
+	case c.Dim <= 0 || c.Dim > 1<<14:
+		return fmt.Errorf("model: dim %d out of range [1, 16384]", c.Dim)
+	case c.Layers <= 0 || c.Layers > 1024:
+		return fmt.Errorf("model: layers %d out of range [1, 1024]", c.Layers)
+	case c.Heads <= 0 || c.Dim%c.Heads != 0:
+		return fmt.Errorf("model: dim %d is not a multiple of heads %d", c.Dim, c.Heads)
+	case c.HeadDim()%2 != 0:
+		return fmt.Errorf("model: head size %d is odd; rotary embedding needs pairs", c.HeadDim())
+	case c.Context <= 0 || c.Context > 1<<16:
+		return fmt.Errorf("model: context %d out of range [1, 65536]", c.Context)
+	case len(c.FFNWidths) == 0 || len(c.FFNWidths) > 16:
+		return fmt.Errorf("model: %d granularities, want 1 to 16", len(c.FFNWidths))
+	case !(c.RopeTheta > 0) || !(c.NormEps > 0):
+		return errors.New("model: rope_theta and norm_eps must be positive")
+	}
+	prev := 0
+	for g, w := range c.FFNWidths {
+		if w <= prev || w > 1<<16 {
+			return fmt.Errorf("model: ffn width %d of granularity %d must be ascending and at most 65536", w, g)
+		}
+		prev = w
+	}
+	return nil
+}
+
+// GranularityName names granularity g: S, M, L, XL for the paper's four, g0… otherwise.
+func (c Config) GranularityName(g int) string {
+	if len(c.FFNWidths) == 4 {
+		return [...]string{"S", "M", "L", "XL"}[g]
+	}
+	return fmt.Sprintf("g%d", g)
+}
+
+// Mix is one granularity index per layer: Mix[i] selects FFNWidths[Mix[i]] for layer i.
+// A uniform Mix is one of the trained submodels; any other is a Mix'n'Match model.
+type Mix []int
+
+// Uniform returns the Mix that uses granularity g in every layer.
+func (c Config) Uniform(g int) Mix {
+	m := make(Mix, c.Layers)
+	for i := range m {
+		m[i] = g
+	}
+	return m
+}
+
+// ParseMix reads a Mix: one granularity name ("S", "XL", "g2"), used for every
+// layer, or a comma list with one name per layer ("S,S,M,XL").
+func (c Config) ParseMix(spec string) (Mix, error) {
+	parts := strings.Split(strings.TrimSpace(spec), ",")
+	if len(parts) != 1 && len(parts) != c.Layers {
+		return nil, fmt.Errorf("mix %q: %d entries, want 1 or one per layer (%d)", spec, len(parts), c.Layers)
+	}
+	m := make(Mix, len(parts))
+	for i, p := range parts {
+		g, ok := c.granularityByName(strings.TrimSpace(p))
+		if !ok {
+			return nil, fmt.Errorf("mix %q: unknown granularity %q (want one of %s)", spec, p, strings.Join(c.granularityNames(), ", "))
+		}
+		m[i] = g
+	}
+	if len(m) == 1 {
+		return c.Uniform(m[0]), nil
+	}
+	return m, nil
+}
+
+func (c Config) granularityNames() []string {
+	names := make([]string, len(c.FFNWidths))
+	for g := range names {
+		names[g] = c.GranularityName(g)
+	}
+	return names
+}
+
+func (c Config) granularityByName(name string) (int, bool) {
+	for g, n := range c.granularityNames() {
+		if strings.EqualFold(n, name) {
+			return g, true
+		}
+	}
+	return 0, false
+}
+
+// CheckMix reports whether m has one valid granularity per layer.
+func (c Config) CheckMix(m Mix) error {
+	if len(m) != c.Layers {
+		return fmt.Errorf("mix has %d layers, model has %d", len(m), c.Layers)
+	}
+	for i, g := range m {
+		if g < 0 || g >= len(c.FFNWidths) {
+			return fmt.Errorf("mix layer %d: granularity %d out of range [0, %d)", i, g, len(c.FFNWidths))
+		}
+	}
+	return nil
+}
+
+// MixNames returns the Mix as granularity names, one per layer.
+func (c Config) MixNames(m Mix) []string {
+	names := make([]string, len(m))
+	for i, g := range m {
+		names[i] = c.GranularityName(g)
+	}
+	return names
+}
+
+// NonEmbeddingParams counts the parameters a Mix uses outside the embedding and
+// LM head: attention, norms, and each layer's FFN prefix.
+func (c Config) NonEmbeddingParams(m Mix) int {
+	n := c.Dim // final norm
+	for _, g := range m {
+		n += 2*c.Dim + 4*c.Dim*c.Dim + 3*c.FFNWidths[g]*c.Dim
+	}
+	return n
+}

@@ -1,0 +1,197 @@
+package model
+
+import "math"
+
+// State is one sequence being decoded: scratch activations and the KV cache.
+// Reusing a State across steps is what makes decoding O(context) per token.
+type State struct {
+	x      []float32 // [dim] residual stream
+	xb     []float32 // [dim] normed input / attention output
+	xb2    []float32 // [dim] projection output
+	q      []float32 // [dim] query
+	hb     []float32 // [hidden] FFN gate activations
+	hb2    []float32 // [hidden] FFN up activations
+	att    []float32 // [heads][context] attention scores
+	Logits []float32 // [vocab] output of the last Forward
+
+	keyCache   []float32 // [layers][context][dim]
+	valueCache []float32 // [layers][context][dim]
+	ropeCos    []float32 // [context][headDim/2]
+	ropeSin    []float32 // [context][headDim/2]
+}
+
+// NewState allocates the activations and KV cache for one sequence of up to
+// c.Context tokens.
+func NewState(c Config) *State {
+	half := c.HeadDim() / 2
+	s := &State{
+		x: make([]float32, c.Dim), xb: make([]float32, c.Dim), xb2: make([]float32, c.Dim),
+		q: make([]float32, c.Dim), hb: make([]float32, c.Hidden()), hb2: make([]float32, c.Hidden()),
+		att:        make([]float32, c.Heads*c.Context),
+		Logits:     make([]float32, c.Vocab),
+		keyCache:   make([]float32, c.Layers*c.Context*c.Dim),
+		valueCache: make([]float32, c.Layers*c.Context*c.Dim),
+		ropeCos:    make([]float32, c.Context*half),
+		ropeSin:    make([]float32, c.Context*half),
+	}
+	RopeTable(c, s.ropeCos, s.ropeSin)
+	return s
+}
+
+// RopeTable fills cos and sin ([context][headDim/2]) with the rotary angles
+// pos·θ^(-2i/headDim). They are computed in float64 once, so every backend that
+// uploads this table rotates by exactly the same numbers.
+func RopeTable(c Config, cos, sin []float32) {
+	half := c.HeadDim() / 2
+	for pos := 0; pos < c.Context; pos++ {
+		for i := 0; i < half; i++ {
+			freq := math.Pow(float64(c.RopeTheta), -float64(2*i)/float64(c.HeadDim()))
+			angle := float64(pos) * freq
+			cos[pos*half+i] = float32(math.Cos(angle))
+			sin[pos*half+i] = float32(math.Sin(angle))
+		}
+	}
+}
+
+// Forward runs one token at position pos through the Mix and returns the logits
+// ([vocab], valid until the next call). Positions 0…pos-1 must already be in the
+// KV cache from earlier calls with the same State.
+func Forward(w *Weights, s *State, mix Mix, token, pos int) []float32 {
+	c := w.Config
+	d, hd := c.Dim, c.HeadDim()
+	copy(s.x, w.Embed[token*d:(token+1)*d])
+
+	for l, layer := range w.Layers {
+		// Attention: x += Wo · attend(rope(Wq·n), rope(Wk·n), Wv·n), n = rmsnorm(x).
+		RMSNorm(s.xb, s.x, layer.AttnNorm, c.NormEps)
+		cache := l * c.Context * d
+		k := s.keyCache[cache+pos*d : cache+(pos+1)*d]
+		v := s.valueCache[cache+pos*d : cache+(pos+1)*d]
+		MatVec(s.q, layer.Query, s.xb)
+		MatVec(k, layer.Key, s.xb)
+		MatVec(v, layer.Value, s.xb)
+		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
+		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
+		scale := 1 / sqrt32(float32(hd))
+		for h := 0; h < c.Heads; h++ {
+			q := s.q[h*hd : (h+1)*hd]
+			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
+			for t := range att {
+				kt := s.keyCache[cache+t*d+h*hd : cache+t*d+(h+1)*hd]
+				att[t] = Dot(q, kt) * scale
+			}
+			Softmax(att)
+			out := s.xb[h*hd : (h+1)*hd]
+			clear(out)
+			for t, a := range att {
+				vt := s.valueCache[cache+t*d+h*hd : cache+t*d+(h+1)*hd]
+				for i := range out {
+					out[i] += a * vt[i]
+				}
+			}
+		}
+		MatVec(s.xb2, layer.Output, s.xb)
+		Add(s.x, s.xb2)
+
+		// FFN, nested: only the first `width` neurons of this layer are used.
+		// x += Σ_j<width silu(gate_j·n) · (up_j·n) · down_j, n = rmsnorm(x).
+		width := c.FFNWidths[mix[l]]
+		RMSNorm(s.xb, s.x, layer.FFNNorm, c.NormEps)
+		gate, up := s.hb[:width], s.hb2[:width]
+		MatVec(gate, layer.Gate[:width*d], s.xb)
+		MatVec(up, layer.Up[:width*d], s.xb)
+		SwiGLU(gate, gate, up)
+		MatTVec(s.xb2, layer.Down[:width*d], gate)
+		Add(s.x, s.xb2)
+	}
+
+	RMSNorm(s.x, s.x, w.FinalNorm, c.NormEps)
+	MatVec(s.Logits, w.Head, s.x)
+	return s.Logits
+}
+
+// RMSNorm sets out = x / rms(x) · gain. out may alias x.
+func RMSNorm(out, x, gain []float32, eps float32) {
+	var ss float32
+	for _, v := range x {
+		ss += v * v
+	}
+	inv := 1 / sqrt32(ss/float32(len(x))+eps)
+	for i, v := range x {
+		out[i] = v * inv * gain[i]
+	}
+}
+
+// MatVec sets out = W·x for W [len(out)][len(x)].
+func MatVec(out, w, x []float32) {
+	n := len(x)
+	for i := range out {
+		out[i] = Dot(w[i*n:(i+1)*n], x)
+	}
+}
+
+// MatTVec sets out = Wᵀ·x for W [len(x)][len(out)] (a neuron-major matrix).
+func MatTVec(out, w, x []float32) {
+	n := len(out)
+	clear(out)
+	for j, xj := range x {
+		row := w[j*n : (j+1)*n]
+		for i := range out {
+			out[i] += xj * row[i]
+		}
+	}
+}
+
+// Dot is Σ a[i]·b[i], summed left to right.
+func Dot(a, b []float32) float32 {
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+// Add sets x += y.
+func Add(x, y []float32) {
+	for i := range x {
+		x[i] += y[i]
+	}
+}
+
+// Rope rotates each consecutive pair (x[2i], x[2i+1]) of every head of size
+// headDim by the angle whose cos and sin ([headDim/2]) are given.
+func Rope(x, cos, sin []float32, headDim int) {
+	for h := 0; h < len(x); h += headDim {
+		for i := 0; i < headDim/2; i++ {
+			a, b := x[h+2*i], x[h+2*i+1]
+			x[h+2*i] = a*cos[i] - b*sin[i]
+			x[h+2*i+1] = a*sin[i] + b*cos[i]
+		}
+	}
+}
+
+// Softmax replaces x by exp(x - max) / Σ exp(x - max).
+func Softmax(x []float32) {
+	maxv := x[0]
+	for _, v := range x[1:] {
+		maxv = max(maxv, v)
+	}
+	var sum float32
+	for i, v := range x {
+		x[i] = exp32(v - maxv)
+		sum += x[i]
+	}
+	for i := range x {
+		x[i] /= sum
+	}
+}
+
+// SwiGLU sets out[j] = silu(gate[j]) · up[j], silu(z) = z / (1 + e^-z). out may alias gate.
+func SwiGLU(out, gate, up []float32) {
+	for j, g := range gate {
+		out[j] = g / (1 + exp32(-g)) * up[j]
+	}
+}
+
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
+func exp32(x float32) float32  { return float32(math.Exp(float64(x))) }

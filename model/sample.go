@@ -1,0 +1,81 @@
+package model
+
+import "sort"
+
+// RNG is a 32-bit PCG-style generator (O'Neill's RXS-M-XS output on an LCG).
+// It uses only 32-bit integer arithmetic so that a WGSL kernel can produce the
+// same stream as this code.
+type RNG struct{ state uint32 }
+
+// NewRNG seeds a generator; the same seed gives the same stream everywhere.
+func NewRNG(seed uint64) *RNG {
+	r := &RNG{state: uint32(seed) ^ uint32(seed>>32)*0x9E3779B9}
+	r.Uint32()
+	return r
+}
+
+// Uint32 advances the generator and returns 32 random bits.
+func (r *RNG) Uint32() uint32 {
+	r.state = r.state*747796405 + 2891336453
+	s := r.state
+	word := ((s >> ((s >> 28) + 4)) ^ s) * 277803737
+	return (word >> 22) ^ word
+}
+
+// Float32 returns a uniform number in [0, 1) with 24 random bits.
+func (r *RNG) Float32() float32 { return float32(r.Uint32()>>8) / (1 << 24) }
+
+// Sampler picks the next token from logits.
+type Sampler struct {
+	Temperature float32 // 0 means greedy (argmax)
+	TopK        int     // keep the K most likely tokens; 0 keeps all
+	TopP        float32 // keep the smallest set whose probability reaches P; 0 or 1 keeps all
+	RNG         *RNG
+}
+
+// Sample returns a token id. It modifies logits.
+func (s *Sampler) Sample(logits []float32) int {
+	if s.Temperature <= 0 {
+		return Argmax(logits)
+	}
+	for i := range logits {
+		logits[i] /= s.Temperature
+	}
+	Softmax(logits)
+	// Candidates sorted by probability, ties by id, so the order is deterministic.
+	ids := make([]int, len(logits))
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.SliceStable(ids, func(a, b int) bool { return logits[ids[a]] > logits[ids[b]] })
+	if s.TopK > 0 && s.TopK < len(ids) {
+		ids = ids[:s.TopK]
+	}
+	var total float32
+	for n, id := range ids {
+		total += logits[id]
+		if s.TopP > 0 && s.TopP < 1 && total >= s.TopP {
+			ids = ids[:n+1]
+			break
+		}
+	}
+	u := s.RNG.Float32() * total
+	for _, id := range ids {
+		u -= logits[id]
+		if u < 0 {
+			return id
+		}
+	}
+	return ids[len(ids)-1]
+}
+
+// Argmax returns the index of the largest value, the lowest index on ties.
+func Argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}

@@ -1,0 +1,93 @@
+package model
+
+import "fmt"
+
+// Tokenizer is byte-level BPE: ids 0…255 are the bytes, and id 256+i is the
+// concatenation of the pair Merges[i]. With no merges it is a plain byte
+// tokenizer. Any byte string encodes, and Decode(Encode(b)) == b.
+type Tokenizer struct {
+	Merges [][2]int `msgpack:"merges" json:"merges"` // in rank order: earlier merges apply first
+
+	rank   map[[2]int]int // pair → merge index, built lazily
+	pieces [][]byte       // id → bytes, built lazily
+}
+
+// Size is the number of ids the tokenizer can produce.
+func (t *Tokenizer) Size() int { return 256 + len(t.Merges) }
+
+// Validate checks that every merge refers to earlier ids.
+func (t *Tokenizer) Validate() error {
+	for i, m := range t.Merges {
+		for _, id := range m {
+			if id < 0 || id >= 256+i {
+				return fmt.Errorf("tokenizer: merge %d refers to id %d, not yet defined", i, id)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Tokenizer) build() {
+	if t.pieces != nil {
+		return
+	}
+	t.rank = make(map[[2]int]int, len(t.Merges))
+	t.pieces = make([][]byte, t.Size())
+	for b := range 256 {
+		t.pieces[b] = []byte{byte(b)}
+	}
+	for i, m := range t.Merges {
+		t.rank[m] = i
+		t.pieces[256+i] = append(append([]byte{}, t.pieces[m[0]]...), t.pieces[m[1]]...)
+	}
+}
+
+// Encode splits text into token ids by applying merges in rank order.
+func (t *Tokenizer) Encode(text []byte) []int {
+	t.build()
+	ids := make([]int, len(text))
+	for i, b := range text {
+		ids[i] = int(b)
+	}
+	for len(ids) > 1 {
+		best, bestRank := [2]int{}, -1
+		for i := 0; i+1 < len(ids); i++ {
+			p := [2]int{ids[i], ids[i+1]}
+			if r, ok := t.rank[p]; ok && (bestRank < 0 || r < bestRank) {
+				best, bestRank = p, r
+			}
+		}
+		if bestRank < 0 {
+			break
+		}
+		out := ids[:0]
+		for i := 0; i < len(ids); i++ {
+			if i+1 < len(ids) && ids[i] == best[0] && ids[i+1] == best[1] {
+				out = append(out, 256+bestRank)
+				i++
+			} else {
+				out = append(out, ids[i])
+			}
+		}
+		ids = out
+	}
+	return ids
+}
+
+// Piece returns the bytes of one id (nil for an id the tokenizer does not have).
+func (t *Tokenizer) Piece(id int) []byte {
+	t.build()
+	if id < 0 || id >= len(t.pieces) {
+		return nil
+	}
+	return t.pieces[id]
+}
+
+// Decode concatenates the bytes of ids.
+func (t *Tokenizer) Decode(ids []int) []byte {
+	var out []byte
+	for _, id := range ids {
+		out = append(out, t.Piece(id)...)
+	}
+	return out
+}

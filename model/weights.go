@@ -1,0 +1,153 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Layer holds one transformer block's parameters. Matrices are out-major
+// ([out][in]) except the FFN ones, which are neuron-major so that the first
+// FFNWidths[g] rows are granularity g.
+type Layer struct {
+	AttnNorm []float32 // [dim] RMSNorm gain before attention
+	Query    []float32 // [dim][dim]
+	Key      []float32 // [dim][dim]
+	Value    []float32 // [dim][dim]
+	Output   []float32 // [dim][dim] attention output projection
+	FFNNorm  []float32 // [dim] RMSNorm gain before the FFN
+	Gate     []float32 // [hidden][dim] W1: neuron j's gate weights are row j
+	Up       []float32 // [hidden][dim] W3: neuron j's up weights are row j
+	Down     []float32 // [hidden][dim] W2ᵀ: neuron j's contribution to the output is row j
+}
+
+// Weights are all parameters of a network, carved as named views out of one
+// allocation (Data) so that an optimizer can treat them as a single vector.
+type Weights struct {
+	Config    Config
+	Data      []float32 // every parameter, in Tensors() order
+	Embed     []float32 // [vocab][dim] token embedding
+	Layers    []Layer   // [layers]
+	FinalNorm []float32 // [dim]
+	Head      []float32 // [vocab][dim] LM head
+}
+
+// Tensor is a named view of a parameter.
+type Tensor struct {
+	Name   string
+	Shape  []int     // row-major; FFN tensors are [hidden][dim]
+	Data   []float32 // the view into Weights.Data
+	Nested bool      // an FFN matrix: granularity g uses rows [0, FFNWidths[g])
+	Layer  int       // the block it belongs to, -1 for embedding, final norm and head
+}
+
+// NewWeights allocates zeroed weights for c. It panics on an invalid config:
+// callers validate configs that come from outside.
+func NewWeights(c Config) *Weights {
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	w := &Weights{Config: c, Layers: make([]Layer, c.Layers)}
+	total := 0
+	for _, t := range w.layout() {
+		total += t.size
+	}
+	w.Data = make([]float32, total)
+	off := 0
+	for _, t := range w.layout() {
+		*t.view = w.Data[off : off+t.size : off+t.size]
+		off += t.size
+	}
+	return w
+}
+
+type slot struct {
+	name   string
+	shape  []int
+	size   int
+	view   *[]float32
+	nested bool
+	layer  int
+}
+
+// layout is the one place that names tensors and fixes their order.
+func (w *Weights) layout() []slot {
+	c := w.Config
+	d, h, v := c.Dim, c.Hidden(), c.Vocab
+	mk := func(name string, view *[]float32, layer int, nested bool, shape ...int) slot {
+		size := 1
+		for _, s := range shape {
+			size *= s
+		}
+		return slot{name: name, shape: shape, size: size, view: view, nested: nested, layer: layer}
+	}
+	s := []slot{mk("embed", &w.Embed, -1, false, v, d)}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		p := fmt.Sprintf("layers.%d.", i)
+		s = append(s,
+			mk(p+"attn_norm", &l.AttnNorm, i, false, d),
+			mk(p+"query", &l.Query, i, false, d, d),
+			mk(p+"key", &l.Key, i, false, d, d),
+			mk(p+"value", &l.Value, i, false, d, d),
+			mk(p+"output", &l.Output, i, false, d, d),
+			mk(p+"ffn_norm", &l.FFNNorm, i, false, d),
+			mk(p+"ffn_gate", &l.Gate, i, true, h, d),
+			mk(p+"ffn_up", &l.Up, i, true, h, d),
+			mk(p+"ffn_down", &l.Down, i, true, h, d),
+		)
+	}
+	return append(s,
+		mk("final_norm", &w.FinalNorm, -1, false, d),
+		mk("head", &w.Head, -1, false, v, d),
+	)
+}
+
+// Tensors lists every parameter as a named view, in storage order.
+func (w *Weights) Tensors() []Tensor {
+	slots := w.layout()
+	ts := make([]Tensor, len(slots))
+	for i, s := range slots {
+		ts[i] = Tensor{Name: s.name, Shape: s.shape, Data: *s.view, Nested: s.nested, Layer: s.layer}
+	}
+	return ts
+}
+
+// Tensor returns the view named name, or false.
+func (w *Weights) Tensor(name string) (Tensor, bool) {
+	for _, t := range w.Tensors() {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Tensor{}, false
+}
+
+// InitRandom fills w the way a network is initialised for training: norm gains
+// one, matrices uniform in ±1/√fan_in from a seeded generator, so the same seed
+// gives the same weights on every platform.
+func (w *Weights) InitRandom(seed uint64) {
+	r := NewRNG(seed)
+	for _, t := range w.Tensors() {
+		if len(t.Shape) == 1 {
+			for i := range t.Data {
+				t.Data[i] = 1
+			}
+			continue
+		}
+		fanIn := t.Shape[1]
+		if strings.HasSuffix(t.Name, "ffn_down") {
+			fanIn = t.Shape[0] // W2ᵀ is stored [hidden][dim]; its inputs are the hidden neurons
+		}
+		scale := 1 / sqrt32(float32(fanIn))
+		for i := range t.Data {
+			t.Data[i] = (2*r.Float32() - 1) * scale
+		}
+	}
+}
+
+// Layout lists the tensors of config c in storage order without allocating
+// them: every Tensor's Data is nil. c must be valid.
+func Layout(c Config) []Tensor {
+	w := &Weights{Config: c, Layers: make([]Layer, c.Layers)}
+	return w.Tensors()
+}

@@ -1,0 +1,308 @@
+// Package shaders holds matedge's WGSL compute kernels, one .wgsl file per
+// kernel, and a table that says how to call each one.
+//
+// # Binding convention
+//
+// Every kernel uses bind group 0 only:
+//
+//	@binding(0)        var<uniform> p: Params  — the kernel's parameters, Kernel.Params in order
+//	@binding(1 … n)    storage buffers, Kernel.Buffers in order: inputs first, outputs last
+//
+// A buffer that a kernel both reads and writes (the x of "x += y") counts as an
+// output. Every parameter is 4 bytes (u32 or f32); Kernel.Pack lays them out.
+// Offsets in parameters count elements of the buffer they index (f32 or u32;
+// for packed f16 weights, u32 words holding two weights), so one bound buffer
+// can hold many tensors and a nested FFN width is just a smaller row count:
+// one pipeline serves every granularity.
+//
+// # Source
+//
+// The WGSL a device compiles is Kernel.Program: the kernel's constants (WG, the
+// workgroup size, and any others) as WGSL `const` declarations, then
+// prelude.wgsl, then the kernel file. Program.Key names it deterministically
+// (name and constants), so a pipeline cache can key on it. Setting
+// MATEDGE_DUMP_WGSL=dir writes every program built to dir/<key>.wgsl.
+package shaders
+
+import (
+	"embed"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+//go:embed *.wgsl
+var files embed.FS
+
+// Kernel describes one WGSL kernel and how to dispatch it.
+type Kernel struct {
+	Name      string            // the file name without .wgsl
+	Params    []Param           // the uniform at binding 0, in order
+	Buffers   []string          // storage buffers at bindings 1…, inputs first, outputs last; shapes in the kernel file
+	Workgroup int               // invocations per workgroup (the WG constant)
+	Constants map[string]uint32 // further WGSL constants, besides WG
+	Grid      string            // how many workgroups to dispatch, in words
+}
+
+// Param is one 4-byte field of a kernel's uniform.
+type Param struct {
+	Name  string
+	Float bool // f32; otherwise u32
+}
+
+func u(name string) Param { return Param{Name: name} }
+func f(name string) Param { return Param{Name: name, Float: true} }
+
+// Kernels is the table of every kernel, by name. Elementwise kernels spread
+// their workgroups over x and y (see Groups); row kernels run one workgroup
+// per row.
+var Kernels = map[string]*Kernel{
+	"embed": {
+		Name:      "embed",
+		Params:    []Param{u("dim"), u("count"), u("vocab"), u("token_offset")},
+		Buffers:   []string{"table", "tokens", "out"},
+		Workgroup: 256,
+		Grid:      "Groups(count·dim, 256)",
+	},
+	"rmsnorm": {
+		Name:      "rmsnorm",
+		Params:    []Param{u("n"), u("rows"), f("eps")},
+		Buffers:   []string{"x", "gain", "out"},
+		Workgroup: 256,
+		Grid:      "Groups(rows, 1): one workgroup per row",
+	},
+	"matvec": {
+		Name:      "matvec",
+		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(rows, 64)",
+	},
+	"matvec_f16": {
+		Name:      "matvec_f16",
+		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(rows, 64)",
+	},
+	"matvec_t": {
+		Name:      "matvec_t",
+		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(cols, 64)",
+	},
+	"matvec_t_f16": {
+		Name:      "matvec_t_f16",
+		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(cols/2, 64)",
+	},
+	"matmul": {
+		Name:      "matmul",
+		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Constants: map[string]uint32{"TILE": 4},
+		Grid:      "(⌈rows/4/8⌉, ⌈tokens/4/8⌉, 1): 8×8 invocations of 4×4 outputs each",
+	},
+	"matmul_f16": {
+		Name:      "matmul_f16",
+		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Constants: map[string]uint32{"TILE": 4},
+		Grid:      "(⌈rows/4/8⌉, ⌈tokens/4/8⌉, 1): 8×8 invocations of 4×4 outputs each",
+	},
+	"rope": {
+		Name:      "rope",
+		Params:    []Param{u("n"), u("head_dim"), u("rows"), u("pos"), u("x_offset")},
+		Buffers:   []string{"cos_table", "sin_table", "x"},
+		Workgroup: 256,
+		Grid:      "Groups(rows·n/2, 256)",
+	},
+	"attention": {
+		Name:      "attention",
+		Params:    []Param{u("head_dim"), u("heads"), u("rows"), u("start"), u("kv_offset"), u("scores_stride"), f("scale")},
+		Buffers:   []string{"q", "keys", "values", "scores", "out"},
+		Workgroup: 64,
+		Grid:      "(heads, rows, 1): one workgroup per head and query",
+	},
+	"softmax": {
+		Name:      "softmax",
+		Params:    []Param{u("n"), u("rows")},
+		Buffers:   []string{"x"},
+		Workgroup: 256,
+		Grid:      "Groups(rows, 1): one workgroup per row",
+	},
+	"swiglu": {
+		Name:      "swiglu",
+		Params:    []Param{u("n")},
+		Buffers:   []string{"gate", "up", "out"},
+		Workgroup: 256,
+		Grid:      "Groups(n, 256)",
+	},
+	"add": {
+		Name:      "add",
+		Params:    []Param{u("n")},
+		Buffers:   []string{"y", "x"},
+		Workgroup: 256,
+		Grid:      "Groups(n, 256)",
+	},
+	"argmax": {
+		Name:      "argmax",
+		Params:    []Param{u("n"), u("out_index")},
+		Buffers:   []string{"x", "out"},
+		Workgroup: 256,
+		Grid:      "(1, 1, 1)",
+	},
+	"sample": {
+		Name:      "sample",
+		Params:    []Param{u("n"), u("top_k"), f("top_p"), f("temperature"), u("out_index")},
+		Buffers:   []string{"logits", "state", "out"},
+		Workgroup: 256,
+		Grid:      "(1, 1, 1)",
+	},
+}
+
+// Get returns the kernel called name. It panics if there is none: kernel
+// names are fixed in code.
+func Get(name string) *Kernel {
+	k, ok := Kernels[name]
+	if !ok {
+		panic(fmt.Sprintf("shaders: no kernel %q", name))
+	}
+	return k
+}
+
+// Program is the final WGSL of a kernel with its constants fixed.
+type Program struct {
+	Key      string // deterministic: name and constants, e.g. "matmul{TILE=4,WG=64}"
+	Source   string // WGSL, entry point "main"
+	Bindings int    // storage buffers (bindings 1…Bindings); binding 0 is the uniform
+}
+
+// Program builds the kernel's WGSL with its table constants, overridden by
+// any given in overrides (for tuning and benchmarks).
+func (k *Kernel) Program(overrides map[string]uint32) Program {
+	consts := map[string]uint32{"WG": uint32(k.Workgroup)}
+	for name, v := range k.Constants {
+		consts[name] = v
+	}
+	for name, v := range overrides {
+		if _, ok := consts[name]; !ok {
+			panic(fmt.Sprintf("shaders: kernel %s has no constant %s", k.Name, name))
+		}
+		consts[name] = v
+	}
+	names := slices.Sorted(maps.Keys(consts))
+	var key, src strings.Builder
+	key.WriteString(k.Name + "{")
+	fmt.Fprintf(&src, "// matedge kernel %s\n", k.Name)
+	for i, name := range names {
+		if i > 0 {
+			key.WriteString(",")
+		}
+		fmt.Fprintf(&key, "%s=%d", name, consts[name])
+		fmt.Fprintf(&src, "const %s: u32 = %du;\n", name, consts[name])
+	}
+	key.WriteString("}")
+	src.WriteString(mustRead("prelude.wgsl"))
+	src.WriteString(mustRead(k.Name + ".wgsl"))
+	p := Program{Key: key.String(), Source: src.String(), Bindings: len(k.Buffers)}
+	dump(p)
+	return p
+}
+
+func mustRead(name string) string {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		panic("shaders: " + err.Error()) // embedded: cannot fail for a name in the table
+	}
+	return string(b)
+}
+
+var dumpOnce sync.Map // key → struct{}
+
+// dump writes p to $MATEDGE_DUMP_WGSL/<key>.wgsl once per key. It is a
+// debugging aid: a failure is reported on stderr, not to the caller.
+func dump(p Program) {
+	dir := os.Getenv("MATEDGE_DUMP_WGSL")
+	if dir == "" {
+		return
+	}
+	if _, seen := dumpOnce.LoadOrStore(p.Key, struct{}{}); seen {
+		return
+	}
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, p.Key+".wgsl"), []byte(p.Source), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shaders: dump %s: %v\n", p.Key, err)
+	}
+}
+
+// Pack lays out the kernel's uniform: one value per Params entry, in order,
+// each an int or uint32 (u32 fields) or a float32 (f32 fields), padded to a
+// multiple of 16 bytes as WGSL uniforms need. It panics on a count or type
+// mismatch, which is a programming error.
+func (k *Kernel) Pack(values ...any) []byte {
+	if len(values) != len(k.Params) {
+		panic(fmt.Sprintf("shaders: %s takes %d params, got %d", k.Name, len(k.Params), len(values)))
+	}
+	b := make([]byte, (len(values)*4+15)/16*16)
+	for i, v := range values {
+		var word uint32
+		switch x := v.(type) {
+		case int:
+			if k.Params[i].Float || x < 0 || x > math.MaxUint32 {
+				panic(fmt.Sprintf("shaders: %s param %s = %d", k.Name, k.Params[i].Name, x))
+			}
+			word = uint32(x)
+		case uint32:
+			if k.Params[i].Float {
+				panic(fmt.Sprintf("shaders: %s param %s is f32, got uint32", k.Name, k.Params[i].Name))
+			}
+			word = x
+		case float32:
+			if !k.Params[i].Float {
+				panic(fmt.Sprintf("shaders: %s param %s is u32, got float32", k.Name, k.Params[i].Name))
+			}
+			word = math.Float32bits(x)
+		default:
+			panic(fmt.Sprintf("shaders: %s param %s has type %T", k.Name, k.Params[i].Name, v))
+		}
+		binary.LittleEndian.PutUint32(b[4*i:], word)
+	}
+	return b
+}
+
+// MaxGroupsPerDimension is WebGPU's guaranteed workgroup count per dimension.
+const MaxGroupsPerDimension = 65535
+
+// Groups returns the workgroup counts that cover n invocations (or, with
+// workgroup 1, n workgroups) in workgroups of the given size, spread over x and
+// y when x alone would exceed MaxGroupsPerDimension. Kernels recover the flat
+// index with the prelude's flat_index or flat_group, and ignore the overhang.
+func Groups(n, workgroup int) [3]uint32 {
+	groups := max((n+workgroup-1)/workgroup, 1)
+	x := min(groups, MaxGroupsPerDimension)
+	return [3]uint32{uint32(x), uint32((groups + x - 1) / x), 1}
+}
+
+// SamplerState is the state word of a model.RNG right after model.NewRNG(seed):
+// upload it to the sample kernel's state buffer to reproduce that generator's
+// stream on the GPU. (It repeats model.NewRNG's two lines because shaders may
+// not import model; a test checks they agree.)
+func SamplerState(seed uint64) uint32 {
+	state := uint32(seed) ^ uint32(seed>>32)*0x9E3779B9
+	return state*747796405 + 2891336453
+}

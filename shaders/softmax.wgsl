@@ -1,0 +1,52 @@
+// softmax: x[r] = exp(x[r] - max) / Σ exp(x[r] - max) in place, for rows rows
+// of length n, as model.Softmax. One workgroup per row.
+
+struct Params { n: u32, rows: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;  // [rows][n]
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_group(wid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.n;
+    var m = -3.4028235e38;
+    for (var i = lid; i < p.n; i += WG) {
+        m = max(m, x[base + i]);
+    }
+    partial[lid] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            partial[lid] = max(partial[lid], partial[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    m = partial[0];
+    workgroupBarrier();
+
+    var sum = 0.0;
+    for (var i = lid; i < p.n; i += WG) {
+        let e = exp(x[base + i] - m);
+        x[base + i] = e;
+        sum += e;
+    }
+    partial[lid] = sum;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    sum = partial[0];
+    for (var i = lid; i < p.n; i += WG) {
+        x[base + i] /= sum;
+    }
+}

@@ -1,0 +1,68 @@
+// Package abi holds what the matedge module and its hosts must agree on: the
+// ABI version, the status codes of the exports, and the msgpack documents
+// that cross the boundary. ABI.md (beside this folder) describes each export.
+package abi
+
+import (
+	"errors"
+
+	"github.com/matedge/matedge/wasm/engine"
+	"github.com/matedge/matedge/weights"
+)
+
+// Version is checked by every host at start-up against the module's
+// abi_version export. Bump it on any incompatible change to ABI.md.
+const Version = 1
+
+// Status codes. Exports return a non-negative value on success; step returns
+// a token id. On an error code the output buffer holds a one-line message.
+const (
+	Done        = -1 // step: the sequence reached the context limit
+	Pending     = -2 // step: waiting for the host to complete a GPU readback; call step again
+	ErrArg      = -3 // a bad argument: unparsable mix, options out of range, empty prompt
+	ErrState    = -4 // an export called out of order (step before prompt, …)
+	ErrFormat   = -5 // the weights header is invalid (magic, version, truncated, inconsistent)
+	ErrChecksum = -6 // fed bytes completed a tensor whose checksum does not match
+	ErrMissing  = -7 // the mix needs weights that have not been fed
+	ErrBackend  = -8 // the requested backend is not available
+	ErrInternal = -9 // a bug in the module (a recovered panic); the message says where
+)
+
+// Code maps an engine or weights error to its status code.
+func Code(err error) int32 {
+	switch {
+	case errors.Is(err, engine.ErrDone):
+		return Done
+	case errors.Is(err, engine.ErrArg):
+		return ErrArg
+	case errors.Is(err, engine.ErrState):
+		return ErrState
+	case errors.Is(err, weights.ErrChecksum):
+		return ErrChecksum
+	case errors.Is(err, engine.ErrMissing):
+		return ErrMissing
+	case errors.Is(err, engine.ErrBackend):
+		return ErrBackend
+	case errors.Is(err, weights.ErrMagic), errors.Is(err, weights.ErrVersion), errors.Is(err, weights.ErrTruncated),
+		errors.Is(err, weights.ErrCorrupt), errors.Is(err, weights.ErrTooLarge):
+		return ErrFormat
+	}
+	return ErrInternal
+}
+
+// ModelInfo is load_header's output.
+type ModelInfo struct {
+	Header        *weights.Header   `msgpack:"header"`
+	Granularities []string          `msgpack:"granularities"` // names, smallest first
+	Ranges        [][]weights.Range `msgpack:"ranges"`        // per uniform granularity: the bytes it needs after the header
+}
+
+// MixInfo is set_mix's output.
+type MixInfo struct {
+	Mix     []string        `msgpack:"mix"`     // granularity name per layer
+	Missing []weights.Range `msgpack:"missing"` // bytes still to feed before reset can succeed
+	Needed  []weights.Range `msgpack:"needed"`  // every byte range the mix reads
+}
+
+// Options is reset's input.
+type Options = engine.Options

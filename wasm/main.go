@@ -1,0 +1,203 @@
+//go:build wasip1
+
+// Command wasm is the matedge module: built with GOOS=wasip1 GOARCH=wasm
+// -buildmode=c-shared it is a WASI reactor whose exports (ABI.md) drive one
+// engine. The host calls _initialize once, then the exports.
+package main
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/engine"
+	"github.com/matedge/matedge/weights"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func main() {}
+
+var (
+	eng    engine.Engine
+	output []byte                // the last export's result or error message
+	allocs = map[uint32][]byte{} // buffers lent to the host, kept alive until free
+)
+
+// bytesAt returns the guest memory [ptr, ptr+n) if it lies inside a buffer
+// that alloc handed out, so a host bug cannot make the module read its own
+// heap at random.
+func bytesAt(ptr, n uint32) ([]byte, bool) {
+	if n == 0 {
+		return nil, true
+	}
+	for base, b := range allocs {
+		if ptr >= base && uint64(ptr)+uint64(n) <= uint64(base)+uint64(len(b)) {
+			off := ptr - base
+			return b[off : off+n], true
+		}
+	}
+	return nil, false
+}
+
+// fail records err's message as the output and returns code.
+func fail(code int32, err error) int32 {
+	output = []byte(err.Error())
+	return code
+}
+
+func failErr(err error) int32 { return fail(abi.Code(err), err) }
+
+func setOutput(v any) int32 {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return fail(abi.ErrInternal, fmt.Errorf("encode output: %w", err))
+	}
+	output = b
+	return int32(len(b))
+}
+
+// guard turns a panic in an export into ErrInternal instead of a trap that
+// would leave the module unusable.
+func guard(code *int32) {
+	if r := recover(); r != nil {
+		*code = fail(abi.ErrInternal, fmt.Errorf("internal error: %v", r))
+	}
+}
+
+func badPointer(ptr, n uint32) int32 {
+	return fail(abi.ErrArg, fmt.Errorf("pointer %#x length %d is not inside a buffer from alloc", ptr, n))
+}
+
+//go:wasmexport abi_version
+func abiVersion() uint32 { return abi.Version }
+
+//go:wasmexport alloc
+func alloc(size uint32) uint32 {
+	if size == 0 || size > 1<<30 {
+		return 0
+	}
+	b := make([]byte, size)
+	ptr := uint32(uintptr(unsafe.Pointer(&b[0])))
+	allocs[ptr] = b
+	return ptr
+}
+
+//go:wasmexport free
+func free(ptr uint32) { delete(allocs, ptr) }
+
+//go:wasmexport output_ptr
+func outputPtr() uint32 {
+	if len(output) == 0 {
+		return 0
+	}
+	return uint32(uintptr(unsafe.Pointer(&output[0])))
+}
+
+//go:wasmexport output_len
+func outputLen() uint32 { return uint32(len(output)) }
+
+//go:wasmexport header_len
+func headerLen(ptr, n uint32) (code int64) {
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return int64(badPointer(ptr, n))
+	}
+	need, err := weights.HeaderLen(b)
+	if err != nil {
+		return int64(failErr(err))
+	}
+	return need
+}
+
+//go:wasmexport load_header
+func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	h, err := eng.LoadHeader(b, fileSize)
+	if err != nil {
+		return failErr(err)
+	}
+	info := abi.ModelInfo{Header: h}
+	for g := range h.Config.Granularities() {
+		info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
+		info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))
+	}
+	return setOutput(info)
+}
+
+//go:wasmexport feed
+func feed(offset int64, ptr, n uint32) (code int32) {
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	if err := eng.Feed(offset, b); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//go:wasmexport set_mix
+func setMix(ptr, n uint32) (code int32) {
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	mix, err := eng.ParseMix(string(b))
+	if err == nil {
+		err = eng.SetMix(mix)
+	}
+	if err != nil {
+		return failErr(err)
+	}
+	h := eng.Header()
+	return setOutput(abi.MixInfo{Mix: h.Config.MixNames(mix), Missing: eng.Missing(mix), Needed: h.Ranges(mix)})
+}
+
+//go:wasmexport reset
+func reset(ptr, n uint32) (code int32) {
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	var o abi.Options
+	if err := msgpack.Unmarshal(b, &o); err != nil {
+		return fail(abi.ErrArg, fmt.Errorf("reset options: %w", err))
+	}
+	if err := eng.Reset(o); err != nil {
+		return failErr(err)
+	}
+	output = []byte(eng.Backend())
+	return 0
+}
+
+//go:wasmexport prompt
+func prompt(ptr, n uint32) (code int32) {
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	ids, err := eng.Prompt(b)
+	if err != nil {
+		return failErr(err)
+	}
+	return setOutput(ids)
+}
+
+//go:wasmexport step
+func step() (code int32) {
+	defer guard(&code)
+	token, err := eng.Step()
+	if err != nil {
+		return failErr(err)
+	}
+	output = append(output[:0], eng.Piece(token)...)
+	return int32(token)
+}

@@ -1,0 +1,181 @@
+package weights
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/matedge/matedge/model"
+)
+
+// The fixed part of every weights file.
+const (
+	Magic    = "MATW" // first four bytes
+	Version  = 1      // the newest format version this package reads and writes
+	Align    = 256    // the data section starts at a multiple of Align
+	Preamble = 12     // magic + u32 version + u32 header length
+
+	// MaxHeaderLen bounds the msgpack header so that a lying length cannot make a
+	// reader allocate gigabytes before it has seen a byte of it.
+	MaxHeaderLen = 64 << 20
+)
+
+// Errors a caller can act on. They are wrapped with what was being read.
+var (
+	ErrMagic     = errors.New("not a matedge weights file (bad magic)")
+	ErrVersion   = errors.New("unsupported weights format version")
+	ErrTruncated = errors.New("weights file is truncated")
+	ErrCorrupt   = errors.New("weights header is inconsistent")
+	ErrChecksum  = errors.New("checksum mismatch")
+	ErrTooLarge  = errors.New("weights header too large")
+)
+
+// DType is the element type of a stored tensor.
+type DType string
+
+// Element types.
+const (
+	F32 DType = "f32" // little-endian IEEE 754 binary32
+)
+
+// Size is the number of bytes of one element.
+func (d DType) Size() int {
+	switch d {
+	case F32:
+		return 4
+	}
+	return 0
+}
+
+// Header is the msgpack document after the preamble.
+type Header struct {
+	Config    model.Config      `msgpack:"config" json:"config"`
+	Tokenizer model.Tokenizer   `msgpack:"tokenizer" json:"tokenizer"`
+	Entries   []Entry           `msgpack:"entries" json:"entries"`     // in file order
+	DataSize  int64             `msgpack:"data_size" json:"data_size"` // bytes from DataStart to the end of the file
+	Meta      map[string]string `msgpack:"meta,omitempty" json:"meta,omitempty"`
+
+	// DataStart is where the data section begins, from the start of the file. It
+	// is not stored; the reader computes it from the header length.
+	DataStart int64 `msgpack:"-" json:"data_start"`
+}
+
+// Entry is one stored run of a tensor's rows. Shared tensors are one entry.
+// A nested FFN tensor is one entry per granularity: granularity g's entry holds
+// rows [FFNWidths[g-1], FFNWidths[g]), the neurons g adds to g-1.
+type Entry struct {
+	Tensor      string `msgpack:"tensor" json:"tensor"`           // model tensor name, e.g. "layers.3.ffn_up"
+	DType       DType  `msgpack:"dtype" json:"dtype"`             // element type
+	Shape       []int  `msgpack:"shape" json:"shape"`             // shape of the whole tensor
+	RowStart    int    `msgpack:"row_start" json:"row_start"`     // first row of the tensor stored here
+	RowEnd      int    `msgpack:"row_end" json:"row_end"`         // one past the last row
+	Layer       int    `msgpack:"layer" json:"layer"`             // block index; -1 for embedding, final norm and head
+	Granularity int    `msgpack:"granularity" json:"granularity"` // smallest granularity that needs these rows
+	Offset      int64  `msgpack:"offset" json:"offset"`           // from DataStart
+	Length      int64  `msgpack:"length" json:"length"`           // bytes
+	CRC32C      uint32 `msgpack:"crc32c" json:"crc32c"`           // Castagnoli CRC of the bytes
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum is the checksum stored in Entry.CRC32C.
+func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// NeededBy reports whether a model running mix needs this entry.
+func (e Entry) NeededBy(mix model.Mix) bool {
+	return e.Layer < 0 || e.Granularity <= mix[e.Layer]
+}
+
+// rowSize is the number of elements in one row of the tensor.
+func (e Entry) rowSize() int {
+	n := 1
+	for _, s := range e.Shape[1:] {
+		n *= s
+	}
+	return n
+}
+
+// Validate checks the header against itself: the config is runnable, every
+// tensor of the model is covered exactly once by entries of the right size,
+// entries lie inside the data section and do not overlap.
+func (h *Header) Validate() error {
+	if err := h.Config.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if err := h.Tokenizer.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if h.Tokenizer.Size() > h.Config.Vocab {
+		return fmt.Errorf("%w: tokenizer has %d ids, vocab is %d", ErrCorrupt, h.Tokenizer.Size(), h.Config.Vocab)
+	}
+	if h.DataSize < 0 {
+		return fmt.Errorf("%w: negative data size", ErrCorrupt)
+	}
+	want := map[string]model.Tensor{}
+	for _, t := range tensorShapes(h.Config) {
+		want[t.Name] = t
+	}
+	covered := map[string]int{} // tensor → rows covered so far (entries must come in row order)
+	var end int64
+	for i, e := range h.Entries {
+		t, ok := want[e.Tensor]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: entry %d names unknown tensor %q", ErrCorrupt, i, e.Tensor)
+		case e.DType.Size() == 0:
+			return fmt.Errorf("%w: tensor %q has unknown dtype %q", ErrCorrupt, e.Tensor, e.DType)
+		case !equalShape(e.Shape, t.Shape):
+			return fmt.Errorf("%w: tensor %q has shape %v, config says %v", ErrCorrupt, e.Tensor, e.Shape, t.Shape)
+		case e.RowStart != covered[e.Tensor] || e.RowEnd <= e.RowStart || e.RowEnd > t.Shape[0]:
+			return fmt.Errorf("%w: tensor %q rows [%d, %d) do not continue at row %d", ErrCorrupt, e.Tensor, e.RowStart, e.RowEnd, covered[e.Tensor])
+		case e.Layer != t.Layer:
+			return fmt.Errorf("%w: tensor %q says layer %d", ErrCorrupt, e.Tensor, e.Layer)
+		case e.Granularity != granularityOf(h.Config, t, e.RowEnd):
+			return fmt.Errorf("%w: tensor %q rows [%d, %d) marked granularity %d", ErrCorrupt, e.Tensor, e.RowStart, e.RowEnd, e.Granularity)
+		case e.Length != int64(e.RowEnd-e.RowStart)*int64(e.rowSize())*int64(e.DType.Size()):
+			return fmt.Errorf("%w: tensor %q length %d does not match its rows", ErrCorrupt, e.Tensor, e.Length)
+		case e.Offset < end:
+			return fmt.Errorf("%w: tensor %q at offset %d overlaps the entry before it", ErrCorrupt, e.Tensor, e.Offset)
+		case e.Offset+e.Length > h.DataSize:
+			return fmt.Errorf("%w: tensor %q ends at %d, past the end of the data (%d bytes)", ErrCorrupt, e.Tensor, e.Offset+e.Length, h.DataSize)
+		}
+		covered[e.Tensor] = e.RowEnd
+		end = e.Offset + e.Length
+	}
+	for name, t := range want {
+		if covered[name] != t.Shape[0] {
+			return fmt.Errorf("%w: tensor %q has %d of %d rows", ErrCorrupt, name, covered[name], t.Shape[0])
+		}
+	}
+	return nil
+}
+
+// granularityOf is the smallest granularity that uses a tensor's rows up to rowEnd.
+func granularityOf(c model.Config, t model.Tensor, rowEnd int) int {
+	if !t.Nested {
+		return 0
+	}
+	for g, w := range c.FFNWidths {
+		if rowEnd <= w {
+			return g
+		}
+	}
+	return len(c.FFNWidths) - 1
+}
+
+// tensorShapes lists the tensors a config has, without allocating them.
+func tensorShapes(c model.Config) []model.Tensor {
+	return model.Layout(c)
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,79 @@
+package weights
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// HeaderLen reads the preamble (the first Preamble bytes of a file) and returns
+// how many bytes from the start of the file ParseHeader needs.
+func HeaderLen(pre []byte) (int64, error) {
+	if len(pre) < Preamble {
+		return 0, fmt.Errorf("weights: %w: %d bytes, the preamble alone is %d", ErrTruncated, len(pre), Preamble)
+	}
+	if string(pre[:4]) != Magic {
+		return 0, fmt.Errorf("weights: %w: starts with %q, want %q", ErrMagic, pre[:4], Magic)
+	}
+	if v := binary.LittleEndian.Uint32(pre[4:]); v != Version {
+		hint := ""
+		if v > Version {
+			hint = "; this file needs a newer matedge"
+		}
+		return 0, fmt.Errorf("weights: %w %d (this build reads version %d%s)", ErrVersion, v, Version, hint)
+	}
+	n := binary.LittleEndian.Uint32(pre[8:])
+	if n > MaxHeaderLen {
+		return 0, fmt.Errorf("weights: %w: %d bytes, limit %d", ErrTooLarge, n, MaxHeaderLen)
+	}
+	return Preamble + int64(n), nil
+}
+
+// ParseHeader decodes and validates the header from the first bytes of a file
+// (at least HeaderLen of them). fileSize is the size of the whole file, or -1
+// when it is not known yet (a download that has not finished).
+func ParseHeader(b []byte, fileSize int64) (*Header, error) {
+	need, err := HeaderLen(b)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) < need {
+		return nil, fmt.Errorf("weights: %w: header needs %d bytes, have %d", ErrTruncated, need, len(b))
+	}
+	var h Header
+	dec := msgpack.NewDecoder(bytes.NewReader(b[Preamble:need]))
+	if err := dec.Decode(&h); err != nil {
+		return nil, fmt.Errorf("weights: %w: decode header: %v", ErrCorrupt, err)
+	}
+	h.DataStart = dataStart(int(need - Preamble))
+	if err := h.Validate(); err != nil {
+		return nil, fmt.Errorf("weights: %w", err)
+	}
+	if fileSize >= 0 && fileSize < h.DataStart+h.DataSize {
+		return nil, fmt.Errorf("weights: %w: file has %d bytes, header describes %d", ErrTruncated, fileSize, h.DataStart+h.DataSize)
+	}
+	return &h, nil
+}
+
+// ReadHeader reads and validates the header at the start of r.
+func ReadHeader(r io.ReaderAt, fileSize int64) (*Header, error) {
+	pre := make([]byte, Preamble)
+	if _, err := r.ReadAt(pre, 0); err != nil {
+		return nil, fmt.Errorf("weights: %w: reading preamble: %v", ErrTruncated, err)
+	}
+	need, err := HeaderLen(pre)
+	if err != nil {
+		return nil, err
+	}
+	if fileSize >= 0 && need > fileSize {
+		return nil, fmt.Errorf("weights: %w: header needs %d bytes, file has %d", ErrTruncated, need, fileSize)
+	}
+	b := make([]byte, need)
+	if _, err := r.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("weights: %w: reading header: %v", ErrTruncated, err)
+	}
+	return ParseHeader(b, fileSize)
+}

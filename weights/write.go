@@ -1,0 +1,108 @@
+package weights
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/matedge/matedge/model"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Plan lays out the entries of a config in nested order: section 0 holds every
+// shared tensor and the granularity-0 rows of every FFN matrix; section g holds
+// the rows granularity g adds, layer by layer. The model using granularity g
+// everywhere is therefore a prefix of the data, and a layer's extra rows for
+// one granularity are one contiguous run. Offsets are from DataStart.
+func Plan(c model.Config, dtype DType) []Entry {
+	var entries []Entry
+	var off int64
+	add := func(t model.Tensor, g, rowStart, rowEnd int) {
+		rowSize := 1
+		for _, s := range t.Shape[1:] {
+			rowSize *= s
+		}
+		n := int64(rowEnd-rowStart) * int64(rowSize) * int64(dtype.Size())
+		entries = append(entries, Entry{
+			Tensor: t.Name, DType: dtype, Shape: t.Shape, RowStart: rowStart, RowEnd: rowEnd,
+			Layer: t.Layer, Granularity: g, Offset: off, Length: n,
+		})
+		off += n
+	}
+	tensors := model.Layout(c)
+	for _, t := range tensors {
+		if t.Nested {
+			add(t, 0, 0, c.FFNWidths[0])
+		} else {
+			add(t, 0, 0, t.Shape[0])
+		}
+	}
+	for g := 1; g < len(c.FFNWidths); g++ {
+		for _, t := range tensors {
+			if t.Nested {
+				add(t, g, c.FFNWidths[g-1], c.FFNWidths[g])
+			}
+		}
+	}
+	return entries
+}
+
+// Write stores w and its tokenizer as a version-1 weights file.
+func Write(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string]string) error {
+	h := Header{Config: w.Config, Tokenizer: model.Tokenizer{Merges: tok.Merges}, Meta: meta}
+	h.Entries = Plan(w.Config, F32)
+	data := make([][]byte, len(h.Entries))
+	for i := range h.Entries {
+		e := &h.Entries[i]
+		t, _ := w.Tensor(e.Tensor)
+		rows := t.Data[e.RowStart*e.rowSize() : e.RowEnd*e.rowSize()]
+		data[i] = encodeF32(rows)
+		e.CRC32C = Checksum(data[i])
+		h.DataSize = e.Offset + e.Length
+	}
+	head, err := msgpack.Marshal(&h)
+	if err != nil {
+		return fmt.Errorf("weights: encode header: %w", err)
+	}
+	var pre [Preamble]byte
+	copy(pre[:], Magic)
+	binary.LittleEndian.PutUint32(pre[4:], Version)
+	binary.LittleEndian.PutUint32(pre[8:], uint32(len(head)))
+	pad := make([]byte, dataStart(len(head))-int64(Preamble+len(head)))
+	var buf bytes.Buffer
+	buf.Write(pre[:])
+	buf.Write(head)
+	buf.Write(pad)
+	if _, err := out.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("weights: write header: %w", err)
+	}
+	for i, d := range data {
+		if _, err := out.Write(d); err != nil {
+			return fmt.Errorf("weights: write tensor %q: %w", h.Entries[i].Tensor, err)
+		}
+	}
+	return nil
+}
+
+// dataStart is where data begins for a header of headerLen bytes.
+func dataStart(headerLen int) int64 {
+	n := int64(Preamble + headerLen)
+	return (n + Align - 1) / Align * Align
+}
+
+func encodeF32(x []float32) []byte {
+	b := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+// decodeF32 sets dst from little-endian float32 bytes (len(src) == 4·len(dst)).
+func decodeF32(dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
