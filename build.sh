@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# matedge build script.
+#
+#   ./build.sh          build bin/matedge and dist/ (matedge.wasm + the web runtime and demo)
+#   ./build.sh run      build, then generate text with the default model
+#   ./build.sh test     install what the tests need (as root), check formatting and vet,
+#                       run the Go tests and the browser tests
+#
+# Under CI=true a test that would skip for a missing dependency fails instead.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+build() {
+	say "building dist/matedge.wasm (GOOS=wasip1, reactor)"
+	mkdir -p bin dist
+	GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o dist/matedge.wasm ./wasm
+	say "building bin/matedge"
+	go build -trimpath -o bin/matedge ./host/cmd/matedge
+	say "copying the web runtime and demo into dist/"
+	cp -r web/src/. dist/
+}
+
+# install_deps installs, when run as root, what the tests need and is missing:
+# Debian's chromium (the browser tests), Mesa's Vulkan drivers (GPU tests on
+# lavapipe), and the npm packages of web/ (playwright-core, no browser download).
+install_deps() {
+	local missing=()
+	command -v chromium >/dev/null || missing+=(chromium)
+	[ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ] || ldconfig -p | grep -q libvulkan.so.1 || missing+=(libvulkan1)
+	compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null || missing+=(mesa-vulkan-drivers)
+	if [ ${#missing[@]} -gt 0 ]; then
+		if [ "$(id -u)" = 0 ]; then
+			say "installing ${missing[*]} (apt)"
+			apt-get update -qq
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		else
+			say "missing ${missing[*]}; run as root to install them (tests needing them will skip, or fail under CI=true)"
+		fi
+	fi
+	if [ ! -d web/node_modules/playwright-core ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+		say "npm ci (web/)"
+		(cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
+
+check() {
+	say "gofmt"
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './web/node_modules/*'))
+	if [ -n "$unformatted" ]; then
+		echo "gofmt needed on:" >&2
+		echo "$unformatted" >&2
+		exit 1
+	fi
+	say "go vet (native)"
+	go vet ./...
+	say "go vet (GOOS=wasip1)"
+	GOOS=wasip1 GOARCH=wasm go vet ./...
+}
+
+run_tests() {
+	install_deps
+	check
+	build
+	export MATEDGE_WASM="$PWD/dist/matedge.wasm" MATEDGE_BIN="$PWD/bin/matedge"
+	say "go test ./..."
+	local log
+	log=$(mktemp)
+	go test -count=1 -v ./... 2>&1 | tee "$log" | grep -E '^(ok|FAIL|---|panic|\s+\S+_test.go)' || true
+	if grep -qE '^(FAIL|--- FAIL|panic:)' "$log"; then
+		say "Go tests failed"
+		grep -B2 -A20 -E '^(--- FAIL|panic:)' "$log" >&2 || true
+		exit 1
+	fi
+	if ! grep -qE '^ok ' "$log"; then
+		say "go test ran nothing"
+		cat "$log" >&2
+		exit 1
+	fi
+	local skips
+	skips=$(grep -E -- '--- SKIP' "$log" || true)
+	if [ -n "$skips" ]; then
+		say "skipped Go tests:"
+		grep -E -A1 -- '--- SKIP' "$log" >&2
+		if [ "${CI:-}" = true ]; then
+			say "CI=true: a skipped test is a failure"
+			exit 1
+		fi
+	fi
+	say "browser tests (node --test, headless chromium)"
+	(cd web && node --test --test-reporter=spec test/)
+	say "all tests passed"
+}
+
+case "${1:-build}" in
+build) build ;;
+run)
+	build
+	shift || true
+	./bin/matedge generate "$@"
+	;;
+test) run_tests ;;
+*)
+	echo "usage: ./build.sh [build|run [generate flags]|test]" >&2
+	exit 2
+	;;
+esac
