@@ -65,7 +65,7 @@ var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len
 	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
-// and that every export of ABI.md is there.
+// and then that every export of ABI.md is there.
 func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
 		WithStderr(os.Stderr).WithRandSource(zeroReader{})
@@ -73,16 +73,12 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host: instantiate module: %w", err)
 	}
-	m := &Module{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}}
-	for _, name := range exports {
-		f := mod.ExportedFunction(name)
-		if f == nil {
-			mod.Close(ctx)
-			return nil, fmt.Errorf("%w: the module does not export %q (is it a matedge module?)", ErrABI, name)
-		}
-		m.fns[name] = f
+	version := mod.ExportedFunction("abi_version")
+	if version == nil {
+		mod.Close(ctx)
+		return nil, fmt.Errorf("%w: the module does not export abi_version (is it a matedge module?)", ErrABI)
 	}
-	res, err := m.fns["abi_version"].Call(ctx)
+	res, err := version.Call(ctx)
 	if err != nil {
 		mod.Close(ctx)
 		return nil, fmt.Errorf("host: abi_version: %w", err)
@@ -90,6 +86,15 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	if v := uint32(res[0]); v != abi.Version {
 		mod.Close(ctx)
 		return nil, fmt.Errorf("%w: module has version %d, this host speaks %d; rebuild both with ./build.sh", ErrABI, v, abi.Version)
+	}
+	m := &Module{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}}
+	for _, name := range exports {
+		f := mod.ExportedFunction(name)
+		if f == nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("%w: the module does not export %q", ErrABI, name)
+		}
+		m.fns[name] = f
 	}
 	return m, nil
 }

@@ -43,6 +43,9 @@ func ParseHeader(b []byte, fileSize int64) (*Header, error) {
 	if int64(len(b)) < need {
 		return nil, fmt.Errorf("weights: %w: header needs %d bytes, have %d", ErrTruncated, need, len(b))
 	}
+	if err := checkMsgpack(b[Preamble:need]); err != nil {
+		return nil, fmt.Errorf("weights: %w: %v", ErrCorrupt, err)
+	}
 	var h Header
 	dec := msgpack.NewDecoder(bytes.NewReader(b[Preamble:need]))
 	if err := dec.Decode(&h); err != nil {

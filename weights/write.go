@@ -62,18 +62,20 @@ func Write(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string
 		e.CRC32C = Checksum(data[i])
 		h.DataSize = e.Offset + e.Length
 	}
-	head, err := msgpack.Marshal(&h)
-	if err != nil {
+	var head bytes.Buffer
+	enc := msgpack.NewEncoder(&head)
+	enc.SetSortMapKeys(true) // the same weights always give the same bytes
+	if err := enc.Encode(&h); err != nil {
 		return fmt.Errorf("weights: encode header: %w", err)
 	}
 	var pre [Preamble]byte
 	copy(pre[:], Magic)
 	binary.LittleEndian.PutUint32(pre[4:], Version)
-	binary.LittleEndian.PutUint32(pre[8:], uint32(len(head)))
-	pad := make([]byte, dataStart(len(head))-int64(Preamble+len(head)))
+	binary.LittleEndian.PutUint32(pre[8:], uint32(head.Len()))
+	pad := make([]byte, dataStart(head.Len())-int64(Preamble+head.Len()))
 	var buf bytes.Buffer
 	buf.Write(pre[:])
-	buf.Write(head)
+	buf.Write(head.Bytes())
 	buf.Write(pad)
 	if _, err := out.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("weights: write header: %w", err)

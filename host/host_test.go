@@ -1,0 +1,257 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/matedge/matedge/host/internal/testmodule"
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/weights"
+)
+
+const testPrompt = "It is a truth universally acknowledged"
+
+// start instantiates the module once per test.
+func start(t *testing.T) *Module {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, testmodule.Bytes(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m, err := rt.Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func tinyFile(t *testing.T, w *model.Weights) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := weights.Write(&buf, w, model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// nativeGenerate is the reference: model.Forward and model.Sampler in this
+// process, no module, no engine.
+func nativeGenerate(w *model.Weights, mix model.Mix, prompt string, n int, o abi.Options) []int {
+	tok := model.Tokenizer{}
+	s := model.NewState(w.Config)
+	sampler := model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, RNG: model.NewRNG(o.Seed)}
+	pos := 0
+	var logits []float32
+	for _, t := range tok.Encode([]byte(prompt)) {
+		logits = model.Forward(w, s, mix, t, pos)
+		pos++
+	}
+	var out []int
+	for range n {
+		next := sampler.Sample(logits)
+		out = append(out, next)
+		logits = model.Forward(w, s, mix, next, pos)
+		pos++
+	}
+	return out
+}
+
+func generate(t *testing.T, file []byte, mix string, o abi.Options, n int) (*Result, error) {
+	t.Helper()
+	ctx := context.Background()
+	m := start(t)
+	if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), mix); err != nil {
+		return nil, err
+	}
+	return m.Generate(ctx, Request{Prompt: testPrompt, MaxTokens: n, Options: o}, nil)
+}
+
+// TestModuleMatchesNative is the module-under-wazero leg of "same prompt and
+// seed, same tokens on every host".
+func TestModuleMatchesNative(t *testing.T) {
+	w := weights.Random(weights.TinyConfig(), 7)
+	file := tinyFile(t, w)
+	c := w.Config
+	for _, tt := range []struct {
+		mix  string
+		want model.Mix
+		opts abi.Options
+	}{
+		{"S", c.Uniform(0), abi.Options{}},
+		{"XL", c.Uniform(3), abi.Options{}},
+		{"S,L,XL", model.Mix{0, 2, 3}, abi.Options{}},
+		{"M", c.Uniform(1), abi.Options{Seed: 42, Temperature: 0.9, TopK: 20, TopP: 0.9}},
+	} {
+		t.Run(tt.mix, func(t *testing.T) {
+			res, err := generate(t, file, tt.mix, tt.opts, 24)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := nativeGenerate(w, tt.want, testPrompt, 24, tt.opts)
+			if !slices.Equal(res.Tokens, want) {
+				t.Fatalf("module tokens %v\nnative tokens %v", res.Tokens, want)
+			}
+			if res.Backend != "cpu" {
+				t.Fatalf("backend = %q; want cpu", res.Backend)
+			}
+		})
+	}
+}
+
+// TestPrefixOnly: a model running S reads only the file's S prefix.
+func TestPrefixOnly(t *testing.T) {
+	w := weights.Random(weights.TinyConfig(), 7)
+	file := tinyFile(t, w)
+	h, err := weights.ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sEnd := h.Ranges(h.Config.Uniform(0))[0].End()
+	garbage := slices.Clone(file)
+	for i := sEnd; i < int64(len(garbage)); i++ {
+		garbage[i] = byte(i*7 + 3)
+	}
+	want, err := generate(t, file, "S", abi.Options{}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := generate(t, garbage, "S", abi.Options{}, 16)
+	if err != nil {
+		t.Fatalf("S on a file with garbage after its prefix: %v", err)
+	}
+	if !slices.Equal(got.Tokens, want.Tokens) {
+		t.Fatalf("S tokens changed with garbage after the S prefix: %v vs %v", got.Tokens, want.Tokens)
+	}
+	if _, err := generate(t, garbage, "XL", abi.Options{}, 16); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("XL on the garbage file: %v; want a checksum error", err)
+	}
+
+	// The same with XL rows that are valid but different: S unchanged, XL changed.
+	w2 := weights.Random(weights.TinyConfig(), 7)
+	for _, l := range w2.Layers {
+		for i := w2.Config.FFNWidths[0] * w2.Config.Dim; i < len(l.Down); i++ {
+			l.Down[i] *= -3
+		}
+	}
+	other := tinyFile(t, w2)
+	if !bytes.Equal(other[h.DataStart:sEnd], file[h.DataStart:sEnd]) {
+		t.Fatal("changing rows beyond S changed the S prefix's data")
+	}
+	xl, _ := generate(t, file, "XL", abi.Options{}, 16)
+	xl2, err := generate(t, other, "XL", abi.Options{}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(xl.Tokens, xl2.Tokens) {
+		t.Fatal("XL tokens did not change when XL rows changed")
+	}
+}
+
+// TestMixDiffers: a per-layer Mix runs and gives other tokens than every uniform model.
+func TestMixDiffers(t *testing.T) {
+	file := tinyFile(t, weights.Random(weights.TinyConfig(), 7))
+	opts := abi.Options{Seed: 3, Temperature: 1}
+	mixed, err := generate(t, file, "XL,S,M", opts, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"S", "M", "L", "XL"} {
+		res, err := generate(t, file, g, opts, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(res.Tokens, mixed.Tokens) {
+			t.Errorf("mix XL,S,M gave the same 32 tokens as uniform %s", g)
+		}
+	}
+}
+
+func TestLiveSwitch(t *testing.T) {
+	ctx := context.Background()
+	file := tinyFile(t, weights.Random(weights.TinyConfig(), 7))
+	m := start(t)
+	if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), "S"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := m.SetMix(ctx, "XL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := weights.ParseHeader(file, int64(len(file)))
+	sEnd := h.Ranges(h.Config.Uniform(0))[0].End()
+	if len(info.Missing) != 1 || info.Missing[0].Offset != sEnd || info.Missing[0].End() != int64(len(file)) {
+		t.Fatalf("S→XL missing = %v; want exactly [%d, %d)", info.Missing, sEnd, len(file))
+	}
+	if _, err := m.Reset(ctx, abi.Options{}); !errors.Is(err, ErrMissing) {
+		t.Fatalf("reset before feeding XL's rows = %v; want ErrMissing", err)
+	}
+	if err := m.Feed(ctx, sEnd, file[sEnd:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SetMix(ctx, "XL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Generate(ctx, Request{Prompt: "x", MaxTokens: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := m.SetMix(ctx, "S"); len(info.Missing) != 0 {
+		t.Fatalf("XL→S missing = %v; want nothing", info.Missing)
+	}
+}
+
+func TestABIMismatch(t *testing.T) {
+	path, err := testmodule.Build("./testdata/badabi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := readFile(t, path)
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	_, err = rt.Instantiate(ctx)
+	if !errors.Is(err, ErrABI) {
+		t.Fatalf("Instantiate(module with ABI 999) = %v; want ErrABI", err)
+	}
+	t.Log(err)
+}
+
+// TestBadCalls: a host bug (bad pointer, wrong order) is an error status from
+// the module, never a trap or a crash.
+func TestBadCalls(t *testing.T) {
+	ctx := context.Background()
+	m := start(t)
+	if _, err := m.call(ctx, "feed", 0, 1<<31, 100); !errors.Is(err, ErrArg) {
+		t.Fatalf("feed(bad pointer) = %v; want ErrArg", err)
+	}
+	if _, err := m.call(ctx, "load_header", 8, 1<<20, 0); !errors.Is(err, ErrArg) {
+		t.Fatalf("load_header(bad pointer) = %v; want ErrArg", err)
+	}
+	if _, _, _, err := m.Step(ctx); !errors.Is(err, ErrState) {
+		t.Fatalf("step before load = %v; want ErrState", err)
+	}
+	if _, err := m.SetMix(ctx, "S"); !errors.Is(err, ErrState) {
+		t.Fatalf("set_mix before load = %v; want ErrState", err)
+	}
+	file := tinyFile(t, weights.Random(weights.TinyConfig(), 7))
+	if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), "S,S"); !errors.Is(err, ErrArg) {
+		t.Fatalf("mix with 2 of 3 layers = %v; want ErrArg", err)
+	}
+	if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), "S"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Reset(ctx, abi.Options{Backend: "tpu"}); err == nil {
+		t.Fatal("reset with backend tpu succeeded")
+	}
+	if _, err := m.Reset(ctx, abi.Options{Backend: "gpu"}); !errors.Is(err, ErrBackend) {
+		t.Fatalf("reset with backend gpu = %v; want ErrBackend", err)
+	}
+}

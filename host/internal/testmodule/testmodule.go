@@ -1,0 +1,51 @@
+// Package testmodule gives tests the matedge.wasm they should run: the one
+// named by $MATEDGE_WASM (./build.sh test sets it to the module it just built),
+// or else a fresh build of ./wasm into a temporary folder.
+package testmodule
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+var (
+	once  sync.Once
+	built []byte
+	err   error
+)
+
+// Bytes returns the module, building it once per test process if needed.
+func Bytes(t testing.TB) []byte {
+	t.Helper()
+	once.Do(func() {
+		path := os.Getenv("MATEDGE_WASM")
+		if path == "" {
+			path, err = Build("github.com/matedge/matedge/wasm")
+			if err != nil {
+				return
+			}
+		}
+		built, err = os.ReadFile(path)
+	})
+	if err != nil {
+		t.Fatalf("building matedge.wasm: %v", err)
+	}
+	return built
+}
+
+// Build compiles a wasip1 reactor from a Go package and returns its path.
+func Build(pkg string) (string, error) {
+	dir, err := os.MkdirTemp("", "matedge-wasm-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "module.wasm")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Stderr = os.Stderr
+	return out, cmd.Run()
+}
