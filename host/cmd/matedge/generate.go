@@ -32,11 +32,10 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text")
-	if err := fs.Parse(args); err != nil {
+	if rest, err := parseArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags go before arguments; see -help)", fs.Arg(0))
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q (see -help)", rest[0])
 	}
 	if *n < 0 {
 		return fmt.Errorf("-n %d: want a count ≥ 0", *n)

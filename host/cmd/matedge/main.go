@@ -78,3 +78,19 @@ func newFlags(name, usageLine, description string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// parseArgs parses flags that may come before or after positional arguments
+// ("inspect model.matw -json") and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

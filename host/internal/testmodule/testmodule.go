@@ -13,28 +13,34 @@ import (
 )
 
 var (
-	once  sync.Once
-	built []byte
-	err   error
+	once sync.Once
+	path string
+	err  error
 )
 
-// Bytes returns the module, building it once per test process if needed.
-func Bytes(t testing.TB) []byte {
+// Path returns the module's path, building it once per test process if needed.
+func Path(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
-		path := os.Getenv("MATEDGE_WASM")
+		path = os.Getenv("MATEDGE_WASM")
 		if path == "" {
 			path, err = Build("github.com/matedge/matedge/wasm")
-			if err != nil {
-				return
-			}
 		}
-		built, err = os.ReadFile(path)
 	})
 	if err != nil {
 		t.Fatalf("building matedge.wasm: %v", err)
 	}
-	return built
+	return path
+}
+
+// Bytes returns the module's bytes.
+func Bytes(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(Path(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // Build compiles a wasip1 reactor from a Go package and returns its path.

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/matedge/matedge/weights"
+	"github.com/matedge/matedge/weights/train"
+)
+
+func init() {
+	register(command{name: "eval", summary: "measure a submodel's loss on a text (nats/token, bits/byte)", run: runEval})
+}
+
+// evalResult is what eval prints with -json.
+type evalResult struct {
+	LossNatsPerToken float64 `json:"loss_nats_per_token"`
+	BitsPerByte      float64 `json:"bits_per_byte"`
+	Tokens           int     `json:"tokens"`
+}
+
+func runEval(args []string) error {
+	fs := newFlags("eval", "-model PATH -text FILE [flags]", `Measures the cross-entropy of one submodel of a weights file on a text, in
+pure Go on the CPU: nats per token (of the file's own tokenizer) and bits per
+byte (comparable across tokenizers). The text is cut into windows of the
+sequence length the model was trained with (its "seq_len" meta), each starting
+with an empty context, as training's validation does.
+
+-text takes a file, or austen / opticks for the validation split of that
+corpus: the split the quality table in a trained file's header was measured on.`)
+	modelPath := fs.String("model", "", "weights file (.matw)")
+	text := fs.String("text", "", "text file, or austen / opticks for that corpus's validation split")
+	mixFlag := fs.String("mix", "XL", "submodel: a granularity (S, M, L, XL) or one per layer (S,M,L,XL)")
+	seq := fs.Int("seq", 0, "window length; 0 means the model's training seq_len, else its context")
+	batch := fs.Int("batch", 4, "windows evaluated together")
+	cache := fs.String("cache", defaultCache(), "where r-cran-janeaustenr is downloaded for -text austen")
+	asJSON := fs.Bool("json", false, `print {"loss_nats_per_token", "bits_per_byte", "tokens"}`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *text == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("need -model and -text, and no arguments")
+	}
+	f, err := os.Open(*modelPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w, h, err := weights.Load(f, fi.Size())
+	if err != nil {
+		return fmt.Errorf("%s: %w", *modelPath, err)
+	}
+	mix, err := w.Config.ParseMix(*mixFlag)
+	if err != nil {
+		return err
+	}
+	var data []byte
+	switch *text {
+	case "austen", "opticks":
+		c, err := loadCorpus(*text, *cache)
+		if err != nil {
+			return err
+		}
+		data = c.Validation
+	default:
+		if data, err = os.ReadFile(*text); err != nil {
+			return err
+		}
+	}
+	seqLen := *seq
+	if seqLen == 0 {
+		seqLen = w.Config.Context
+		if n, err := strconv.Atoi(h.Meta["seq_len"]); err == nil && n > 0 && n <= w.Config.Context {
+			seqLen = n
+		}
+	}
+	if seqLen <= 0 || seqLen > w.Config.Context || *batch <= 0 {
+		return fmt.Errorf("-seq %d -batch %d: want 1 ≤ seq ≤ context (%d) and batch ≥ 1", seqLen, *batch, w.Config.Context)
+	}
+	ids := h.Tokenizer.NewEncoder().Encode(data)
+	if len(ids) < 2 {
+		return fmt.Errorf("%s: %d tokens, need at least 2", *text, len(ids))
+	}
+	loss, n := train.Evaluate(w, mix, ids, seqLen, *batch)
+	r := evalResult{LossNatsPerToken: loss, BitsPerByte: train.BitsPerByte(loss, n, len(data)), Tokens: n}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(r)
+	}
+	fmt.Printf("%s on %s: %.4f nats/token, %.4f bits/byte over %d tokens\n", mixSpec(w.Config, mix), *text, r.LossNatsPerToken, r.BitsPerByte, r.Tokens)
+	return nil
+}

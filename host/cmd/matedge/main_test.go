@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/matedge/matedge/host/internal/testmodule"
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights"
+)
+
+// matedge builds this command once and returns a function that runs it.
+func matedge(t *testing.T) func(args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	wasm := testmodule.Path(t)
+	bin := filepath.Join(t.TempDir(), "matedge")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return func(args ...string) (string, string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "MATEDGE_WASM="+wasm)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), code
+	}
+}
+
+func tinyFile(t *testing.T) []byte {
+	var buf bytes.Buffer
+	if err := weights.Write(&buf, weights.Random(weights.TinyConfig(), 7), model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestGenerateJSON(t *testing.T) {
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	stdout, stderr, code := run("generate", "-model", path, "-prompt", "Once", "-n", "5", "-mix", "S,M,XL", "-temperature", "0", "-json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out struct {
+		Tokens  []int    `json:"tokens"`
+		Text    string   `json:"text"`
+		Mix     []string `json:"mix"`
+		Backend string   `json:"backend"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	if len(out.Tokens) != 5 || strings.Join(out.Mix, ",") != "S,M,XL" || out.Backend != "cpu" {
+		t.Fatalf("generate -json = %+v", out)
+	}
+}
+
+// TestBadInput: every broken weights file makes generate exit non-zero with
+// one line on stderr that names the problem, never a panic trace.
+func TestBadInput(t *testing.T) {
+	run := matedge(t)
+	good := tinyFile(t)
+	h, err := weights.ParseHeader(good, int64(len(good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	newer := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(newer[4:], weights.Version+1)
+	flipped := bytes.Clone(good)
+	flipped[h.DataStart+10] ^= 0xff
+	past := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(past[8:], binary.LittleEndian.Uint32(past[8:])+1<<20)
+
+	tests := []struct {
+		name, file string
+		args       []string
+		want       string
+	}{
+		{"truncated", write("truncated.matw", good[:len(good)/2]), nil, "truncated"},
+		{"wrong magic", write("magic.matw", append([]byte("PK\x03\x04"), good[4:]...)), nil, "bad magic"},
+		{"newer version", write("newer.matw", newer), nil, "newer matedge"},
+		{"header past end", write("past.matw", past), nil, "truncated"},
+		{"checksum", write("flipped.matw", flipped), nil, "checksum mismatch"},
+		{"not there", filepath.Join(dir, "nope.matw"), nil, "no such file"},
+		{"bad mix", write("good.matw", good), []string{"-mix", "S,Q,M"}, "unknown granularity"},
+		{"bad backend", write("good2.matw", good), []string{"-backend", "tpu"}, "backend"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"generate", "-model", tt.file, "-n", "2", "-mix", "S"}, tt.args...)
+			_, stderr, code := run(args...)
+			if code == 0 {
+				t.Fatal("exit code 0")
+			}
+			if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || strings.Contains(stderr, "goroutine") {
+				t.Fatalf("stderr is not one line:\n%s", stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Fatalf("stderr %q does not say %q", stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestInspect(t *testing.T) {
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	stdout, stderr, code := run("inspect", path, "-json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out struct {
+		Granularities []struct {
+			Name  string `json:"name"`
+			Bytes int64  `json:"bytes"`
+		} `json:"granularities"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Granularities) != 4 || out.Granularities[0].Name != "S" || out.Granularities[0].Bytes >= out.Granularities[3].Bytes {
+		t.Fatalf("inspect -json granularities = %+v", out.Granularities)
+	}
+}

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights"
+	"github.com/matedge/matedge/weights/train"
+)
+
+func init() {
+	register(command{name: "train", summary: "train a nested MatFormer (or a baseline) on text", run: runTrain})
+}
+
+func runTrain(args []string) error {
+	fs := newFlags("train", "[flags]", `Trains a MatFormer language model in pure Go on all cores and writes it as a
+.matw file. Each step sums the cross-entropy of every nested granularity
+(S, M, L, XL) on the same batch; -baseline Z instead trains a standalone model
+whose FFN has only granularity Z's width, with the same steps and batches.
+
+The tokenizer is a byte-level BPE trained on the training split. A checkpoint
+is written every -checkpoint-every steps; -resume continues from it and ends
+with the same weights as an uninterrupted run. Ctrl-C stops after the current
+step and writes a checkpoint.
+
+Data: austen (Jane Austen's six novels from Debian's r-cran-janeaustenr,
+fetched with apt-get download into -cache when not installed), opticks
+(Newton's Opticks from the Go installation), or a text file. The last 5% of
+each document is held out for validation.`)
+	data := fs.String("data", "austen", "corpus: austen, opticks, or a text file")
+	cache := fs.String("cache", defaultCache(), "where to download and extract r-cran-janeaustenr")
+	vocab := fs.Int("vocab", 2048, "tokenizer size (256 bytes + merges)")
+	dim := fs.Int("dim", 128, "model width (d_model)")
+	layers := fs.Int("layers", 4, "transformer blocks")
+	heads := fs.Int("heads", 4, "attention heads")
+	hidden := fs.Int("hidden", 0, "XL FFN hidden width; 0 means 4×dim")
+	context_ := fs.Int("context", 256, "context length (tokens)")
+	granularities := fs.Int("granularities", 4, "nested FFN widths: hidden/2^(G-1) … hidden")
+	baseline := fs.String("baseline", "", "train a standalone model of one granularity's width (S, M, L, XL) instead of the nested one")
+	lossWeights := fs.String("loss-weights", "", "comma list of per-granularity loss weights (default 1 each)")
+	steps := fs.Int("steps", 1000, "optimizer steps")
+	batch := fs.Int("batch", 4, "sequences per step")
+	seq := fs.Int("seq", 0, "tokens per sequence; 0 means the context length")
+	lr := fs.Float64("lr", 3e-3, "peak learning rate")
+	minLR := fs.Float64("min-lr", 0, "final learning rate of the cosine schedule; 0 means lr/10")
+	warmup := fs.Int("warmup", 0, "warmup steps; 0 means steps/20")
+	clip := fs.Float64("clip", 1, "gradient norm limit")
+	decay := fs.Float64("weight-decay", 0.1, "AdamW weight decay of matrices")
+	seed := fs.Uint64("seed", 1, "seed of the initial weights and of the batches")
+	evalEvery := fs.Int("eval-every", 100, "steps between validation passes")
+	evalTokens := fs.Int("eval-tokens", 8192, "validation tokens per periodic pass (the final pass uses all)")
+	out := fs.String("out", "model.matw", "weights file to write")
+	ckpt := fs.String("checkpoint", "", "checkpoint file; empty means OUT.ckpt")
+	ckptEvery := fs.Int("checkpoint-every", 50, "steps between checkpoints")
+	resume := fs.Bool("resume", false, "continue the run in -checkpoint (model flags are taken from it)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
+	}
+	if *ckpt == "" {
+		*ckpt = *out + ".ckpt"
+	}
+
+	corpus, err := loadCorpus(*data, *cache)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "corpus %s: %d documents, %d training + %d validation bytes, sha256 %s\n",
+		corpus.Name, len(corpus.Documents), len(corpus.Train), len(corpus.Validation), corpus.SHA256)
+	tokenize := func(tok model.Tokenizer) ([]int, []int) {
+		enc := tok.NewEncoder()
+		return enc.Encode(corpus.Train), enc.Encode(corpus.Validation)
+	}
+
+	var tr *train.Trainer
+	if *resume {
+		if tr, err = train.Resume(*ckpt, tokenize); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", *ckpt, tr.Step, tr.Options.Steps)
+	} else {
+		if *hidden == 0 {
+			*hidden = 4 * *dim
+		}
+		widths := make([]int, *granularities)
+		for g := range widths {
+			widths[g] = *hidden >> (*granularities - 1 - g)
+		}
+		cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: widths,
+			Context: *context_, RopeTheta: 10000, NormEps: 1e-5}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		opts := train.Options{Config: cfg, Batch: *batch, SeqLen: *seq, Steps: *steps, Warmup: *warmup,
+			LR: float32(*lr), MinLR: float32(*minLR), WeightDecay: float32(*decay), ClipNorm: float32(*clip),
+			Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}
+		if *lossWeights != "" {
+			if opts.LossWeights, err = parseFloats(*lossWeights, len(widths)); err != nil {
+				return fmt.Errorf("-loss-weights: %w", err)
+			}
+		}
+		if *baseline != "" {
+			g, err := cfg.ParseMix(*baseline)
+			if err != nil {
+				return fmt.Errorf("-baseline: %w", err)
+			}
+			opts.Config.FFNWidths = []int{widths[g[0]]}
+			opts.LossWeights = nil
+		}
+		start := time.Now()
+		tok := model.TrainBPE(corpus.Train, *vocab)
+		fmt.Fprintf(os.Stderr, "tokenizer: %d ids trained in %.1fs\n", tok.Size(), time.Since(start).Seconds())
+		trainIDs, validIDs := tokenize(tok)
+		if tr, err = train.New(opts, tok, trainIDs, validIDs); err != nil {
+			return err
+		}
+	}
+	o := tr.Options
+	b := model.NewBatch(o.Config, o.Batch, o.SeqLen)
+	fmt.Fprintf(os.Stderr, "model: dim %d, %d layers, %d heads, FFN widths %v, context %d, vocab %d; %d non-embedding params (largest), %d in all\n",
+		o.Config.Dim, o.Config.Layers, o.Config.Heads, o.Config.FFNWidths, o.Config.Context, o.Config.Vocab,
+		o.Config.NonEmbeddingParams(o.Config.Uniform(o.Config.Granularities()-1)), len(tr.Weights.Data))
+	fmt.Fprintf(os.Stderr, "run: %d steps of %d×%d tokens, lr %g→%g (warmup %d), %.3g FLOPs per step\n",
+		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(b))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	bar := newProgressBar(o.Config)
+	save := func(t *train.Trainer) error { return t.Save(*ckpt) }
+	err = tr.Run(ctx, *ckptEvery, save, bar.update)
+	bar.finish()
+	if errors.Is(err, context.Canceled) {
+		if err := tr.Save(*ckpt); err != nil {
+			return err
+		}
+		return fmt.Errorf("interrupted at step %d; checkpoint in %s (continue with -resume)", tr.Step, *ckpt)
+	}
+	if err != nil {
+		return err
+	}
+
+	meta := map[string]string{
+		"corpus":        corpus.Name,
+		"corpus_sha256": corpus.SHA256,
+		"command":       "matedge train " + strings.Join(args, " "),
+		"seed":          strconv.FormatUint(o.Seed, 10),
+		"steps":         strconv.Itoa(o.Steps),
+		"seq_len":       strconv.Itoa(o.SeqLen),
+		"objective":     objectiveName(o),
+	}
+	_, validIDs := tokenize(tr.Tokenizer)
+	quality := measureQuality(tr.Weights, presetMixes(o.Config), validIDs, len(corpus.Validation), o.SeqLen, o.Batch)
+	weights.SetQuality(meta, quality)
+	for _, q := range quality {
+		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/token  %.4f bits/byte\n", q.Mix, q.NonEmbeddingParams, q.LossNatsPerToken, q.BitsPerByte)
+	}
+	var buf bytes.Buffer
+	if err := weights.Write(&buf, tr.Weights, tr.Tokenizer, meta); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", *out, buf.Len())
+	return nil
+}
+
+func objectiveName(o train.Options) string {
+	if o.Config.Granularities() == 1 {
+		return "baseline"
+	}
+	return "matformer"
+}
+
+// presetMixes are the mixes whose quality a trained file records: every
+// uniform granularity, and with four granularities on four layers or more,
+// "grows with depth" and "shrinks with depth".
+func presetMixes(c model.Config) []model.Mix {
+	var mixes []model.Mix
+	for g := range c.FFNWidths {
+		mixes = append(mixes, c.Uniform(g))
+	}
+	if c.Granularities() > 1 && c.Layers > 1 {
+		grow, shrink := make(model.Mix, c.Layers), make(model.Mix, c.Layers)
+		for l := range grow {
+			grow[l] = l * c.Granularities() / c.Layers
+			shrink[c.Layers-1-l] = grow[l]
+		}
+		mixes = append(mixes, grow, shrink)
+	}
+	return mixes
+}
+
+// mixSpec writes a mix the way Config.ParseMix reads it: one name if uniform.
+func mixSpec(c model.Config, m model.Mix) string {
+	names := c.MixNames(m)
+	for _, n := range names[1:] {
+		if n != names[0] {
+			return strings.Join(names, ",")
+		}
+	}
+	return names[0]
+}
+
+func measureQuality(w *model.Weights, mixes []model.Mix, ids []int, textBytes, seqLen, batch int) []weights.Quality {
+	var q []weights.Quality
+	for _, m := range mixes {
+		loss, n := train.Evaluate(w, m, ids, seqLen, batch)
+		q = append(q, weights.Quality{Mix: mixSpec(w.Config, m), NonEmbeddingParams: w.Config.NonEmbeddingParams(m),
+			LossNatsPerToken: loss, BitsPerByte: train.BitsPerByte(loss, n, textBytes), Tokens: n})
+	}
+	return q
+}
+
+func parseFloats(s string, n int) ([]float32, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != n {
+		return nil, fmt.Errorf("%d values, want %d", len(parts), n)
+	}
+	out := make([]float32, n)
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = float32(v)
+	}
+	return out, nil
+}
+
+func defaultCache() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "matedge")
+	}
+	return filepath.Join(os.TempDir(), "matedge")
+}
+
+// loadCorpus reads and splits a corpus named as -data takes it.
+func loadCorpus(name, cache string) (*train.Corpus, error) {
+	switch name {
+	case "austen":
+		dir, err := austenDir(cache)
+		if err != nil {
+			return nil, err
+		}
+		docs, err := train.ReadAusten(dir)
+		if err != nil {
+			return nil, err
+		}
+		return train.Split("austen", docs), nil
+	case "opticks":
+		goroot, err := exec.Command("go", "env", "GOROOT").Output()
+		if err != nil {
+			return nil, fmt.Errorf("opticks: finding GOROOT with `go env GOROOT`: %w", err)
+		}
+		docs, err := train.ReadFile(train.OpticksPath(strings.TrimSpace(string(goroot))))
+		if err != nil {
+			return nil, err
+		}
+		return train.Split("opticks", docs), nil
+	}
+	docs, err := train.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return train.Split(filepath.Base(name), docs), nil
+}
+
+// austenDir finds r-cran-janeaustenr's data: installed, already extracted
+// into cache, or downloaded now with apt-get download and dpkg-deb -x.
+func austenDir(cache string) (string, error) {
+	for _, root := range []string{"/", filepath.Join(cache, "janeaustenr")} {
+		if dir := filepath.Join(root, train.AustenDir); fileExists(filepath.Join(dir, "Rdata.rdx")) {
+			return dir, nil
+		}
+	}
+	root := filepath.Join(cache, "janeaustenr")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "fetching r-cran-janeaustenr into %s\n", root)
+	get := exec.Command("apt-get", "download", "r-cran-janeaustenr")
+	get.Dir, get.Stderr = root, os.Stderr
+	if err := get.Run(); err != nil {
+		return "", fmt.Errorf("austen: apt-get download r-cran-janeaustenr: %w", err)
+	}
+	debs, _ := filepath.Glob(filepath.Join(root, "r-cran-janeaustenr_*.deb"))
+	if len(debs) == 0 {
+		return "", errors.New("austen: apt-get download left no r-cran-janeaustenr_*.deb")
+	}
+	if out, err := exec.Command("dpkg-deb", "-x", debs[len(debs)-1], root).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("austen: dpkg-deb -x: %w: %s", err, out)
+	}
+	return filepath.Join(root, train.AustenDir), nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// progressBar renders training progress on stderr: a redrawn bar on a
+// terminal, one line every few steps in a log file.
+type progressBar struct {
+	config   model.Config
+	terminal bool
+	last     time.Time
+}
+
+func newProgressBar(c model.Config) *progressBar {
+	fi, err := os.Stderr.Stat()
+	return &progressBar{config: c, terminal: err == nil && fi.Mode()&os.ModeCharDevice != 0}
+}
+
+func (p *progressBar) update(pr train.Progress) {
+	var losses strings.Builder
+	for g, l := range pr.Loss {
+		fmt.Fprintf(&losses, " %s %.3f", p.config.GranularityName(g), l)
+	}
+	const width = 24
+	done := width * pr.Step / pr.Steps
+	bar := strings.Repeat("█", done) + strings.Repeat("·", width-done)
+	line := fmt.Sprintf("%s %d/%d loss%s | lr %.2g | %.0f tok/s | ETA %s",
+		bar, pr.Step, pr.Steps, losses.String(), pr.LR, pr.TokensPerSec, pr.ETA.Round(time.Second))
+	if p.terminal {
+		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
+	} else if time.Since(p.last) > 30*time.Second || pr.Step == pr.Steps || pr.Validation != nil {
+		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), line)
+		p.last = time.Now()
+	}
+	if pr.Validation != nil {
+		var v strings.Builder
+		for g, l := range pr.Validation {
+			fmt.Fprintf(&v, " %s %.4f", p.config.GranularityName(g), l)
+		}
+		if p.terminal {
+			fmt.Fprintln(os.Stderr)
+		}
+		fmt.Fprintf(os.Stderr, "step %d validation (nats/token):%s\n", pr.Step, v.String())
+	}
+}
+
+func (p *progressBar) finish() {
+	if p.terminal {
+		fmt.Fprintln(os.Stderr)
+	}
+}
