@@ -6,6 +6,8 @@
 
 struct Params { rows: u32, cols: u32, tokens: u32, w_offset: u32, x_offset: u32, out_offset: u32 }
 
+const TILE_AREA: u32 = TILE * TILE;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<f32>;          // [rows][cols] from w_offset
 @group(0) @binding(2) var<storage, read> x: array<f32>;          // [tokens][cols] from x_offset
@@ -24,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         wb[i] = p.w_offset + min(r0 + i, p.rows - 1u) * p.cols;
         xb[i] = p.x_offset + min(t0 + i, p.tokens - 1u) * p.cols;
     }
-    var acc: array<f32, TILE * TILE>;
+    var acc: array<f32, TILE_AREA>;
     for (var c = 0u; c < p.cols; c++) {
         var wv: array<f32, TILE>;
         for (var i = 0u; i < TILE; i++) {

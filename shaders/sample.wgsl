@@ -72,17 +72,17 @@ fn prefix_total(v: u32, id: u32, mass: bool, lid: u32) -> f32 {
     return reduce_sum(s, lid);
 }
 
-fn reaches(total: f32, target: f32, strict: bool) -> bool {
-    return total > target || (!strict && total == target);
+fn reaches(total: f32, goal: f32, strict: bool) -> bool {
+    return total > goal || (!strict && total == goal);
 }
 
 struct Position { v: u32, id: u32, found: bool }
 
-// first_reaching finds the shortest prefix whose total reaches target (or
+// first_reaching finds the shortest prefix whose total reaches goal (or
 // exceeds it, when strict). Loop counts are fixed so that every invocation
 // meets every barrier.
-fn first_reaching(target: f32, strict: bool, mass: bool, lid: u32) -> Position {
-    if (!reaches(prefix_total(0u, 0xffffffffu, mass, lid), target, strict)) {
+fn first_reaching(goal: f32, strict: bool, mass: bool, lid: u32) -> Position {
+    if (!reaches(prefix_total(0u, 0xffffffffu, mass, lid), goal, strict)) {
         return Position(0u, 0u, false);
     }
     // The largest value level whose elements, with every larger one, reach it.
@@ -90,7 +90,7 @@ fn first_reaching(target: f32, strict: bool, mass: bool, lid: u32) -> Position {
     var hi = 0x7f800000u;
     for (var step = 0u; step < 31u; step++) {
         let mid = lo + (hi - lo + 1u) / 2u;
-        let ok = reaches(prefix_total(mid, 0xffffffffu, mass, lid), target, strict);
+        let ok = reaches(prefix_total(mid, 0xffffffffu, mass, lid), goal, strict);
         if (lo < hi) {
             if (ok) {
                 lo = mid;
@@ -104,7 +104,7 @@ fn first_reaching(target: f32, strict: bool, mass: bool, lid: u32) -> Position {
     var b = p.n - 1u;
     for (var step = 0u; step < 32u; step++) {
         let mid = a + (b - a) / 2u;
-        let ok = reaches(prefix_total(lo, mid, mass, lid), target, strict);
+        let ok = reaches(prefix_total(lo, mid, mass, lid), goal, strict);
         if (a < b) {
             if (ok) {
                 b = mid;

@@ -1,0 +1,85 @@
+package shaders_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/webgpu"
+	"github.com/matedge/matedge/webgpu/webgputest"
+)
+
+// Benchmarks run in-process on the device of the build (lavapipe here) and
+// report arithmetic (GFLOP/s) and weight traffic (GB/s). Sizes are those of
+// the compute-dominant config of issue 4 (d=512, h=2048) and a 1024² square.
+
+var benchShapes = []struct{ rows, cols int }{{512, 512}, {2048, 512}, {512, 2048}, {1024, 1024}}
+
+func BenchmarkMatVec(b *testing.B) {
+	d := webgputest.Open(b)
+	defer d.Close()
+	r := newRig(b, d)
+	for _, dtype := range []string{"f32", "f16"} {
+		for _, s := range benchShapes {
+			b.Run(fmt.Sprintf("%s/%dx%d", dtype, s.rows, s.cols), func(b *testing.B) {
+				r.t = b
+				rng := rand.New(rand.NewPCG(1, 1))
+				w, kernel, bytes := r.upload(randoms(rng, s.rows*s.cols)), "matvec", 4
+				if dtype == "f16" {
+					packed, _ := packF16(randoms(rng, s.rows*s.cols))
+					w, kernel, bytes = r.upload(packed), "matvec_f16", 2
+				}
+				x, out := r.upload(randoms(rng, s.cols)), r.zeros(s.rows)
+				bench(b, r, out, func() {
+					r.run(kernel, shaders.Groups(s.rows, 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, 0, 0, 0)
+				}, 2*s.rows*s.cols, bytes*s.rows*s.cols)
+			})
+		}
+	}
+}
+
+func BenchmarkMatMul(b *testing.B) {
+	const tokens = 64
+	d := webgputest.Open(b)
+	defer d.Close()
+	r := newRig(b, d)
+	for _, dtype := range []string{"f32", "f16"} {
+		for _, s := range benchShapes {
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", dtype, s.rows, s.cols, tokens), func(b *testing.B) {
+				r.t = b
+				rng := rand.New(rand.NewPCG(1, 1))
+				w, kernel, bytes := r.upload(randoms(rng, s.rows*s.cols)), "matmul", 4
+				if dtype == "f16" {
+					packed, _ := packF16(randoms(rng, s.rows*s.cols))
+					w, kernel, bytes = r.upload(packed), "matmul_f16", 2
+				}
+				x, out := r.upload(randoms(rng, tokens*s.cols)), r.zeros(tokens*s.rows)
+				groups := [3]uint32{uint32((s.rows + 31) / 32), uint32((tokens + 31) / 32), 1}
+				bench(b, r, out, func() {
+					r.run(kernel, groups, []webgpu.Buffer{w, x, out}, s.rows, s.cols, tokens, 0, 0, 0)
+				}, 2*s.rows*s.cols*tokens, bytes*s.rows*s.cols)
+			})
+		}
+	}
+}
+
+// bench times b.N dispatches, submitted in batches, and waits for the last
+// by reading one word of out.
+func bench(b *testing.B, r *rig, out webgpu.Buffer, dispatch func(), flops, bytes int) {
+	dispatch()
+	r.read(out, 1) // compile and warm up outside the timer
+	b.ResetTimer()
+	for i := range b.N {
+		dispatch()
+		if i%32 == 31 {
+			if err := r.d.Submit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	r.read(out, 1)
+	sec := b.Elapsed().Seconds()
+	b.ReportMetric(float64(flops)*float64(b.N)/sec/1e9, "GFLOP/s")
+	b.ReportMetric(float64(bytes)*float64(b.N)/sec/1e9, "GB/s")
+}

@@ -1,0 +1,359 @@
+package shaders_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/webgpu"
+	"github.com/matedge/matedge/webgpu/webgputest"
+)
+
+// Every kernel is compared with the model package, its CPU reference, over
+// seeded random shapes that include sizes that are not multiples of the
+// workgroup size. Each test runs in a child process (webgputest.Run).
+//
+// Tolerances are relative, tol·(1+|want|): sums run in a different order on
+// the GPU (tree reductions) or fuse multiply-adds, so they agree to a few
+// float32 ulps per term, not bit for bit.
+
+func TestEmbed(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for _, c := range []struct{ vocab, dim, count, offset int }{{5, 3, 1, 0}, {50, 65, 7, 2}, {300, 256, 3, 1}} {
+			table := randoms(rng, c.vocab*c.dim)
+			tokens := make([]uint32, c.offset+c.count)
+			for i := range tokens {
+				tokens[i] = uint32(rng.IntN(c.vocab))
+			}
+			out := r.zeros(c.count * c.dim)
+			r.run("embed", shaders.Groups(c.count*c.dim, 256), []webgpu.Buffer{r.upload(table), r.upload(tokens), out}, c.dim, c.count, c.vocab, c.offset)
+			got := r.floats(out, c.count*c.dim)
+			for i := range c.count {
+				tok := int(tokens[c.offset+i])
+				checkClose(t, fmt.Sprintf("%+v row %d", c, i), got[i*c.dim:(i+1)*c.dim], table[tok*c.dim:(tok+1)*c.dim], 0)
+			}
+		}
+	})
+}
+
+func TestRMSNorm(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, c := range []struct{ n, rows int }{{1, 1}, {7, 2}, {256, 1}, {300, 3}, {1000, 2}} {
+			x, gain := randoms(rng, c.n*c.rows), randoms(rng, c.n)
+			out := r.zeros(c.n * c.rows)
+			r.run("rmsnorm", shaders.Groups(c.rows, 1), []webgpu.Buffer{r.upload(x), r.upload(gain), out}, c.n, c.rows, float32(1e-5))
+			want := make([]float32, len(x))
+			for i := range c.rows {
+				model.RMSNorm(want[i*c.n:(i+1)*c.n], x[i*c.n:(i+1)*c.n], gain, 1e-5)
+			}
+			checkClose(t, fmt.Sprintf("rmsnorm %+v", c), r.floats(out, len(want)), want, tol)
+		}
+	})
+}
+
+// matrixShapes are [rows][cols] shapes for the matrix kernels; cols are even
+// for the f16 kernels.
+var matrixShapes = []struct{ rows, cols int }{{1, 2}, {3, 6}, {64, 64}, {65, 128}, {200, 34}, {1000, 514}}
+
+func TestMatVec(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(5, 6))
+		for _, c := range matrixShapes {
+			for _, half := range []bool{false, true} {
+				// Offsets place the matrix, input and output inside larger buffers;
+				// a nested width uses only the first rows-1 rows of the matrix.
+				rows := max(c.rows-1, 1)
+				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, c.cols+3)
+				kernel, wbuf, woff, ref := "matvec", r.upload(w), c.cols, w
+				if half {
+					packed, rounded := packF16(w)
+					kernel, wbuf, woff, ref = "matvec_f16", r.upload(packed), c.cols/2, rounded
+				}
+				out := r.zeros(rows + 5)
+				r.run(kernel, shaders.Groups(rows, 64), []webgpu.Buffer{wbuf, r.upload(x), out}, rows, c.cols, woff, 3, 5)
+				want := make([]float32, rows)
+				model.MatVec(want, ref[c.cols:c.cols+rows*c.cols], x[3:])
+				checkClose(t, fmt.Sprintf("%s %dx%d", kernel, rows, c.cols), r.floats(out, rows+5)[5:], want, tol)
+			}
+		}
+	})
+}
+
+func TestMatVecT(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(7, 8))
+		for _, c := range matrixShapes {
+			for _, half := range []bool{false, true} {
+				width := max(c.rows-1, 1) // a nested width: the first rows of a neuron-major matrix
+				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, c.rows+2)
+				kernel, wbuf, woff, ref, groups := "matvec_t", r.upload(w), c.cols, w, shaders.Groups(c.cols, 64)
+				if half {
+					packed, rounded := packF16(w)
+					kernel, wbuf, woff, ref, groups = "matvec_t_f16", r.upload(packed), c.cols/2, rounded, shaders.Groups(c.cols/2, 64)
+				}
+				out := r.zeros(c.cols + 1)
+				r.run(kernel, groups, []webgpu.Buffer{wbuf, r.upload(x), out}, width, c.cols, woff, 2, 1)
+				want := make([]float32, c.cols)
+				model.MatTVec(want, ref[c.cols:c.cols+width*c.cols], x[2:2+width])
+				checkClose(t, fmt.Sprintf("%s %dx%d", kernel, width, c.cols), r.floats(out, c.cols+1)[1:], want, tol)
+			}
+		}
+	})
+}
+
+func TestMatMul(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(9, 10))
+		for _, c := range matrixShapes {
+			for _, tokens := range []int{1, 5, 33} {
+				for _, half := range []bool{false, true} {
+					w, x := randoms(rng, c.rows*c.cols), randoms(rng, tokens*c.cols)
+					kernel, wbuf, ref := "matmul", r.upload(w), w
+					if half {
+						packed, rounded := packF16(w)
+						kernel, wbuf, ref = "matmul_f16", r.upload(packed), rounded
+					}
+					out := r.zeros(tokens * c.rows)
+					groups := [3]uint32{uint32((c.rows + 31) / 32), uint32((tokens + 31) / 32), 1}
+					r.run(kernel, groups, []webgpu.Buffer{wbuf, r.upload(x), out}, c.rows, c.cols, tokens, 0, 0, 0)
+					want := make([]float32, tokens*c.rows)
+					for tok := range tokens {
+						model.MatVec(want[tok*c.rows:(tok+1)*c.rows], ref, x[tok*c.cols:(tok+1)*c.cols])
+					}
+					checkClose(t, fmt.Sprintf("%s %dx%d·%d tokens", kernel, c.rows, c.cols, tokens), r.floats(out, len(want)), want, tol)
+				}
+			}
+		}
+	})
+}
+
+func TestRope(t *testing.T) {
+	const tol = 1e-6
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(11, 12))
+		for _, c := range []struct{ heads, headDim, rows, pos int }{{1, 2, 1, 0}, {3, 8, 1, 5}, {4, 64, 3, 17}, {6, 34, 7, 40}} {
+			cfg := model.Config{Dim: c.heads * c.headDim, Heads: c.heads, Context: 64, RopeTheta: 10000}
+			half := c.headDim / 2
+			cos, sin := make([]float32, cfg.Context*half), make([]float32, cfg.Context*half)
+			model.RopeTable(cfg, cos, sin)
+			n := cfg.Dim
+			x := randoms(rng, 4+c.rows*n)
+			xb := r.upload(x)
+			r.run("rope", shaders.Groups(c.rows*n/2, 256), []webgpu.Buffer{r.upload(cos), r.upload(sin), xb}, n, c.headDim, c.rows, c.pos, 4)
+			want := append([]float32(nil), x...)
+			for row := range c.rows {
+				p := c.pos + row
+				model.Rope(want[4+row*n:4+(row+1)*n], cos[p*half:(p+1)*half], sin[p*half:(p+1)*half], c.headDim)
+			}
+			checkClose(t, fmt.Sprintf("rope %+v", c), r.floats(xb, len(x)), want, tol)
+		}
+	})
+}
+
+// attend is the attention loop of model.Forward for query rows at positions
+// start, start+1, …: q [rows][dim], keys and values [context][dim].
+func attend(q, keys, values []float32, heads, headDim, rows, start int) []float32 {
+	dim := heads * headDim
+	out := make([]float32, rows*dim)
+	scale := 1 / float32(math.Sqrt(float64(headDim)))
+	for row := range rows {
+		for h := range heads {
+			qh := q[row*dim+h*headDim : row*dim+(h+1)*headDim]
+			att := make([]float32, start+row+1)
+			for t := range att {
+				att[t] = model.Dot(qh, keys[t*dim+h*headDim:t*dim+(h+1)*headDim]) * scale
+			}
+			model.Softmax(att)
+			o := out[row*dim+h*headDim : row*dim+(h+1)*headDim]
+			for t, a := range att {
+				for i := range o {
+					o[i] += a * values[t*dim+h*headDim+i]
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestAttention(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(13, 14))
+		cases := []struct{ heads, headDim, rows, start, context int }{
+			{1, 2, 1, 0, 4}, {2, 8, 1, 9, 16}, {4, 16, 1, 99, 130}, {3, 64, 1, 200, 300}, // decode
+			{2, 8, 5, 0, 8}, {4, 16, 7, 30, 64}, // causal prefill
+		}
+		for _, c := range cases {
+			dim := c.heads * c.headDim
+			const layerOffset = 3 // the layer's cache starts after another layer's
+			q := randoms(rng, c.rows*dim)
+			keys, values := randoms(rng, (layerOffset+c.context)*dim), randoms(rng, (layerOffset+c.context)*dim)
+			out := r.zeros(c.rows * dim)
+			scores := r.zeros(c.rows * c.heads * c.context)
+			scale := 1 / float32(math.Sqrt(float64(c.headDim)))
+			r.run("attention", [3]uint32{uint32(c.heads), uint32(c.rows), 1},
+				[]webgpu.Buffer{r.upload(q), r.upload(keys), r.upload(values), scores, out},
+				c.headDim, c.heads, c.rows, c.start, layerOffset*dim, c.context, scale)
+			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start)
+			checkClose(t, fmt.Sprintf("attention %+v", c), r.floats(out, len(want)), want, tol)
+		}
+	})
+}
+
+func TestSoftmax(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(15, 16))
+		for _, c := range []struct{ n, rows int }{{1, 1}, {5, 3}, {256, 1}, {1001, 2}} {
+			x := randoms(rng, c.n*c.rows)
+			for i := range x {
+				x[i] *= 10
+			}
+			xb := r.upload(x)
+			r.run("softmax", shaders.Groups(c.rows, 1), []webgpu.Buffer{xb}, c.n, c.rows)
+			want := append([]float32(nil), x...)
+			for i := range c.rows {
+				model.Softmax(want[i*c.n : (i+1)*c.n])
+			}
+			checkClose(t, fmt.Sprintf("softmax %+v", c), r.floats(xb, len(want)), want, tol)
+		}
+	})
+}
+
+func TestSwiGLU(t *testing.T) {
+	const tol = 1e-6
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(17, 18))
+		for _, n := range []int{1, 255, 1000} {
+			gate, up := randoms(rng, n), randoms(rng, n)
+			for i := range gate {
+				gate[i] *= 8
+			}
+			out := r.zeros(n)
+			r.run("swiglu", shaders.Groups(n, 256), []webgpu.Buffer{r.upload(gate), r.upload(up), out}, n)
+			want := make([]float32, n)
+			model.SwiGLU(want, gate, up)
+			checkClose(t, fmt.Sprintf("swiglu %d", n), r.floats(out, n), want, tol)
+		}
+	})
+}
+
+func TestAdd(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(19, 20))
+		for _, n := range []int{1, 257, 70000} {
+			x, y := randoms(rng, n), randoms(rng, n)
+			xb := r.upload(x)
+			r.run("add", shaders.Groups(n, 256), []webgpu.Buffer{r.upload(y), xb}, n)
+			model.Add(x, y)
+			checkClose(t, fmt.Sprintf("add %d", n), r.floats(xb, n), x, 0)
+		}
+	})
+}
+
+func TestArgmax(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(21, 22))
+		for _, n := range []int{1, 2, 255, 256, 1000, 5000} {
+			for _, ties := range []bool{false, true} {
+				x := randoms(rng, n)
+				if ties { // a few values, many equal maxima
+					for i := range x {
+						x[i] = float32(rng.IntN(3))
+					}
+				}
+				out := r.zeros(3)
+				r.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{r.upload(x), out}, n, 2)
+				if got, want := r.uints(out, 3)[2], model.Argmax(x); int(got) != want {
+					t.Errorf("argmax(n=%d, ties=%v) = %d; want %d", n, ties, got, want)
+				}
+			}
+		}
+	})
+}
+
+func TestSamplerState(t *testing.T) {
+	for _, seed := range []uint64{0, 1, 42, 1 << 40, math.MaxUint64} {
+		// After NewRNG, one more step gives the same output as the CPU's first draw.
+		state := shaders.SamplerState(seed)
+		next := state*747796405 + 2891336453
+		word := ((next >> ((next >> 28) + 4)) ^ next) * 277803737
+		if got, want := (word>>22)^word, model.NewRNG(seed).Uint32(); got != want {
+			t.Errorf("first draw after SamplerState(%d) = %d; want %d", seed, got, want)
+		}
+	}
+}
+
+// TestSample checks that the GPU sampler draws the CPU sampler's tokens from
+// the same seed. The GPU sums probabilities in another order, so a draw that
+// falls within rounding of a boundary between two candidates may differ:
+// allow at most 1 in 100.
+func TestSample(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(23, 24))
+		cases := []struct {
+			n, topK     int
+			topP, temp  float32
+			integerLogs bool // logits with many exact ties
+		}{
+			{1, 0, 0, 1, false}, {10, 0, 0, 1, false}, {300, 0, 0.9, 0.8, false}, {300, 20, 0, 1.2, false},
+			{1000, 40, 0.95, 0.7, false}, {1000, 0, 0.5, 1, true}, {517, 7, 0, 1, true},
+		}
+		const draws = 40
+		mismatches, total := 0, 0
+		for _, c := range cases {
+			seed := rng.Uint64()
+			cpu := model.Sampler{Temperature: c.temp, TopK: c.topK, TopP: c.topP, RNG: model.NewRNG(seed)}
+			state := r.upload([]uint32{shaders.SamplerState(seed)})
+			out := r.zeros(draws)
+			for i := range draws {
+				logits := randoms(rng, c.n)
+				for j := range logits {
+					logits[j] *= 4
+					if c.integerLogs {
+						logits[j] = float32(int(logits[j]))
+					}
+				}
+				lb := r.upload(logits)
+				r.run("sample", [3]uint32{1, 1, 1}, []webgpu.Buffer{lb, state, out}, c.n, c.topK, c.topP, c.temp, i)
+				if err := d.Submit(); err != nil {
+					t.Fatal(err)
+				}
+				want := cpu.Sample(logits)
+				got := r.uints(out, draws)[i]
+				total++
+				if int(got) != want {
+					mismatches++
+					t.Logf("sample %+v draw %d = %d; CPU drew %d", c, i, got, want)
+				}
+				if err := d.DestroyBuffer(lb); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if mismatches*100 > total {
+			t.Errorf("%d of %d GPU draws differ from the CPU's; want at most 1%%", mismatches, total)
+		}
+	})
+}
