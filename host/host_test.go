@@ -19,7 +19,7 @@ const testPrompt = "It is a truth universally acknowledged"
 func start(t *testing.T) *Module {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, testmodule.Bytes(t))
+	rt, err := NewRuntime(ctx, testmodule.Bytes(t), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestABIMismatch(t *testing.T) {
 	}
 	wasm := readFile(t, path)
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, wasm)
+	rt, err := NewRuntime(ctx, wasm, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

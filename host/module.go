@@ -1,5 +1,6 @@
 // Package host runs the matedge wasm module server-side with wazero: it
-// compiles the module once, instantiates it with WASI, checks its ABI version
+// compiles the module once, instantiates it with WASI and the webgpu host
+// module (host/webgpuhost), checks its ABI version
 // and drives its exports (wasm/ABI.md). The matedge CLI (cmd/matedge) is built
 // on it, and so are the tests that run the exact module that ships.
 package host
@@ -11,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/matedge/matedge/host/webgpuhost"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/webgpu"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -21,36 +24,54 @@ import (
 // ErrABI means the module and this host were built from different ABI versions.
 var ErrABI = errors.New("host: module ABI version mismatch")
 
-// Runtime is a compiled module, ready to instantiate many times.
+// Runtime is a compiled module, ready to instantiate, with the host modules
+// it imports: WASI and webgpu.
 type Runtime struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
+	gpu      *webgpuhost.Host
+}
+
+// Config configures a Runtime. The zero value offers the module this
+// machine's GPU through webgpu.Open (none in a build without cgo).
+type Config struct {
+	// GPU opens the device the module's webgpu imports drive, when the module
+	// asks for one; webgpuhost.NoGPU offers none.
+	GPU func() (webgpu.Device, error)
 }
 
 // NewRuntime compiles the module. Compiled code is cached on disk (in the user
 // cache directory) so that later runs start fast.
-func NewRuntime(ctx context.Context, wasm []byte) (*Runtime, error) {
-	cfg := wazero.NewRuntimeConfig()
+func NewRuntime(ctx context.Context, wasm []byte, cfg Config) (*Runtime, error) {
+	rtConfig := wazero.NewRuntimeConfig()
 	if dir, err := os.UserCacheDir(); err == nil {
 		if cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(dir, "matedge", "wazero")); err == nil {
-			cfg = cfg.WithCompilationCache(cache)
+			rtConfig = rtConfig.WithCompilationCache(cache)
 		}
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	rt := wazero.NewRuntimeWithConfig(ctx, rtConfig)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: instantiate WASI: %w", err)
+	}
+	gpu, err := webgpuhost.Instantiate(ctx, rt, cfg.GPU)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: %w", err)
 	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: compile module: %w", err)
 	}
-	return &Runtime{runtime: rt, compiled: compiled}, nil
+	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu}, nil
 }
 
-// Close releases the runtime and every module instantiated from it.
-func (r *Runtime) Close(ctx context.Context) error { return r.runtime.Close(ctx) }
+// Close releases the runtime, every module instantiated from it and the GPU
+// device if one was opened.
+func (r *Runtime) Close(ctx context.Context) error {
+	return errors.Join(r.runtime.Close(ctx), r.gpu.Close())
+}
 
 // Module is one instance of the matedge module: one engine, one sequence.
 type Module struct {

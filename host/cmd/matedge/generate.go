@@ -113,7 +113,7 @@ func startModule(ctx context.Context, wasmPath string) (*host.Module, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := host.NewRuntime(ctx, wasm)
+	rt, err := host.NewRuntime(ctx, wasm, host.Config{})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/matedge/matedge/host/internal/testmodule"
@@ -16,14 +18,31 @@ import (
 	"github.com/matedge/matedge/weights"
 )
 
-// matedge builds this command once and returns a function that runs it.
+var (
+	buildOnce sync.Once
+	bin       string
+	buildErr  error
+)
+
+// matedge builds this command once per test process and returns a function
+// that runs it with the module under test.
 func matedge(t *testing.T) func(args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	wasm := testmodule.Path(t)
-	bin := filepath.Join(t.TempDir(), "matedge")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "matedge-cli-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		bin = filepath.Join(dir, "matedge")
+		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
 	return func(args ...string) (string, string, int) {
 		cmd := exec.Command(bin, args...)
