@@ -1,0 +1,173 @@
+// abi: the JavaScript side of the matedge module ABI (wasm/ABI.md) — the
+// version, the status codes, and ModuleInstance, which calls the exports the
+// way host/module.go does for the Go host. It runs anywhere WebAssembly does
+// (a worker, a page, Node), and fetches nothing.
+
+import * as msgpack from './msgpack.js';
+import { WASI } from './wasi.js';
+
+/** ABI_VERSION is the version of wasm/ABI.md this runtime speaks; the module's abi_version must equal it. */
+export const ABI_VERSION = 1;
+
+/** Status codes returned by the exports (ABI.md, "Status"). */
+export const DONE = -1;
+export const PENDING = -2;
+export const CODES = {
+  [-3]: 'ERR_ARG',
+  [-4]: 'ERR_STATE',
+  [-5]: 'ERR_FORMAT',
+  [-6]: 'ERR_CHECKSUM',
+  [-7]: 'ERR_MISSING',
+  [-8]: 'ERR_BACKEND',
+  [-9]: 'ERR_INTERNAL',
+};
+
+/** PREAMBLE is how many bytes of a weights file header_len needs: magic, version, header length. */
+export const PREAMBLE = 12;
+
+const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step'];
+
+// SCRATCH is the smallest input buffer borrowed from the module (as in host/module.go).
+const SCRATCH = 64 << 10;
+
+/**
+ * MatEdgeError is an error from the module or the runtime. `code` is the
+ * ABI status name (ERR_ARG, …) for errors the module reported, or one of
+ * ERR_ABI, ERR_FETCH, ERR_PENDING for the runtime's own.
+ */
+export class MatEdgeError extends Error {
+  constructor(message, { code = 'ERR_RUNTIME', call } = {}) {
+    super(message);
+    this.name = 'MatEdgeError';
+    this.code = code;
+    if (call) this.call = call;
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** ModuleInstance is one instance of matedge.wasm: one engine, one sequence. */
+export class ModuleInstance {
+  /**
+   * instantiate starts an instance of a compiled module: WASI, _initialize,
+   * then the ABI version and the exports ABI.md lists are checked.
+   */
+  static async instantiate(module, { stdout, stderr } = {}) {
+    const wasi = new WASI({ stdout, stderr });
+    // The `webgpu` import module (webgpu/ABI.md) joins this table with the GPU backend.
+    const imports = { wasi_snapshot_preview1: wasi.importsFor(module) };
+    for (const imp of WebAssembly.Module.imports(module)) {
+      if (!(imp.module in imports)) throw new MatEdgeError(`matedge: the module imports ${imp.module}.${imp.name}, which this runtime does not provide; is matedge.js older than matedge.wasm? Rebuild both with ./build.sh`, { code: 'ERR_ABI' });
+    }
+    const instance = await WebAssembly.instantiate(module, imports);
+    const exports = instance.exports;
+    if (typeof exports.abi_version !== 'function') {
+      throw new MatEdgeError('matedge: the module has no abi_version export; is it matedge.wasm?', { code: 'ERR_ABI' });
+    }
+    wasi.initialize(instance);
+    const version = exports.abi_version();
+    if (version !== ABI_VERSION) {
+      throw new MatEdgeError(`matedge: module ABI version ${version}, this runtime speaks ${ABI_VERSION}; rebuild both with ./build.sh`, { code: 'ERR_ABI' });
+    }
+    const missing = EXPORTS.filter((name) => !(name in exports));
+    if (missing.length) {
+      throw new MatEdgeError(`matedge: the module lacks the exports ${missing.join(', ')} of ABI version ${ABI_VERSION}`, { code: 'ERR_ABI' });
+    }
+    return new ModuleInstance(exports, wasi);
+  }
+
+  constructor(exports, wasi) {
+    this.exports = exports;
+    this.wasi = wasi;
+    this.scratch = 0; // a buffer from alloc that inputs are copied into
+    this.scratchSize = 0;
+  }
+
+  /** memory is a fresh view: the module's memory may grow during any call. */
+  get memory() { return new Uint8Array(this.exports.memory.buffer); }
+
+  /** output copies the module's output buffer. */
+  output() {
+    const ptr = this.exports.output_ptr() >>> 0;
+    const len = this.exports.output_len() >>> 0;
+    return this.memory.slice(ptr, ptr + len);
+  }
+
+  // check turns an error status into a MatEdgeError with the module's message.
+  check(call, status) {
+    const n = Number(status);
+    if (n < 0 && n !== DONE && n !== PENDING) {
+      const message = new TextDecoder().decode(this.output());
+      throw new MatEdgeError(`matedge: ${call}: ${message}`, { code: CODES[n] ?? `status ${n}`, call });
+    }
+    return n;
+  }
+
+  // put copies bytes into the scratch buffer and returns its address.
+  put(bytes) {
+    if (bytes.length > this.scratchSize) {
+      if (this.scratch) this.exports.free(this.scratch);
+      const size = Math.max(bytes.length, SCRATCH);
+      const ptr = this.exports.alloc(size) >>> 0;
+      if (ptr === 0) throw new MatEdgeError(`matedge: the module could not allocate ${size} bytes`, { code: 'ERR_RUNTIME' });
+      this.scratch = ptr;
+      this.scratchSize = size;
+    }
+    this.memory.set(bytes, this.scratch);
+    return this.scratch;
+  }
+
+  // callBytes copies bytes in and calls name(ptr, len, ...extra).
+  callBytes(name, bytes, ...extra) {
+    const ptr = this.put(bytes);
+    return this.check(name, this.exports[name](ptr, bytes.length, ...extra));
+  }
+
+  decodeOutput() { return msgpack.decode(this.output()); }
+
+  /** headerLen: given the first PREAMBLE bytes of a weights file, how many bytes load_header needs. */
+  headerLen(preamble) { return this.callBytes('header_len', preamble); }
+
+  /** loadHeader hands over the header bytes and returns ModelInfo; fileSize is -1 if unknown. */
+  loadHeader(header, fileSize) {
+    this.callBytes('load_header', header, BigInt(fileSize));
+    return this.decodeOutput();
+  }
+
+  /** feed hands over weights bytes that start at file offset. */
+  feed(offset, bytes) {
+    const ptr = this.put(bytes);
+    this.check('feed', this.exports.feed(BigInt(offset), ptr, bytes.length));
+  }
+
+  /** setMix selects a mix ("S", "S,M,L,XL", "auto") and returns MixInfo. */
+  setMix(spec) {
+    this.callBytes('set_mix', utf8.encode(spec));
+    const info = this.decodeOutput();
+    // Go encodes an empty list as nil.
+    return { ...info, missing: info.missing ?? [], needed: info.needed ?? [] };
+  }
+
+  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend}; it returns the backend name. */
+  reset({ seed, temperature, top_k, top_p, backend }) {
+    const options = msgpack.encode({
+      seed: BigInt(seed),
+      temperature: msgpack.float32(temperature),
+      top_k,
+      top_p: msgpack.float32(top_p),
+      backend,
+    });
+    this.callBytes('reset', options);
+    return new TextDecoder().decode(this.output());
+  }
+
+  /** prompt queues text and returns its token ids. */
+  prompt(text) {
+    this.callBytes('prompt', utf8.encode(text));
+    return this.decodeOutput();
+  }
+
+  /** step returns the next token id (its bytes are in output()), DONE or PENDING; it throws on an error status. */
+  step() { return this.check('step', this.exports.step()); }
+}
