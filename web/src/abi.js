@@ -5,6 +5,7 @@
 
 import * as msgpack from './msgpack.js';
 import { WASI } from './wasi.js';
+import { noGPU } from './webgpu-none.js';
 
 /** ABI_VERSION is the version of wasm/ABI.md this runtime speaks; the module's abi_version must equal it. */
 export const ABI_VERSION = 1;
@@ -55,12 +56,17 @@ export class ModuleInstance {
    */
   static async instantiate(module, { stdout, stderr } = {}) {
     const wasi = new WASI({ stdout, stderr });
-    // The `webgpu` import module (webgpu/ABI.md) joins this table with the GPU backend.
-    const imports = { wasi_snapshot_preview1: wasi.importsFor(module) };
+    // The `webgpu` import module (webgpu/ABI.md): no GPU yet in this runtime,
+    // so the engine's `auto` backend falls back to the CPU.
+    let instance;
+    const imports = {
+      wasi_snapshot_preview1: wasi.importsFor(module),
+      webgpu: noGPU(() => instance.exports.memory),
+    };
     for (const imp of WebAssembly.Module.imports(module)) {
       if (!(imp.module in imports)) throw new MatEdgeError(`matedge: the module imports ${imp.module}.${imp.name}, which this runtime does not provide; is matedge.js older than matedge.wasm? Rebuild both with ./build.sh`, { code: 'ERR_ABI' });
     }
-    const instance = await WebAssembly.instantiate(module, imports);
+    instance = await WebAssembly.instantiate(module, imports);
     const exports = instance.exports;
     if (typeof exports.abi_version !== 'function') {
       throw new MatEdgeError('matedge: the module has no abi_version export; is it matedge.wasm?', { code: 'ERR_ABI' });
