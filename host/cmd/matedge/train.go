@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,7 +63,7 @@ each document is held out for validation.`)
 	out := fs.String("out", "model.matw", "weights file to write")
 	ckpt := fs.String("checkpoint", "", "checkpoint file; empty means OUT.ckpt")
 	ckptEvery := fs.Int("checkpoint-every", 50, "steps between checkpoints")
-	resume := fs.Bool("resume", false, "continue the run in -checkpoint (model flags are taken from it)")
+	resume := fs.Bool("resume", false, "continue the run in -checkpoint (model and run flags are taken from it; -steps, if given, changes its length)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +89,13 @@ each document is held out for validation.`)
 	if *resume {
 		if tr, err = train.Resume(*ckpt, tokenize); err != nil {
 			return err
+		}
+		if flagSet(fs, "steps") && *steps != tr.Options.Steps {
+			if *steps <= tr.Step {
+				return fmt.Errorf("-steps %d: the checkpoint is already at step %d", *steps, tr.Step)
+			}
+			fmt.Fprintf(os.Stderr, "changing the run's length from %d to %d steps (the cosine schedule follows from here on)\n", tr.Options.Steps, *steps)
+			tr.Options.Steps = *steps
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", *ckpt, tr.Step, tr.Options.Steps)
 	} else {
@@ -159,6 +167,10 @@ each document is held out for validation.`)
 		"steps":         strconv.Itoa(o.Steps),
 		"seq_len":       strconv.Itoa(o.SeqLen),
 		"objective":     objectiveName(o),
+		"kind":          "trained",
+	}
+	if *resume {
+		meta["command"] += " (resumed from a checkpoint)"
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
 	quality := measureQuality(tr.Weights, presetMixes(o.Config), validIDs, len(corpus.Validation), o.SeqLen, o.Batch)
@@ -175,6 +187,13 @@ each document is held out for validation.`)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", *out, buf.Len())
 	return nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func objectiveName(o train.Options) string {

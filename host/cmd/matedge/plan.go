@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/matedge/matedge/host"
+	"github.com/matedge/matedge/wasm/planner"
+	"github.com/matedge/matedge/weights"
+	"github.com/matedge/matedge/weights/defaultmodel"
+)
+
+func init() {
+	register(command{name: "plan", summary: "pick the submodel a device should run, and say why", run: runPlan})
+}
+
+// benchmarkLimit is how long the decode benchmark of each backend may take.
+const benchmarkLimit = 200 * time.Millisecond
+
+func runPlan(args []string) error {
+	fs := newFlags("plan", "[flags]", `Plans which submodel of a weights file a device should run: the per-layer
+mix, the backend, the bytes to download, the memory, the predicted decode
+speed and the expected loss, with the reasons. Without -caps it describes this
+machine (memory, cores, the native WebGPU adapter) and times decode steps of
+the default model inside the wasm module on each backend it can run, about
+200 ms each; -caps reads a capabilities file instead (examples in
+wasm/planner/testdata).`)
+	modelPath := fs.String("model", "", "weights file (.matw) to plan; empty plans the embedded default model")
+	capsPath := fs.String("caps", "", "capabilities JSON file; empty detects and benchmarks this machine")
+	budgetName := fs.String("budget", "balanced", "preset: fast, balanced or best")
+	target := fs.Float64("target-tps", -1, "decode tokens/s the plan must reach; -1 keeps the preset's")
+	maxDownload := fs.String("max-download", "", "largest download (bytes, or with kB, MB, GB, KiB, MiB, GiB); empty keeps the preset's")
+	maxMemory := fs.String("max-memory", "", "most memory the plan may keep (same units); empty keeps the preset's")
+	backend := fs.String("backend", "auto", "cpu, gpu or auto")
+	wasmPath := fs.String("wasm", "", "matedge.wasm for the benchmark; empty finds it next to this program or in $"+host.ModuleEnv)
+	asJSON := fs.Bool("json", false, "print one JSON object: capabilities, budget, plan (or error)")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q (see -help)", rest[0])
+	}
+
+	budget, err := planner.Preset(*budgetName)
+	if err != nil {
+		return err
+	}
+	if *target != -1 {
+		budget.TargetTokensPerSecond = *target // the planner refuses a negative or NaN target
+	}
+	for _, o := range []struct {
+		flag  string
+		value string
+		field *int64
+	}{{"-max-download", *maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", *maxMemory, &budget.MaxMemoryBytes}} {
+		if o.value == "" {
+			continue
+		}
+		n, err := parseBytes(o.value)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", o.flag, o.value, err)
+		}
+		*o.field = n
+	}
+	budget.Backend = *backend
+
+	file, size, name, err := openModel(*modelPath)
+	if err != nil {
+		return err
+	}
+	h, err := weights.ReadHeader(file, size)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+
+	var caps planner.Capabilities
+	var notes []string
+	if *capsPath != "" {
+		caps, err = readCapabilities(*capsPath)
+	} else {
+		caps, notes, err = detectCapabilities(context.Background(), *wasmPath, &budget)
+	}
+	if err != nil {
+		return err
+	}
+
+	plan, planErr := planner.Choose(caps, h, budget)
+	var noFit *planner.ConstraintError
+	if planErr != nil && !errors.As(planErr, &noFit) {
+		return planErr
+	}
+	if *asJSON {
+		out := struct {
+			Model        string                   `json:"model"`
+			Capabilities planner.Capabilities     `json:"capabilities"`
+			Notes        []string                 `json:"notes,omitempty"`
+			Budget       planner.Budget           `json:"budget"`
+			Plan         *planner.Plan            `json:"plan"`
+			Error        *planner.ConstraintError `json:"error,omitempty"`
+		}{Model: name, Capabilities: caps, Notes: notes, Budget: budget, Error: noFit}
+		if planErr == nil {
+			out.Plan = &plan
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return planErr
+	}
+	source := "from " + *capsPath
+	if *capsPath == "" {
+		source = "detected on this machine"
+	}
+	printCapabilities(os.Stdout, caps, source, notes)
+	fmt.Printf("\nPlan for %s (%d layers, FFN widths %v), budget %s:\n", name, h.Config.Layers, h.Config.FFNWidths, budget)
+	if planErr != nil {
+		return planErr
+	}
+	printPlan(os.Stdout, h, plan)
+	return nil
+}
+
+// readCapabilities reads a capabilities file, refusing unknown fields so
+// that a misspelt limit is not silently "not reported".
+func readCapabilities(path string) (planner.Capabilities, error) {
+	var caps planner.Capabilities
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return caps, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&caps); err != nil {
+		return caps, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := caps.Validate(); err != nil {
+		return caps, fmt.Errorf("%s: %w", path, err)
+	}
+	return caps, nil
+}
+
+// detectCapabilities describes this machine and benchmarks decode on each
+// backend the module can run here. When the module cannot drive the GPU it
+// found, an "auto" budget is narrowed to the CPU, and a note says why.
+func detectCapabilities(ctx context.Context, wasmPath string, budget *planner.Budget) (planner.Capabilities, []string, error) {
+	caps, noAdapter := host.DetectCapabilities()
+	var notes []string
+	if noAdapter != nil {
+		notes = append(notes, "no WebGPU adapter: "+noAdapter.Error())
+	}
+	if wasmPath == "" {
+		p, err := host.FindModule()
+		if err != nil {
+			return caps, nil, err
+		}
+		wasmPath = p
+	}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return caps, nil, err
+	}
+	rt, err := host.NewRuntime(ctx, wasm, host.Config{})
+	if err != nil {
+		return caps, nil, err
+	}
+	defer rt.Close(ctx)
+	b, err := host.MeasureDecode(ctx, rt, defaultmodel.Bytes, planner.BackendCPU, benchmarkLimit)
+	if err != nil {
+		return caps, nil, fmt.Errorf("cpu benchmark: %w", err)
+	}
+	caps.Benchmarks = append(caps.Benchmarks, b)
+	if caps.Adapter == nil || budget.Backend == planner.BackendCPU {
+		return caps, notes, nil
+	}
+	b, err = host.MeasureDecode(ctx, rt, defaultmodel.Bytes, planner.BackendGPU, benchmarkLimit)
+	if err != nil {
+		notes = append(notes, "the module could not run its GPU backend here: "+oneLine(err))
+		if budget.Backend == "" || budget.Backend == "auto" {
+			budget.Backend = planner.BackendCPU
+			notes = append(notes, "so the plan is for the CPU backend")
+		}
+		return caps, notes, nil
+	}
+	caps.Benchmarks = append(caps.Benchmarks, b)
+	return caps, notes, nil
+}
+
+func printCapabilities(w io.Writer, caps planner.Capabilities, source string, notes []string) {
+	fmt.Fprintf(w, "Capabilities (%s):\n", source)
+	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-10s %s\n", k, fmt.Sprintf(format, args...)) }
+	if a := caps.Adapter; a != nil {
+		var names, kind []string
+		for _, s := range []string{a.Description, a.Vendor, a.Architecture} {
+			if s != "" {
+				names = append(names, s)
+			}
+		}
+		for _, s := range []string{a.Type, a.Backend} {
+			if s != "" {
+				kind = append(kind, s)
+			}
+		}
+		if a.Fallback {
+			kind = append(kind, "fallback")
+		}
+		row("adapter", "%s (%s)", strings.Join(names, ", "), strings.Join(kind, ", "))
+		l := a.Limits
+		row("limits", "buffer %s, storage binding %s, %d storage buffers per stage, workgroup storage %s, %d invocations",
+			humanBytes(int64(l.MaxBufferSize)), humanBytes(int64(l.MaxStorageBufferBindingSize)), l.MaxStorageBuffersPerShaderStage,
+			humanBytes(int64(l.MaxComputeWorkgroupStorageSize)), l.MaxComputeInvocationsPerWorkgroup)
+		features := "none"
+		if len(a.Features) > 0 {
+			features = strings.Join(a.Features, ", ")
+		}
+		row("features", "%s", features)
+	} else {
+		row("adapter", "none")
+	}
+	row("memory", "%s", orUnknown(caps.DeviceMemoryBytes > 0, humanBytes(caps.DeviceMemoryBytes)))
+	row("cores", "%s", orUnknown(caps.LogicalCores > 0, strconv.Itoa(caps.LogicalCores)))
+	row("storage", "%s", orUnknown(caps.StorageQuotaBytes > 0, humanBytes(caps.StorageQuotaBytes)))
+	n := caps.Network
+	network := strings.TrimSpace(fmt.Sprintf("%s %s", n.EffectiveType, orUnknown(n.DownlinkMbps > 0, fmt.Sprintf("%g Mbit/s", n.DownlinkMbps))))
+	if n.SaveData {
+		network += ", save-data"
+	}
+	row("network", "%s", network)
+	if len(caps.Benchmarks) == 0 {
+		row("benchmark", "none")
+	}
+	for _, b := range caps.Benchmarks {
+		overhead := ""
+		if b.StepOverheadMicros > 0 {
+			overhead = fmt.Sprintf(" + %.3g ms per step", b.StepOverheadMicros/1000)
+		}
+		row("benchmark", "%s: %.3g GB/s, %.3g GFLOP/s%s (%s; %.0f ms timed)", b.Backend, b.GBps, b.GFLOPs, overhead, b.Method, b.DurationMillis)
+	}
+	for _, note := range notes {
+		row("note", "%s", note)
+	}
+}
+
+func printPlan(w io.Writer, h *weights.Header, p planner.Plan) {
+	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-10s %s\n", k, fmt.Sprintf(format, args...)) }
+	row("mix", "%s (%s)", p.Spec, strings.Join(p.MixNames, ","))
+	row("backend", "%s, weights %s", p.Backend, p.DType)
+	row("download", "%s of the file's %s, in %d byte range(s)", humanBytes(p.DownloadBytes), humanBytes(h.DataSize), len(p.Ranges))
+	if p.GPUMemoryBytes > 0 {
+		row("memory", "%s (%s of it on the GPU)", humanBytes(p.MemoryBytes), humanBytes(p.GPUMemoryBytes))
+	} else {
+		row("memory", "%s", humanBytes(p.MemoryBytes))
+	}
+	how := "assumed rates"
+	if p.SpeedMeasured {
+		how = "from the " + p.Backend + " benchmark"
+	}
+	row("speed", "%.3g tokens/s predicted (%s)", p.PredictedTokensPerSecond, how)
+	if p.ExpectedLoss > 0 {
+		row("loss", "%.3f nats/token expected", p.ExpectedLoss)
+	} else {
+		row("loss", "unknown (no quality table); %d non-embedding parameters", p.NonEmbeddingParams)
+	}
+	fmt.Fprintln(w, "\nWhy:")
+	for _, r := range p.Reasons {
+		fmt.Fprintf(w, "  - %s\n", r)
+	}
+}
+
+func orUnknown(known bool, s string) string {
+	if !known {
+		return "unknown"
+	}
+	return s
+}
+
+// humanBytes writes a size in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.3g %ciB", v, "KMGT"[i])
+}
+
+// parseBytes reads "150000", "150kB", "1.5GB", "512MiB".
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		scale  float64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1}}
+	lower, scale := strings.ToLower(strings.TrimSpace(s)), 1.0
+	for _, u := range units {
+		if strings.HasSuffix(lower, u.suffix) {
+			lower, scale = strings.TrimSpace(strings.TrimSuffix(lower, u.suffix)), u.scale
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(lower, 64)
+	if err != nil || !(v >= 0) || v*scale >= 1<<62 {
+		return 0, errors.New("want a size such as 150000, 150MB or 1.5GiB")
+	}
+	return int64(v * scale), nil
+}

@@ -1,0 +1,127 @@
+package train
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/matedge/matedge/model"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// A checkpoint is everything a run needs to continue as if it had never
+// stopped: the options, the step, the weights, AdamW's moments and step, the
+// tokenizer and the validation history. The batch generator needs no state of
+// its own: batches are drawn from a generator seeded by (seed, step).
+//
+//	offset  size  field
+//	0       4     magic "MATC"
+//	4       4     u32 checkpoint version (1), little-endian
+//	8       ...   msgpack checkpoint document
+type checkpoint struct {
+	Options   Options         `msgpack:"options"`
+	Step      int             `msgpack:"step"`
+	Tokenizer model.Tokenizer `msgpack:"tokenizer"`
+	AdamStep  int             `msgpack:"adam_step"`
+	Weights   []byte          `msgpack:"weights"` // little-endian f32, model.Weights.Data order
+	M         []byte          `msgpack:"m"`       // AdamW first moment, same order
+	Moment2   []byte          `msgpack:"v"`       // AdamW second moment, same order
+	History   []Point         `msgpack:"history"`
+}
+
+const (
+	checkpointMagic   = "MATC"
+	checkpointVersion = 1
+)
+
+// ErrCheckpoint means a file is not a checkpoint this build can resume.
+var ErrCheckpoint = errors.New("not a resumable matedge checkpoint")
+
+// Save writes the trainer's state to path atomically: a crash mid-write
+// leaves the previous checkpoint in place.
+func (t *Trainer) Save(path string) error {
+	cp := checkpoint{
+		Options: t.Options, Step: t.Step, Tokenizer: model.Tokenizer{Merges: t.Tokenizer.Merges},
+		AdamStep: t.Optimizer.Step, Weights: f32Bytes(t.Weights.Data),
+		M: f32Bytes(t.Optimizer.M), Moment2: f32Bytes(t.Optimizer.V), History: t.History,
+	}
+	doc, err := msgpack.Marshal(&cp)
+	if err != nil {
+		return fmt.Errorf("train: encode checkpoint: %w", err)
+	}
+	var buf bytes.Buffer
+	buf.WriteString(checkpointMagic)
+	binary.Write(&buf, binary.LittleEndian, uint32(checkpointVersion))
+	buf.Write(doc)
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Resume loads a checkpoint written by Save and returns a Trainer that
+// continues it. tokenize turns the corpus into ids with the checkpoint's
+// tokenizer: the corpus must be the one the run started on.
+func Resume(path string, tokenize func(model.Tokenizer) (trainIDs, validIDs []int)) (*Trainer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("train: resume: %w", err)
+	}
+	if len(b) < 8 || string(b[:4]) != checkpointMagic {
+		return nil, fmt.Errorf("train: resume %s: %w (bad magic)", path, ErrCheckpoint)
+	}
+	if v := binary.LittleEndian.Uint32(b[4:]); v != checkpointVersion {
+		return nil, fmt.Errorf("train: resume %s: %w: version %d, this build reads %d", path, ErrCheckpoint, v, checkpointVersion)
+	}
+	var cp checkpoint
+	if err := msgpack.Unmarshal(b[8:], &cp); err != nil {
+		return nil, fmt.Errorf("train: resume %s: %w: %v", path, ErrCheckpoint, err)
+	}
+	trainIDs, validIDs := tokenize(cp.Tokenizer)
+	t, err := New(cp.Options, cp.Tokenizer, trainIDs, validIDs)
+	if err != nil {
+		return nil, fmt.Errorf("train: resume %s: %w", path, err)
+	}
+	n := len(t.Weights.Data)
+	if len(cp.Weights) != 4*n || len(cp.M) != 4*n || len(cp.Moment2) != 4*n {
+		return nil, fmt.Errorf("train: resume %s: %w: state sizes do not match the config", path, ErrCheckpoint)
+	}
+	setF32(t.Weights.Data, cp.Weights)
+	setF32(t.Optimizer.M, cp.M)
+	setF32(t.Optimizer.V, cp.Moment2)
+	t.Optimizer.Step = cp.AdamStep
+	t.Step = cp.Step
+	t.History = cp.History
+	return t, nil
+}
+
+func f32Bytes(x []float32) []byte {
+	b := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+func setF32(dst []float32, src []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
