@@ -8,7 +8,11 @@
 // prefix of the rows.
 //
 // The package has no I/O, no GPU and no wasm: it is the reference every backend
-// is compared to. Read config.go, weights.go, forward.go, sample.go in that order.
+// is compared to. Read config.go, weights.go, forward.go, sample.go in that order;
+// training is train.go (a batched forward that keeps activations, and the
+// backward pass of every op beside its forward), matmul.go, objective.go
+// (MatFormer's joint loss), optim.go (AdamW, schedule, clipping) and bpe.go
+// (tokenizer training).
 package model
 
 import (

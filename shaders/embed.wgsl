@@ -1,10 +1,13 @@
-// embed: out[r] = table[tokens[token_offset + r]] for r < count.
-// Token ids past the vocabulary read the last row rather than out of bounds.
+// embed: out[r] = table[tokens[token_offset + r]] for r < count, where the
+// bound table holds rows [first_row, first_row + vocab) of the embedding. A
+// table larger than one storage binding is gathered slab by slab: each
+// dispatch writes only the rows whose token lies in its slab, so ids outside
+// it (or past the vocabulary) are skipped, never read out of bounds.
 
-struct Params { dim: u32, count: u32, vocab: u32, token_offset: u32 }
+struct Params { dim: u32, count: u32, vocab: u32, token_offset: u32, first_row: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> table: array<f32>;      // [vocab][dim]
+@group(0) @binding(1) var<storage, read> table: array<f32>;      // [vocab][dim]: rows first_row…
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;     // [token_offset + count]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [count][dim]
 
@@ -14,7 +17,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.count * p.dim) {
         return;
     }
-    let row = i / p.dim;
-    let token = min(tokens[p.token_offset + row], p.vocab - 1u);
-    out[i] = table[token * p.dim + i % p.dim];
+    let token = tokens[p.token_offset + i / p.dim];
+    if (token < p.first_row || token - p.first_row >= p.vocab) {
+        return;
+    }
+    out[i] = table[(token - p.first_row) * p.dim + i % p.dim];
 }

@@ -24,14 +24,19 @@ func TestEmbed(t *testing.T) {
 	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
 		r := newRig(t, d)
 		rng := rand.New(rand.NewPCG(1, 2))
-		for _, c := range []struct{ vocab, dim, count, offset int }{{5, 3, 1, 0}, {50, 65, 7, 2}, {300, 256, 3, 1}} {
+		for _, c := range []struct{ vocab, dim, count, offset, slab int }{{5, 3, 1, 0, 5}, {50, 65, 7, 2, 50}, {300, 256, 3, 1, 300}, {300, 6, 40, 3, 64}} {
 			table := randoms(rng, c.vocab*c.dim)
 			tokens := make([]uint32, c.offset+c.count)
 			for i := range tokens {
 				tokens[i] = uint32(rng.IntN(c.vocab))
 			}
 			out := r.zeros(c.count * c.dim)
-			r.run("embed", shaders.Groups(c.count*c.dim, 256), []webgpu.Buffer{r.upload(table), r.upload(tokens), out}, c.dim, c.count, c.vocab, c.offset)
+			// The table in slabs of c.slab rows, one dispatch each, as a split embedding is gathered.
+			for first := 0; first < c.vocab; first += c.slab {
+				rows := min(c.slab, c.vocab-first)
+				r.run("embed", shaders.Groups(c.count*c.dim, 256), []webgpu.Buffer{r.upload(table[first*c.dim : (first+rows)*c.dim]), r.upload(tokens), out},
+					c.dim, c.count, rows, c.offset, first)
+			}
 			got := r.floats(out, c.count*c.dim)
 			for i := range c.count {
 				tok := int(tokens[c.offset+i])

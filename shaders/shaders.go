@@ -65,7 +65,7 @@ func f(name string) Param { return Param{Name: name, Float: true} }
 var Kernels = map[string]*Kernel{
 	"embed": {
 		Name:      "embed",
-		Params:    []Param{u("dim"), u("count"), u("vocab"), u("token_offset")},
+		Params:    []Param{u("dim"), u("count"), u("vocab"), u("token_offset"), u("first_row")},
 		Buffers:   []string{"table", "tokens", "out"},
 		Workgroup: 256,
 		Grid:      "Groups(count·dim, 256)",

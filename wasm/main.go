@@ -98,6 +98,13 @@ func outputLen() uint32 { return uint32(len(output)) }
 
 //go:wasmexport header_len
 func headerLen(ptr, n uint32) (code int64) {
+	var status int32
+	defer func() {
+		if status != 0 {
+			code = int64(status)
+		}
+	}()
+	defer guard(&status)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
 		return int64(badPointer(ptr, n))
@@ -120,7 +127,7 @@ func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
 	if err != nil {
 		return failErr(err)
 	}
-	info := abi.ModelInfo{Header: h}
+	info := abi.ModelInfo{Header: h, DataStart: h.DataStart}
 	for g := range h.Config.Granularities() {
 		info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
 		info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))
@@ -156,7 +163,9 @@ func setMix(ptr, n uint32) (code int32) {
 		return failErr(err)
 	}
 	h := eng.Header()
-	return setOutput(abi.MixInfo{Mix: h.Config.MixNames(mix), Missing: eng.Missing(mix), Needed: h.Ranges(mix)})
+	// Empty lists go out as [] rather than nil, so that hosts need no special case.
+	missing := append([]weights.Range{}, eng.Missing(mix)...)
+	return setOutput(abi.MixInfo{Mix: h.Config.MixNames(mix), Missing: missing, Needed: h.Ranges(mix)})
 }
 
 //go:wasmexport reset

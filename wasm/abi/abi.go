@@ -33,6 +33,8 @@ func Code(err error) int32 {
 	switch {
 	case errors.Is(err, engine.ErrDone):
 		return Done
+	case errors.Is(err, engine.ErrPending):
+		return Pending
 	case errors.Is(err, engine.ErrArg):
 		return ErrArg
 	case errors.Is(err, engine.ErrState):
@@ -53,6 +55,7 @@ func Code(err error) int32 {
 // ModelInfo is load_header's output.
 type ModelInfo struct {
 	Header        *weights.Header   `msgpack:"header"`
+	DataStart     int64             `msgpack:"data_start"`    // file offset of the data section (not stored in the header itself)
 	Granularities []string          `msgpack:"granularities"` // names, smallest first
 	Ranges        [][]weights.Range `msgpack:"ranges"`        // per uniform granularity: the bytes it needs after the header
 }

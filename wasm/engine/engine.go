@@ -5,6 +5,11 @@
 // The life of an engine: LoadHeader → Feed (weights bytes, any order) →
 // SetMix → Reset (sampling options) → Prompt → Step, Step, … A Mix can be
 // changed between generations; only the bytes it lacks must be fed.
+//
+// Two backends run a step: cpu (model.Forward inside the module) and gpu (the
+// WGSL kernels of package shaders through package webgpu, gpu.go). A GPU
+// step ends in an asynchronous readback of the sampled token, so Step may
+// return ErrPending: call it again once the host has completed the read.
 package engine
 
 import (
@@ -12,6 +17,7 @@ import (
 	"fmt"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights"
 )
 
@@ -22,6 +28,7 @@ var (
 	ErrBackend = errors.New("engine: backend not available")
 	ErrArg     = errors.New("engine: bad argument")
 	ErrDone    = errors.New("engine: sequence is at the context limit")
+	ErrPending = errors.New("engine: waiting for a GPU readback; step again")
 )
 
 // Options configure one generation.
@@ -30,7 +37,8 @@ type Options struct {
 	Temperature float32 `msgpack:"temperature"` // 0: greedy
 	TopK        int     `msgpack:"top_k"`
 	TopP        float32 `msgpack:"top_p"`
-	Backend     string  `msgpack:"backend"` // "cpu", "gpu" or "auto"
+	Backend     string  `msgpack:"backend"`   // "cpu" (also ""), "gpu", or "auto": gpu when the host has an adapter
+	Precision   string  `msgpack:"precision"` // GPU weights: "f32" (also "") or "f16"; the CPU backend always uses f32
 }
 
 // Engine holds one model and one sequence.
@@ -39,20 +47,32 @@ type Engine struct {
 	asm      *weights.Assembler
 	mix      model.Mix
 	backend  Backend
-	sampler  model.Sampler
 	queued   []int // tokens to feed before the next sample: the prompt, then each sampled token
 	pos      int   // tokens already in the KV cache
 	started  bool  // Reset was called since the last SetMix
 	prompted bool  // Prompt was called since Reset
+	stepping bool  // the backend has started a step whose token is not collected yet
+
+	// OpenGPU opens the device of the gpu backend; nil means webgpu.Open.
+	// The device, once open, and its weight buffers outlive a sequence.
+	OpenGPU   func() (webgpu.Device, error)
+	device    webgpu.Device
+	deviceErr error // why OpenGPU failed, so that auto does not retry it every reset
+	gpu       *gpu  // weights and buffers on device, for header
 }
 
-// Backend runs the network one step at a time for one Mix.
+// Backend runs the network one step at a time for one Mix and samples the
+// next token where the activations are, so that a GPU step reads back only
+// the token's id.
 type Backend interface {
 	// Name is "cpu" or "gpu".
 	Name() string
-	// Logits feeds tokens at positions pos, pos+1, … and returns the logits
-	// ([vocab]) after the last one, valid until the next call.
-	Logits(tokens []int, pos int) ([]float32, error)
+	// Start feeds tokens at positions pos, pos+1, … and starts sampling the
+	// token after them.
+	Start(tokens []int, pos int) error
+	// Token returns the sampled token; ready is false while it is still on
+	// its way (a readback the host has not completed): call Token again later.
+	Token() (token int, ready bool, err error)
 }
 
 // LoadHeader parses the header from the first bytes of a weights file.
@@ -62,7 +82,10 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	*e = Engine{header: h, asm: weights.NewAssembler(h)}
+	if e.gpu != nil {
+		e.gpu.release()
+	}
+	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, device: e.device, deviceErr: e.deviceErr}
 	return h, nil
 }
 
@@ -130,17 +153,60 @@ func (e *Engine) Reset(o Options) error {
 	if o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 {
 		return fmt.Errorf("%w: temperature %g, top_k %d, top_p %g", ErrArg, o.Temperature, o.TopK, o.TopP)
 	}
+	if o.Precision != "" && o.Precision != "f32" && o.Precision != "f16" {
+		return fmt.Errorf("%w: precision %q (want f32 or f16)", ErrArg, o.Precision)
+	}
 	switch o.Backend {
-	case "", "auto", "cpu":
-		e.backend = newCPU(e.asm.Weights, e.mix)
+	case "", "cpu":
+		e.backend = newCPU(e.asm.Weights, e.mix, o)
 	case "gpu":
-		return fmt.Errorf("%w: gpu (this module has no GPU backend yet; use cpu or auto)", ErrBackend)
+		g, err := e.startGPU(o)
+		if err != nil {
+			return err
+		}
+		e.backend = g
+	case "auto":
+		if g, err := e.startGPU(o); err == nil {
+			e.backend = g
+		} else {
+			e.backend = newCPU(e.asm.Weights, e.mix, o)
+		}
 	default:
 		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
-	e.sampler = model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, RNG: model.NewRNG(o.Seed)}
-	e.queued, e.pos, e.started, e.prompted = nil, 0, true, false
+	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
 	return nil
+}
+
+// startGPU opens the device once, builds the weight buffers for this header
+// and precision once, and uploads what the mix still lacks.
+func (e *Engine) startGPU(o Options) (*gpu, error) {
+	if e.device == nil && e.deviceErr == nil {
+		open := e.OpenGPU
+		if open == nil {
+			open = webgpu.Open
+		}
+		e.device, e.deviceErr = open()
+	}
+	if e.deviceErr != nil {
+		return nil, errNoGPU(e.deviceErr)
+	}
+	half := o.Precision == "f16"
+	if e.gpu != nil && e.gpu.half != half {
+		e.gpu.release()
+		e.gpu = nil
+	}
+	if e.gpu == nil {
+		g, err := newGPU(e.device, e.header, half)
+		if err != nil {
+			return nil, errNoGPU(err)
+		}
+		e.gpu = g
+	}
+	if err := e.gpu.prepare(e.asm.Weights, e.mix, o); err != nil {
+		return nil, errNoGPU(err)
+	}
+	return e.gpu, nil
 }
 
 // Backend names the backend of the current sequence.
@@ -171,20 +237,32 @@ func (e *Engine) Prompt(text []byte) ([]int, error) {
 }
 
 // Step feeds what is queued and samples the next token. It returns ErrDone
-// when the context is full.
+// when the context is full, and ErrPending while the sampled token is still
+// being read back from the GPU: then call Step again (it does not redo the
+// work) once the host has had a chance to complete the read.
 func (e *Engine) Step() (int, error) {
 	if !e.prompted {
 		return 0, fmt.Errorf("%w: step before prompt", ErrState)
 	}
-	if e.pos+len(e.queued) > e.header.Config.Context {
-		return 0, ErrDone
+	if !e.stepping {
+		if e.pos+len(e.queued) > e.header.Config.Context {
+			return 0, ErrDone
+		}
+		if err := e.backend.Start(e.queued, e.pos); err != nil {
+			return 0, err
+		}
+		e.stepping = true
 	}
-	logits, err := e.backend.Logits(e.queued, e.pos)
+	token, ready, err := e.backend.Token()
 	if err != nil {
+		e.stepping = false
 		return 0, err
 	}
+	if !ready {
+		return 0, ErrPending
+	}
+	e.stepping = false
 	e.pos += len(e.queued)
-	token := e.sampler.Sample(logits)
 	e.queued = append(e.queued[:0], token)
 	return token, nil
 }
@@ -192,23 +270,29 @@ func (e *Engine) Step() (int, error) {
 // Piece is the bytes of a token.
 func (e *Engine) Piece(token int) []byte { return e.header.Tokenizer.Piece(token) }
 
-// cpu is the backend that runs model.Forward inside the module.
+// cpu is the backend that runs model.Forward and model.Sampler inside the module.
 type cpu struct {
 	weights *model.Weights
 	mix     model.Mix
 	state   *model.State
+	sampler model.Sampler
+	token   int
 }
 
-func newCPU(w *model.Weights, mix model.Mix) *cpu {
-	return &cpu{weights: w, mix: mix, state: model.NewState(w.Config)}
+func newCPU(w *model.Weights, mix model.Mix, o Options) *cpu {
+	return &cpu{weights: w, mix: mix, state: model.NewState(w.Config),
+		sampler: model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, RNG: model.NewRNG(o.Seed)}}
 }
 
 func (c *cpu) Name() string { return "cpu" }
 
-func (c *cpu) Logits(tokens []int, pos int) ([]float32, error) {
+func (c *cpu) Start(tokens []int, pos int) error {
 	var logits []float32
 	for i, t := range tokens {
 		logits = model.Forward(c.weights, c.state, c.mix, t, pos+i)
 	}
-	return logits, nil
+	c.token = c.sampler.Sample(logits)
+	return nil
 }
+
+func (c *cpu) Token() (int, bool, error) { return c.token, true, nil }

@@ -72,7 +72,7 @@ func Open(t testing.TB) webgpu.Device {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true needs a GPU adapter (install libvulkan1 mesa-vulkan-drivers for lavapipe): %v", err)
 		}
-		t.Skipf("no GPU adapter: %v", err)
+		t.Skipf("needs a GPU adapter (install libvulkan1 mesa-vulkan-drivers for lavapipe): %v", err)
 	}
 	if err != nil {
 		t.Fatalf("webgpu.Open() = %v", err)

@@ -28,7 +28,8 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")
 	topK := fs.Int("top-k", 40, "sample from the K most likely tokens; 0 keeps all")
 	topP := fs.Float64("top-p", 0.95, "sample from the smallest set with this much probability; 1 keeps all")
-	backend := fs.String("backend", "auto", "cpu, gpu or auto")
+	backend := fs.String("backend", "auto", "cpu, gpu, or auto (gpu when this machine has an adapter)")
+	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text")
@@ -56,7 +57,7 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	req := host.Request{Prompt: *prompt, MaxTokens: *n, Options: abi.Options{
-		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend,
+		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
 	}}
 	var stream func([]byte)
 	if !*asJSON {
@@ -100,8 +101,14 @@ func openModel(path string) (io.ReaderAt, int64, string, error) {
 	return f, st.Size(), path, nil
 }
 
-// startModule compiles and instantiates matedge.wasm.
+// startModule compiles and instantiates matedge.wasm, offering it this
+// machine's GPU.
 func startModule(ctx context.Context, wasmPath string) (*host.Module, func(), error) {
+	return startModuleWith(ctx, wasmPath, host.Config{})
+}
+
+// startModuleWith compiles and instantiates matedge.wasm with cfg.
+func startModuleWith(ctx context.Context, wasmPath string, cfg host.Config) (*host.Module, func(), error) {
 	if wasmPath == "" {
 		p, err := host.FindModule()
 		if err != nil {
@@ -113,7 +120,7 @@ func startModule(ctx context.Context, wasmPath string) (*host.Module, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, err := host.NewRuntime(ctx, wasm, host.Config{})
+	rt, err := host.NewRuntime(ctx, wasm, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

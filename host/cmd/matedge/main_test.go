@@ -72,7 +72,7 @@ func TestGenerateJSON(t *testing.T) {
 	run := matedge(t)
 	path := filepath.Join(t.TempDir(), "tiny.matw")
 	os.WriteFile(path, tinyFile(t), 0o644)
-	stdout, stderr, code := run("generate", "-model", path, "-prompt", "Once", "-n", "5", "-mix", "S,M,XL", "-temperature", "0", "-json")
+	stdout, stderr, code := run("generate", "-model", path, "-prompt", "Once", "-n", "5", "-mix", "S,M,XL", "-temperature", "0", "-backend", "cpu", "-json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

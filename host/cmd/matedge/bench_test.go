@@ -1,0 +1,82 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/matedge/matedge/webgpu/webgputest"
+)
+
+// needGPU skips (fails under CI=true) when this machine has no adapter. The
+// commands under test open the GPU in their own process, so a GPU crash
+// there cannot take the test process down.
+func needGPU(t *testing.T) {
+	t.Helper()
+	webgputest.Open(t).Close()
+}
+
+type generated struct {
+	Tokens  []int  `json:"tokens"`
+	Backend string `json:"backend"`
+}
+
+func generateJSON(t *testing.T, run func(args ...string) (string, string, int), args ...string) generated {
+	t.Helper()
+	stdout, stderr, code := run(append([]string{"generate", "-json", "-temperature", "0", "-n", "12"}, args...)...)
+	if code != 0 {
+		t.Fatalf("generate %v: exit %d: %s", args, code, stderr)
+	}
+	var out generated
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	return out
+}
+
+// TestGenerateGPU: generate -backend gpu runs end to end (the module under
+// wazero, webgpuhost, the native device) and greedy tokens equal the CPU's;
+// auto picks the GPU when there is one.
+func TestGenerateGPU(t *testing.T) {
+	needGPU(t)
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	cpu := generateJSON(t, run, "-model", path, "-mix", "S,M,XL", "-backend", "cpu")
+	for _, args := range [][]string{{"-backend", "gpu"}, {"-backend", "auto"}, {"-backend", "gpu", "-precision", "f16"}} {
+		gpu := generateJSON(t, run, append([]string{"-model", path, "-mix", "S,M,XL"}, args...)...)
+		if gpu.Backend != "gpu" {
+			t.Errorf("generate %v ran on %q; want gpu", args, gpu.Backend)
+		}
+		if args[len(args)-1] != "f16" && !slices.Equal(gpu.Tokens, cpu.Tokens) {
+			t.Errorf("generate %v tokens %v; -backend cpu gave %v", args, gpu.Tokens, cpu.Tokens)
+		}
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	needGPU(t)
+	run := matedge(t)
+	stdout, stderr, code := run("bench", "-json", "-models", "default", "-decode", "2", "-prefill", "4", "-kernels=false")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var report benchReport
+	if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	if report.Device == "" || len(report.Models) != 1 {
+		t.Fatalf("bench -json = %+v", report)
+	}
+	m := report.Models[0]
+	if len(m.Runs) != 2*6 || len(m.Speedups) != 2 {
+		t.Fatalf("bench: %d runs (want 2 backends × 6 mixes), %d speed-ups (want 2)", len(m.Runs), len(m.Speedups))
+	}
+	for _, r := range m.Runs {
+		if r.Error != "" || r.DecodeTPS <= 0 || r.PrefillTPS <= 0 || r.PrefillTokens != 4 {
+			t.Errorf("bench run %+v", r)
+		}
+	}
+}

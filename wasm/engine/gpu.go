@@ -1,0 +1,467 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/webgpu"
+	"github.com/matedge/matedge/weights"
+)
+
+// gpu is the backend that runs the network with the WGSL kernels of package
+// shaders on a webgpu.Device. It outlives a sequence: its weight buffers are
+// sized for XL once and filled entry by entry (weights.Header.Entries) as
+// mixes need them, so switching S → XL uploads only the rows S lacked and
+// switching back uploads nothing.
+//
+// One step runs every queued token (the prompt in batches of up to batch
+// rows with matmul; a decoded token with matvec), samples on the device
+// (argmax or the sample kernel), writes the token into the tokens buffer at
+// the next position — where the next step's embed reads it — and reads back
+// those 4 bytes, the only readback of a step.
+//
+// A tensor larger than the device's maxStorageBufferBindingSize is stored as
+// slabs of whole rows, each a buffer of its own (gpuTensor). Row kernels run
+// once per slab with an output offset; the down projection, which sums over
+// rows, adds the slabs' partial sums; the embedding gathers slab by slab
+// (embed's first_row). Activations and each layer's KV cache are single
+// buffers, and the prefill batch shrinks until they fit one binding.
+type gpu struct {
+	device   webgpu.Device
+	pipes    *webgpu.Pipelines
+	header   *weights.Header
+	config   model.Config
+	half     bool   // matrices stored as f16 pairs packed in u32 (see halfTensor)
+	limit    uint64 // bytes in one storage binding
+	batch    int    // prefill rows per pass
+	tensors  map[string]*gpuTensor
+	uploaded []bool // parallel to header.Entries: its rows are on the device
+	owned    []webgpu.Buffer
+
+	tokens       webgpu.Buffer   // [context+1] u32: the token at each position; samples land at the next one
+	x, xb, q     webgpu.Buffer   // [batch][dim] residual stream, normed input, queries
+	att, proj    webgpu.Buffer   // [batch][dim] attention output, projection output
+	acc, partial webgpu.Buffer   // [dim] down-projection sums for split tensors
+	gate, up     webgpu.Buffer   // [batch][hidden]
+	act          webgpu.Buffer   // [batch][hidden] swiglu(gate, up)
+	scores       webgpu.Buffer   // [batch][heads][context]
+	logits       webgpu.Buffer   // [vocab]
+	ropeCos      webgpu.Buffer   // [context][headDim/2]
+	ropeSin      webgpu.Buffer   // [context][headDim/2]
+	rngState     webgpu.Buffer   // [1] the sample kernel's model.RNG state
+	keys, values []webgpu.Buffer // [layers] of [context][dim]
+
+	// The sequence.
+	mix       model.Mix
+	sampling  Options
+	onDevice  int  // the token the last step sampled, already in tokens at its position; -1 for none
+	reading   bool // a readback of the sampled token is in flight
+	ticket    webgpu.Ticket
+	readSlot  int // position in tokens being read back
+	err       error
+	readBytes [4]byte
+}
+
+// gpuTensor is one weight tensor on the device: [rows][cols], f32 or f16
+// pairs, in slabs of whole rows that each fit one storage binding.
+type gpuTensor struct {
+	name       string
+	rows, cols int
+	half       bool
+	slabs      []slab
+}
+
+type slab struct {
+	buffer      webgpu.Buffer
+	first, rows int // rows [first, first+rows) of the tensor
+}
+
+// rowBytes is the size of one stored row.
+func (t *gpuTensor) rowBytes() int {
+	if t.half {
+		return 2 * t.cols
+	}
+	return 4 * t.cols
+}
+
+// halfTensor reports whether the f16 backend stores t as packed halves:
+// every matrix but the embedding (which embed gathers as f32). RoundHalf
+// rounds the same tensors for a CPU reference.
+func halfTensor(t model.Tensor) bool { return len(t.Shape) == 2 && t.Name != "embed" }
+
+// newGPU allocates every buffer for h's model on d (weights sized for XL,
+// uploaded later by prepare) and uploads the rotary tables.
+func newGPU(d webgpu.Device, h *weights.Header, half bool) (*gpu, error) {
+	c := h.Config
+	g := &gpu{
+		device: d, pipes: webgpu.NewPipelines(d), header: h, config: c, half: half,
+		limit: d.Info().Limits.MaxStorageBufferBindingSize, tensors: map[string]*gpuTensor{},
+		uploaded: make([]bool, len(h.Entries)), onDevice: -1,
+	}
+	if g.limit == 0 {
+		g.limit = 128 << 20
+	}
+	if err := g.allocate(); err != nil {
+		g.release()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *gpu) allocate() error {
+	c := g.config
+	d, hidden := c.Dim, c.Hidden()
+	// The prefill batch: as many rows as fit one binding in every activation.
+	g.batch = min(64, c.Context)
+	for g.batch > 1 && uint64(4*g.batch*max(hidden, c.Heads*c.Context)) > g.limit {
+		g.batch /= 2
+	}
+	for _, t := range model.Layout(c) {
+		gt := &gpuTensor{name: t.Name, rows: t.Shape[0], cols: 1, half: g.half && halfTensor(t)}
+		if len(t.Shape) == 2 {
+			gt.cols = t.Shape[1]
+		}
+		perSlab := int(g.limit / uint64(gt.rowBytes()))
+		if perSlab == 0 {
+			return fmt.Errorf("%w: gpu: one row of %s is %d bytes, over the device's %d-byte storage binding", ErrBackend, t.Name, gt.rowBytes(), g.limit)
+		}
+		for first := 0; first < gt.rows; first += perSlab {
+			rows := min(perSlab, gt.rows-first)
+			b, err := g.buffer(fmt.Sprintf("weights %s rows [%d, %d)", t.Name, first, first+rows), rows*gt.rowBytes())
+			if err != nil {
+				return err
+			}
+			gt.slabs = append(gt.slabs, slab{buffer: b, first: first, rows: rows})
+		}
+		g.tensors[t.Name] = gt
+	}
+	var err error
+	activation := func(what string, elems int) webgpu.Buffer {
+		if err != nil {
+			return 0
+		}
+		var b webgpu.Buffer
+		b, err = g.activation(what, elems)
+		return b
+	}
+	g.tokens = activation("tokens", c.Context+1)
+	g.x, g.xb, g.q = activation("x", g.batch*d), activation("xb", g.batch*d), activation("q", g.batch*d)
+	g.att, g.proj = activation("att", g.batch*d), activation("proj", g.batch*d)
+	g.acc, g.partial = activation("acc", d), activation("partial", d)
+	g.gate, g.up, g.act = activation("gate", g.batch*hidden), activation("up", g.batch*hidden), activation("act", g.batch*hidden)
+	g.scores = activation("scores", g.batch*c.Heads*c.Context)
+	g.logits = activation("logits", c.Vocab)
+	half := c.HeadDim() / 2
+	g.ropeCos, g.ropeSin = activation("rope cos", c.Context*half), activation("rope sin", c.Context*half)
+	g.rngState = activation("sampler state", 1)
+	for range c.Layers {
+		g.keys = append(g.keys, activation("key cache", c.Context*d))
+		g.values = append(g.values, activation("value cache", c.Context*d))
+	}
+	if err != nil {
+		return err
+	}
+	cos, sin := make([]float32, c.Context*half), make([]float32, c.Context*half)
+	model.RopeTable(c, cos, sin)
+	if err := g.device.WriteBuffer(g.ropeCos, 0, f32Bytes(cos)); err != nil {
+		return fmt.Errorf("gpu: upload rope table: %w", err)
+	}
+	if err := g.device.WriteBuffer(g.ropeSin, 0, f32Bytes(sin)); err != nil {
+		return fmt.Errorf("gpu: upload rope table: %w", err)
+	}
+	return nil
+}
+
+// buffer creates a buffer of at least size bytes that the gpu owns.
+func (g *gpu) buffer(what string, size int) (webgpu.Buffer, error) {
+	b, err := g.device.CreateBuffer(uint64(max(size+3&^3, 4)))
+	if err != nil {
+		return 0, fmt.Errorf("gpu: %s: %w", what, err)
+	}
+	g.owned = append(g.owned, b)
+	return b, nil
+}
+
+// activation creates a buffer of elems 4-byte elements that is bound whole,
+// so it must fit one storage binding.
+func (g *gpu) activation(what string, elems int) (webgpu.Buffer, error) {
+	if uint64(4*elems) > g.limit {
+		return 0, fmt.Errorf("%w: gpu: %s needs %d bytes in one binding, the device allows %d", ErrBackend, what, 4*elems, g.limit)
+	}
+	return g.buffer(what, 4*elems)
+}
+
+// release frees every buffer; the device stays open.
+func (g *gpu) release() {
+	for _, b := range g.owned {
+		g.device.DestroyBuffer(b) // best effort: the device may be gone
+	}
+	g.owned = nil
+}
+
+// prepare starts a sequence on mix: it uploads the entries mix needs that
+// are not on the device yet (w holds them decoded) and seeds the sampler.
+func (g *gpu) prepare(w *model.Weights, mix model.Mix, o Options) error {
+	for i, e := range g.header.Entries {
+		if g.uploaded[i] || !e.NeededBy(mix) {
+			continue
+		}
+		t, _ := w.Tensor(e.Tensor)
+		if err := g.upload(g.tensors[e.Tensor], t.Data, e.RowStart, e.RowEnd); err != nil {
+			return err
+		}
+		g.uploaded[i] = true
+	}
+	if o.Temperature > 0 {
+		var state [4]byte
+		binary.LittleEndian.PutUint32(state[:], shaders.SamplerState(o.Seed))
+		if err := g.device.WriteBuffer(g.rngState, 0, state[:]); err != nil {
+			return fmt.Errorf("gpu: seed sampler: %w", err)
+		}
+	}
+	g.mix, g.sampling, g.onDevice, g.reading, g.err = mix, o, -1, false, nil
+	return nil
+}
+
+// upload writes rows [from, to) of t (data is the whole tensor, f32) to the
+// slabs that hold them.
+func (g *gpu) upload(t *gpuTensor, data []float32, from, to int) error {
+	for _, s := range t.slabs {
+		lo, hi := max(from, s.first), min(to, s.first+s.rows)
+		if lo >= hi {
+			continue
+		}
+		rows := data[lo*t.cols : hi*t.cols]
+		var b []byte
+		if t.half {
+			b = halfBytes(rows)
+		} else {
+			b = f32Bytes(rows)
+		}
+		if err := g.device.WriteBuffer(s.buffer, uint64((lo-s.first)*t.rowBytes()), b); err != nil {
+			return fmt.Errorf("gpu: upload %s rows [%d, %d): %w", t.name, lo, hi, err)
+		}
+	}
+	return nil
+}
+
+func (g *gpu) Name() string { return "gpu" }
+
+// Start records the forward pass of tokens at pos… and the sampling of the
+// next token, and starts reading it back.
+func (g *gpu) Start(tokens []int, pos int) error {
+	if g.reading {
+		return fmt.Errorf("%w: gpu: a step is already in flight", ErrState)
+	}
+	g.err = nil
+	if len(tokens) != 1 || tokens[0] != g.onDevice {
+		ids := make([]byte, 4*len(tokens))
+		for i, t := range tokens {
+			if t < 0 || t >= g.config.Vocab {
+				return fmt.Errorf("%w: token %d outside the vocabulary", ErrArg, t)
+			}
+			binary.LittleEndian.PutUint32(ids[4*i:], uint32(t))
+		}
+		if err := g.device.WriteBuffer(g.tokens, uint64(4*pos), ids); err != nil {
+			return fmt.Errorf("gpu: write tokens: %w", err)
+		}
+	}
+	for done := 0; done < len(tokens); done += g.batch {
+		g.forward(pos+done, min(g.batch, len(tokens)-done))
+	}
+	next := pos + len(tokens)
+	if g.sampling.Temperature > 0 {
+		g.run("sample", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.rngState, g.tokens},
+			g.config.Vocab, g.sampling.TopK, g.sampling.TopP, g.sampling.Temperature, next)
+	} else {
+		g.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.tokens}, g.config.Vocab, next)
+	}
+	if g.err != nil {
+		return g.err
+	}
+	t, err := g.device.Read(g.tokens, uint64(4*next), 4)
+	if err != nil {
+		return fmt.Errorf("gpu: read token: %w", err)
+	}
+	g.ticket, g.readSlot, g.reading = t, next, true
+	return nil
+}
+
+// Token collects the sampled token once the readback has completed.
+func (g *gpu) Token() (int, bool, error) {
+	if !g.reading {
+		return 0, false, fmt.Errorf("%w: gpu: no step in flight", ErrState)
+	}
+	done, err := g.device.ReadResult(g.ticket, g.readBytes[:])
+	if err != nil {
+		g.reading = false
+		return 0, false, fmt.Errorf("gpu: read token: %w", err)
+	}
+	if !done {
+		return 0, false, nil
+	}
+	g.reading = false
+	token := int(binary.LittleEndian.Uint32(g.readBytes[:]))
+	if token >= g.config.Vocab {
+		return 0, false, fmt.Errorf("gpu: sampled token %d outside the vocabulary %d", token, g.config.Vocab)
+	}
+	g.onDevice = token
+	return token, true, nil
+}
+
+// forward records rows tokens at positions pos… through the network; the
+// logits of the last one land in g.logits.
+func (g *gpu) forward(pos, rows int) {
+	c := g.config
+	d := c.Dim
+	embed := g.tensors["embed"]
+	for _, s := range embed.slabs {
+		g.run("embed", shaders.Groups(rows*d, 256), []webgpu.Buffer{s.buffer, g.tokens, g.x}, d, rows, s.rows, pos, s.first)
+	}
+	for l := range c.Layers {
+		prefix := fmt.Sprintf("layers.%d.", l)
+		tensor := func(name string) *gpuTensor { return g.tensors[prefix+name] }
+
+		// Attention. This step's keys and values go straight into the cache.
+		g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(tensor("attn_norm")), g.xb}, d, rows, c.NormEps)
+		g.matmul(tensor("query"), d, rows, g.xb, g.q, 0)
+		g.matmul(tensor("key"), d, rows, g.xb, g.keys[l], pos*d)
+		g.matmul(tensor("value"), d, rows, g.xb, g.values[l], pos*d)
+		g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.q}, d, c.HeadDim(), rows, pos, 0)
+		g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.keys[l]}, d, c.HeadDim(), rows, pos, pos*d)
+		g.run("attention", [3]uint32{uint32(c.Heads), uint32(rows), 1}, []webgpu.Buffer{g.q, g.keys[l], g.values[l], g.scores, g.att},
+			c.HeadDim(), c.Heads, rows, pos, 0, c.Context, float32(1/math.Sqrt(float64(c.HeadDim()))))
+		g.matmul(tensor("output"), d, rows, g.att, g.proj, 0)
+		g.run("add", shaders.Groups(rows*d, 256), []webgpu.Buffer{g.proj, g.x}, rows*d)
+
+		// FFN: only the first width neurons of this layer.
+		width := c.FFNWidths[g.mix[l]]
+		g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(tensor("ffn_norm")), g.xb}, d, rows, c.NormEps)
+		g.matmul(tensor("ffn_gate"), width, rows, g.xb, g.gate, 0)
+		g.matmul(tensor("ffn_up"), width, rows, g.xb, g.up, 0)
+		g.run("swiglu", shaders.Groups(rows*width, 256), []webgpu.Buffer{g.gate, g.up, g.act}, rows*width)
+		for r := range rows {
+			g.matvecT(tensor("ffn_down"), width, g.act, r*width, g.proj, r*d)
+		}
+		g.run("add", shaders.Groups(rows*d, 256), []webgpu.Buffer{g.proj, g.x}, rows*d)
+	}
+	g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(g.tensors["final_norm"]), g.xb}, d, rows, c.NormEps)
+	g.matvec(g.tensors["head"], c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
+}
+
+// slab is the buffer of a tensor that is never split (a norm gain).
+func (g *gpu) slab(t *gpuTensor) webgpu.Buffer {
+	if len(t.slabs) != 1 {
+		panic(fmt.Sprintf("engine: gpu: %s is split", t.name))
+	}
+	return t.slabs[0].buffer
+}
+
+// matmul records out[outOffset + r·n + row] = t[row]·x[r] for the first n
+// rows of t and tokens rows of x ([tokens][t.cols]): matmul for a batch,
+// matvec for one token, and one matvec per token when t is split (a batch's
+// output rows are interleaved, which slabs cannot write).
+func (g *gpu) matmul(t *gpuTensor, n, tokens int, x webgpu.Buffer, out webgpu.Buffer, outOffset int) {
+	if tokens == 1 || len(t.slabs) > 1 {
+		for r := range tokens {
+			g.matvec(t, n, x, r*t.cols, out, outOffset+r*n)
+		}
+		return
+	}
+	kernel := "matmul"
+	if t.half {
+		kernel = "matmul_f16"
+	}
+	groups := [3]uint32{uint32((n + 31) / 32), uint32((tokens + 31) / 32), 1}
+	g.run(kernel, groups, []webgpu.Buffer{t.slabs[0].buffer, x, out}, n, t.cols, tokens, 0, 0, outOffset)
+}
+
+// matvec records out[outOffset + row] = t[row]·x[xOffset:] for row < n, slab by slab.
+func (g *gpu) matvec(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
+	kernel := "matvec"
+	if t.half {
+		kernel = "matvec_f16"
+	}
+	for _, s := range t.slabs {
+		rows := min(s.rows, n-s.first)
+		if rows <= 0 {
+			break
+		}
+		g.run(kernel, shaders.Groups(rows, 64), []webgpu.Buffer{s.buffer, x, out}, rows, t.cols, 0, xOffset, outOffset+s.first)
+	}
+}
+
+// matvecT records out[outOffset : outOffset+t.cols] = Σ_{j<n} x[xOffset+j]·t[j]
+// (the down projection). Over several slabs, each slab's sum goes to
+// g.partial and is added into g.acc, which is then copied to out.
+func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
+	kernel, groups := "matvec_t", shaders.Groups(t.cols, 64)
+	if t.half {
+		kernel, groups = "matvec_t_f16", shaders.Groups(t.cols/2, 64)
+	}
+	if n <= t.slabs[0].rows {
+		g.run(kernel, groups, []webgpu.Buffer{t.slabs[0].buffer, x, out}, n, t.cols, 0, xOffset, outOffset)
+		return
+	}
+	for i, s := range t.slabs {
+		rows := min(s.rows, n-s.first)
+		if rows <= 0 {
+			break
+		}
+		dst := g.acc
+		if i > 0 {
+			dst = g.partial
+		}
+		g.run(kernel, groups, []webgpu.Buffer{s.buffer, x, dst}, rows, t.cols, 0, xOffset+s.first, 0)
+		if i > 0 {
+			g.run("add", shaders.Groups(t.cols, 256), []webgpu.Buffer{g.partial, g.acc}, t.cols)
+		}
+	}
+	if g.err == nil {
+		if err := g.device.Copy(g.acc, 0, out, uint64(4*outOffset), uint64(4*t.cols)); err != nil {
+			g.err = fmt.Errorf("gpu: copy down projection: %w", err)
+		}
+	}
+}
+
+// run records one dispatch of a kernel; the first error sticks in g.err and
+// later calls do nothing.
+func (g *gpu) run(name string, groups [3]uint32, bufs []webgpu.Buffer, params ...any) {
+	if g.err != nil {
+		return
+	}
+	k := shaders.Get(name)
+	prog := k.Program(nil)
+	p, err := g.pipes.Get(prog.Key, prog.Source, prog.Bindings)
+	if err != nil {
+		g.err = fmt.Errorf("gpu: %w", err)
+		return
+	}
+	bindings := make([]webgpu.Binding, len(bufs))
+	for i, b := range bufs {
+		bindings[i] = webgpu.Binding{Buffer: b}
+	}
+	if err := g.device.Dispatch(p, k.Pack(params...), bindings, groups); err != nil {
+		g.err = fmt.Errorf("gpu: %s: %w", name, err)
+	}
+}
+
+// errNoGPU wraps why the gpu backend could not start.
+func errNoGPU(err error) error {
+	if errors.Is(err, ErrBackend) {
+		return err
+	}
+	return fmt.Errorf("%w: gpu: %v", ErrBackend, err)
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}

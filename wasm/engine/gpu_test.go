@@ -1,0 +1,319 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/webgpu"
+	"github.com/matedge/matedge/webgpu/webgputest"
+	"github.com/matedge/matedge/weights"
+)
+
+// The gpu backend against the cpu backend, natively (the host tests run the
+// same through the wasm module). Each test runs in a child process
+// (webgputest.Run) so that a GPU crash cannot hide the others.
+
+// counting wraps a device and counts what crosses to it: bytes written and
+// reads. pendingOnce makes the first ReadResult of every read say "not yet",
+// as a browser's would.
+type counting struct {
+	webgpu.Device
+	limit       uint64 // reported maxStorageBufferBindingSize, when not 0
+	written     int
+	reads       int
+	readBytes   int
+	pendingOnce bool
+	polled      map[webgpu.Ticket]bool
+}
+
+func (c *counting) Info() webgpu.Info {
+	info := c.Device.Info()
+	if c.limit != 0 {
+		info.Limits.MaxStorageBufferBindingSize = c.limit
+	}
+	return info
+}
+
+func (c *counting) WriteBuffer(b webgpu.Buffer, offset uint64, data []byte) error {
+	c.written += len(data)
+	return c.Device.WriteBuffer(b, offset, data)
+}
+
+func (c *counting) Read(b webgpu.Buffer, offset, size uint64) (webgpu.Ticket, error) {
+	c.reads++
+	c.readBytes += int(size)
+	return c.Device.Read(b, offset, size)
+}
+
+func (c *counting) ReadResult(t webgpu.Ticket, dst []byte) (bool, error) {
+	if c.pendingOnce && !c.polled[t] {
+		if c.polled == nil {
+			c.polled = map[webgpu.Ticket]bool{}
+		}
+		c.polled[t] = true
+		return false, nil
+	}
+	if err := webgpu.Wait(c.Device, t, dst); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func weightsFile(t testing.TB, w *model.Weights) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := weights.Write(&buf, w, model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// loaded returns an engine with all of file fed, running on device d (nil: no GPU).
+func loaded(t testing.TB, file []byte, d webgpu.Device) *Engine {
+	t.Helper()
+	e := &Engine{OpenGPU: func() (webgpu.Device, error) {
+		if d == nil {
+			return nil, webgpu.ErrNoAdapter
+		}
+		return d, nil
+	}}
+	if _, err := e.LoadHeader(file, int64(len(file))); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Feed(0, file); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// tokens generates n tokens after prompt with mix and o.
+func tokens(t testing.TB, e *Engine, mix string, o Options, prompt string, n int) []int {
+	t.Helper()
+	m, err := e.ParseMix(mix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetMix(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reset(o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Backend != "" && e.Backend() != o.Backend {
+		t.Fatalf("Reset(%+v) runs on %s", o, e.Backend())
+	}
+	if _, err := e.Prompt([]byte(prompt)); err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for len(out) < n {
+		tok, err := e.Step()
+		if errors.Is(err, ErrPending) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", len(out), err)
+		}
+		out = append(out, tok)
+	}
+	return out
+}
+
+const gpuPrompt = "It is a truth universally acknowledged"
+
+// mixes are every uniform granularity of the tiny config and two per-layer mixes.
+var mixes = []string{"S", "M", "L", "XL", "S,L,XL", "XL,M,S"}
+
+func TestGPUMatchesCPU(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		w := weights.Random(weights.TinyConfig(), 7)
+		file, halfFile := weightsFile(t, w), weightsFile(t, RoundHalf(w))
+		onGPU := loaded(t, file, d)
+		cpu, halfCPU := loaded(t, file, nil), loaded(t, halfFile, nil)
+		for _, precision := range []string{"f32", "f16"} {
+			ref := cpu
+			if precision == "f16" {
+				ref = halfCPU
+			}
+			for _, mix := range mixes {
+				want := tokens(t, ref, mix, Options{Backend: "cpu"}, gpuPrompt, 24)
+				got := tokens(t, onGPU, mix, Options{Backend: "gpu", Precision: precision}, gpuPrompt, 24)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s %s: gpu tokens %v\ncpu tokens %v", precision, mix, got, want)
+				}
+			}
+		}
+	})
+}
+
+// TestGPUSplit runs with a storage binding of 8 KiB, so the embedding and
+// head (32 KiB) are four slabs and every FFN matrix (16 KiB) two: XL's FFN
+// spans both, and its down projection sums two partial products.
+func TestGPUSplit(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		w := weights.Random(weights.TinyConfig(), 7)
+		file := weightsFile(t, w)
+		small := &counting{Device: d, limit: 8 << 10}
+		onGPU, cpu := loaded(t, file, small), loaded(t, file, nil)
+		for _, mix := range mixes {
+			want := tokens(t, cpu, mix, Options{Backend: "cpu"}, gpuPrompt, 24)
+			got := tokens(t, onGPU, mix, Options{Backend: "gpu"}, gpuPrompt, 24)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s with 8 KiB bindings: gpu tokens %v\ncpu tokens %v", mix, got, want)
+			}
+		}
+		for name, slabs := range map[string]int{"embed": 4, "head": 4, "layers.0.ffn_down": 2, "layers.0.query": 1} {
+			if got := len(onGPU.gpu.tensors[name].slabs); got != slabs {
+				t.Errorf("%s in %d slabs; want %d", name, got, slabs)
+			}
+		}
+		if onGPU.gpu.batch != 8 {
+			t.Errorf("prefill batch = %d; want 8 (scores [8][4][64] f32 fill 8 KiB)", onGPU.gpu.batch)
+		}
+		tooSmall := loaded(t, file, &counting{Device: d, limit: 1 << 10})
+		m, _ := tooSmall.ParseMix("S")
+		tooSmall.SetMix(m)
+		if err := tooSmall.Reset(Options{Backend: "gpu"}); !errors.Is(err, ErrBackend) {
+			t.Errorf("Reset with 1 KiB bindings (the KV cache needs 8) = %v; want ErrBackend", err)
+		}
+	})
+}
+
+// TestGPUReadbacks: a step reads back the 4-byte token and nothing else,
+// prompt or decode; a read the host has not completed makes Step return
+// ErrPending, and the next Step finishes it.
+func TestGPUReadbacks(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		file := weightsFile(t, weights.Random(weights.TinyConfig(), 7))
+		dev := &counting{Device: d, pendingOnce: true}
+		e := loaded(t, file, dev)
+		m, _ := e.ParseMix("M")
+		e.SetMix(m)
+		for _, o := range []Options{{Backend: "gpu"}, {Backend: "gpu", Temperature: 0.8, TopK: 20, Seed: 3}} {
+			if err := e.Reset(o); err != nil {
+				t.Fatal(err)
+			}
+			e.Prompt([]byte(gpuPrompt))
+			for step := range 10 {
+				dev.reads, dev.readBytes = 0, 0
+				if _, err := e.Step(); !errors.Is(err, ErrPending) {
+					t.Fatalf("%+v step %d: first call = %v; want ErrPending", o, step, err)
+				}
+				if _, err := e.Step(); err != nil {
+					t.Fatalf("%+v step %d: second call = %v", o, step, err)
+				}
+				if dev.reads != 1 || dev.readBytes != 4 {
+					t.Fatalf("%+v step %d read %d times, %d bytes; want once, 4 bytes", o, step, dev.reads, dev.readBytes)
+				}
+			}
+		}
+	})
+}
+
+// TestGPUUploads: the weight buffers are filled per granularity block.
+// S → XL uploads exactly the FFN rows S lacks; back to S uploads nothing.
+func TestGPUUploads(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		w := weights.Random(weights.TinyConfig(), 7)
+		file := weightsFile(t, w)
+		h, err := weights.ParseHeader(file, int64(len(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := h.Config
+		for _, precision := range []string{"f32", "f16"} {
+			dev := &counting{Device: d}
+			e := loaded(t, file, dev)
+			reset := func(mix string) int {
+				t.Helper()
+				m, _ := e.ParseMix(mix)
+				e.SetMix(m)
+				before := dev.written
+				if err := e.Reset(Options{Backend: "gpu", Precision: precision}); err != nil {
+					t.Fatal(err)
+				}
+				return dev.written - before
+			}
+			reset("S")
+			// Gate, up and down of every layer, rows [S, XL): f32, or f16 halves.
+			want := 3 * c.Layers * (c.Hidden() - c.FFNWidths[0]) * c.Dim * 4
+			if precision == "f16" {
+				want /= 2
+			}
+			if got := reset("XL"); got != want {
+				t.Errorf("%s: S → XL uploaded %d bytes; want %d (the FFN rows S lacks)", precision, got, want)
+			}
+			if got := reset("S"); got != 0 {
+				t.Errorf("%s: XL → S uploaded %d bytes; want 0", precision, got)
+			}
+			if got := reset("S,M,XL"); got != 0 {
+				t.Errorf("%s: S,M,XL after XL uploaded %d bytes; want 0", precision, got)
+			}
+		}
+	})
+}
+
+// TestAutoBackend: auto runs on the GPU when the device opens, on the CPU
+// when it does not, and gpu without an adapter is ErrBackend.
+func TestAutoBackend(t *testing.T) {
+	file := weightsFile(t, weights.Random(weights.TinyConfig(), 7))
+	e := loaded(t, file, nil)
+	m, _ := e.ParseMix("S")
+	e.SetMix(m)
+	if err := e.Reset(Options{Backend: "auto"}); err != nil || e.Backend() != "cpu" {
+		t.Errorf("auto without an adapter: %v, backend %q; want cpu", err, e.Backend())
+	}
+	if err := e.Reset(Options{Backend: "gpu"}); !errors.Is(err, ErrBackend) {
+		t.Errorf("gpu without an adapter = %v; want ErrBackend", err)
+	}
+	if err := e.Reset(Options{Backend: "cpu", Precision: "f8"}); !errors.Is(err, ErrArg) {
+		t.Errorf("precision f8 = %v; want ErrArg", err)
+	}
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		e := loaded(t, file, d)
+		e.SetMix(m)
+		if err := e.Reset(Options{Backend: "auto"}); err != nil || e.Backend() != "gpu" {
+			t.Errorf("auto with an adapter: %v, backend %q; want gpu", err, e.Backend())
+		}
+	})
+}
+
+func TestRoundHalf(t *testing.T) {
+	for _, c := range []struct {
+		in   float32
+		bits uint16
+	}{
+		{0, 0}, {1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65520, 0x7c00}, {1e-8, 0},
+		{5.960464477539063e-08, 1},     // the smallest subnormal half
+		{1 + 1.0/2048, 0x3c00},         // a tie rounds to even
+		{1 + 3.0/2048, 0x3c02},         // a tie rounds to even, upwards
+		{0.333333333, 0x3555},          //
+		{6.097555160522461e-05, 0x3ff}, // the largest subnormal half
+	} {
+		if got := toHalf(c.in); got != c.bits {
+			t.Errorf("toHalf(%g) = %#04x; want %#04x", c.in, got, c.bits)
+		}
+		if c.bits < 0x7c00 && fromHalf(toHalf(fromHalf(c.bits))) != fromHalf(c.bits) {
+			t.Errorf("fromHalf(%#04x) does not round-trip", c.bits)
+		}
+	}
+	w := weights.Random(weights.TinyConfig(), 1)
+	r := RoundHalf(w)
+	for _, tensor := range r.Tensors() {
+		orig, _ := w.Tensor(tensor.Name)
+		same := slices.Equal(orig.Data, tensor.Data)
+		if same == halfTensor(tensor) {
+			t.Errorf("RoundHalf: %s unchanged = %v; want %v", tensor.Name, same, !halfTensor(tensor))
+		}
+	}
+}
+
+func ExampleRoundHalf() {
+	w := weights.Random(weights.TinyConfig(), 1)
+	fmt.Println(w.Layers[0].Query[0], RoundHalf(w).Layers[0].Query[0])
+	// Output: 0.17452982 0.17456055
+}
