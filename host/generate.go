@@ -14,35 +14,49 @@ import (
 const feedChunk = 1 << 20
 
 // Load reads a weights file into the module: the header, then only the byte
-// ranges that mix needs ("auto" needs the whole file: it picks the largest
-// submodel that is there). It returns the model and mix descriptions.
+// ranges that mix needs ("auto" without a plan needs the whole file: the
+// module then picks the largest submodel that is there).
 func (m *Module) Load(ctx context.Context, file io.ReaderAt, size int64, mix string) (*abi.ModelInfo, *abi.MixInfo, error) {
+	model, err := m.ReadHeader(ctx, file, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := m.FetchMix(ctx, file, model, mix)
+	if err != nil {
+		return nil, nil, err
+	}
+	return model, info, nil
+}
+
+// ReadHeader hands the module the header of a weights file of the given size.
+func (m *Module) ReadHeader(ctx context.Context, file io.ReaderAt, size int64) (*abi.ModelInfo, error) {
 	pre := make([]byte, weights.Preamble)
 	if _, err := file.ReadAt(pre, 0); err != nil {
-		return nil, nil, fmt.Errorf("weights file: %w: %v", weights.ErrTruncated, err)
+		return nil, fmt.Errorf("weights file: %w: %v", weights.ErrTruncated, err)
 	}
 	need, err := m.HeaderLen(ctx, pre)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if need > size {
-		return nil, nil, fmt.Errorf("weights file: %w: header needs %d bytes, file has %d", weights.ErrTruncated, need, size)
+		return nil, fmt.Errorf("weights file: %w: header needs %d bytes, file has %d", weights.ErrTruncated, need, size)
 	}
 	head := make([]byte, need)
 	if _, err := file.ReadAt(head, 0); err != nil {
-		return nil, nil, fmt.Errorf("weights file: reading header: %w", err)
+		return nil, fmt.Errorf("weights file: reading header: %w", err)
 	}
-	model, err := m.LoadHeader(ctx, head, size)
-	if err != nil {
-		return nil, nil, err
-	}
+	return m.LoadHeader(ctx, head, size)
+}
+
+// FetchMix selects mix and feeds the module the bytes of file it still lacks.
+func (m *Module) FetchMix(ctx context.Context, file io.ReaderAt, model *abi.ModelInfo, mix string) (*abi.MixInfo, error) {
 	var ranges []weights.Range
 	if mix == "auto" {
 		ranges = model.Ranges[len(model.Ranges)-1]
 	} else {
 		info, err := m.SetMix(ctx, mix)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		ranges = info.Missing
 	}
@@ -51,18 +65,14 @@ func (m *Module) Load(ctx context.Context, file io.ReaderAt, size int64, mix str
 		for off := r.Offset; off < r.End(); off += feedChunk {
 			n := min(int64(feedChunk), r.End()-off)
 			if _, err := file.ReadAt(buf[:n], off); err != nil {
-				return nil, nil, fmt.Errorf("weights file: reading bytes %d–%d: %w", off, off+n, err)
+				return nil, fmt.Errorf("weights file: reading bytes %d–%d: %w", off, off+n, err)
 			}
 			if err := m.Feed(ctx, off, buf[:n]); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 	}
-	info, err := m.SetMix(ctx, mix)
-	if err != nil {
-		return nil, nil, err
-	}
-	return model, info, nil
+	return m.SetMix(ctx, mix)
 }
 
 // Request is one generation.

@@ -10,6 +10,7 @@ import (
 	"github.com/matedge/matedge/host/internal/testmodule"
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 )
 
@@ -250,5 +251,40 @@ func TestBadCalls(t *testing.T) {
 	}
 	if _, err := m.Reset(ctx, abi.Options{Backend: "tpu"}); err == nil {
 		t.Fatal("reset with backend tpu succeeded")
+	}
+}
+
+// TestPlan drives the module's plan export: a device without WebGPU gets the
+// CPU, a fixed mix is kept, and an impossible budget still returns the
+// smallest plan with the constraint it breaks.
+func TestPlan(t *testing.T) {
+	ctx := context.Background()
+	file := tinyFile(t, weights.Random(weights.TinyConfig(), 7))
+	m := start(t)
+	if _, err := m.ReadHeader(ctx, bytes.NewReader(file), int64(len(file))); err != nil {
+		t.Fatal(err)
+	}
+	caps := planner.Capabilities{LogicalCores: 2, DeviceMemoryBytes: 1 << 30,
+		Benchmarks: []planner.Benchmark{{Backend: "cpu", GBps: 1, GFLOPs: 1, DurationMillis: 100}}}
+	res, err := m.Plan(ctx, abi.PlanRequest{Capabilities: caps, Budget: planner.Budget{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.Backend != "cpu" || res.Plan.Spec != "XL" || res.Error != "" {
+		t.Fatalf("plan = %s on %s (%s); want XL on cpu", res.Plan.Spec, res.Plan.Backend, res.Error)
+	}
+	res, err = m.Plan(ctx, abi.PlanRequest{Capabilities: caps, Mix: "S,M,L"})
+	if err != nil || res.Plan.Spec != "S,M,L" {
+		t.Fatalf("plan with a fixed mix = %+v, %v; want S,M,L", res.Plan, err)
+	}
+	res, err = m.Plan(ctx, abi.PlanRequest{Capabilities: caps, Budget: planner.Budget{MaxDownloadBytes: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Constraint != "download" || res.Plan.Spec != "S" {
+		t.Fatalf("plan under a 1000-byte download budget = %s, constraint %q; want S with constraint download", res.Plan.Spec, res.Constraint)
+	}
+	if _, err := start(t).Plan(ctx, abi.PlanRequest{}); !errors.Is(err, ErrState) {
+		t.Fatalf("plan before load_header = %v; want ErrState", err)
 	}
 }

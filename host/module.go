@@ -83,7 +83,7 @@ type Module struct {
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
-	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step"}
+	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
 // and then that every export of ABI.md is there.
@@ -257,6 +257,21 @@ func (m *Module) SetMix(ctx context.Context, spec string) (*abi.MixInfo, error) 
 	}
 	var info abi.MixInfo
 	return &info, m.decodeOutput(ctx, &info)
+}
+
+// Plan asks the module's planner for the submodel and backend that fit caps
+// and budget (a fixed mix spec leaves only the backend to choose). When
+// nothing fits, the result holds the smallest plan and says why.
+func (m *Module) Plan(ctx context.Context, req abi.PlanRequest) (*abi.PlanResult, error) {
+	b, err := msgpack.Marshal(&req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.callBytes(ctx, "plan", b); err != nil {
+		return nil, err
+	}
+	var res abi.PlanResult
+	return &res, m.decodeOutput(ctx, &res)
 }
 
 // Reset starts a new sequence; it returns the backend that will run it.

@@ -6,11 +6,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/engine"
+	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -209,4 +211,44 @@ func step() (code int32) {
 	}
 	output = append(output[:0], eng.Piece(token)...)
 	return int32(token)
+}
+
+//go:wasmexport plan
+func plan(ptr, n uint32) (code int32) {
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	h := eng.Header()
+	if h == nil {
+		return failErr(fmt.Errorf("%w: plan before load_header", engine.ErrState))
+	}
+	var req abi.PlanRequest
+	if err := msgpack.Unmarshal(b, &req); err != nil {
+		return fail(abi.ErrArg, fmt.Errorf("plan request: %w", err))
+	}
+	var p planner.Plan
+	var err error
+	if req.Mix == "" {
+		p, err = planner.Choose(req.Capabilities, h, req.Budget)
+	} else {
+		mix, perr := h.Config.ParseMix(req.Mix)
+		if perr != nil {
+			return fail(abi.ErrArg, perr)
+		}
+		p, err = planner.Fastest(req.Capabilities, h, req.Budget, mix)
+	}
+	res := abi.PlanResult{Plan: &p}
+	var noFit *planner.ConstraintError
+	switch {
+	case errors.As(err, &noFit):
+		res.Error, res.Constraint = err.Error(), string(noFit.Constraint)
+		if noFit.Smallest != nil {
+			res.Plan = noFit.Smallest
+		}
+	case err != nil:
+		return fail(abi.ErrArg, err)
+	}
+	return setOutput(res)
 }

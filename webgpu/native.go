@@ -4,6 +4,8 @@ package webgpu
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -20,6 +22,7 @@ import (
 // is validated here, because an error inside Queue.Submit aborts the process.
 func Open() (Device, error) {
 	wgpu.SetLogLevel(wgpu.LogLevelOff) // errors come back as values; warnings are noise
+	quietMesa()
 	instance := wgpu.CreateInstance(nil)
 	adapter, err := instance.RequestAdapter(&wgpu.RequestAdapterOptions{PowerPreference: wgpu.PowerPreferenceHighPerformance})
 	if err != nil {
@@ -503,4 +506,17 @@ func (d *native) Close() error {
 	d.instance.Release()
 	d.device = nil
 	return err
+}
+
+// quietMesa gives Mesa's Vulkan loader the XDG_RUNTIME_DIR it wants when a
+// headless process (a server, CI) has none; otherwise every device creation
+// prints "error: XDG_RUNTIME_DIR is invalid" although compute needs no display.
+func quietMesa() {
+	if os.Getenv("XDG_RUNTIME_DIR") != "" {
+		return
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("matedge-runtime-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err == nil {
+		os.Setenv("XDG_RUNTIME_DIR", dir)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/matedge/matedge/wasm/engine"
+	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 )
 
@@ -69,3 +70,21 @@ type MixInfo struct {
 
 // Options is reset's input.
 type Options = engine.Options
+
+// PlanRequest is plan's input: what the host detected and what the caller
+// wants. Mix, when set, fixes the mix (a mix spec) and leaves only the
+// backend to choose.
+type PlanRequest struct {
+	Capabilities planner.Capabilities `msgpack:"capabilities"`
+	Budget       planner.Budget       `msgpack:"budget"`
+	Mix          string               `msgpack:"mix"`
+}
+
+// PlanResult is plan's output. When nothing fits the budget, Plan is the
+// smallest plan (so a host can still run something), Error says why and
+// Constraint names the limit (planner.Constraint).
+type PlanResult struct {
+	Plan       *planner.Plan `msgpack:"plan" json:"plan"`
+	Error      string        `msgpack:"error" json:"error,omitempty"`
+	Constraint string        `msgpack:"constraint" json:"constraint,omitempty"`
+}

@@ -17,6 +17,7 @@
 package planner
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -162,6 +163,39 @@ func Evaluate(caps Capabilities, h *weights.Header, budget Budget, mix model.Mix
 		return plan, p.explain(c, v)
 	}
 	return plan, nil
+}
+
+// Fastest prices a fixed mix on every backend the budget allows and returns
+// the plan predicted fastest among those that fit. When none fits it returns
+// the fastest plan with the *ConstraintError of that backend.
+func Fastest(caps Capabilities, h *weights.Header, budget Budget, mix model.Mix) (Plan, error) {
+	backends := []string{BackendCPU, BackendGPU}
+	switch budget.Backend {
+	case BackendCPU, BackendGPU:
+		backends = []string{budget.Backend}
+	}
+	var best Plan
+	var bestErr error
+	found := false
+	for _, backend := range backends {
+		if backend == BackendGPU && caps.Adapter == nil && len(backends) > 1 {
+			continue
+		}
+		plan, err := Evaluate(caps, h, budget, mix, backend)
+		var noFit *ConstraintError
+		if err != nil && !errors.As(err, &noFit) {
+			return Plan{}, err
+		}
+		better := plan.PredictedTokensPerSecond > best.PredictedTokensPerSecond
+		switch {
+		case !found, err == nil && bestErr != nil, (err == nil) == (bestErr == nil) && better:
+			best, bestErr, found = plan, err, true
+		}
+	}
+	if bestErr == nil {
+		best.Reasons = append(best.Reasons, fmt.Sprintf("The mix %s was given; %s is the backend predicted fastest for it.", best.Spec, best.Backend))
+	}
+	return best, bestErr
 }
 
 // planning is one call's inputs and what follows from them.

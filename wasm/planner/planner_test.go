@@ -494,3 +494,38 @@ func BenchmarkChoose(b *testing.B) {
 		})
 	}
 }
+
+// TestFastest: with the mix fixed, the backend is the one measured faster.
+func TestFastest(t *testing.T) {
+	h := tinyHeader(t, nil)
+	mix := h.Config.Uniform(3)
+	for _, tt := range []struct {
+		name          string
+		cpuGB, gpuGB  float64
+		budgetBackend string
+		want          string
+	}{
+		{"gpu faster", 1, 50, "", BackendGPU},
+		{"cpu faster", 50, 1, "", BackendCPU},
+		{"budget says gpu", 50, 1, BackendGPU, BackendGPU},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			caps := profile(t, "laptop-igpu")
+			caps.Benchmarks = []Benchmark{
+				{Backend: BackendCPU, GBps: tt.cpuGB, GFLOPs: tt.cpuGB, DurationMillis: 100},
+				{Backend: BackendGPU, GBps: tt.gpuGB, GFLOPs: tt.gpuGB, DurationMillis: 100},
+			}
+			p, err := Fastest(caps, h, Budget{Backend: tt.budgetBackend}, mix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Backend != tt.want || !slices.Equal(p.Mix, mix) {
+				t.Fatalf("Fastest = %s on %s; want XL on %s", p.Spec, p.Backend, tt.want)
+			}
+		})
+	}
+	caps := profile(t, "browser-cpu")
+	if p, err := Fastest(caps, h, Budget{}, mix); err != nil || p.Backend != BackendCPU {
+		t.Fatalf("Fastest without an adapter = %s, %v; want cpu", p.Backend, err)
+	}
+}

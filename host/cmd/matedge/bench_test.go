@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/matedge/matedge/wasm/abi"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +20,9 @@ func needGPU(t *testing.T) {
 }
 
 type generated struct {
-	Tokens  []int  `json:"tokens"`
-	Backend string `json:"backend"`
+	Tokens  []int           `json:"tokens"`
+	Backend string          `json:"backend"`
+	Plan    *abi.PlanResult `json:"plan"`
 }
 
 func generateJSON(t *testing.T, run func(args ...string) (string, string, int), args ...string) generated {
@@ -38,7 +40,7 @@ func generateJSON(t *testing.T, run func(args ...string) (string, string, int), 
 
 // TestGenerateGPU: generate -backend gpu runs end to end (the module under
 // wazero, webgpuhost, the native device) and greedy tokens equal the CPU's;
-// auto picks the GPU when there is one.
+// auto runs whichever backend the planner measured faster, with the same tokens.
 func TestGenerateGPU(t *testing.T) {
 	needGPU(t)
 	run := matedge(t)
@@ -47,7 +49,11 @@ func TestGenerateGPU(t *testing.T) {
 	cpu := generateJSON(t, run, "-model", path, "-mix", "S,M,XL", "-backend", "cpu")
 	for _, args := range [][]string{{"-backend", "gpu"}, {"-backend", "auto"}, {"-backend", "gpu", "-precision", "f16"}} {
 		gpu := generateJSON(t, run, append([]string{"-model", path, "-mix", "S,M,XL"}, args...)...)
-		if gpu.Backend != "gpu" {
+		if args[1] == "auto" {
+			if gpu.Plan == nil || gpu.Plan.Plan.Backend != gpu.Backend || gpu.Plan.Plan.Spec != "S,M,XL" {
+				t.Errorf("generate -backend auto ran on %q with plan %+v; want the plan's backend and the given mix", gpu.Backend, gpu.Plan)
+			}
+		} else if gpu.Backend != "gpu" {
 			t.Errorf("generate %v ran on %q; want gpu", args, gpu.Backend)
 		}
 		if args[len(args)-1] != "f16" && !slices.Equal(gpu.Tokens, cpu.Tokens) {

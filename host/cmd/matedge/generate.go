@@ -10,6 +10,7 @@ import (
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
@@ -28,7 +29,9 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")
 	topK := fs.Int("top-k", 40, "sample from the K most likely tokens; 0 keeps all")
 	topP := fs.Float64("top-p", 0.95, "sample from the smallest set with this much probability; 1 keeps all")
-	backend := fs.String("backend", "auto", "cpu, gpu, or auto (gpu when this machine has an adapter)")
+	backend := fs.String("backend", "auto", "cpu, gpu, or auto (the planner measures both and picks)")
+	budgetName := fs.String("budget", "balanced", "what auto plans for: fast, balanced or best (see matedge plan -help)")
+	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
@@ -52,7 +55,21 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 		return err
 	}
 	defer closeModule()
-	_, mixInfo, err := mod.Load(ctx, file, size, *mix)
+	modelInfo, err := mod.ReadHeader(ctx, file, size)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	var plan *abi.PlanResult
+	if *mix == "auto" || *backend == "auto" {
+		if plan, err = planFor(ctx, mod, *wasmPath, *budgetName, *mix, *backend); err != nil {
+			return err
+		}
+		*mix, *backend = plan.Plan.Spec, plan.Plan.Backend
+		if *verbose || plan.Error != "" {
+			describePlan(os.Stderr, plan)
+		}
+	}
+	mixInfo, err := mod.FetchMix(ctx, file, modelInfo, *mix)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -74,14 +91,15 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	}
 	out := struct {
 		*host.Result
-		Prompt          string   `json:"prompt"`
-		Mix             []string `json:"mix"`
-		Model           string   `json:"model"`
-		Seed            uint64   `json:"seed"`
-		Temperature     float64  `json:"temperature"`
-		Seconds         float64  `json:"seconds"`
-		TokensPerSecond float64  `json:"tokens_per_second"`
-	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds()}
+		Prompt          string          `json:"prompt"`
+		Mix             []string        `json:"mix"`
+		Model           string          `json:"model"`
+		Seed            uint64          `json:"seed"`
+		Temperature     float64         `json:"temperature"`
+		Seconds         float64         `json:"seconds"`
+		TokensPerSecond float64         `json:"tokens_per_second"`
+		Plan            *abi.PlanResult `json:"plan,omitempty"`
+	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), plan}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
@@ -130,4 +148,37 @@ func startModuleWith(ctx context.Context, wasmPath string, cfg host.Config) (*ho
 		return nil, nil, err
 	}
 	return mod, func() { rt.Close(ctx) }, nil
+}
+
+// planFor measures this machine and asks the module's planner for a plan:
+// the whole plan when mix is auto, only the backend when mix is given.
+func planFor(ctx context.Context, mod *host.Module, wasmPath, budgetName, mix, backend string) (*abi.PlanResult, error) {
+	budget, err := planner.Preset(budgetName)
+	if err != nil {
+		return nil, err
+	}
+	if backend != "auto" {
+		budget.Backend = backend
+	}
+	caps, _, err := detectCapabilities(ctx, wasmPath, &budget)
+	if err != nil {
+		return nil, fmt.Errorf("measuring this device: %w", err)
+	}
+	req := abi.PlanRequest{Capabilities: caps, Budget: budget}
+	if mix != "auto" {
+		req.Mix = mix
+	}
+	return mod.Plan(ctx, req)
+}
+
+// describePlan prints what the planner chose and why.
+func describePlan(w io.Writer, res *abi.PlanResult) {
+	p := res.Plan
+	fmt.Fprintf(w, "plan: mix %s on %s, %.0f tokens/s predicted\n", p.Spec, p.Backend, p.PredictedTokensPerSecond)
+	if res.Error != "" {
+		fmt.Fprintf(w, "  nothing fits the budget (%s); running the smallest plan\n", res.Error)
+	}
+	for _, r := range p.Reasons {
+		fmt.Fprintf(w, "  - %s\n", r)
+	}
 }
