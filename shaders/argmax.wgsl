@@ -13,7 +13,7 @@ var<workgroup> best_index: array<u32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
-    var v = -3.4028235e38;
+    var v = LOWEST;
     var at = 0xffffffffu;
     for (var i = lid; i < p.n; i += WG) {
         if (at == 0xffffffffu || x[i] > v) {

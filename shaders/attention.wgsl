@@ -64,7 +64,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let sb = (row * p.heads + head) * p.scores_stride;
     let len = p.start + row + 1u;
 
-    var local_max = -3.4028235e38;
+    var local_max = LOWEST;
     for (var t = lid; t < len; t += WG) {
         let kb = p.kv_offset + t * dim + head * p.head_dim;
         var s = 0.0;

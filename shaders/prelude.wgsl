@@ -11,3 +11,8 @@ fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
 
+
+// LOWEST is the most negative finite f32, written exactly: Chromium's Tint
+// rejects the usual rounded literal (3.4028235 × 10^38) as out of range,
+// where naga rounds it.
+const LOWEST: f32 = -3.40282346638528859812e+38f;

@@ -132,7 +132,7 @@ fn rng_output(s: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
     // Probabilities, in place: softmax(logits / temperature).
-    var m = -3.4028235e38;
+    var m = LOWEST;
     for (var i = lid; i < p.n; i += WG) {
         let z = logits[i] / p.temperature;
         logits[i] = z;

@@ -16,7 +16,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         return;
     }
     let base = row * p.n;
-    var m = -3.4028235e38;
+    var m = LOWEST;
     for (var i = lid; i < p.n; i += WG) {
         m = max(m, x[base + i]);
     }
