@@ -228,6 +228,14 @@ func plan(ptr, n uint32) (code int32) {
 	if err := msgpack.Unmarshal(b, &req); err != nil {
 		return fail(abi.ErrArg, fmt.Errorf("plan request: %w", err))
 	}
+	if req.Budget.Name != "" && req.Budget == (planner.Budget{Name: req.Budget.Name}) {
+		// A budget that is only a preset's name means that preset.
+		preset, err := planner.Preset(req.Budget.Name)
+		if err != nil {
+			return fail(abi.ErrArg, err)
+		}
+		req.Budget = preset
+	}
 	var p planner.Plan
 	var err error
 	if req.Mix == "" {

@@ -31,9 +31,11 @@ export async function missingBrowser() {
 
 /**
  * launch starts Chromium with a fresh profile and resolves with its browser
- * context; close() ends it and removes the profile.
+ * context; close() ends it and removes the profile. With webgpu false it
+ * leaves out --enable-unsafe-webgpu: headless Chromium on Linux then has no
+ * adapter, as a browser without WebGPU.
  */
-export async function launch({ timeoutMs = 30_000 } = {}) {
+export async function launch({ timeoutMs = 30_000, webgpu = true } = {}) {
   const { chromium } = await import('playwright-core');
   const profile = await mkdtemp(join(tmpdir(), 'matedge-chromium-'));
   let context;
@@ -41,7 +43,7 @@ export async function launch({ timeoutMs = 30_000 } = {}) {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: false, // FLAGS carries --headless=new itself
-      args: FLAGS,
+      args: webgpu ? FLAGS : FLAGS.filter((f) => f !== '--enable-unsafe-webgpu'),
       timeout: timeoutMs,
       viewport: { width: 1000, height: 900 },
     });

@@ -5,7 +5,7 @@
 
 import * as msgpack from './msgpack.js';
 import { WASI } from './wasi.js';
-import { noGPU } from './webgpu-none.js';
+import { noGPU } from './webgpu.js';
 
 /** ABI_VERSION is the version of wasm/ABI.md this runtime speaks; the module's abi_version must equal it. */
 export const ABI_VERSION = 1;
@@ -28,6 +28,10 @@ export const PREAMBLE = 12;
 
 const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
   'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step'];
+
+// MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
+// wait for, mean the module is stuck (as host/module.go's maxPending).
+const MAX_PENDING = 1000;
 
 // SCRATCH is the smallest input buffer borrowed from the module (as in host/module.go).
 const SCRATCH = 64 << 10;
@@ -54,14 +58,15 @@ export class ModuleInstance {
    * instantiate starts an instance of a compiled module: WASI, _initialize,
    * then the ABI version and the exports ABI.md lists are checked.
    */
-  static async instantiate(module, { stdout, stderr } = {}) {
+  static async instantiate(module, { stdout, stderr, gpu = noGPU() } = {}) {
     const wasi = new WASI({ stdout, stderr });
-    // The `webgpu` import module (webgpu/ABI.md): no GPU yet in this runtime,
-    // so the engine's `auto` backend falls back to the CPU.
+    // The `webgpu` import module (webgpu/ABI.md): `gpu` is a WebGPUHost
+    // (webgpu.js), from requestGPU() or noGPU(), in which case the engine's
+    // `auto` backend runs on the CPU.
     let instance;
     const imports = {
       wasi_snapshot_preview1: wasi.importsFor(module),
-      webgpu: noGPU(() => instance.exports.memory),
+      webgpu: gpu.imports(() => instance.exports.memory),
     };
     for (const imp of WebAssembly.Module.imports(module)) {
       if (!(imp.module in imports)) throw new MatEdgeError(`matedge: the module imports ${imp.module}.${imp.name}, which this runtime does not provide; is matedge.js older than matedge.wasm? Rebuild both with ./build.sh`, { code: 'ERR_ABI' });
@@ -80,12 +85,14 @@ export class ModuleInstance {
     if (missing.length) {
       throw new MatEdgeError(`matedge: the module lacks the exports ${missing.join(', ')} of ABI version ${ABI_VERSION}`, { code: 'ERR_ABI' });
     }
-    return new ModuleInstance(exports, wasi);
+    return new ModuleInstance(exports, wasi, gpu);
   }
 
-  constructor(exports, wasi) {
+  constructor(exports, wasi, gpu) {
     this.exports = exports;
     this.wasi = wasi;
+    /** The WebGPUHost behind the module's `webgpu` imports. */
+    this.gpu = gpu;
     this.scratch = 0; // a buffer from alloc that inputs are copied into
     this.scratchSize = 0;
   }
@@ -176,4 +183,35 @@ export class ModuleInstance {
 
   /** step returns the next token id (its bytes are in output()), DONE or PENDING; it throws on an error status. */
   step() { return this.check('step', this.exports.step()); }
+
+  /**
+   * next steps until a token id or DONE: on PENDING it awaits the GPU work in
+   * flight (the readback of the sampled token) and steps again.
+   */
+  async next() {
+    for (let idle = 0; ;) {
+      const status = this.step();
+      if (status !== PENDING) return status;
+      const inFlight = this.gpu.settled();
+      if (inFlight) {
+        await inFlight;
+      } else if (++idle >= MAX_PENDING) {
+        throw new MatEdgeError(`matedge: step still pending after ${MAX_PENDING} calls with nothing to wait for`, { code: 'ERR_PENDING' });
+      }
+    }
+  }
+
+  /** hasPlan reports whether the module exports plan (ABI.md). */
+  get hasPlan() { return typeof this.exports.plan === 'function'; }
+
+  /**
+   * plan runs the module's planner on the loaded header: request is
+   * {capabilities, budget, mix?} (planner.Capabilities and planner.Budget);
+   * it returns {plan, error, constraint} — when nothing fits, plan is the
+   * smallest plan and error says which limit it breaks.
+   */
+  plan(request) {
+    this.callBytes('plan', msgpack.encode(request));
+    return this.decodeOutput();
+  }
 }

@@ -1,14 +1,36 @@
-// demo: the page around matedge.js — load the default model, pick a size,
-// stream text. body[data-state] is loading | ready | generating | done | error
-// (the browser tests wait on it).
+// demo: the page around matedge.js — measure the device, plan, download the
+// plan, switch size live, stream text. body[data-state] is loading | ready |
+// generating | done | error (the browser tests wait on it).
+//
+// URL parameters: ?budget=fast|balanced|best (default balanced), ?mix=SPEC
+// to skip planning and load that mix.
 
 import { MatEdge } from './matedge.js';
 
 const MODEL = 'models/default.matw';
 
 const $ = (id) => document.getElementById(id);
+const SVG = 'http://www.w3.org/2000/svg';
 let lm = null;
 let running = null; // the Generation in progress
+
+/** el makes an element: el('dd', {class: 'x'}, 'text', child…). */
+function el(tag, attrs = {}, ...children) {
+  const node = tag.startsWith('svg:') ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+// --- formatting ---
+
+const megabytes = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)} MB`;
+const size = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : megabytes(n));
+const gibibytes = (n) => `${(n / 2 ** 30).toFixed(n % 2 ** 30 ? 1 : 0)} GiB`;
+const rate = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(2));
+const count = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)} k` : String(n));
+const rangeBytes = (ranges) => ranges.reduce((n, r) => n + r.length, 0);
+const mixName = (names) => (names.every((g) => g === names[0]) ? names[0] : names.join(','));
 
 function setState(state, message) {
   document.body.dataset.state = state;
@@ -21,102 +43,244 @@ function setProgress(fraction) {
   $('bar').setAttribute('aria-valuenow', String(percent));
 }
 
-const megabytes = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)} MB`;
-const rangeBytes = (ranges) => ranges.reduce((n, r) => n + r.length, 0);
-const mixName = (mix) => (mix.every((g) => g === mix[0]) ? mix[0] : mix.join(','));
-
-function onProgress(what) {
-  return ({ phase, loaded, total }) => {
-    const label = phase === 'wasm' ? 'the module' : what;
-    $('status').textContent = total > 0 ? `Downloading ${label}… ${megabytes(loaded)} of ${megabytes(total)}` : `Downloading ${label}… ${megabytes(loaded)}`;
-    setProgress(total > 0 ? loaded / total : 0);
-  };
+// facts fills a <dl class="facts"> with [term, value, {title, wide}] rows.
+function facts(target, rows) {
+  target.replaceChildren(...rows.map(([term, value, { title, wide } = {}]) =>
+    el('div', { ...(title ? { title } : {}), ...(wide ? { class: 'wide' } : {}) }, el('dt', {}, term), el('dd', {}, value))));
 }
 
-function renderFacts() {
-  const c = lm.info.header.config;
-  const facts = [
-    ['Mix', mixName(lm.mix.mix)],
-    ['Weights for this mix', megabytes(rangeBytes(lm.mix.needed))],
-    ['Downloaded', megabytes(lm.downloaded.bytes)],
-    ['Whole file', lm.fileSize > 0 ? megabytes(lm.fileSize) : 'unknown'],
-    ['Layers × width', `${c.layers} × ${c.dim}`],
-    ['FFN widths', c.ffn_widths.join(' / ')],
-    ['Context', `${c.context} tokens`],
-    ['Vocabulary', `${c.vocab}`],
+// --- the model: sizes, bytes and quality of mixes ---
+
+// A choice is a mix the size control offers: {label, spec, names}.
+function choices() {
+  const { granularities: names, header: { config } } = lm.info;
+  const layers = config.layers;
+  const top = names.length - 1;
+  const list = names.map((name) => ({ label: name, spec: name, names: Array(layers).fill(name) }));
+  const presets = [
+    ['Ramp ↑', (l) => Math.floor((l * names.length) / layers)],
+    ['Ramp ↓', (l) => top - Math.floor((l * names.length) / layers)],
+    ['Sandwich', (l) => (l === 0 || l === layers - 1 ? top : 0)],
   ];
-  $('facts').replaceChildren(...facts.map(([term, value]) => {
-    const row = document.createElement('div');
-    const dt = document.createElement('dt');
-    const dd = document.createElement('dd');
-    dt.textContent = term;
-    dd.textContent = value;
-    row.append(dt, dd);
-    return row;
-  }));
+  if (lm.plan) presets.unshift(['Planned', (l) => lm.plan.mix[l]]);
+  for (const [label, pick] of presets) {
+    const mixNames = Array.from({ length: layers }, (_, l) => names[pick(l)]);
+    const spec = mixName(mixNames);
+    if (!list.some((c) => c.spec === spec)) list.push({ label, spec, names: mixNames });
+  }
+  return list;
+}
+
+// mixBytes is what a mix reads from the file: the entries it needs.
+function mixBytes(mixNames) {
+  const g = mixNames.map((n) => lm.info.granularities.indexOf(n));
+  return lm.info.header.entries.reduce((n, e) => n + (e.layer < 0 || e.granularity <= g[e.layer] ? e.length : 0), 0);
+}
+
+// nonEmbeddingParams is model.Config.NonEmbeddingParams.
+function nonEmbeddingParams(mixNames) {
+  const c = lm.info.header.config;
+  return mixNames.reduce((n, name) => n + 2 * c.dim + 4 * c.dim * c.dim + 3 * c.ffn_widths[lm.info.granularities.indexOf(name)] * c.dim, c.dim);
+}
+
+// quality is the header's quality table ({mix, non_embedding_params,
+// loss_nats_per_token, …} per measured mix), or null.
+function quality() {
+  try {
+    const table = JSON.parse(lm.info.header.meta?.quality ?? 'null');
+    return Array.isArray(table) && table.length ? table.map((q) => ({ ...q, spec: Array.isArray(q.mix) ? mixName(q.mix) : String(q.mix) })) : null;
+  } catch {
+    return null;
+  }
+}
+
+// --- cards ---
+
+function renderDevice(caps) {
+  const a = caps.adapter;
+  const rows = [];
+  if (a) {
+    rows.push(['GPU', `${a.description || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unnamed adapter'}${a.isFallbackAdapter ? ' (software)' : ''}`]);
+    rows.push(['Per buffer', `${(a.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`, { title: 'maxStorageBufferBindingSize' }]);
+    rows.push(['Features', a.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of note']);
+  } else {
+    rows.push(['GPU', `none — ${lm?.gpuReason || 'no WebGPU adapter'}`]);
+  }
+  rows.push(['Memory', caps.deviceMemoryBytes ? `${gibibytes(caps.deviceMemoryBytes)} (browser-rounded)` : 'not reported']);
+  rows.push(['Cores', caps.logicalCores ? String(caps.logicalCores) : 'not reported']);
+  rows.push(['Storage free', caps.storageQuotaBytes ? size(caps.storageQuotaBytes) : 'not reported']);
+  const n = caps.network;
+  rows.push(['Network', n.effectiveType || n.downlink ? `${n.effectiveType || '?'}${n.downlink ? `, ${n.downlink} Mbit/s` : ''}${n.saveData ? ', save-data' : ''}` : 'not reported']);
+  for (const b of caps.benchmarks) {
+    rows.push([`${b.backend.toUpperCase()} benchmark`,
+      `${rate(b.tokensPerSecond)} tokens/s on S · ${rate(b.gbps)} GB/s · ${rate(b.gflops)} GFLOP/s · measured in ${b.durationMillis.toFixed(0)} ms`,
+      { title: b.method, wide: true }]);
+  }
+  facts($('device'), rows);
+}
+
+function renderPlan(plan) {
+  const body = [
+    el('p', { class: 'headline' }, el('strong', {}, plan.spec), ` on the ${plan.backend.toUpperCase()}`),
+  ];
+  const dl = el('dl', { class: 'facts' });
+  facts(dl, [
+    ['Download', megabytes(plan.download_bytes)],
+    ['Memory', megabytes(plan.memory_bytes)],
+    ['Expected speed', `${rate(plan.predicted_tokens_per_second)} tokens/s${plan.speed_measured ? '' : ' (assumed)'}`],
+    ['Parameters', `${count(plan.non_embedding_params)} non-embedding`],
+    ...(plan.expected_loss ? [['Expected loss', `${plan.expected_loss.toFixed(3)} nats/token`]] : []),
+  ]);
+  body.push(dl);
+  if (plan.error) body.push(el('p', { class: 'warning' }, `Nothing fits the budget (${plan.constraint}): ${plan.error}. Running the smallest plan.`));
+  body.push(el('details', { open: '' }, el('summary', {}, 'Why'), el('ul', { class: 'reasons' }, ...plan.reasons.map((r) => el('li', {}, r)))));
+  $('plan').replaceChildren(...body);
 }
 
 function renderSizes() {
   const current = mixName(lm.mix.mix);
   const legend = $('sizes').querySelector('legend');
-  $('sizes').replaceChildren(legend, ...lm.info.granularities.map((name, g) => {
-    const label = document.createElement('label');
-    const input = document.createElement('input');
-    input.type = 'radio';
-    input.name = 'size';
-    input.value = name;
-    input.checked = name === current;
-    const strong = document.createElement('strong');
-    strong.textContent = name;
-    const small = document.createElement('small');
-    small.textContent = megabytes(rangeBytes(lm.info.ranges[g]));
-    label.append(input, strong, small);
-    return label;
-  }));
+  $('sizes').replaceChildren(legend, ...choices().map((c) => el('label', { title: c.spec, ...(c.label !== c.spec ? { class: 'preset' } : {}) },
+    el('input', { type: 'radio', name: 'size', value: c.spec, ...(c.spec === current ? { checked: '' } : {}) }),
+    el('strong', {}, c.label),
+    el('small', {}, megabytes(mixBytes(c.names))))));
+}
+
+// renderChart draws size against validation loss from the header's quality
+// table, or against parameter count when the model has none, and marks the
+// current mix.
+function renderChart() {
+  const table = quality();
+  const current = mixName(lm.mix.mix);
+  const points = table
+    ? table.map((q) => ({ spec: q.spec, x: q.non_embedding_params, y: q.loss_nats_per_token }))
+    : choices().map((c) => ({ spec: c.spec, label: c.label, x: mixBytes(c.names), y: nonEmbeddingParams(c.names) }));
+  if (table && !points.some((p) => p.spec === current)) {
+    // A mix the table does not list: interpolate its loss between its neighbours by size.
+    const x = nonEmbeddingParams(lm.mix.mix);
+    const sorted = [...points].sort((a, b) => a.x - b.x);
+    const hi = sorted.find((p) => p.x >= x) ?? sorted.at(-1);
+    const lo = [...sorted].reverse().find((p) => p.x <= x) ?? sorted[0];
+    const y = hi.x === lo.x ? lo.y : lo.y + ((x - lo.x) / (hi.x - lo.x)) * (hi.y - lo.y);
+    points.push({ spec: current, x, y, interpolated: true });
+  }
+  const [w, h, left, bottom, top, right] = [320, 176, 46, 30, 18, 14];
+  const xs = points.map((p) => p.x);
+  const ys = points.map((p) => p.y);
+  const scale = (v, lo, hi, a, b) => (hi === lo ? (a + b) / 2 : a + ((v - lo) / (hi - lo)) * (b - a));
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const px = (x) => scale(x, x0, x1, left + 8, w - right);
+  const py = (y) => scale(y, y0, y1, h - bottom - 8, top);
+  const xLabel = table ? 'non-embedding parameters' : 'download';
+  const yLabel = table ? 'loss (nats/token)' : 'parameters';
+  const xFmt = table ? count : megabytes;
+  const yFmt = table ? (v) => v.toFixed(2) : count;
+  const svg = el('svg:svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': `${yLabel} against ${xLabel}` },
+    el('svg:line', { x1: left, y1: h - bottom, x2: w - right, y2: h - bottom, class: 'axis' }),
+    el('svg:line', { x1: left, y1: top, x2: left, y2: h - bottom, class: 'axis' }),
+    el('svg:text', { x: (left + w - right) / 2, y: h - 4, 'text-anchor': 'middle' }, xLabel),
+    el('svg:text', { x: 12, y: (top + h - bottom) / 2, 'text-anchor': 'middle', transform: `rotate(-90 12 ${(top + h - bottom) / 2})` }, yLabel),
+    el('svg:text', { x: left + 2, y: h - bottom + 12, 'text-anchor': 'start', class: 'tick' }, xFmt(x0)),
+    el('svg:text', { x: w - right, y: h - bottom + 12, 'text-anchor': 'end', class: 'tick' }, xFmt(x1)),
+    el('svg:text', { x: left - 3, y: py(y0) + 3, 'text-anchor': 'end', class: 'tick' }, yFmt(y0)),
+    el('svg:text', { x: left - 3, y: py(y1) + 3, 'text-anchor': 'end', class: 'tick' }, yFmt(y1)),
+    ...points.map((p) => el('svg:circle', { cx: px(p.x), cy: py(p.y), r: p.spec === current ? 6 : 3.5, class: p.spec === current ? 'current' : 'point' },
+      el('svg:title', {}, `${p.spec}: ${xFmt(p.x)}, ${yFmt(p.y)}${p.interpolated ? ' (interpolated)' : ''}`))),
+    // Labels: the uniform sizes, and the current mix.
+    ...points.filter((p) => p.spec === current || lm.info.granularities.includes(p.spec)).map((p) => el('svg:text', {
+      x: px(p.x), y: py(p.y) - (p.spec === current ? 10 : 7), 'text-anchor': p.x === x1 ? 'end' : 'middle', class: p.spec === current ? 'current-label' : 'label',
+    }, p.label ?? p.spec)));
+  $('chart').replaceChildren(svg, el('figcaption', {}, table
+    ? 'Validation loss of each measured mix against its size; the ring is the current mix.'
+    : 'This model has no quality table, so size is shown against parameter count; the ring is the current mix.'));
+}
+
+// --- progress ---
+
+function onProgress({ phase, loaded, total, mix, benchmark, granularities }) {
+  if (phase === 'wasm') {
+    $('status').textContent = total > 0 ? `Downloading the module… ${megabytes(loaded)} of ${megabytes(total)}` : `Downloading the module… ${megabytes(loaded)}`;
+  } else {
+    const what = benchmark ? `${mix}, which every plan starts with, to measure this device` : `the ${mix} weights`;
+    $('status').textContent = `Fetching ${what}… ${megabytes(loaded)} of ${megabytes(total)}`;
+    $('progress-detail').textContent = granularities.filter((g) => g.total > 0)
+      .map((g) => `${g.name} ${megabytes(g.loaded)} / ${megabytes(g.total)}`).join(' · ');
+  }
+  setProgress(total > 0 ? loaded / total : 0);
 }
 
 function ready(message) {
-  renderFacts();
+  renderSizes();
+  renderChart();
   $('sizes').disabled = false;
   $('generate').disabled = false;
   setProgress(1);
   setState('ready', message);
 }
 
+function fetched(before) {
+  const net = lm.downloaded.bytes - before.bytes;
+  const cached = lm.downloaded.cachedBytes - before.cachedBytes;
+  if (!net && !cached) return 'nothing to fetch';
+  return [net && `fetched ${megabytes(net)}`, cached && `${megabytes(cached)} from the cache`].filter(Boolean).join(', ');
+}
+
 async function start() {
-  const mix = new URLSearchParams(location.search).get('mix') ?? 'S';
+  const params = new URLSearchParams(location.search);
+  const budget = params.get('budget') ?? 'balanced';
+  $('budget').value = budget;
   try {
-    lm = await MatEdge.load({ model: MODEL, mix, onProgress: onProgress(`the ${mix} weights`) });
+    lm = await MatEdge.load({
+      model: MODEL,
+      mix: params.get('mix') ?? 'auto',
+      budget,
+      onProgress,
+      onPlan: ({ capabilities, plan }) => {
+        renderDevice(capabilities);
+        renderPlan(plan);
+      },
+    });
   } catch (err) {
     setState('error', err.message);
     return;
   }
-  renderSizes();
-  ready(`Ready: ${mixName(lm.mix.mix)} — ${megabytes(lm.downloaded.bytes)} of ${megabytes(lm.fileSize)} downloaded.`);
+  if (!lm.plan) {
+    $('plan').replaceChildren(el('p', { class: 'hint' }, `Fixed by the page address: ${mixName(lm.mix.mix)}.`));
+    facts($('device'), [['GPU', lm.gpu ? lm.gpu.name : `none — ${lm.gpuReason}`], ['Benchmark', 'skipped: the mix is fixed']]);
+  }
+  if (lm.info.header.meta?.kind !== 'random') $('model-note').hidden = true;
+  ready(`Ready: ${mixName(lm.mix.mix)} — ${fetched({ bytes: 0, cachedBytes: 0 })}.`);
 }
+
+$('budget').addEventListener('change', () => {
+  const params = new URLSearchParams(location.search);
+  params.set('budget', $('budget').value);
+  params.delete('mix');
+  location.search = params;
+});
 
 $('sizes').addEventListener('change', async (e) => {
   const mix = e.target.value;
-  const before = lm.downloaded.bytes;
+  const before = { ...lm.downloaded };
   $('sizes').disabled = true;
   $('generate').disabled = true;
   setState('loading', `Switching to ${mix}…`);
   setProgress(0);
   try {
-    await lm.setMix(mix, { onProgress: onProgress(`the rows ${mix} adds`) });
+    await lm.setMix(mix, { onProgress: (p) => onProgress({ ...p, phase: 'weights' }) });
   } catch (err) {
     setState('error', err.message);
     $('sizes').disabled = false;
     return;
   }
-  const fetched = lm.downloaded.bytes - before;
-  ready(`Ready: ${mix} — ${fetched ? `fetched ${megabytes(fetched)} more` : 'nothing to fetch'}.`);
+  ready(`Ready: ${mix} — ${fetched(before)}.`);
 });
 
 function showStats(gen, final) {
-  const parts = [`${gen.tokens.length} tokens`, `${gen.tokensPerSecond.toFixed(0)} tokens/s`];
+  const parts = [`${gen.tokens.length} tokens`, `${rate(gen.tokensPerSecond)} tokens/s`];
   if (gen.backend) parts.push(`${gen.backend} backend`);
   parts.push(`mix ${mixName(lm.mix.mix)}`);
+  if (gen.deviceLost) parts.push('GPU lost, went on on the CPU');
   if (final && gen.reason === 'context') parts.push('context full');
   if (final && gen.reason === 'cancelled') parts.push('stopped');
   $('stats').textContent = parts.join(' · ');

@@ -1,7 +1,9 @@
 // loader: brings a weights file into a ModuleInstance over HTTP, fetching only
 // the bytes a mix needs — the preamble, the header, then MixInfo.missing with
-// Range requests — as host/generate.go's Load does from a local file.
+// Range requests — as host/generate.go's Load does from a local file, and
+// keeping what it fetched in a BlockCache (cache.js) for the next visit.
 
+import { BlockCache } from './cache.js';
 import { MatEdgeError, PREAMBLE } from './abi.js';
 
 /** FEED_CHUNK is the most bytes handed to one feed call. */
@@ -9,6 +11,14 @@ export const FEED_CHUNK = 1 << 20;
 
 /** PARALLEL_RANGES is how many Range requests run at once. */
 export const PARALLEL_RANGES = 4;
+
+/**
+ * Cached blocks are a sixteenth of the range being downloaded, within these
+ * bounds: small enough that an interrupted download loses little, few
+ * enough that the cache does not hold thousands of entries per model.
+ */
+export const MIN_BLOCK = 64 << 10;
+export const MAX_BLOCK = 4 << 20;
 
 /**
  * RangeSource reads byte ranges of one URL. A server that answers a Range
@@ -142,46 +152,292 @@ export async function fetchModule(url, { fetch, onProgress = () => {} } = {}) {
   }
 }
 
-/** loadHeader reads the preamble and the header from source into mod; it returns ModelInfo. */
-export async function loadHeader(mod, source) {
-  const preamble = await source.bytes(0, PREAMBLE);
-  const headerLength = mod.headerLen(preamble);
-  const header = await source.bytes(0, headerLength);
-  return mod.loadHeader(header, source.size);
-}
-
 /**
- * loadMix selects mix in mod and feeds it the byte ranges it still misses,
- * fetched from source, reporting onProgress({loaded, total}) in bytes of
- * those ranges. "auto" fetches the largest granularity (as the Go host
- * does) and then picks it. It returns the final MixInfo.
+ * ModelFile is one weights file: its RangeSource, its cached blocks (when a
+ * BlockCache is given), and what the module has been fed from either.
+ * `stats` counts {requests, bytes} over the network and {cachedBytes} fed
+ * from the cache.
  */
-export async function loadMix(mod, source, modelInfo, mix, { onProgress = () => {} } = {}) {
-  let ranges = mod.setMix(mix).missing;
-  if (mix === 'auto') ranges = mod.setMix(modelInfo.granularities.at(-1)).missing;
-  const total = ranges.reduce((n, r) => n + r.length, 0);
-  let loaded = 0;
-  onProgress({ loaded, total });
-  const fetchRange = async ({ offset, length }) => {
-    let at = offset;
-    for await (const chunk of source.read(offset, length)) {
-      for (let i = 0; i < chunk.length; i += FEED_CHUNK) {
-        const piece = chunk.subarray(i, i + FEED_CHUNK);
-        mod.feed(at, piece);
-        at += piece.length;
-        loaded += piece.length;
-        onProgress({ loaded, total });
+export class ModelFile {
+  constructor(url, { fetch, cache = null } = {}) {
+    this.url = String(url);
+    this.source = new RangeSource(url, { fetch });
+    this.cache = cache;
+    this.identity = null; // the header's SHA-256, once the header is loaded with a cache
+    this.info = null; // ModelInfo
+    this.cachedBytes = 0;
+    this.cacheFailed = false; // a put failed (quota): stop writing
+  }
+
+  get size() { return this.source.size; }
+
+  get stats() { return { ...this.source.stats, cachedBytes: this.cachedBytes }; }
+
+  /**
+   * loadHeader hands the module the preamble and header — from the cache
+   * when it holds this URL's, else fetched — and returns ModelInfo.
+   */
+  async loadHeader(mod) {
+    if (this.cache) {
+      const hit = await this.cache.header(this.url);
+      if (hit) {
+        try {
+          this.info = this.headerInto(mod, hit.bytes, hit.fileSize);
+          this.identity = await BlockCache.identity(hit.bytes);
+          this.source.size = hit.fileSize;
+          this.cachedBytes += hit.bytes.length;
+          return this.info;
+        } catch (err) {
+          if (err.code !== 'ERR_FORMAT') throw err;
+          await this.cache.dropHeader(this.url); // a damaged entry: fetch it again
+        }
       }
     }
-  };
-  await pool(ranges, PARALLEL_RANGES, fetchRange);
-  const info = mod.setMix(mix);
-  if (info.missing.length) {
-    const bytes = info.missing.reduce((n, r) => n + r.length, 0);
-    throw new MatEdgeError(`matedge: mix ${mix}: ${bytes} bytes still missing after the download`, { code: 'ERR_MISSING' });
+    const preamble = await this.source.bytes(0, PREAMBLE);
+    const header = await this.source.bytes(0, mod.headerLen(preamble));
+    this.info = mod.loadHeader(header, this.source.size);
+    if (this.cache) {
+      this.identity = await BlockCache.identity(header);
+      await this.cache.putHeader(this.url, header, this.source.size).catch(() => { this.cacheFailed = true; });
+    }
+    return this.info;
   }
-  return info;
+
+  headerInto(mod, bytes, fileSize) {
+    const need = mod.headerLen(bytes.subarray(0, PREAMBLE));
+    if (need !== bytes.length) throw new MatEdgeError(`matedge: cached header has ${bytes.length} bytes, want ${need}`, { code: 'ERR_FORMAT' });
+    return mod.loadHeader(bytes, fileSize);
+  }
+
+  /**
+   * loadMix selects mix in the module and feeds it every byte range it still
+   * misses: first what the cache holds, then the rest over the network (the
+   * gaps only, adjacent ones merged, PARALLEL_RANGES at a time), caching
+   * each block as it completes. The module checks every tensor's CRC-32C as
+   * it completes; a tensor that fails (a damaged cached block, or bytes
+   * damaged in transit) is listed missing again: its cached blocks are
+   * dropped and it is fetched once more. It returns the final MixInfo.
+   *
+   * onProgress({loaded, total, cached, network, granularities}) counts bytes
+   * of the mix: total is every byte it reads (MixInfo.needed), loaded those
+   * the module has; granularities splits both by the granularity that first
+   * needs them ([{name, loaded, total}], smallest first).
+   */
+  async loadMix(mod, mix, { onProgress = () => {} } = {}) {
+    const first = mod.setMix(mix);
+    const progress = new Progress(this.info, first.needed, first.missing, onProgress);
+    let missing = first.missing;
+    let checksumError = null;
+    const feed = (offset, bytes) => {
+      for (let i = 0; i < bytes.length; i += FEED_CHUNK) {
+        const piece = bytes.subarray(i, i + FEED_CHUNK);
+        try {
+          mod.feed(offset + i, piece);
+        } catch (err) {
+          if (err.code !== 'ERR_CHECKSUM') throw err;
+          checksumError ??= err;
+        }
+        progress.add(offset + i, piece.length);
+      }
+    };
+    // Round 0 reads the cache and fetches its gaps; round 1, only after a
+    // checksum failure, fetches the failed tensors again, whose blocks are
+    // dropped by then.
+    for (let round = 0; ; round++) {
+      checksumError = null;
+      const blocks = this.cache && this.identity && round === 0 ? await this.cache.blocks(this.identity) : [];
+      const { hits, gaps } = cover(missing, blocks);
+      for (const hit of hits) {
+        const bytes = await this.cache.get(hit.block);
+        if (!bytes) { // evicted since it was listed
+          gaps.push({ offset: hit.offset, length: hit.length });
+          continue;
+        }
+        this.cachedBytes += hit.length;
+        const from = hit.offset - hit.block.offset;
+        feed(hit.offset, bytes.subarray(from, from + hit.length));
+      }
+      await pool(mergeAdjacent(gaps), PARALLEL_RANGES, (range) => this.fetchRange(range, feed));
+      const info = mod.setMix(mix);
+      if (!info.missing.length) return info;
+      if (!checksumError) {
+        throw new MatEdgeError(`matedge: mix ${mix}: ${rangeBytes(info.missing)} bytes still missing after the download`, { code: 'ERR_MISSING' });
+      }
+      if (round === 1) {
+        throw new MatEdgeError(`${checksumError.message} — the bytes the server sends do not match the weights header; if the file changed, clear the cache (MatEdge.clearCache()) or version its URL`, { code: 'ERR_CHECKSUM' });
+      }
+      missing = info.missing;
+      if (this.cache && this.identity) await this.dropBlocks(missing);
+      progress.reset(missing);
+    }
+  }
+
+  // fetchRange streams one range from the network into feed, and caches it
+  // in blocks as they complete.
+  async fetchRange({ offset, length }, feed) {
+    const size = Math.min(MAX_BLOCK, Math.max(MIN_BLOCK, Math.ceil(length / 16 / 4096) * 4096));
+    let block = new Uint8Array(Math.min(size, length));
+    let blockStart = offset;
+    let filled = 0;
+    let at = offset;
+    let writes = Promise.resolve();
+    try {
+      for await (const chunk of this.source.read(offset, length)) {
+        feed(at, chunk);
+        at += chunk.length;
+        for (let used = 0; used < chunk.length && this.cache && this.identity && !this.cacheFailed;) {
+          const n = Math.min(block.length - filled, chunk.length - used);
+          block.set(chunk.subarray(used, used + n), filled);
+          filled += n;
+          used += n;
+          if (filled === block.length) {
+            const [start, bytes] = [blockStart, block];
+            writes = writes.then(() => this.cache.put(this.identity, start, bytes)).catch(() => { this.cacheFailed = true; });
+            blockStart += bytes.length;
+            block = new Uint8Array(Math.min(size, offset + length - blockStart));
+            filled = 0;
+          }
+        }
+      }
+    } finally {
+      await writes; // blocks that completed stay cached, so a download cut short resumes from them
+    }
+  }
+
+  // dropBlocks removes the cached blocks that overlap ranges (tensors that
+  // failed their checksum), keeping their parts outside ranges as new blocks.
+  async dropBlocks(ranges) {
+    for (const block of await this.cache.blocks(this.identity)) {
+      if (!ranges.some((r) => r.offset < block.offset + block.length && block.offset < r.offset + r.length)) continue;
+      const bytes = await this.cache.get(block);
+      await this.cache.drop(block);
+      if (!bytes) continue;
+      for (const part of subtract([{ offset: block.offset, length: block.length }], ranges)) {
+        const from = part.offset - block.offset;
+        await this.cache.put(this.identity, part.offset, bytes.slice(from, from + part.length)).catch(() => {});
+      }
+    }
+  }
 }
+
+// Progress counts the bytes of a mix the module has, by granularity.
+class Progress {
+  constructor(info, needed, missing, report) {
+    this.report = report;
+    // The bytes granularity g adds: its uniform ranges less the smaller one's.
+    this.layers = info.granularities.map((name, g) => ({
+      name, ranges: g === 0 ? info.ranges[0] : subtract(info.ranges[g], info.ranges[g - 1]),
+    }));
+    this.total = rangeBytes(needed);
+    this.totals = this.layers.map((l) => overlap(needed, l.ranges));
+    this.needed = needed;
+    this.reset(missing);
+  }
+
+  // reset sets what is still missing: everything else counts as loaded.
+  reset(missing) {
+    this.missing = missing;
+    this.loaded = this.total - rangeBytes(missing);
+    this.per = this.layers.map((l, g) => this.totals[g] - overlap(missing, l.ranges));
+    this.emit();
+  }
+
+  add(offset, length) {
+    const piece = intersect([{ offset, length }], this.missing);
+    this.loaded += rangeBytes(piece);
+    this.layers.forEach((l, g) => { this.per[g] += overlap(piece, l.ranges); });
+    this.emit();
+  }
+
+  emit() {
+    this.report({
+      loaded: this.loaded,
+      total: this.total,
+      granularities: this.layers.map((l, g) => ({ name: l.name, loaded: this.per[g], total: this.totals[g] })),
+    });
+  }
+}
+
+/** rangeBytes is the total length of ranges. */
+export const rangeBytes = (ranges) => ranges.reduce((n, r) => n + r.length, 0);
+
+/**
+ * cover splits ranges into hits — parts a cached block holds, each read from
+ * the block reaching furthest — and gaps, the parts no block holds.
+ */
+export function cover(ranges, blocks) {
+  const hits = [];
+  const gaps = [];
+  for (const { offset, length } of ranges) {
+    const end = offset + length;
+    let at = offset;
+    while (at < end) {
+      let best = null;
+      let next = end;
+      for (const b of blocks) {
+        if (b.offset <= at && at < b.offset + b.length) {
+          if (!best || b.offset + b.length > best.offset + best.length) best = b;
+        } else if (b.offset > at && b.offset < next) {
+          next = b.offset;
+        }
+      }
+      const to = best ? Math.min(end, best.offset + best.length) : next;
+      if (best) hits.push({ block: best, offset: at, length: to - at });
+      else gaps.push({ offset: at, length: to - at });
+      at = to;
+    }
+  }
+  return { hits, gaps };
+}
+
+/** mergeAdjacent sorts ranges and joins those that touch. */
+export function mergeAdjacent(ranges) {
+  const out = [];
+  for (const r of [...ranges].sort((a, b) => a.offset - b.offset)) {
+    const last = out.at(-1);
+    if (last && last.offset + last.length >= r.offset) {
+      last.length = Math.max(last.length, r.offset + r.length - last.offset);
+    } else {
+      out.push({ offset: r.offset, length: r.length });
+    }
+  }
+  return out;
+}
+
+/** intersect is the parts of ranges a that lie in ranges b. */
+export function intersect(a, b) {
+  const out = [];
+  for (const x of a) {
+    for (const y of b) {
+      const lo = Math.max(x.offset, y.offset);
+      const hi = Math.min(x.offset + x.length, y.offset + y.length);
+      if (lo < hi) out.push({ offset: lo, length: hi - lo });
+    }
+  }
+  return mergeAdjacent(out);
+}
+
+/** subtract is the parts of ranges a that lie in no range of b. */
+export function subtract(a, b) {
+  let out = mergeAdjacent(a);
+  for (const y of b) {
+    const next = [];
+    for (const x of out) {
+      const yEnd = y.offset + y.length;
+      const xEnd = x.offset + x.length;
+      if (yEnd <= x.offset || y.offset >= xEnd) {
+        next.push(x);
+        continue;
+      }
+      if (y.offset > x.offset) next.push({ offset: x.offset, length: y.offset - x.offset });
+      if (yEnd < xEnd) next.push({ offset: yEnd, length: xEnd - yEnd });
+    }
+    out = next;
+  }
+  return out;
+}
+
+const overlap = (a, b) => rangeBytes(intersect(a, b));
 
 // pool runs work(item) for every item, at most `width` at a time. It rejects
 // with the first failure; after one, no lane starts another item.

@@ -1,15 +1,19 @@
 // matedge: run a nested (MatFormer) transformer in the browser.
 //
 //   import { MatEdge } from './matedge.js';
-//   const lm = await MatEdge.load({ model: 'models/default.matw', mix: 'S', onProgress });
+//   const lm = await MatEdge.load({ model: 'models/default.matw', budget: 'balanced', onProgress });
+//   lm.plan;   // the submodel chosen for this device, and why
 //   for await (const piece of lm.generate('It is a truth', { maxTokens: 32 })) out.textContent += piece;
 //   lm.close();
 //
-// The module (matedge.wasm) runs in a Web Worker (worker.js), so the page
-// never waits on it. Only the bytes of the chosen mix are downloaded, with
-// HTTP Range requests; see loader.js and README.md.
+// The module (matedge.wasm) runs in a Web Worker (worker.js), on WebGPU when
+// the browser has it (webgpu.js) and on its CPU backend otherwise. Only the
+// bytes of the chosen mix are downloaded, with HTTP Range requests, and kept
+// in the Cache API for the next visit; see loader.js, cache.js and README.md.
+// Types: matedge.d.ts.
 
 import { MatEdgeError } from './abi.js';
+import { BlockCache } from './cache.js';
 
 export { ABI_VERSION, MatEdgeError } from './abi.js';
 
@@ -22,25 +26,37 @@ const mixSpec = (mix) => (Array.isArray(mix) ? mix.join(',') : mix);
 /** MatEdge is a loaded model in its worker. */
 export class MatEdge {
   /**
-   * load starts a worker, downloads and checks matedge.wasm, reads the
-   * weights header and fetches the bytes of `mix`.
-   *
-   * @param {object} o
-   * @param {string|URL} o.model      the .matw file (relative URLs resolve against the page)
-   * @param {string|URL} [o.wasm]     matedge.wasm; defaults to the one next to this file
-   * @param {string|string[]} [o.mix] 'S', 'M', 'L', 'XL', 'auto' or one granularity per layer ('S,M,L,XL' or an array); default 'S'
-   * @param {(p: {phase: 'wasm'|'weights', loaded: number, total: number}) => void} [o.onProgress]
-   *        bytes of matedge.wasm, then of the mix's weights (total -1 if unknown)
+   * load starts a worker, opens the GPU, downloads and checks matedge.wasm,
+   * reads the weights header and fetches the bytes of `mix`. With mix
+   * 'auto' (the default) it first measures the device and plans: see
+   * matedge.d.ts for the options and the events.
    */
-  static async load({ model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'S', onProgress } = {}) {
+  static async load({
+    model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced',
+    gpu = true, cache = true, onProgress, onPlan,
+  } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
     const lm = new MatEdge(new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'matedge' }));
+    const onEvent = (e) => {
+      if (e.event === 'plan') {
+        lm.capabilities = e.capabilities;
+        lm.plan = e.plan;
+        onPlan?.({ capabilities: e.capabilities, plan: e.plan });
+      } else if (e.event === 'progress') {
+        const { id, event, ...progress } = e;
+        onProgress?.(progress);
+      }
+    };
     try {
-      const r = await lm.call({ op: 'load', wasm: String(new URL(wasm, base())), model: String(new URL(model, base())), mix: mixSpec(mix) }, onProgress);
+      const r = await lm.call({
+        op: 'load', wasm: String(new URL(wasm, base())), model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
+      }, onEvent);
       lm.info = r.modelInfo;
       lm.mix = r.mixInfo;
       lm.fileSize = r.fileSize;
       lm.downloaded = r.downloaded;
+      lm.gpu = r.gpu;
+      lm.gpuReason = r.gpuReason;
       return lm;
     } catch (err) {
       lm.close();
@@ -55,8 +71,16 @@ export class MatEdge {
     this.mix = null;
     /** The weights file's size in bytes, -1 if the server did not say. */
     this.fileSize = -1;
-    /** What was fetched of the weights file so far: {requests, bytes}. */
-    this.downloaded = { requests: 0, bytes: 0 };
+    /** What the weights file took so far: {requests, bytes} over the network, cachedBytes from the cache. */
+    this.downloaded = { requests: 0, bytes: 0, cachedBytes: 0 };
+    /** The WebGPU device the module may use (webgpu.Info: name, limits, features), or null; gpuReason says why not. */
+    this.gpu = null;
+    this.gpuReason = '';
+    /** Why the GPU was lost, once it was; generations then run on the CPU. */
+    this.gpuLost = null;
+    /** With mix 'auto': the planner.Capabilities measured here (benchmarks included), and the chosen planner.Plan. */
+    this.capabilities = null;
+    this.plan = null;
     this.worker = worker;
     this.nextId = 1;
     this.calls = new Map(); // id → {resolve, reject, onEvent}
@@ -90,7 +114,7 @@ export class MatEdge {
    * @param {string|string[]} mix  a mix spec, or one granularity name per layer
    */
   async setMix(mix, { onProgress } = {}) {
-    const r = await this.call({ op: 'setMix', mix: mixSpec(mix) }, onProgress);
+    const r = await this.call({ op: 'setMix', mix: mixSpec(mix) }, ({ id, event, ...p }) => onProgress?.(p));
     this.mix = r.mixInfo;
     this.downloaded = r.downloaded;
     return this.mix;
@@ -102,15 +126,30 @@ export class MatEdge {
    * run one at a time, in call order.
    *
    * @param {string} prompt
-   * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed, backend ('auto'|'cpu'|'gpu'); DEFAULTS fills the rest
+   * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
+   *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'); DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
-    const o = { ...DEFAULTS, ...options };
+    const o = { ...DEFAULTS, backend: this.plan?.backend ?? DEFAULTS.backend, ...options };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);
     if (!(Number.isSafeInteger(o.seed) || typeof o.seed === 'bigint') || o.seed < 0) throw new RangeError(`matedge: seed ${o.seed}: want an integer ≥ 0`);
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
     });
+  }
+
+  /**
+   * simulateDeviceLoss destroys the worker's GPUDevice, as a driver reset or
+   * a GPU process crash would, to see recovery at work: a generation in
+   * flight goes on on the CPU ('device-lost'), and so do later ones.
+   */
+  simulateDeviceLoss() {
+    return this.call({ op: 'loseDevice' });
+  }
+
+  /** clearCache deletes the weights every model of this origin has cached. */
+  static clearCache() {
+    return BlockCache.clear();
   }
 
   /** close stops the worker; calls in flight reject. */
@@ -141,8 +180,10 @@ export class Generation {
     this.tokens = [];
     /** Generated text so far. */
     this.text = '';
-    /** The backend that runs it ('cpu', later 'gpu'), once started. */
+    /** The backend that runs it ('cpu' or 'gpu'), once started; 'cpu' after the GPU was lost. */
     this.backend = null;
+    /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
+    this.deviceLost = null;
     /** Why it ended: 'length' (maxTokens), 'context' (context full) or 'cancelled'; null while running. */
     this.reason = null;
     /** Seconds spent stepping (the prompt's forward pass included), once ended. */
@@ -178,6 +219,10 @@ export class Generation {
       this.backend = e.backend;
       this.promptTokens = e.promptTokens;
       this.startedAt = performance.now();
+    } else if (e.event === 'device-lost') {
+      this.deviceLost = e.message;
+      this.lm.gpuLost = e.message;
+      this.backend = 'cpu';
     } else if (e.event === 'token') {
       this.tokens.push(e.token);
       this.push(this.decoder.decode(e.piece, { stream: true }));

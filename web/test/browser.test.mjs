@@ -1,42 +1,229 @@
 // The runtime and the demo in headless Chromium (Debian's, through
-// playwright-core), against `matedge serve`: the page's greedy tokens equal
-// `matedge generate`'s, only the mix's byte ranges are downloaded, failures
-// are clean errors, and the demo streams text (screenshot in test-results/).
+// playwright-core), against `matedge serve` and against nginx: the page
+// plans for the device it finds, downloads only the planned bytes and keeps
+// them in the Cache API, and its greedy tokens — on WebGPU (SwiftShader) and,
+// without WebGPU, on the CPU — equal `matedge generate`'s. Switching width
+// fetches only the delta, a reload fetches nothing, a corrupted cached block
+// is refetched, a cut download resumes, a lost GPU is survived, and the demo
+// streams text (screenshots in test-results/).
 
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { launch, missingBrowser } from '../harness/browser.mjs';
+import { startFileServer } from '../harness/fileserver.mjs';
 import { wrongABIModule } from '../harness/fixtures.mjs';
+import { missingNginx, startNginx } from '../harness/nginx.mjs';
 import { generate, missingBuild, startServer } from '../harness/server.mjs';
+import { rangeBytes, subtract } from '../src/loader.js';
 
 const CI = process.env.CI === 'true';
-const RESULTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'test-results');
+const WEB = join(dirname(fileURLToPath(import.meta.url)), '..');
+const RESULTS = join(WEB, 'test-results');
+const MODEL_FILE = join(WEB, '..', 'weights', 'defaultmodel', 'default.matw');
 const MODEL = '/models/default.matw';
 const PROMPT = 'It is a truth';
-const N = 24;
+const N = 16;
 
 const missing = missingBuild() ?? (await missingBrowser());
+const sum = rangeBytes;
+
+// session drives matedge.js in a blank page on a server's origin. `log()`
+// returns the server's request log for the model.
+async function session(browser, server, log) {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  // A blank document on the server's origin: the demo page would start its own download.
+  await page.route(`${server.url}blank.html`, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>blank</title>' }));
+  const open = () => page.goto(`${server.url}blank.html`);
+  await open();
+  const s = {
+    page,
+    errors,
+    reload: open,
+    clearCache: () => page.evaluate(async () => (await import('/matedge.js')).MatEdge.clearCache()),
+    load: (opts = {}) => page.evaluate(async (o) => {
+      const { MatEdge } = await import('/matedge.js');
+      window.lm?.close();
+      window.lm = await MatEdge.load(o);
+      const { info, mix, fileSize, downloaded, gpu, gpuReason, capabilities, plan } = window.lm;
+      return { info, mix, fileSize, downloaded, gpu, gpuReason, capabilities, plan };
+    }, { model: MODEL, ...opts }),
+    setMix: (mix) => page.evaluate(async (spec) => {
+      await window.lm.setMix(spec);
+      return { mix: window.lm.mix, downloaded: window.lm.downloaded };
+    }, mix),
+    run: (options = {}) => page.evaluate(async ({ prompt, options }) => {
+      const gen = window.lm.generate(prompt, options);
+      let text = '';
+      for await (const piece of gen) text += piece;
+      return { text, tokens: gen.tokens, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
+    }, { prompt: PROMPT, options: { maxTokens: N, temperature: 0, seed: 1, ...options } }),
+    // modelRequests returns the model requests logged since mark, waiting
+    // (up to 5 s) until there are at least count of them.
+    async modelRequests(mark, count = 0) {
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const got = (await log()).slice(mark).filter((r) => r.path === MODEL);
+        if (got.length >= count || Date.now() > deadline) return got;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    mark: async () => (await log()).length,
+  };
+  return s;
+}
+
+const bytesOf = (requests) => requests.reduce((n, r) => n + r.bytes, 0);
+
+// core is what must hold whichever server serves dist/: planning and
+// downloading only the plan, greedy tokens on WebGPU, a live switch that
+// fetches only the delta, and a reload that fetches nothing.
+function core(get) {
+  it('plans for this device, downloads only the planned bytes, and gives matedge generate\'s greedy tokens', async () => {
+    const s = get().s;
+    await s.clearCache();
+    const mark = await s.mark();
+    const loaded = await s.load({ budget: 'balanced' });
+    const { capabilities, plan } = loaded;
+    assert.equal(capabilities.source, 'browser');
+    assert.equal(capabilities.adapter?.isFallbackAdapter, true, `SwiftShader's adapter: ${JSON.stringify(capabilities.adapter)}`);
+    assert.ok(capabilities.logicalCores > 0);
+    assert.deepEqual(capabilities.benchmarks.map((b) => b.backend).sort(), ['cpu', 'gpu']);
+    for (const b of capabilities.benchmarks) assert.ok(b.gbps > 0 && b.gflops > 0 && b.durationMillis > 0, JSON.stringify(b));
+    assert.ok(plan.spec && plan.reasons.length > 0, JSON.stringify(plan));
+    assert.equal(plan.error, '');
+    assert.deepEqual(loaded.mix.mix, plan.mix_names);
+
+    const requests = await s.modelRequests(mark, loaded.downloaded.requests);
+    assert.ok(requests.every((r) => r.status === 206), `every model request is a 206: ${JSON.stringify(requests)}`);
+    const dataStart = loaded.info.data_start;
+    const data = requests.filter((r) => Number(/^bytes=(\d+)/.exec(r.range)[1]) >= dataStart);
+    assert.equal(bytesOf(data), plan.download_bytes, 'weights bytes fetched = the plan\'s');
+    const header = requests.filter((r) => !data.includes(r)).map((r) => r.range);
+    assert.equal(header.length, 2, `the rest is the preamble and the header: ${header}`);
+    assert.equal(header[0], 'bytes=0-11');
+    assert.ok(Number(/^bytes=0-(\d+)$/.exec(header[1])[1]) < dataStart, `the header ends before the data: ${header[1]}`);
+    for (const r of data) {
+      const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(r.range).map(Number);
+      assert.ok(plan.ranges.some((p) => p.offset <= first && last < p.offset + p.length), `request ${r.range} is outside the plan's ranges`);
+    }
+    const [got, want] = await Promise.all([s.run(), generate({ prompt: PROMPT, n: N, mix: plan.spec })]);
+    assert.equal(got.backend, plan.backend);
+    assert.deepEqual(got.promptTokens, want.prompt_tokens);
+    assert.deepEqual(got.tokens, want.tokens);
+  }, { timeout: 60_000 });
+
+  it('S → XL on WebGPU fetches only the rows XL adds and gives XL\'s tokens; S,M,L,XL and back to S fetch nothing', async () => {
+    const s = get().s;
+    await s.clearCache();
+    const loaded = await s.load({ mix: 'S' });
+    const [sTokens, sWant] = await Promise.all([s.run({ backend: 'gpu' }), generate({ prompt: PROMPT, n: N, mix: 'S' })]);
+    assert.equal(sTokens.backend, 'gpu');
+    assert.deepEqual(sTokens.tokens, sWant.tokens);
+
+    const mark = await s.mark();
+    const [switched, want] = await Promise.all([s.setMix('XL'), generate({ prompt: PROMPT, n: N, mix: 'XL' })]);
+    const delta = sum(loaded.info.ranges.at(-1)) - sum(loaded.info.ranges[0]);
+    const requests = await s.modelRequests(mark, switched.downloaded.requests - loaded.downloaded.requests);
+    assert.equal(bytesOf(requests), delta, 'the server sent the delta');
+    assert.equal(switched.downloaded.bytes - loaded.downloaded.bytes, delta);
+    const xl = await s.run({ backend: 'gpu' });
+    assert.deepEqual(xl.tokens, want.tokens);
+    assert.notDeepEqual(xl.tokens, sTokens.tokens, 'XL says something else than S');
+
+    for (const mix of ['S,M,L,XL', 'S']) {
+      const mark = await s.mark();
+      const [again, want] = await Promise.all([s.setMix(mix), generate({ prompt: PROMPT, n: N, mix })]);
+      assert.deepEqual(again.downloaded, switched.downloaded, `switching to ${mix} fetches nothing`);
+      assert.deepEqual(await s.modelRequests(mark), []);
+      assert.deepEqual((await s.run({ backend: 'gpu' })).tokens, want.tokens, `tokens of ${mix}`);
+    }
+  }, { timeout: 90_000 });
+
+  it('a reload uses the cache: zero model bytes over the network', async () => {
+    const s = get().s;
+    await s.reload();
+    const mark = await s.mark();
+    const [loaded, want] = await Promise.all([s.load({ mix: 'XL' }), generate({ prompt: PROMPT, n: N, mix: 'XL' })]);
+    assert.deepEqual(await s.modelRequests(mark), [], 'no model request reached the server');
+    assert.equal(loaded.downloaded.bytes, 0);
+    const cached = loaded.downloaded.cachedBytes - sum(loaded.mix.needed);
+    assert.ok(cached > 0 && cached <= loaded.info.data_start, `header (${cached} bytes) and XL came from the cache`);
+    assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
+  }, { timeout: 40_000 });
+}
+
+// demo drives the demo page: it plans, shows the device and the plan,
+// switches size live, streams text, and fits a phone.
+async function demo(browser, server, log, { screenshots }) {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+  try {
+    const settled = (states) => page.waitForFunction((s) => s.includes(document.body.dataset.state), states, { timeout: 30_000 });
+    const status = () => page.textContent('#status');
+    await page.goto(server.url);
+    await settled(['ready', 'error']);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await status());
+    assert.match(await page.textContent('#device'), /SwiftShader|swiftshader/i);
+    assert.match(await page.textContent('#device'), /GB\/s/);
+    assert.match(await page.textContent('#plan'), /tokens\/s/);
+    assert.ok(await page.locator('#chart svg .current').count() === 1, 'the chart marks the current mix');
+
+    await page.click('.sizes label:has(input[value="M"])');
+    await settled(['ready', 'error']);
+    assert.match(await status(), /^Ready: M — /);
+    await page.fill('#prompt', 'It is a truth universally acknowledged');
+    await page.click('summary:has-text("Sampling")');
+    await page.fill('#max-tokens', '32');
+    await page.click('#generate');
+    await settled(['done', 'error']);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
+    assert.ok((await page.textContent('#out-text')).length > 0, 'some text was generated');
+    assert.match(await page.textContent('#stats'), /^32 tokens · [\d.]+ tokens\/s · (cpu|gpu) backend · mix M$/);
+    if (screenshots) {
+      await mkdir(RESULTS, { recursive: true });
+      await page.screenshot({ path: join(RESULTS, 'demo.png'), fullPage: true });
+    }
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
+    if (screenshots) await page.screenshot({ path: join(RESULTS, 'demo-phone.png'), fullPage: true });
+
+    // A reload finds everything in the cache.
+    const mark = (await log()).length;
+    await page.reload();
+    await settled(['ready', 'error']);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await status());
+    assert.deepEqual((await log()).slice(mark).filter((r) => r.path === MODEL), [], 'the reloaded demo fetched no model bytes');
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+}
+
+function failUnderCI(what, reason) {
+  it(what, () => assert.fail(`${reason} (CI=true: a missing dependency is a failure)`));
+}
+
 if (missing && CI) {
-  it('matedge in headless Chromium', () => assert.fail(`${missing} (CI=true: a missing dependency is a failure)`));
+  failUnderCI('matedge in headless Chromium', missing);
 } else {
-  describe('matedge in headless Chromium', { skip: missing ?? false, timeout: 150_000 }, () => {
+  describe('matedge in headless Chromium with WebGPU, served by matedge serve', { skip: missing ?? false, timeout: 240_000 }, () => {
+    const ctx = {};
     let server;
     let browser;
-    let page; // a blank page on the server's origin, for driving matedge.js directly
-    const pageErrors = [];
+    const log = async () => server.requests;
 
     before(async () => {
       [server, browser] = await Promise.all([startServer(), launch()]);
-      page = await browser.context.newPage();
-      page.on('pageerror', (err) => pageErrors.push(err.message));
-      // A blank document on the server's origin: the demo page would start its own download.
-      await page.route(`${server.url}blank.html`, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>blank</title>' }));
-      await page.goto(`${server.url}blank.html`);
+      ctx.s = await session(browser, server, log);
     }, { timeout: 45_000 });
 
     after(async () => {
@@ -44,83 +231,114 @@ if (missing && CI) {
       await server?.stop();
     }, { timeout: 20_000 });
 
-    // modelRequests waits until the server has logged `count` requests for
-    // the model since log position `mark`, and returns them.
-    async function modelRequests(mark, count) {
-      const deadline = Date.now() + 5_000;
-      for (;;) {
-        const got = server.requests.slice(mark).filter((r) => r.path === MODEL);
-        if (got.length >= count || Date.now() > deadline) return got;
-        await new Promise((resolve) => setTimeout(resolve, 20));
+    core(() => ctx);
+
+    it('a corrupted cached block is detected by its checksum and fetched again', async () => {
+      const s = ctx.s;
+      // Damage one byte of the cached block that holds layers.1.query.
+      const info = (await s.load({ mix: 'XL' })).info;
+      const entry = info.header.entries.find((e) => e.tensor === 'layers.1.query');
+      const at = info.data_start + entry.offset + 100;
+      const damaged = await s.page.evaluate(async (at) => {
+        const cache = await caches.open('matedge-weights-v1');
+        for (const request of await cache.keys()) {
+          const m = /\/(\d+)-(\d+)$/.exec(request.url);
+          if (!m || at < Number(m[1]) || at >= Number(m[1]) + Number(m[2])) continue;
+          const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
+          bytes[at - Number(m[1])] ^= 0xff;
+          await cache.put(request, new Response(bytes));
+          return request.url;
+        }
+        return null;
+      }, at);
+      assert.ok(damaged, `a cached block holds byte ${at}`);
+
+      await s.reload();
+      const mark = await s.mark();
+      const [loaded, want] = await Promise.all([s.load({ mix: 'XL' }), generate({ prompt: PROMPT, n: N, mix: 'XL' })]);
+      const requests = await s.modelRequests(mark, 1);
+      assert.deepEqual(requests.map((r) => r.range), [`bytes=${info.data_start + entry.offset}-${info.data_start + entry.offset + entry.length - 1}`],
+        'only the damaged tensor is fetched again');
+      assert.equal(loaded.downloaded.bytes, entry.length);
+      assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
+
+      await s.reload();
+      const again = await s.mark();
+      await s.load({ mix: 'XL' });
+      assert.deepEqual(await s.modelRequests(again), [], 'the repaired cache serves everything');
+    }, { timeout: 40_000 });
+
+    it('a download cut short resumes from the cached blocks', async () => {
+      const s = ctx.s;
+      const bytes = new Uint8Array(await (await fetch(new URL(MODEL, server.url))).arrayBuffer());
+      const files = await startFileServer({ name: 'cut.matw', bytes });
+      try {
+        await s.clearCache();
+        const model = `${files.url}cut.matw`;
+        files.cutAfter = 12 + 10240 + 500_000; // the preamble, the header, then part of XL
+        const err = await s.load({ model, mix: 'XL' }).then(() => null, (e) => e.message);
+        assert.match(err ?? 'loaded', /ERR_FETCH|fetching|reading|network|Failed/i);
+        const cached = await s.page.evaluate(async () => {
+          const cache = await caches.open('matedge-weights-v1');
+          return (await cache.keys()).flatMap((r) => {
+            const m = /\/(\d+)-(\d+)$/.exec(r.url);
+            return m ? [{ offset: Number(m[1]), length: Number(m[2]) }] : [];
+          });
+        });
+        assert.ok(sum(cached) > 0, 'some blocks were cached before the cut');
+
+        files.cutAfter = Infinity;
+        const mark = files.requests.length;
+        const [loaded, want] = await Promise.all([s.load({ model, mix: 'XL' }), generate({ prompt: PROMPT, n: N, mix: 'XL' })]);
+        const fetched = bytesOf(files.requests.slice(mark));
+        assert.equal(fetched, sum(subtract(loaded.mix.needed, cached)), 'the second load fetched exactly what the cache lacked');
+        assert.ok(fetched < sum(loaded.mix.needed));
+        assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
+      } finally {
+        await files.stop();
       }
-    }
+    }, { timeout: 40_000 });
 
-    // inPage runs one step of a scenario on window.lm in the page.
-    const load = (opts) => page.evaluate(async ({ model, mix }) => {
-      const { MatEdge } = await import('/matedge.js');
-      window.lm?.close();
-      window.lm = await MatEdge.load({ model, mix });
-      return { info: window.lm.info, mix: window.lm.mix, fileSize: window.lm.fileSize, downloaded: window.lm.downloaded };
-    }, { model: MODEL, ...opts });
-    const setMix = (mix) => page.evaluate(async (spec) => {
-      await window.lm.setMix(spec);
-      return { mix: window.lm.mix, downloaded: window.lm.downloaded };
-    }, mix);
-    const run = (options) => page.evaluate(async ({ prompt, options }) => {
-      const gen = window.lm.generate(prompt, options);
-      let text = '';
-      for await (const piece of gen) text += piece;
-      return { text, tokens: gen.tokens, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason };
-    }, { prompt: PROMPT, options: { maxTokens: N, temperature: 0, seed: 1, ...options } });
-
-    const sum = (ranges) => ranges.reduce((n, r) => n + r.length, 0);
-
-    it('S: fetches only the header and the S prefix, and gives matedge generate\'s greedy tokens', async () => {
-      const mark = server.requests.length;
-      const [loaded, want] = await Promise.all([load({ mix: 'S' }), generate({ prompt: PROMPT, n: N, mix: 'S' })]);
-      const s = loaded.info.ranges[0];
-      const requests = await modelRequests(mark, loaded.downloaded.requests);
-      const bytes = requests.reduce((n, r) => n + r.bytes, 0);
-      assert.ok(requests.every((r) => r.status === 206), `every model request is a 206: ${JSON.stringify(requests)}`);
-      assert.equal(bytes, loaded.downloaded.bytes, 'bytes the server sent = bytes the runtime counted');
-      const header = s[0].offset; // the data starts after the header
-      assert.ok(bytes <= 12 + header + sum(s), `downloaded ${bytes} bytes; header + S is ${12 + header + sum(s)}`);
-      const sEnd = s.at(-1).offset + s.at(-1).length;
-      for (const r of requests) {
-        const [, last] = /^bytes=\d+-(\d+)$/.exec(r.range);
-        assert.ok(Number(last) < sEnd, `request ${r.range} reaches past the S prefix (ends at ${sEnd})`);
+    it('a server that ignores Range still works: one 200, same tokens', async () => {
+      const s = ctx.s;
+      const bytes = new Uint8Array(await (await fetch(new URL(MODEL, server.url))).arrayBuffer());
+      const files = await startFileServer({ name: 'plain.matw', bytes, ranges: false });
+      try {
+        const [loaded, want] = await Promise.all([
+          s.load({ model: `${files.url}plain.matw`, mix: 'S', cache: false }),
+          generate({ prompt: PROMPT, n: N, mix: 'S' }),
+        ]);
+        assert.deepEqual(files.requests.map((r) => `${r.method} ${r.range} ${r.status}`), ['GET bytes=0-11 200'], 'one GET: the rest is cut from its body');
+        assert.equal(loaded.fileSize, bytes.length);
+        assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
+      } finally {
+        await files.stop();
       }
-      assert.ok(bytes < loaded.fileSize * 0.6, `downloaded ${bytes} of ${loaded.fileSize} bytes`);
+    }, { timeout: 40_000 });
 
-      const got = await run();
-      assert.equal(got.backend, 'cpu');
-      assert.deepEqual(got.promptTokens, want.prompt_tokens);
+    it('a GPU lost mid-generation: the generation goes on on the CPU with the same tokens', async () => {
+      const s = ctx.s;
+      await s.load({ mix: 'S' });
+      const want = await generate({ prompt: PROMPT, n: N, mix: 'S' });
+      const got = await s.page.evaluate(async ({ prompt, n }) => {
+        const gen = window.lm.generate(prompt, { maxTokens: n, temperature: 0, backend: 'gpu' });
+        let lost = null;
+        for await (const _ of gen) {
+          if (gen.tokens.length === 3 && !lost) lost = window.lm.simulateDeviceLoss();
+        }
+        await lost;
+        const next = window.lm.generate(prompt, { maxTokens: 2, temperature: 0 });
+        for await (const _ of next);
+        return { tokens: gen.tokens, backend: gen.backend, deviceLost: gen.deviceLost, nextBackend: next.backend, gpuLost: window.lm.gpuLost };
+      }, { prompt: PROMPT, n: N });
       assert.deepEqual(got.tokens, want.tokens);
-      assert.equal(got.reason, 'length');
-    }, { timeout: 40_000 });
-
-    it('S → XL fetches only the rows XL adds, and gives XL\'s tokens', async () => {
-      const before = await page.evaluate(() => ({ ...window.lm.downloaded, info: window.lm.info }));
-      const mark = server.requests.length;
-      const [switched, want] = await Promise.all([setMix('XL'), generate({ prompt: PROMPT, n: N, mix: 'XL' })]);
-      const requests = await modelRequests(mark, switched.downloaded.requests - before.requests);
-      const delta = sum(before.info.ranges.at(-1)) - sum(before.info.ranges[0]);
-      assert.equal(requests.reduce((n, r) => n + r.bytes, 0), delta);
-      assert.equal(switched.downloaded.bytes - before.bytes, delta);
-      assert.deepEqual((await run()).tokens, want.tokens);
-    }, { timeout: 40_000 });
-
-    it('XL → S,M,L,XL fetches nothing, and gives that mix\'s tokens', async () => {
-      const mix = 'S,M,L,XL';
-      const before = await page.evaluate(() => window.lm.downloaded);
-      const [switched, want] = await Promise.all([setMix(mix), generate({ prompt: PROMPT, n: N, mix })]);
-      assert.deepEqual(switched.mix.mix, ['S', 'M', 'L', 'XL']);
-      assert.deepEqual(switched.downloaded, before);
-      assert.deepEqual((await run()).tokens, want.tokens);
+      assert.equal(got.backend, 'cpu');
+      assert.match(got.deviceLost ?? '', /lost \(destroyed\)/);
+      assert.equal(got.nextBackend, 'cpu', 'later generations run on the CPU');
     }, { timeout: 40_000 });
 
     it('breaking out of the loop cancels the generation', async () => {
-      const got = await page.evaluate(async () => {
+      const got = await ctx.s.page.evaluate(async () => {
         const gen = window.lm.generate('It is', { maxTokens: 200, temperature: 0 });
         for await (const piece of gen) if (piece) break;
         await gen.finished;
@@ -130,39 +348,8 @@ if (missing && CI) {
       assert.ok(got.tokens < 200, `${got.tokens} tokens generated`);
     }, { timeout: 20_000 });
 
-    it('a fresh load of S,M,L,XL, sampled at temperature 0.8, gives matedge generate\'s tokens', async () => {
-      const mix = 'S,M,L,XL';
-      const sampling = { seed: 7, temperature: 0.8, topK: 40, topP: 0.95 };
-      const [loaded, want] = await Promise.all([load({ mix }), generate({ prompt: PROMPT, n: N, mix, ...sampling })]);
-      assert.equal(loaded.downloaded.bytes < loaded.fileSize, true);
-      assert.deepEqual((await run(sampling)).tokens, want.tokens);
-    }, { timeout: 40_000 });
-
-    it('a server that ignores Range still works: one 200, same tokens', async () => {
-      const file = new Uint8Array(await (await fetch(new URL(MODEL, server.url))).arrayBuffer());
-      const seen = [];
-      const plain = createServer((req, res) => {
-        seen.push(`${req.method} ${req.headers.range ?? '-'}`);
-        res.setHeader('Access-Control-Allow-Origin', '*');
-        res.setHeader('Access-Control-Allow-Headers', 'Range');
-        if (req.method === 'OPTIONS') return res.writeHead(204).end();
-        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': file.length }).end(file);
-      });
-      await new Promise((resolve) => plain.listen(0, '127.0.0.1', resolve));
-      try {
-        const model = `http://127.0.0.1:${plain.address().port}/default.matw`;
-        const [loaded, want] = await Promise.all([load({ model, mix: 'S' }), generate({ prompt: PROMPT, n: N, mix: 'S' })]);
-        assert.deepEqual(seen.filter((s) => s.startsWith('GET')), ['GET bytes=0-11'], 'one GET: the rest is cut from its body');
-        assert.equal(loaded.fileSize, file.length);
-        assert.deepEqual((await run()).tokens, want.tokens);
-      } finally {
-        plain.closeAllConnections();
-        await new Promise((resolve) => plain.close(resolve));
-      }
-    }, { timeout: 40_000 });
-
     it('a module with another ABI version fails with a clear error', async () => {
-      const err = await page.evaluate(async (bytes) => {
+      const err = await ctx.s.page.evaluate(async (bytes) => {
         const { MatEdge } = await import('/matedge.js');
         const wasm = URL.createObjectURL(new Blob([new Uint8Array(bytes)], { type: 'application/wasm' }));
         try {
@@ -179,7 +366,7 @@ if (missing && CI) {
     }, { timeout: 20_000 });
 
     it('a missing model or module file fails with the HTTP status', async () => {
-      const errs = await page.evaluate(async () => {
+      const errs = await ctx.s.page.evaluate(async () => {
         const { MatEdge } = await import('/matedge.js');
         const attempt = (o) => MatEdge.load(o).then(() => null, (e) => ({ code: e.code, message: e.message }));
         return [await attempt({ model: '/models/nope.matw' }), await attempt({ model: '/models/default.matw', wasm: '/nope.wasm' })];
@@ -190,38 +377,75 @@ if (missing && CI) {
       }
     }, { timeout: 20_000 });
 
-    it('the demo page loads, switches size, streams text, and fits a phone', async () => {
-      const demo = await browser.context.newPage();
-      const errors = [];
-      demo.on('pageerror', (err) => errors.push(err.message));
-      demo.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
-      try {
-        const settled = (states) => demo.waitForFunction((s) => s.includes(document.body.dataset.state), states, { timeout: 20_000 });
-        await demo.goto(server.url);
-        await settled(['ready', 'error']);
-        assert.equal(await demo.getAttribute('body', 'data-state'), 'ready', await demo.textContent('#status'));
-        await demo.click('.sizes label:has(input[value="M"])');
-        await settled(['ready', 'error']);
-        assert.match(await demo.textContent('#status'), /Ready: M — fetched [\d.]+ MB more/);
-        await demo.fill('#prompt', 'It is a truth universally acknowledged');
-        await demo.click('#generate');
-        await settled(['done', 'error']);
-        assert.equal(await demo.getAttribute('body', 'data-state'), 'done', await demo.textContent('#status'));
-        assert.ok((await demo.textContent('#out-text')).length > 0, 'some text was generated');
-        assert.match(await demo.textContent('#stats'), /^96 tokens · \d+ tokens\/s · cpu backend · mix M$/);
+    it('the demo page plans, switches size, streams text, fits a phone, and reloads from the cache', async () => {
+      await demo(browser, server, log, { screenshots: true });
+    }, { timeout: 90_000 });
 
-        await mkdir(RESULTS, { recursive: true });
-        await demo.screenshot({ path: join(RESULTS, 'demo.png'), fullPage: true });
-        await demo.setViewportSize({ width: 390, height: 844 });
-        const overflow = await demo.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-        assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
-        await demo.screenshot({ path: join(RESULTS, 'demo-phone.png'), fullPage: true });
-        assert.deepEqual(errors, []);
-      } finally {
-        await demo.close();
-      }
-    }, { timeout: 60_000 });
+    it('raised no uncaught errors in the page', () => assert.deepEqual(ctx.s.errors, []));
+  });
 
-    it('raised no uncaught errors in the page', () => assert.deepEqual(pageErrors, []));
+  describe('matedge in headless Chromium without WebGPU', { skip: missing ?? false, timeout: 60_000 }, () => {
+    let server;
+    let browser;
+    let s;
+
+    before(async () => {
+      [server, browser] = await Promise.all([startServer(), launch({ webgpu: false })]);
+      s = await session(browser, server, async () => server.requests);
+    }, { timeout: 45_000 });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    }, { timeout: 20_000 });
+
+    it('plans for the CPU and gives matedge generate\'s greedy tokens', async () => {
+      const loaded = await s.load({});
+      assert.equal(loaded.gpu, null);
+      assert.match(loaded.gpuReason, /requestAdapter\(\) returned null|navigator\.gpu is undefined/);
+      assert.equal(loaded.capabilities.adapter, null);
+      assert.deepEqual(loaded.capabilities.benchmarks.map((b) => b.backend), ['cpu']);
+      assert.equal(loaded.plan.backend, 'cpu');
+      const [got, want] = await Promise.all([s.run(), generate({ prompt: PROMPT, n: N, mix: loaded.plan.spec })]);
+      assert.equal(got.backend, 'cpu');
+      assert.deepEqual(got.tokens, want.tokens);
+    }, { timeout: 30_000 });
+
+    it('backend auto runs on the CPU with the same tokens as on WebGPU', async () => {
+      await s.load({ mix: 'S,M,L,XL' });
+      const [got, want] = await Promise.all([s.run({ backend: 'auto' }), generate({ prompt: PROMPT, n: N, mix: 'S,M,L,XL' })]);
+      assert.equal(got.backend, 'cpu');
+      assert.deepEqual(got.tokens, want.tokens);
+    }, { timeout: 30_000 });
+  });
+}
+
+const noNginx = missing ?? missingNginx();
+if (noNginx && CI) {
+  failUnderCI('matedge served by nginx', noNginx);
+} else {
+  describe('matedge in headless Chromium with WebGPU, served by nginx', { skip: noNginx ?? false, timeout: 180_000 }, () => {
+    const ctx = {};
+    let server;
+    let browser;
+    const log = () => server.requests();
+
+    before(async () => {
+      [server, browser] = await Promise.all([startNginx({ models: { 'default.matw': MODEL_FILE } }), launch()]);
+      ctx.s = await session(browser, server, log);
+    }, { timeout: 45_000 });
+
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    }, { timeout: 20_000 });
+
+    core(() => ctx);
+
+    it('the demo page works', async () => {
+      await demo(browser, server, log, { screenshots: false });
+    }, { timeout: 90_000 });
+
+    it('raised no uncaught errors in the page', () => assert.deepEqual(ctx.s.errors, []));
   });
 }

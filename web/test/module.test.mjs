@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { wrongABIModule } from '../harness/fixtures.mjs';
 import { generate, missingBuild, startServer } from '../harness/server.mjs';
 import { ABI_VERSION, DONE, MatEdgeError, ModuleInstance } from '../src/abi.js';
-import { RangeSource, fetchModule, loadHeader, loadMix } from '../src/loader.js';
+import { ModelFile, RangeSource, fetchModule } from '../src/loader.js';
 import * as msgpack from '../src/msgpack.js';
 
 const CI = process.env.CI === 'true';
@@ -69,9 +69,10 @@ if (missing && CI) {
     // run loads mix into a fresh instance and generates n greedy tokens.
     async function run(mix, options = { seed: 1, temperature: 0, top_k: 40, top_p: 0.95 }) {
       const mod = await ModuleInstance.instantiate(compiled);
-      const source = new RangeSource(`${server.url}models/default.matw`);
-      const info = await loadHeader(mod, source);
-      const mixInfo = await loadMix(mod, source, info, mix);
+      const file = new ModelFile(`${server.url}models/default.matw`);
+      const info = await file.loadHeader(mod);
+      const mixInfo = await file.loadMix(mod, mix);
+      const source = file.source;
       mod.reset({ ...options, backend: 'cpu' });
       const promptTokens = mod.prompt(prompt);
       const tokens = [];

@@ -24,6 +24,15 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin != "" {
+		os.RemoveAll(filepath.Dir(bin))
+	}
+	testmodule.Cleanup()
+	os.Exit(code)
+}
+
 // matedge builds this command once per test process and returns a function
 // that runs it with the module under test.
 func matedge(t *testing.T) func(args ...string) (stdout, stderr string, code int) {

@@ -13,9 +13,11 @@ import (
 )
 
 var (
-	once sync.Once
-	path string
-	err  error
+	once  sync.Once
+	path  string
+	err   error
+	mu    sync.Mutex
+	built []string // folders this process created, for Cleanup
 )
 
 // Path returns the module's path, building it once per test process if needed.
@@ -25,6 +27,9 @@ func Path(t testing.TB) string {
 		path = os.Getenv("MATEDGE_WASM")
 		if path == "" {
 			path, err = Build("github.com/matedge/matedge/wasm")
+			// Child test processes (webgputest re-runs GPU tests in them)
+			// inherit the environment and so reuse this build.
+			os.Setenv("MATEDGE_WASM", path)
 		}
 	})
 	if err != nil {
@@ -49,9 +54,23 @@ func Build(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	mu.Lock()
+	built = append(built, dir)
+	mu.Unlock()
 	out := filepath.Join(dir, "module.wasm")
 	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	cmd.Stderr = os.Stderr
 	return out, cmd.Run()
+}
+
+// Cleanup removes what Build made in this process; call it from TestMain
+// after m.Run.
+func Cleanup() {
+	mu.Lock()
+	defer mu.Unlock()
+	for _, dir := range built {
+		os.RemoveAll(dir)
+	}
+	built = nil
 }

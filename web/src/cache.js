@@ -1,0 +1,100 @@
+// cache: weights bytes kept across visits, in the Cache API.
+//
+// A model is known by its identity: the SHA-256 of its header bytes. The
+// header lists every tensor's offset, length and CRC-32C, so two files with
+// the same header hold the same bytes where it matters, whatever their URL.
+// Under it the cache keeps *blocks*: runs of the file as they were
+// downloaded, each one entry keyed by its byte range:
+//
+//   <origin>/.matedge/header?url=<model URL>      the preamble + header bytes (x-file-size: the file's size)
+//   <origin>/.matedge/<identity>/<offset>-<length>  one block of the weights file
+//
+// The cache never decides what is valid: the module checks each tensor's
+// CRC-32C when it is fed, and the loader drops the blocks of a tensor that
+// fails (loader.js). The header entry is found by URL, so a file replaced
+// on the server under the same URL is not noticed until a block fails its
+// checksum; version the URL when the weights change, or call clear().
+//
+// Keys are URLs because the Cache API only takes http(s) requests; they are
+// never fetched.
+
+/** CACHE_NAME is the Cache API cache that holds every model's blocks. */
+export const CACHE_NAME = 'matedge-weights-v1';
+
+const PREFIX = '/.matedge/';
+
+/** BlockCache is the persistent store of one origin's weights blocks. */
+export class BlockCache {
+  /**
+   * open returns the cache, or null where the Cache API or crypto.subtle is
+   * missing (outside a secure context, or in Node): then nothing persists.
+   */
+  static async open({ origin = globalThis.location?.origin } = {}) {
+    if (!globalThis.caches || !globalThis.crypto?.subtle || !origin || origin === 'null') return null;
+    try {
+      return new BlockCache(await caches.open(CACHE_NAME), origin);
+    } catch {
+      return null; // e.g. storage disabled for this origin
+    }
+  }
+
+  /** clear deletes every cached model of this origin. */
+  static async clear() {
+    if (globalThis.caches) await caches.delete(CACHE_NAME);
+  }
+
+  constructor(cache, origin) {
+    this.cache = cache;
+    this.origin = origin;
+  }
+
+  /** identity is the hex SHA-256 of a model's header bytes. */
+  static async identity(header) {
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', header));
+    return [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  headerKey(url) { return `${this.origin}${PREFIX}header?url=${encodeURIComponent(url)}`; }
+
+  /** header returns the cached header of the file at url: {bytes, fileSize}, or null. */
+  async header(url) {
+    const response = await this.cache.match(this.headerKey(url));
+    if (!response) return null;
+    return { bytes: new Uint8Array(await response.arrayBuffer()), fileSize: Number(response.headers.get('x-file-size') ?? -1) };
+  }
+
+  async putHeader(url, bytes, fileSize) {
+    await this.cache.put(this.headerKey(url), new Response(bytes, { headers: { 'x-file-size': String(fileSize) } }));
+  }
+
+  async dropHeader(url) { await this.cache.delete(this.headerKey(url)); }
+
+  /** blocks lists the cached blocks of a model, by offset: [{offset, length, key}]. */
+  async blocks(identity) {
+    const prefix = `${this.origin}${PREFIX}${identity}/`;
+    const out = [];
+    for (const request of await this.cache.keys()) {
+      if (!request.url.startsWith(prefix)) continue;
+      const m = /^(\d+)-(\d+)$/.exec(request.url.slice(prefix.length));
+      if (m) out.push({ offset: Number(m[1]), length: Number(m[2]), key: request.url });
+    }
+    return out.sort((a, b) => a.offset - b.offset || b.length - a.length);
+  }
+
+  /** get returns a block's bytes, or null if it is gone (evicted, or dropped meanwhile). */
+  async get(block) {
+    const response = await this.cache.match(block.key);
+    if (!response) return null;
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    return bytes.length === block.length ? bytes : null;
+  }
+
+  /** put stores bytes as the block at offset and returns it. */
+  async put(identity, offset, bytes) {
+    const block = { offset, length: bytes.length, key: `${this.origin}${PREFIX}${identity}/${offset}-${bytes.length}` };
+    await this.cache.put(block.key, new Response(bytes));
+    return block;
+  }
+
+  async drop(block) { await this.cache.delete(block.key); }
+}

@@ -1,0 +1,115 @@
+// caps: what this device reports about itself, in the shape of Go's
+// planner.Capabilities (wasm/planner/capabilities.go: camelCase, as the
+// browser APIs name things), and the micro-benchmark that goes with it.
+//
+// The benchmark times decode steps of the smallest submodel (S) inside the
+// module, on each backend the device has — the code a plan will run, not a
+// stand-in. Every plan needs S's bytes (the nested layout makes S a part of
+// every mix), so the loader fetches S first, measures, plans, and then
+// fetches only what the plan adds: measuring costs no extra download.
+//
+// One submodel gives one point, so the fixed cost of a step (calls,
+// dispatches, the readback) is folded into the rates: predictions for larger
+// mixes err slow, which is the safe side.
+
+import { DONE } from './abi.js';
+import { adapterInfo } from './webgpu.js';
+
+/** BENCHMARK_MS is the most time the micro-benchmark spends timing steps, all backends together. */
+export const BENCHMARK_MS = 200;
+
+/**
+ * collectCapabilities reads navigator.* and the GPU host (webgpu.js) into a
+ * planner.Capabilities document without benchmarks. A number the browser
+ * does not report is 0 (unknown), as the planner expects.
+ */
+export async function collectCapabilities(gpu, nav = globalThis.navigator ?? {}) {
+  let storageQuotaBytes = 0;
+  try {
+    const { quota = 0, usage = 0 } = (await nav.storage?.estimate?.()) ?? {};
+    storageQuotaBytes = Math.max(0, Math.floor(quota - usage));
+  } catch {
+    // storage estimates are unavailable in some contexts: unknown
+  }
+  const connection = nav.connection;
+  return {
+    source: 'browser',
+    adapter: gpu.device ? adapterInfo(gpu.adapter) : null,
+    deviceMemoryBytes: nav.deviceMemory > 0 ? Math.round(nav.deviceMemory * 2 ** 30) : 0,
+    logicalCores: nav.hardwareConcurrency > 0 ? nav.hardwareConcurrency : 0,
+    storageQuotaBytes,
+    network: {
+      effectiveType: connection?.effectiveType ?? '',
+      downlink: connection?.downlink > 0 ? connection.downlink : 0,
+      saveData: Boolean(connection?.saveData),
+    },
+    benchmarks: [],
+  };
+}
+
+/**
+ * decodeWork is planner.DecodeWork (wasm/planner/cost.go): the weight and KV
+ * cache bytes one decode step at position pos reads, and its FLOPs, for a mix
+ * given as granularity indices.
+ */
+export function decodeWork(config, mix, pos) {
+  const d = config.dim;
+  let nonEmbedding = d; // the final norm
+  for (const g of mix) nonEmbedding += 2 * d + 4 * d * d + 3 * config.ffn_widths[g] * d;
+  const matrices = nonEmbedding + config.vocab * d; // the blocks, the final norm, the LM head
+  const cache = 2 * config.layers * (pos + 1) * d; // [layers][keys, values][pos+1][dim]
+  return { bytes: 4 * (matrices + d + cache), flops: 2 * matrices + 2 * cache };
+}
+
+/**
+ * benchmark times decode steps of the current mix (the loader has selected S)
+ * on each backend in `backends`, after one untimed warm-up step each, within
+ * limitMs for all: each backend gets an equal share of what the ones before
+ * it left. A step that would end past the share is not started, except the
+ * first (one step is the least a measurement can be). It returns
+ * planner.Benchmark documents.
+ */
+export async function benchmark(mod, modelInfo, backends, { limitMs = BENCHMARK_MS, mixName = modelInfo.granularities[0], now = () => performance.now() } = {}) {
+  const config = modelInfo.header.config;
+  const g = modelInfo.granularities.indexOf(mixName);
+  const mix = Array(config.layers).fill(g);
+  const out = [];
+  let spent = 0;
+  for (const [i, backend] of backends.entries()) {
+    try {
+      mod.reset({ seed: 1, temperature: 0, top_k: 0, top_p: 1, backend });
+    } catch (err) {
+      if (err.code === 'ERR_BACKEND') continue; // e.g. the model does not fit this GPU: the planner assumes
+      throw err;
+    }
+    let pos = mod.prompt('T').length;
+    if ((await mod.next()) === DONE) break; // the warm-up: compiles pipelines, uploads weights
+    let bytes = 0;
+    let flops = 0;
+    let steps = 0;
+    const began = now();
+    const share = (limitMs - spent) / (backends.length - i);
+    // Stop before a step that would end past this backend's share.
+    while (pos < config.context - 1 && (steps === 0 || (now() - began) * (1 + 1 / steps) < share)) {
+      if ((await mod.next()) === DONE) break;
+      const w = decodeWork(config, mix, pos);
+      bytes += w.bytes;
+      flops += w.flops;
+      steps++;
+      pos++;
+    }
+    const seconds = (now() - began) / 1000;
+    spent += seconds * 1000;
+    if (steps === 0) continue;
+    out.push({
+      backend,
+      method: `${steps} decode steps of ${mixName} inside the wasm module (step overhead folded into the rates)`,
+      gbps: bytes / seconds / 1e9,
+      gflops: flops / seconds / 1e9,
+      stepOverheadMicros: 0,
+      durationMillis: seconds * 1000,
+      tokensPerSecond: steps / seconds,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,223 @@
+// Types of matedge.js, the browser API of matedge. The documents the module
+// returns (ModelInfo, MixInfo, Plan, Capabilities) keep the field names of
+// their Go structs: snake_case for the module's own (wasm/ABI.md), camelCase
+// for Capabilities (named as the browser APIs name them).
+
+export declare const ABI_VERSION: number;
+
+/** Generation defaults: `matedge generate`'s flags, so the same call gives the same tokens in both hosts. */
+export declare const DEFAULTS: Readonly<Required<GenerateOptions>>;
+
+/** Granularity names, smallest first: 'S' | 'M' | 'L' | 'XL' for the paper's four. */
+export type Granularity = string;
+
+/**
+ * A mix: one granularity for every layer ('S'), one per layer ('S,M,L,XL' or
+ * an array), or 'auto' at load (measure the device and plan).
+ */
+export type MixSpec = string | Granularity[];
+
+export interface Range { offset: number; length: number }
+
+export type ErrorCode =
+  | 'ERR_ARG' | 'ERR_STATE' | 'ERR_FORMAT' | 'ERR_CHECKSUM' | 'ERR_MISSING' | 'ERR_BACKEND' | 'ERR_INTERNAL' // the module's (ABI.md)
+  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME';
+
+export declare class MatEdgeError extends Error {
+  name: 'MatEdgeError';
+  code: ErrorCode;
+  /** The export that failed, for the module's errors. */
+  call?: string;
+}
+
+/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard. */
+export type Budget = 'fast' | 'balanced' | 'best' | {
+  name?: string;
+  /** The slowest predicted decode speed accepted. */
+  targetTokensPerSecond?: number;
+  maxDownloadBytes?: number;
+  /** Applies when navigator.connection reports a downlink. */
+  maxDownloadSeconds?: number;
+  maxMemoryBytes?: number;
+  backend?: 'auto' | 'cpu' | 'gpu';
+};
+
+export interface LoadOptions {
+  /** The .matw weights file; relative URLs resolve against the page. */
+  model: string | URL;
+  /** matedge.wasm; defaults to the one next to matedge.js. */
+  wasm?: string | URL;
+  /** Default 'auto': measure the device, plan within budget, fetch the plan. */
+  mix?: MixSpec;
+  /** With mix 'auto'. Default 'balanced'. */
+  budget?: Budget;
+  /** false: offer the module no GPU (the CPU backend only). Default true. */
+  gpu?: boolean;
+  /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
+  cache?: boolean;
+  onProgress?: (p: Progress) => void;
+  /** Called once the device is measured and the plan chosen, before the plan's bytes are fetched. */
+  onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
+}
+
+export type Progress =
+  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown
+  | {
+      phase: 'weights';
+      /** The mix being fetched: S first with mix 'auto' (benchmark true), then the plan's. */
+      mix: string;
+      benchmark?: boolean;
+      /** Bytes of the mix the module has (cached, fetched, or there before) and all it reads. */
+      loaded: number;
+      total: number;
+      /** The same, split by the granularity that first needs the bytes. */
+      granularities: { name: Granularity; loaded: number; total: number }[];
+    };
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  /** 0: greedy (argmax, lowest id on ties). */
+  temperature?: number;
+  /** 0: all. */
+  topK?: number;
+  /** 0 or 1: all. */
+  topP?: number;
+  seed?: number | bigint;
+  /** Default: the plan's backend, else 'auto' (the GPU when the module could open one). */
+  backend?: 'auto' | 'cpu' | 'gpu';
+}
+
+export declare class MatEdge {
+  static load(options: LoadOptions): Promise<MatEdge>;
+  /** Deletes every model this origin has cached. */
+  static clearCache(): Promise<void>;
+
+  info: ModelInfo;
+  mix: MixInfo;
+  /** The weights file's size in bytes, -1 if the server did not say. */
+  fileSize: number;
+  /** Bytes of the weights file so far: over the network ({requests, bytes}) and from the cache. */
+  downloaded: { requests: number; bytes: number; cachedBytes: number };
+  /** The WebGPU device the module may use, or null (gpuReason says why). */
+  gpu: GPUInfo | null;
+  gpuReason: string;
+  /** Why the GPU was lost, once it was; generations then run on the CPU. */
+  gpuLost: string | null;
+  /** With mix 'auto': what was measured, benchmarks included. */
+  capabilities: Capabilities | null;
+  /** With mix 'auto': the chosen plan. */
+  plan: Plan | null;
+
+  /** Switches mix live, fetching (or reading from the cache) only the bytes it adds. */
+  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void }): Promise<MixInfo>;
+  generate(prompt: string, options?: GenerateOptions): Generation;
+  /** Destroys the GPUDevice, as a driver reset would, to see recovery at work. */
+  simulateDeviceLoss(): Promise<{ lost: boolean }>;
+  /** Stops the worker; calls in flight reject with ERR_CLOSED. */
+  close(): void;
+}
+
+/** One generation: iterate it for text pieces; breaking out cancels it. */
+export declare class Generation implements AsyncIterable<string> {
+  promptTokens: number[] | null;
+  tokens: number[];
+  text: string;
+  backend: 'cpu' | 'gpu' | null;
+  /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
+  deviceLost: string | null;
+  reason: 'length' | 'context' | 'cancelled' | null;
+  seconds: number;
+  readonly tokensPerSecond: number;
+  /** Resolves with this generation when it ends; rejects with its error. */
+  finished: Promise<Generation>;
+  cancel(): void;
+  [Symbol.asyncIterator](): AsyncIterator<string>;
+}
+
+// --- documents (wasm/ABI.md, webgpu/ABI.md, wasm/planner) ---
+
+export interface ModelInfo {
+  header: {
+    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number };
+    tokenizer: unknown;
+    entries: { tensor: string; dtype: string; shape: number[]; row_start: number; row_end: number; layer: number; granularity: number; offset: number; length: number; crc32c: number }[];
+    data_size: number;
+    /** meta.quality, when present, is a JSON list of {mix, non_embedding_params, loss_nats_per_token, bits_per_byte, tokens}. */
+    meta?: Record<string, string>;
+  };
+  data_start: number;
+  granularities: Granularity[];
+  /** ranges[g]: the file ranges uniform granularity g needs. */
+  ranges: Range[][];
+}
+
+export interface MixInfo {
+  mix: Granularity[];
+  missing: Range[];
+  needed: Range[];
+}
+
+export interface GPUInfo {
+  name: string;
+  vendor: string;
+  driver: string;
+  /** 'cpu' for a software (fallback) adapter, '' otherwise: browsers do not say more. */
+  adapterType: string;
+  backend: 'webgpu';
+  limits: Record<string, number>;
+  features: string[];
+}
+
+/** planner.Capabilities (wasm/planner/capabilities.go). 0 means not reported. */
+export interface Capabilities {
+  source: 'browser';
+  adapter: null | {
+    vendor: string;
+    architecture: string;
+    description: string;
+    isFallbackAdapter: boolean;
+    limits: {
+      maxBufferSize: number; maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number;
+      maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number;
+      maxComputeWorkgroupSizeX: number; maxComputeWorkgroupsPerDimension: number;
+    };
+    features: string[];
+  };
+  deviceMemoryBytes: number;
+  logicalCores: number;
+  storageQuotaBytes: number;
+  network: { effectiveType: string; downlink: number; saveData: boolean };
+  benchmarks: {
+    backend: 'cpu' | 'gpu';
+    method: string;
+    gbps: number;
+    gflops: number;
+    stepOverheadMicros: number;
+    durationMillis: number;
+    /** Decode steps of S per second (this runtime's addition; not sent to the planner). */
+    tokensPerSecond: number;
+  }[];
+}
+
+/** planner.Plan, with the plan export's error and constraint when nothing fits. */
+export interface Plan {
+  mix: number[];
+  mix_names: Granularity[];
+  spec: string;
+  backend: 'cpu' | 'gpu';
+  dtype: string;
+  ranges: Range[];
+  download_bytes: number;
+  memory_bytes: number;
+  gpu_memory_bytes: number;
+  non_embedding_params: number;
+  work: { bytes: number; flops: number };
+  predicted_tokens_per_second: number;
+  speed_measured: boolean;
+  expected_loss?: number;
+  splits?: unknown[] | null;
+  reasons: string[];
+  /** Why nothing fits the budget (this is then the smallest plan); '' when the plan fits. */
+  error: string;
+  constraint: string;
+}
