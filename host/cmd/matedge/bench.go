@@ -18,6 +18,7 @@ import (
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/shaders"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/defaultmodel"
@@ -40,7 +41,10 @@ type benchRun struct {
 	PrefillTPS    float64  `json:"prefill_tokens_per_second"`
 	DecodeTokens  int      `json:"decode_tokens"`
 	DecodeTPS     float64  `json:"decode_tokens_per_second"`
-	Error         string   `json:"error,omitempty"`
+	// PredictedTPS is what the planner predicts for this decode from the
+	// capabilities measured at the start (0 when -predict=false).
+	PredictedTPS float64 `json:"predicted_decode_tokens_per_second,omitempty"`
+	Error        string  `json:"error,omitempty"`
 }
 
 // speedup is the decode speed of the smallest uniform submodel over the largest.
@@ -70,6 +74,8 @@ type benchReport struct {
 	Precision string         `json:"precision"`
 	Models    []benchModel   `json:"models"`
 	Kernels   []kernelResult `json:"kernels,omitempty"`
+	// Capabilities are what the planner's predictions were made from.
+	Capabilities *planner.Capabilities `json:"capabilities,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -82,7 +88,11 @@ kernels at the sizes those models use (GFLOP/s and weight GB/s).
 The decode speed-up of S over XL is printed next to the ideal one, the ratio
 of their FLOPs per token (2·parameters used; attention over the cache left
 out). The defaults keep the run short; raise -decode and -prefill for steadier
-numbers.`)
+numbers.
+
+With -predict (the default) it first measures this device the way matedge
+plan does, and prints next to each measured decode speed the speed the planner
+predicts for it, so the planner's model can be checked against reality.`)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	decode := fs.Int("decode", 8, "tokens to time decoding over, per run")
 	prefill := fs.Int("prefill", 16, "prompt bytes to time prefill over, per run")
@@ -91,6 +101,7 @@ numbers.`)
 	backends := fs.String("backends", "cpu,gpu", "backends to time")
 	precision := fs.String("precision", "f32", "GPU weights: f32 or f16")
 	kernels := fs.Bool("kernels", true, "time the matrix kernels too")
+	predict := fs.Bool("predict", true, "measure capabilities first and show the planner's predicted decode tokens/s")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
@@ -107,6 +118,14 @@ numbers.`)
 
 	ctx := context.Background()
 	report := benchReport{Precision: *precision}
+	if *predict {
+		budget := planner.Budget{}
+		caps, _, err := detectCapabilities(ctx, *wasmPath, &budget)
+		if err != nil {
+			return fmt.Errorf("measuring this device: %w", err)
+		}
+		report.Capabilities = &caps
+	}
 	var configs []model.Config
 	for _, name := range strings.Split(*models, ",") {
 		var file []byte
@@ -131,6 +150,11 @@ numbers.`)
 		bm, device, err := benchModule(ctx, *wasmPath, name, file, strings.Split(*backends, ","), *precision, *prefill, *decode)
 		if err != nil {
 			return err
+		}
+		if report.Capabilities != nil {
+			if err := predictRuns(*report.Capabilities, file, &bm); err != nil {
+				return err
+			}
 		}
 		if device != "" {
 			report.Device = device
@@ -160,6 +184,25 @@ numbers.`)
 		return enc.Encode(report)
 	}
 	fmt.Printf("\ndevice: %s\n", orNone(report.Device))
+	return nil
+}
+
+// predictRuns fills each run's PredictedTPS with the planner's prediction.
+func predictRuns(caps planner.Capabilities, file []byte, bm *benchModel) error {
+	h, err := weights.ParseHeader(file, int64(len(file)))
+	if err != nil {
+		return err
+	}
+	for i := range bm.Runs {
+		r := &bm.Runs[i]
+		mix, err := h.Config.ParseMix(strings.Join(r.Layers, ","))
+		if err != nil || (r.Backend == planner.BackendGPU && caps.Adapter == nil) {
+			continue
+		}
+		// The plan is priced whether or not it fits; only its speed matters here.
+		p, _ := planner.Evaluate(caps, h, planner.Budget{}, mix, r.Backend)
+		r.PredictedTPS = p.PredictedTokensPerSecond
+	}
 	return nil
 }
 
@@ -297,13 +340,17 @@ func timeRun(ctx context.Context, mod *host.Module, mix string, opts abi.Options
 func printModel(w io.Writer, bm benchModel) {
 	fmt.Fprintf(w, "%s: vocab %d, dim %d, %d layers, FFN widths %v\n", bm.Name, bm.Config.Vocab, bm.Config.Dim, bm.Config.Layers, bm.Config.FFNWidths)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\tmix\tMFLOP/token\tprefill tok/s\tdecode tok/s\t")
+	fmt.Fprintln(tw, "backend\tmix\tMFLOP/token\tprefill tok/s\tdecode tok/s\tplanner predicted\t")
 	for _, r := range bm.Runs {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t%s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t–\t%s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1f\t%.1f\t\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.PrefillTPS, r.DecodeTPS)
+		predicted := "–"
+		if r.PredictedTPS > 0 {
+			predicted = fmt.Sprintf("%.1f (%.2f×)", r.PredictedTPS, r.PredictedTPS/r.DecodeTPS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1f\t%.1f\t%s\t\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.PrefillTPS, r.DecodeTPS, predicted)
 	}
 	tw.Flush()
 	for _, s := range bm.Speedups {
