@@ -81,7 +81,8 @@ func TestBenchJSON(t *testing.T) {
 		t.Fatalf("bench: %d runs (want 2 backends × 6 mixes), %d speed-ups (want 2)", len(m.Runs), len(m.Speedups))
 	}
 	for _, r := range m.Runs {
-		if r.Error != "" || r.DecodeTPS <= 0 || r.PrefillTPS <= 0 || r.PrefillTokens != 4 {
+		// -prefill counts bytes; a BPE model makes fewer tokens of them.
+		if r.Error != "" || r.DecodeTPS <= 0 || r.PrefillTPS <= 0 || r.PrefillTokens < 1 || r.PrefillTokens > 4 || r.PredictedTPS <= 0 {
 			t.Errorf("bench run %+v", r)
 		}
 	}
