@@ -137,62 +137,15 @@ func checkClose(t testing.TB, what string, got, want []float32, tol float64) {
 	}
 }
 
-// f16 rounds x to the nearest IEEE half (ties to even) and returns its bits.
-func f16(x float32) uint16 {
-	b := math.Float32bits(x)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127 + 15
-	mant := b & 0x7fffff
-	switch {
-	case exp >= 31:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		mant |= 0x800000
-		shift := uint(14 - exp)
-		half := uint32(1) << (shift - 1)
-		v := mant >> shift
-		if rem := mant & (1<<shift - 1); rem > half || rem == half && v&1 == 1 {
-			v++
-		}
-		return sign | uint16(v)
-	}
-	v := uint32(exp)<<10 | mant>>13
-	if rem := mant & 0x1fff; rem > 0x1000 || rem == 0x1000 && v&1 == 1 {
-		v++
-	}
-	return sign | uint16(v)
-}
-
-// fromF16 widens half bits to float32.
-func fromF16(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h >> 10 & 0x1f)
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0:
-		v := float32(mant) / (1 << 24)
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	case exp == 31:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-}
-
 // packF16 rounds w ([rows][cols], cols even) to half precision, returning the
 // packed words ([rows][cols/2]) and the rounded values the CPU reference uses.
 func packF16(w []float32) ([]uint32, []float32) {
 	packed := make([]uint32, len(w)/2)
 	rounded := make([]float32, len(w))
 	for i := range packed {
-		lo, hi := f16(w[2*i]), f16(w[2*i+1])
+		lo, hi := shaders.ToHalf(w[2*i]), shaders.ToHalf(w[2*i+1])
 		packed[i] = uint32(lo) | uint32(hi)<<16
-		rounded[2*i], rounded[2*i+1] = fromF16(lo), fromF16(hi)
+		rounded[2*i], rounded[2*i+1] = shaders.FromHalf(lo), shaders.FromHalf(hi)
 	}
 	return packed, rounded
 }

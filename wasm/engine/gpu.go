@@ -238,7 +238,7 @@ func (g *gpu) upload(t *gpuTensor, data []float32, from, to int) error {
 		rows := data[lo*t.cols : hi*t.cols]
 		var b []byte
 		if t.half {
-			b = halfBytes(rows)
+			b = shaders.PackHalves(rows)
 		} else {
 			b = f32Bytes(rows)
 		}

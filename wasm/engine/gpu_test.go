@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/shaders"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/webgpu/webgputest"
 	"github.com/matedge/matedge/weights"
@@ -294,11 +295,11 @@ func TestRoundHalf(t *testing.T) {
 		{0.333333333, 0x3555},          //
 		{6.097555160522461e-05, 0x3ff}, // the largest subnormal half
 	} {
-		if got := toHalf(c.in); got != c.bits {
-			t.Errorf("toHalf(%g) = %#04x; want %#04x", c.in, got, c.bits)
+		if got := shaders.ToHalf(c.in); got != c.bits {
+			t.Errorf("shaders.ToHalf(%g) = %#04x; want %#04x", c.in, got, c.bits)
 		}
-		if c.bits < 0x7c00 && fromHalf(toHalf(fromHalf(c.bits))) != fromHalf(c.bits) {
-			t.Errorf("fromHalf(%#04x) does not round-trip", c.bits)
+		if c.bits < 0x7c00 && shaders.FromHalf(shaders.ToHalf(shaders.FromHalf(c.bits))) != shaders.FromHalf(c.bits) {
+			t.Errorf("shaders.FromHalf(%#04x) does not round-trip", c.bits)
 		}
 	}
 	w := weights.Random(weights.TinyConfig(), 1)
