@@ -179,10 +179,9 @@ func (q *pairQueue) Pop() any {
 	return x
 }
 
-// Encoder encodes text the way TrainBPE saw it: chunk by chunk, remembering
-// the ids of every distinct chunk. It is how a corpus is tokenized for
-// training, and how a prompt should be, so that the model sees the same
-// segmentation it was trained on. Not safe for concurrent use.
+// Encoder is Tokenizer.Encode with a memory: it remembers the ids of every
+// distinct chunk, which makes encoding a whole corpus for training fast. Not
+// safe for concurrent use.
 type Encoder struct {
 	tok   *Tokenizer
 	cache map[string][]int
@@ -199,7 +198,7 @@ func (e *Encoder) Encode(text []byte) []int {
 	for _, c := range Chunks(text) {
 		cached, ok := e.cache[string(c)]
 		if !ok {
-			cached = e.tok.Encode(c)
+			cached = e.tok.encodeChunk(c)
 			e.cache[string(c)] = cached
 		}
 		ids = append(ids, cached...)

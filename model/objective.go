@@ -45,11 +45,11 @@ func (b *Batch) Gradient(w, grad *Weights, obj Objective, tokens, targets []int)
 	return losses
 }
 
-// FLOPs is the work of one Gradient call on a batch shaped like b.
-func (o Objective) FLOPs(b *Batch) float64 {
+// FLOPs is the work of one Gradient call on batch sequences of seqLen tokens.
+func (o Objective) FLOPs(c Config, batch, seqLen int) float64 {
 	var f float64
 	for _, mix := range o.Mixes {
-		f += b.FLOPs(mix)
+		f += TrainingFLOPs(c, mix, batch, seqLen)
 	}
 	return f
 }

@@ -42,8 +42,20 @@ func (t *Tokenizer) build() {
 	}
 }
 
-// Encode splits text into token ids by applying merges in rank order.
+// Encode splits text into chunks (Chunks: words and the runs between them,
+// the segmentation TrainBPE learns on) and each chunk into token ids by
+// applying merges in rank order. Merges never cross chunk boundaries, so the
+// encoding is the one the model was trained on.
 func (t *Tokenizer) Encode(text []byte) []int {
+	var ids []int
+	for _, c := range Chunks(text) {
+		ids = append(ids, t.encodeChunk(c)...)
+	}
+	return ids
+}
+
+// encodeChunk applies merges in rank order to the bytes of one chunk.
+func (t *Tokenizer) encodeChunk(text []byte) []int {
 	t.build()
 	ids := make([]int, len(text))
 	for i, b := range text {

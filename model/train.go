@@ -214,17 +214,16 @@ func (b *Batch) blockBackward(layer, g *Layer, a *layerActs, width int) {
 	rmsNormBackward(b.dResid, g.AttnNorm, b.dNorm, a.in, a.attnRstd, layer.AttnNorm)
 }
 
-// FLOPs is the number of floating-point operations (multiply and add count
-// one each) of one Forward + Backward of this batch through mix: 3× the
-// forward matmuls, plus attention.
-func (b *Batch) FLOPs(mix Mix) float64 {
-	c := b.Config
-	n, d := float64(b.B*b.T), float64(c.Dim)
+// TrainingFLOPs is the number of floating-point operations (multiply and add
+// count one each) of one Forward + Backward of batch sequences of seqLen
+// tokens through mix: 3× the forward matmuls, plus attention.
+func TrainingFLOPs(c Config, mix Mix, batch, seqLen int) float64 {
+	n, d := float64(batch*seqLen), float64(c.Dim)
 	params := float64(c.Vocab) * d // head
 	for _, g := range mix {
 		params += 4*d*d + 3*d*float64(c.FFNWidths[g])
 	}
-	attn := float64(c.Layers) * float64(b.B) * float64(b.T*(b.T+1)/2) * 4 * d // q·k and p·v
+	attn := float64(c.Layers) * float64(batch) * float64(seqLen*(seqLen+1)/2) * 4 * d // q·k and p·v
 	return 3 * (2*n*params + attn)
 }
 

@@ -183,7 +183,7 @@ func TestNetworkGradient(t *testing.T) {
 	loss := func() float64 { return b.Forward(w, mix, tokens, targets) }
 	for _, tensor := range w.Tensors() {
 		g, _ := grad.Tensor(tensor.Name)
-		checkGrad(t, tensor.Name, tensor.Data, g.Data, 1e-2, 2e-2, loss)
+		checkGrad(t, tensor.Name, tensor.Data, g.Data, 1e-2, 2e-3, loss)
 	}
 	unused := grad.Layers[0].Gate[c.FFNWidths[1]*c.Dim:]
 	for i, v := range unused {
@@ -326,5 +326,5 @@ func BenchmarkBatchGradient(b *testing.B) {
 		bt.Gradient(w, grad, obj, tokens, targets)
 	}
 	b.ReportMetric(float64(b.N*batch*seqLen)/b.Elapsed().Seconds(), "tokens/s")
-	b.ReportMetric(obj.FLOPs(bt)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(obj.FLOPs(c, batch, seqLen)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

@@ -15,7 +15,7 @@ import (
 
 // A checkpoint is everything a run needs to continue as if it had never
 // stopped: the options, the step, the weights, AdamW's moments and step, the
-// tokenizer and the validation history. The batch generator needs no state of
+// tokenizer, the validation history and the run's provenance. The batch generator needs no state of
 // its own: batches are drawn from a generator seeded by (seed, step).
 //
 //	offset  size  field
@@ -23,14 +23,15 @@ import (
 //	4       4     u32 checkpoint version (1), little-endian
 //	8       ...   msgpack checkpoint document
 type checkpoint struct {
-	Options   Options         `msgpack:"options"`
-	Step      int             `msgpack:"step"`
-	Tokenizer model.Tokenizer `msgpack:"tokenizer"`
-	AdamStep  int             `msgpack:"adam_step"`
-	Weights   []byte          `msgpack:"weights"` // little-endian f32, model.Weights.Data order
-	M         []byte          `msgpack:"m"`       // AdamW first moment, same order
-	Moment2   []byte          `msgpack:"v"`       // AdamW second moment, same order
-	History   []Point         `msgpack:"history"`
+	Options   Options           `msgpack:"options"`
+	Step      int               `msgpack:"step"`
+	Tokenizer model.Tokenizer   `msgpack:"tokenizer"`
+	AdamStep  int               `msgpack:"adam_step"`
+	Weights   []byte            `msgpack:"weights"` // little-endian f32, model.Weights.Data order
+	M         []byte            `msgpack:"m"`       // AdamW first moment, same order
+	Moment2   []byte            `msgpack:"v"`       // AdamW second moment, same order
+	History   []Point           `msgpack:"history"`
+	Meta      map[string]string `msgpack:"meta,omitempty"`
 }
 
 const (
@@ -47,7 +48,7 @@ func (t *Trainer) Save(path string) error {
 	cp := checkpoint{
 		Options: t.Options, Step: t.Step, Tokenizer: model.Tokenizer{Merges: t.Tokenizer.Merges},
 		AdamStep: t.Optimizer.Step, Weights: f32Bytes(t.Weights.Data),
-		M: f32Bytes(t.Optimizer.M), Moment2: f32Bytes(t.Optimizer.V), History: t.History,
+		M: f32Bytes(t.Optimizer.M), Moment2: f32Bytes(t.Optimizer.V), History: t.History, Meta: t.Meta,
 	}
 	doc, err := msgpack.Marshal(&cp)
 	if err != nil {
@@ -109,6 +110,7 @@ func Resume(path string, tokenize func(model.Tokenizer) (trainIDs, validIDs []in
 	t.Optimizer.Step = cp.AdamStep
 	t.Step = cp.Step
 	t.History = cp.History
+	t.Meta = cp.Meta
 	return t, nil
 }
 

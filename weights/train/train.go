@@ -90,6 +90,10 @@ type Trainer struct {
 	Step      int     // steps done
 	History   []Point // validation measurements so far
 
+	// Meta is free-form provenance (the command that started the run, say)
+	// that travels with the checkpoint.
+	Meta map[string]string
+
 	train, validation []int // token ids
 	batch             *model.Batch
 	grad              *model.Weights

@@ -78,6 +78,7 @@ func TestResume(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "run.ckpt")
 	first, _ := New(opts, tok, trainIDs, validIDs)
+	first.Meta = map[string]string{"command": "test"}
 	ctx, cancel := context.WithCancel(context.Background())
 	save := func(tr *Trainer) error {
 		if tr.Step == 6 {
@@ -92,8 +93,8 @@ func TestResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resumed.Step != 6 {
-		t.Fatalf("resumed at step %d; want 6", resumed.Step)
+	if resumed.Step != 6 || resumed.Meta["command"] != "test" {
+		t.Fatalf("resumed at step %d with meta %v; want 6 and the first run's meta", resumed.Step, resumed.Meta)
 	}
 	if err := resumed.Run(context.Background(), 0, nil, nil); err != nil {
 		t.Fatal(err)

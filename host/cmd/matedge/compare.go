@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/matedge/matedge/model"
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -50,14 +49,21 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	seed := fs.Uint64("seed", 1, "seed of weights, batches and the Mix'n'Match sample")
 	mixCount := fs.Int("mixes", 14, "Mix'n'Match models to measure")
 	prompt := fs.String("prompt", "The Rays of Light", "prompt of the samples")
-	defaultPath := fs.String("default", "", "a trained full-size .matw whose quality table to include")
+	defaultPath := fs.String("default", "", "a trained full-size MatFormer .matw whose quality table to include")
+	fullBaselines := fs.String("baselines", "", "with -default: comma list of full-size baseline .matw files, S to XL (empty entries for missing ones)")
+	fullTokens := fs.Int("consistency-tokens", 16384, "with -baselines: validation tokens for full-scale consistency")
+	note := fs.String("note", "", "with -default: a note on how the full-size models were trained, quoted as given")
 	outDir := fs.String("out", "weights", "directory for RESULTS.md and results/")
 	render := fs.String("render", "", "only rewrite RESULTS.md and the plots from this compare.json (no training)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	full := &fullScale{defaultPath: *defaultPath, cache: *cache, tokens: *fullTokens, note: *note}
+	if *fullBaselines != "" {
+		full.baselines = strings.Split(*fullBaselines, ",")
+	}
 	if *render != "" {
-		return renderComparison(*render, *outDir, *defaultPath)
+		return renderComparison(*render, *outDir, full)
 	}
 	corpus, err := loadCorpus(*data, *cache)
 	if err != nil {
@@ -82,8 +88,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 			return run{}, err
 		}
 		bar.finish()
-		b := model.NewBatch(opts.Config, tr.Options.Batch, tr.Options.SeqLen)
-		return run{name: name, trainer: tr, wall: time.Since(start), flops: tr.Options.Objective().FLOPs(b) * float64(opts.Steps)}, nil
+		return run{name: name, trainer: tr, wall: time.Since(start), flops: tr.Options.Objective().FLOPs(opts.Config, tr.Options.Batch, tr.Options.SeqLen) * float64(opts.Steps)}, nil
 	}
 	matformer, err := trainRun("MatFormer", base)
 	if err != nil {
@@ -117,12 +122,12 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	if err := os.WriteFile(filepath.Join(*outDir, "results", "compare.json"), js, 0o644); err != nil {
 		return err
 	}
-	return r.write(*outDir, *defaultPath)
+	return r.write(*outDir, full)
 }
 
 // renderComparison rewrites RESULTS.md and the plots from a compare.json,
 // with the default model's quality table as it is now.
-func renderComparison(path, outDir, defaultPath string) error {
+func renderComparison(path, outDir string, full *fullScale) error {
 	js, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -131,7 +136,7 @@ func renderComparison(path, outDir, defaultPath string) error {
 	if err := json.Unmarshal(js, &r); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return r.write(outDir, defaultPath)
+	return r.write(outDir, full)
 }
 
 type mixPoint struct {
@@ -241,7 +246,7 @@ func interpolate(xs []int, ys []float64, x int) float64 {
 	return ys[len(ys)-1]
 }
 
-func (r *comparison) write(dir, defaultPath string) error {
+func (r *comparison) write(dir string, full *fullScale) error {
 	c, G := r.Config, r.Config.Granularities()
 	if err := os.MkdirAll(filepath.Join(dir, "results"), 0o755); err != nil {
 		return err
@@ -343,7 +348,7 @@ func (r *comparison) write(dir, defaultPath string) error {
 		p("| %s | %.3g | %.0f s |\n", x.Name, x.FLOPs, x.WallSeconds)
 	}
 	p("| four baselines together | %.3g | %.0f s |\n\n", baseFLOPs, baseWall)
-	p("The joint run costs %.2f× the four baselines together (FLOPs: 3× the forward matmuls plus attention, as `model.Batch.FLOPs` counts them), and yields all four sizes plus every Mix'n'Match model.\n\n", r.Runs[0].FLOPs/baseFLOPs)
+	p("The joint run costs %.2f× the four baselines together (FLOPs: 3× the forward matmuls plus attention, as `model.TrainingFLOPs` counts them), and yields all four sizes plus every Mix'n'Match model.\n\n", r.Runs[0].FLOPs/baseFLOPs)
 
 	p("## 5. Samples\n\nPrompt %q, 48 tokens, temperature 0.8, top-k 40, seed %d, same for every model.\n\n", r.Prompt, o.Seed)
 	for g := range G {
@@ -352,29 +357,10 @@ func (r *comparison) write(dir, defaultPath string) error {
 	}
 	p("\n")
 
-	if defaultPath != "" {
-		f, err := os.Open(defaultPath)
-		if err != nil {
+	if full != nil && full.defaultPath != "" {
+		if err := full.write(&b); err != nil {
 			return err
 		}
-		fi, _ := f.Stat()
-		h, err := weights.ReadHeader(f, fi.Size())
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", defaultPath, err)
-		}
-		p("## Full scale: the default model\n\n")
-		p("`%s`, trained with `%s` (corpus %s, sha256 `%s`, %s steps, seed %s). Its header's quality table (validation split of the corpus):\n\n",
-			defaultPath, h.Meta["command"], h.Meta["corpus"], h.Meta["corpus_sha256"], h.Meta["steps"], h.Meta["seed"])
-		q, err := h.Quality()
-		if err != nil {
-			return err
-		}
-		p("| mix | non-emb. params | nats/tok | bits/byte | tokens |\n|---|---:|---:|---:|---:|\n")
-		for _, row := range q {
-			p("| %s | %d | %.4f | %.4f | %d |\n", row.Mix, row.NonEmbeddingParams, row.LossNatsPerToken, row.BitsPerByte, row.Tokens)
-		}
-		p("\nNo full-scale baselines were trained (each would take about as long as the joint run on this 2-core machine); the full-scale MatFormer-vs-baseline comparison is not measured here. To run it: `matedge train -baseline Z` with the same flags as the command above, for Z in S, M, L, XL, then `matedge eval -model FILE -text %s -mix g0 -json`.\n", h.Meta["corpus"])
 	}
 	return os.WriteFile(filepath.Join(dir, "RESULTS.md"), b.Bytes(), 0o644)
 }

@@ -45,7 +45,7 @@ each document is held out for validation.`)
 	layers := fs.Int("layers", 4, "transformer blocks")
 	heads := fs.Int("heads", 4, "attention heads")
 	hidden := fs.Int("hidden", 0, "XL FFN hidden width; 0 means 4×dim")
-	context_ := fs.Int("context", 256, "context length (tokens)")
+	contextLen := fs.Int("context", 256, "context length (tokens)")
 	granularities := fs.Int("granularities", 4, "nested FFN widths: hidden/2^(G-1) … hidden")
 	baseline := fs.String("baseline", "", "train a standalone model of one granularity's width (S, M, L, XL) instead of the nested one")
 	lossWeights := fs.String("loss-weights", "", "comma list of per-granularity loss weights (default 1 each)")
@@ -107,7 +107,7 @@ each document is held out for validation.`)
 			widths[g] = *hidden >> (*granularities - 1 - g)
 		}
 		cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: widths,
-			Context: *context_, RopeTheta: 10000, NormEps: 1e-5}
+			Context: *contextLen, RopeTheta: 10000, NormEps: 1e-5}
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
@@ -134,14 +134,14 @@ each document is held out for validation.`)
 		if tr, err = train.New(opts, tok, trainIDs, validIDs); err != nil {
 			return err
 		}
+		tr.Meta = map[string]string{"command": "matedge train " + strings.Join(args, " ")}
 	}
 	o := tr.Options
-	b := model.NewBatch(o.Config, o.Batch, o.SeqLen)
 	fmt.Fprintf(os.Stderr, "model: dim %d, %d layers, %d heads, FFN widths %v, context %d, vocab %d; %d non-embedding params (largest), %d in all\n",
 		o.Config.Dim, o.Config.Layers, o.Config.Heads, o.Config.FFNWidths, o.Config.Context, o.Config.Vocab,
 		o.Config.NonEmbeddingParams(o.Config.Uniform(o.Config.Granularities()-1)), len(tr.Weights.Data))
 	fmt.Fprintf(os.Stderr, "run: %d steps of %d×%d tokens, lr %g→%g (warmup %d), %.3g FLOPs per step\n",
-		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(b))
+		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(o.Config, o.Batch, o.SeqLen))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -170,7 +170,11 @@ each document is held out for validation.`)
 		"kind":          "trained",
 	}
 	if *resume {
-		meta["command"] += " (resumed from a checkpoint)"
+		if started := tr.Meta["command"]; started != "" {
+			meta["command"] = started + "; resumed with: " + meta["command"]
+		} else {
+			meta["command"] += " (resumed from a checkpoint)"
+		}
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
 	quality := measureQuality(tr.Weights, presetMixes(o.Config), validIDs, len(corpus.Validation), o.SeqLen, o.Batch)

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights"
+	"github.com/matedge/matedge/weights/train"
+)
+
+// fullScale is the part of RESULTS.md about full-size models trained by
+// `matedge train`: the default MatFormer and, where trained, its baselines.
+type fullScale struct {
+	defaultPath string
+	baselines   []string // [G] baseline .matw per granularity; "" where not trained
+	cache       string   // for the corpus, to measure consistency
+	tokens      int      // validation tokens for consistency
+	note        string
+}
+
+func loadMatw(path string) (*model.Weights, *weights.Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	w, h, err := weights.Load(f, fi.Size())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return w, h, nil
+}
+
+func (f *fullScale) write(b *bytes.Buffer) error {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	mw, h, err := loadMatw(f.defaultPath)
+	if err != nil {
+		return err
+	}
+	c := mw.Config
+	q, err := h.Quality()
+	if err != nil {
+		return err
+	}
+	p("## Full scale: the default model\n\n")
+	p("`%s`, trained with `%s` (corpus %s, sha256 `%s`, %s steps, seed %s). Its header's quality table (validation split of the corpus):\n\n",
+		f.defaultPath, h.Meta["command"], h.Meta["corpus"], h.Meta["corpus_sha256"], h.Meta["steps"], h.Meta["seed"])
+	p("| mix | non-emb. params | nats/tok | bits/byte | tokens |\n|---|---:|---:|---:|---:|\n")
+	for _, row := range q {
+		p("| %s | %d | %.4f | %.4f | %d |\n", row.Mix, row.NonEmbeddingParams, row.LossNatsPerToken, row.BitsPerByte, row.Tokens)
+	}
+	if f.note != "" {
+		p("\nNote from whoever ran the command: %s\n", f.note)
+	}
+	have := 0
+	for _, path := range f.baselines {
+		if path != "" {
+			have++
+		}
+	}
+	if have == 0 {
+		p("\nNo full-scale baselines were given; the full-scale MatFormer-vs-baseline comparison is not measured here. To run it: `matedge train -baseline Z` with the same flags as the command above, for Z in S, M, L, XL, then `matedge compare -render … -default … -baselines S.matw,M.matw,L.matw,XL.matw`.\n\n")
+		return nil
+	}
+	if len(f.baselines) != c.Granularities() {
+		return fmt.Errorf("-baselines: %d entries, want %d (S to XL, empty for missing)", len(f.baselines), c.Granularities())
+	}
+
+	corpus, err := loadCorpus(h.Meta["corpus"], f.cache)
+	if err != nil {
+		return err
+	}
+	ids := h.Tokenizer.NewEncoder().Encode(corpus.Validation)
+	if len(ids) > f.tokens+1 {
+		ids = ids[:f.tokens+1]
+	}
+	seqLen := c.Context
+	mixQuality := map[string]weights.Quality{}
+	for _, row := range q {
+		mixQuality[row.Mix] = row
+	}
+	G := c.Granularities()
+	matGreedy := make([][]int, G)
+	baseGreedy := make([][]int, G)
+	baseQuality := make([]*weights.Quality, G)
+	var commands []string
+	for g, path := range f.baselines {
+		matGreedy[g] = train.Greedy(mw, c.Uniform(g), ids, seqLen)
+		if path == "" {
+			continue
+		}
+		bw, bh, err := loadMatw(path)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(bh.Tokenizer.Merges, h.Tokenizer.Merges) || bh.Meta["corpus_sha256"] != h.Meta["corpus_sha256"] {
+			return fmt.Errorf("%s: not trained on the same corpus and tokenizer as %s", path, f.defaultPath)
+		}
+		bq, err := bh.Quality()
+		if err != nil || len(bq) == 0 {
+			return fmt.Errorf("%s: no quality table", path)
+		}
+		baseQuality[g] = &bq[0]
+		baseGreedy[g] = train.Greedy(bw, bw.Config.Uniform(0), ids, seqLen)
+		commands = append(commands, "`"+bh.Meta["command"]+"`")
+	}
+	p("\n### Full-scale baselines\n\nTrained with:\n\n")
+	for _, cmd := range commands {
+		p("* %s\n", cmd)
+	}
+	p("\n| Z | non-emb. params | MatFormer nats/tok | Baseline nats/tok | Δ | MatFormer bits/byte | Baseline bits/byte | within 0.05 |\n|---|---:|---:|---:|---:|---:|---:|:-:|\n")
+	for g := range G {
+		name := c.GranularityName(g)
+		mq := mixQuality[name]
+		if baseQuality[g] == nil {
+			p("| %s | %d | %.4f | not trained | | %.4f | | |\n", name, mq.NonEmbeddingParams, mq.LossNatsPerToken, mq.BitsPerByte)
+			continue
+		}
+		bq := baseQuality[g]
+		d := mq.LossNatsPerToken - bq.LossNatsPerToken
+		p("| %s | %d | %.4f | %.4f | %+.4f | %.4f | %.4f | %s |\n", name, mq.NonEmbeddingParams, mq.LossNatsPerToken, bq.LossNatsPerToken, d, mq.BitsPerByte, bq.BitsPerByte, yesNo(d <= 0.05))
+	}
+	p("\nConsistency (greedy next-token agreement with XL) on the first %d validation tokens:\n\n", len(ids)-1)
+	p("| Z | MatFormer-Z vs MatFormer-XL | Baseline-Z vs Baseline-XL |\n|---|---:|---:|\n")
+	for g := range G - 1 {
+		base := "not trained"
+		if baseGreedy[g] != nil && baseGreedy[G-1] != nil {
+			base = fmt.Sprintf("%.1f%%", 100*train.Agreement(baseGreedy[g], baseGreedy[G-1]))
+		}
+		p("| %s | %.1f%% | %s |\n", c.GranularityName(g), 100*train.Agreement(matGreedy[g], matGreedy[G-1]), base)
+	}
+	p("\n")
+	return nil
+}
