@@ -22,19 +22,23 @@ type Layer struct {
 
 // Weights are all parameters of a network, carved as named views out of one
 // allocation (Data) so that an optimizer can treat them as a single vector.
+//
+// Weights may hold only a prefix of each layer's FFN neurons (NestedRows):
+// a device that runs S needs memory for S's rows, not XL's.
 type Weights struct {
-	Config    Config
-	Data      []float32 // every parameter, in Tensors() order
-	Embed     []float32 // [vocab][dim] token embedding
-	Layers    []Layer   // [layers]
-	FinalNorm []float32 // [dim]
-	Head      []float32 // [vocab][dim] LM head
+	Config     Config
+	NestedRows []int     // [layers] FFN rows allocated per layer; nil means all (Config.Hidden())
+	Data       []float32 // every allocated parameter, in Tensors() order
+	Embed      []float32 // [vocab][dim] token embedding
+	Layers     []Layer   // [layers]
+	FinalNorm  []float32 // [dim]
+	Head       []float32 // [vocab][dim] LM head
 }
 
 // Tensor is a named view of a parameter.
 type Tensor struct {
 	Name   string
-	Shape  []int     // row-major; FFN tensors are [hidden][dim]
+	Shape  []int     // row-major; FFN tensors are [rows][dim]: hidden, or NestedRows[l] when allocated partly
 	Data   []float32 // the view into Weights.Data
 	Nested bool      // an FFN matrix: granularity g uses rows [0, FFNWidths[g])
 	Layer  int       // the block it belongs to, -1 for embedding, final norm and head
@@ -42,11 +46,28 @@ type Tensor struct {
 
 // NewWeights allocates zeroed weights for c. It panics on an invalid config:
 // callers validate configs that come from outside.
-func NewWeights(c Config) *Weights {
+func NewWeights(c Config) *Weights { return NewNestedWeights(c, nil) }
+
+// NewNestedWeights allocates zeroed weights for c with only the first
+// rows[l] neurons of layer l's FFN matrices (rows nil: all of them). A Mix
+// can run on them if every layer's width is at most its rows. It panics on an
+// invalid config or row count.
+func NewNestedWeights(c Config, rows []int) *Weights {
 	if err := c.Validate(); err != nil {
 		panic(err)
 	}
-	w := &Weights{Config: c, Layers: make([]Layer, c.Layers)}
+	if rows != nil {
+		if len(rows) != c.Layers {
+			panic(fmt.Sprintf("model: %d nested row counts for %d layers", len(rows), c.Layers))
+		}
+		for _, r := range rows {
+			if r < 0 || r > c.Hidden() {
+				panic(fmt.Sprintf("model: nested rows %d outside [0, %d]", r, c.Hidden()))
+			}
+		}
+		rows = append([]int(nil), rows...)
+	}
+	w := &Weights{Config: c, NestedRows: rows, Layers: make([]Layer, c.Layers)}
 	total := 0
 	for _, t := range w.layout() {
 		total += t.size
@@ -72,7 +93,7 @@ type slot struct {
 // layout is the one place that names tensors and fixes their order.
 func (w *Weights) layout() []slot {
 	c := w.Config
-	d, h, v := c.Dim, c.Hidden(), c.Vocab
+	d, v := c.Dim, c.Vocab
 	mk := func(name string, view *[]float32, layer int, nested bool, shape ...int) slot {
 		size := 1
 		for _, s := range shape {
@@ -91,9 +112,9 @@ func (w *Weights) layout() []slot {
 			mk(p+"value", &l.Value, i, false, d, d),
 			mk(p+"output", &l.Output, i, false, d, d),
 			mk(p+"ffn_norm", &l.FFNNorm, i, false, d),
-			mk(p+"ffn_gate", &l.Gate, i, true, h, d),
-			mk(p+"ffn_up", &l.Up, i, true, h, d),
-			mk(p+"ffn_down", &l.Down, i, true, h, d),
+			mk(p+"ffn_gate", &l.Gate, i, true, w.rows(i), d),
+			mk(p+"ffn_up", &l.Up, i, true, w.rows(i), d),
+			mk(p+"ffn_down", &l.Down, i, true, w.rows(i), d),
 		)
 	}
 	return append(s,
@@ -102,7 +123,16 @@ func (w *Weights) layout() []slot {
 	)
 }
 
-// Tensors lists every parameter as a named view, in storage order.
+// rows is how many FFN neurons of layer l are allocated.
+func (w *Weights) rows(l int) int {
+	if w.NestedRows == nil {
+		return w.Config.Hidden()
+	}
+	return w.NestedRows[l]
+}
+
+// Tensors lists every parameter as a named view, in storage order. A nested
+// tensor's Shape is its allocated rows, [NestedRows[l]][dim].
 func (w *Weights) Tensors() []Tensor {
 	slots := w.layout()
 	ts := make([]Tensor, len(slots))

@@ -13,9 +13,13 @@ import (
 // any order and any size — HTTP Range responses, a stream, a cache. Each entry
 // is checked against its checksum once all its bytes are there, then decoded
 // into the weights; a failed entry is dropped so it can be fetched again.
+//
+// Memory follows the Mix: the weights hold each layer's FFN rows only up to
+// the widest granularity reserved (Reserve) or fed for it, so a device that
+// runs S never allocates XL's rows.
 type Assembler struct {
 	Header  *Header
-	Weights *model.Weights // rows appear as their entries complete
+	Weights *model.Weights // rows appear as their entries complete; replaced when it grows
 	entries []pending      // parallel to Header.Entries
 }
 
@@ -25,9 +29,36 @@ type pending struct {
 	ready bool       // verified and decoded into Weights
 }
 
-// NewAssembler prepares zeroed weights for the model h describes.
+// NewAssembler prepares zeroed weights for the smallest submodel of the
+// model h describes.
 func NewAssembler(h *Header) *Assembler {
-	return &Assembler{Header: h, Weights: model.NewWeights(h.Config), entries: make([]pending, len(h.Entries))}
+	rows := make([]int, h.Config.Layers)
+	for l := range rows {
+		rows[l] = h.Config.FFNWidths[0]
+	}
+	return &Assembler{Header: h, Weights: model.NewNestedWeights(h.Config, rows), entries: make([]pending, len(h.Entries))}
+}
+
+// Reserve makes room for every FFN row mix uses, in one allocation. Feed
+// grows the weights by itself when an entry needs more rows; reserving first
+// avoids growing them layer by layer.
+func (a *Assembler) Reserve(mix model.Mix) {
+	rows := append([]int(nil), a.Weights.NestedRows...)
+	grow := false
+	for l, g := range mix {
+		if w := a.Header.Config.FFNWidths[g]; w > rows[l] {
+			rows[l], grow = w, true
+		}
+	}
+	if !grow {
+		return
+	}
+	bigger := model.NewNestedWeights(a.Header.Config, rows)
+	old := a.Weights.Tensors()
+	for i, t := range bigger.Tensors() {
+		copy(t.Data, old[i].Data) // nested tensors: the rows already there are a prefix
+	}
+	a.Weights = bigger
 }
 
 // Feed delivers bytes that start at offset in the file. Bytes of the header
@@ -56,11 +87,29 @@ func (a *Assembler) Feed(offset int64, data []byte) error {
 				e.Tensor, e.RowStart, e.RowEnd, ErrChecksum, got, e.CRC32C))
 			continue
 		}
+		if e.Layer >= 0 && e.RowEnd > a.Weights.NestedRows[e.Layer] {
+			a.Reserve(a.widthFor(e))
+		}
 		t, _ := a.Weights.Tensor(e.Tensor)
 		decodeF32(t.Data[e.RowStart*e.rowSize():e.RowEnd*e.rowSize()], p.buf)
 		*p = pending{ready: true}
 	}
 	return errors.Join(errs...)
+}
+
+// widthFor is the mix that keeps every layer's reserved rows and gives e's
+// layer the granularity of e.
+func (a *Assembler) widthFor(e Entry) model.Mix {
+	mix := make(model.Mix, a.Header.Config.Layers)
+	for l, rows := range a.Weights.NestedRows {
+		for g, w := range a.Header.Config.FFNWidths {
+			if w <= rows {
+				mix[l] = g
+			}
+		}
+	}
+	mix[e.Layer] = max(mix[e.Layer], e.Granularity)
+	return mix
 }
 
 // Missing returns the byte ranges a model running mix still needs.
@@ -97,6 +146,7 @@ func Load(r io.ReaderAt, size int64) (*model.Weights, *Header, error) {
 		return nil, nil, err
 	}
 	a := NewAssembler(h)
+	a.Reserve(h.Config.Uniform(h.Config.Granularities() - 1))
 	data := make([]byte, h.DataSize)
 	if _, err := r.ReadAt(data, h.DataStart); err != nil {
 		return nil, nil, fmt.Errorf("weights: %w: reading data: %v", ErrTruncated, err)

@@ -233,3 +233,49 @@ func TestHeaderClaimsHugeArray(t *testing.T) {
 		t.Fatalf("ParseHeader(huge array) = %v; want ErrCorrupt", err)
 	}
 }
+
+// TestAssemblerMemory: the assembled weights hold only the FFN rows of the
+// mix reserved or fed, so memory follows the plan.
+func TestAssemblerMemory(t *testing.T) {
+	file := tinyFile(t)
+	h, err := ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.Config
+	floats := func(mix model.Mix) int { return c.NonEmbeddingParams(mix) + 2*c.Vocab*c.Dim }
+	a := NewAssembler(h)
+	s := c.Uniform(0)
+	for _, r := range h.Ranges(s) {
+		if err := a.Feed(r.Offset, file[r.Offset:r.End()]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := len(a.Weights.Data), floats(s); got != want {
+		t.Fatalf("after feeding S: %d floats allocated; want %d", got, want)
+	}
+	mix := model.Mix{0, 3, 1}
+	a.Reserve(mix)
+	if got, want := len(a.Weights.Data), floats(mix); got != want {
+		t.Fatalf("after Reserve(%v): %d floats; want %d", mix, got, want)
+	}
+	for _, r := range a.Missing(mix) {
+		if err := a.Feed(r.Offset, file[r.Offset:r.End()]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The rows fed before growing survived it: the mix computes what the full weights compute.
+	full, _, err := Load(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []int{1, 2, 3}
+	got, want := model.NewState(c), model.NewState(c)
+	for pos, tok := range tokens {
+		model.Forward(a.Weights, got, mix, tok, pos)
+		model.Forward(full, want, mix, tok, pos)
+	}
+	if !slices.Equal(got.Logits, want.Logits) {
+		t.Fatal("logits from the grown weights differ from the fully loaded ones")
+	}
+}

@@ -134,6 +134,7 @@ func (e *Engine) SetMix(mix model.Mix) error {
 	if err := e.header.Config.CheckMix(mix); err != nil {
 		return fmt.Errorf("%w: %v", ErrArg, err)
 	}
+	e.asm.Reserve(mix) // memory for the rows this mix will be fed, in one allocation
 	e.mix = mix
 	e.started = false
 	return nil

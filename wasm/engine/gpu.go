@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/shaders"
@@ -70,9 +71,11 @@ type gpu struct {
 // pairs, in slabs of whole rows that each fit one storage binding.
 type gpuTensor struct {
 	name       string
-	rows, cols int
+	rows, cols int // rows allocated: a nested FFN tensor grows with the widest mix run
 	half       bool
 	slabs      []slab
+	layer      int  // the block it belongs to, -1 for embedding, final norm and head
+	nested     bool // an FFN matrix, allocated only up to the rows a mix needs
 }
 
 type slab struct {
@@ -93,8 +96,8 @@ func (t *gpuTensor) rowBytes() int {
 // rounds the same tensors for a CPU reference.
 func halfTensor(t model.Tensor) bool { return len(t.Shape) == 2 && t.Name != "embed" }
 
-// newGPU allocates every buffer for h's model on d (weights sized for XL,
-// uploaded later by prepare) and uploads the rotary tables.
+// newGPU allocates every buffer for h's model on d (FFN weights sized for S;
+// prepare grows them to the mix and uploads) and uploads the rotary tables.
 func newGPU(d webgpu.Device, h *weights.Header, half bool) (*gpu, error) {
 	c := h.Config
 	g := &gpu{
@@ -121,22 +124,19 @@ func (g *gpu) allocate() error {
 		g.batch /= 2
 	}
 	for _, t := range model.Layout(c) {
-		gt := &gpuTensor{name: t.Name, rows: t.Shape[0], cols: 1, half: g.half && halfTensor(t)}
+		gt := &gpuTensor{name: t.Name, cols: 1, half: g.half && halfTensor(t), layer: t.Layer, nested: t.Nested}
 		if len(t.Shape) == 2 {
 			gt.cols = t.Shape[1]
 		}
-		perSlab := int(g.limit / uint64(gt.rowBytes()))
-		if perSlab == 0 {
-			return fmt.Errorf("%w: gpu: one row of %s is %d bytes, over the device's %d-byte storage binding", ErrBackend, t.Name, gt.rowBytes(), g.limit)
+		rows := t.Shape[0]
+		if t.Nested {
+			rows = c.FFNWidths[0]
 		}
-		for first := 0; first < gt.rows; first += perSlab {
-			rows := min(perSlab, gt.rows-first)
-			b, err := g.buffer(fmt.Sprintf("weights %s rows [%d, %d)", t.Name, first, first+rows), rows*gt.rowBytes())
-			if err != nil {
-				return err
-			}
-			gt.slabs = append(gt.slabs, slab{buffer: b, first: first, rows: rows})
+		slabs, err := g.slabs(gt, rows)
+		if err != nil {
+			return err
 		}
+		gt.slabs, gt.rows = slabs, rows
 		g.tensors[t.Name] = gt
 	}
 	var err error
@@ -176,6 +176,56 @@ func (g *gpu) allocate() error {
 	return nil
 }
 
+// slabs allocates rows rows of t as slabs of whole rows that each fit one
+// storage binding.
+func (g *gpu) slabs(t *gpuTensor, rows int) ([]slab, error) {
+	perSlab := int(g.limit / uint64(t.rowBytes()))
+	if perSlab == 0 {
+		return nil, fmt.Errorf("%w: gpu: one row of %s is %d bytes, over the device's %d-byte storage binding", ErrBackend, t.name, t.rowBytes(), g.limit)
+	}
+	var out []slab
+	for first := 0; first < rows; first += perSlab {
+		n := min(perSlab, rows-first)
+		b, err := g.buffer(fmt.Sprintf("weights %s rows [%d, %d)", t.name, first, first+n), n*t.rowBytes())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, slab{buffer: b, first: first, rows: n})
+	}
+	return out, nil
+}
+
+// grow reallocates t with rows rows, copying the rows it had on the device,
+// so that memory follows the widest mix run rather than XL.
+func (g *gpu) grow(t *gpuTensor, rows int) error {
+	bigger, err := g.slabs(t, rows)
+	if err != nil {
+		return err
+	}
+	rb := t.rowBytes()
+	for _, old := range t.slabs {
+		for _, s := range bigger {
+			lo, hi := max(old.first, s.first), min(old.first+old.rows, s.first+s.rows)
+			if lo < hi {
+				if err := g.device.Copy(old.buffer, uint64((lo-old.first)*rb), s.buffer, uint64((lo-s.first)*rb), uint64((hi-lo)*rb)); err != nil {
+					return fmt.Errorf("gpu: grow %s: %w", t.name, err)
+				}
+			}
+		}
+	}
+	for _, old := range t.slabs {
+		g.free(old.buffer)
+	}
+	t.slabs, t.rows = bigger, rows
+	return nil
+}
+
+// free destroys a buffer the gpu owns (after submitting recorded work).
+func (g *gpu) free(b webgpu.Buffer) {
+	g.owned = slices.DeleteFunc(g.owned, func(o webgpu.Buffer) bool { return o == b })
+	g.device.DestroyBuffer(b) // best effort: a lost device frees it anyway
+}
+
 // buffer creates a buffer of at least size bytes that the gpu owns.
 func (g *gpu) buffer(what string, size int) (webgpu.Buffer, error) {
 	b, err := g.device.CreateBuffer(uint64(max(size+3&^3, 4)))
@@ -206,6 +256,17 @@ func (g *gpu) release() {
 // prepare starts a sequence on mix: it uploads the entries mix needs that
 // are not on the device yet (w holds them decoded) and seeds the sampler.
 func (g *gpu) prepare(w *model.Weights, mix model.Mix, o Options) error {
+	for _, lt := range model.Layout(g.config) { // in layout order, so buffers are made deterministically
+		t := g.tensors[lt.Name]
+		if !t.nested {
+			continue
+		}
+		if need := g.config.FFNWidths[mix[t.layer]]; t.rows < need {
+			if err := g.grow(t, need); err != nil {
+				return err
+			}
+		}
+	}
 	for i, e := range g.header.Entries {
 		if g.uploaded[i] || !e.NeededBy(mix) {
 			continue

@@ -15,7 +15,7 @@ import (
 // RoundHalf returns a copy of w whose tensors the f16 backend stores as
 // halves are rounded to half precision (to nearest, ties to even).
 func RoundHalf(w *model.Weights) *model.Weights {
-	out := model.NewWeights(w.Config)
+	out := model.NewNestedWeights(w.Config, w.NestedRows)
 	copy(out.Data, w.Data)
 	for _, t := range out.Tensors() {
 		if halfTensor(t) {

@@ -29,6 +29,32 @@ type counting struct {
 	readBytes   int
 	pendingOnce bool
 	polled      map[webgpu.Ticket]bool
+	live        map[webgpu.Buffer]uint64 // buffers created and not destroyed, with their sizes
+}
+
+func (c *counting) CreateBuffer(size uint64) (webgpu.Buffer, error) {
+	b, err := c.Device.CreateBuffer(size)
+	if err == nil {
+		if c.live == nil {
+			c.live = map[webgpu.Buffer]uint64{}
+		}
+		c.live[b] = size
+	}
+	return b, err
+}
+
+func (c *counting) DestroyBuffer(b webgpu.Buffer) error {
+	delete(c.live, b)
+	return c.Device.DestroyBuffer(b)
+}
+
+// liveBytes is the memory of the buffers alive now.
+func (c *counting) liveBytes() uint64 {
+	var n uint64
+	for _, size := range c.live {
+		n += size
+	}
+	return n
 }
 
 func (c *counting) Info() webgpu.Info {
@@ -240,6 +266,7 @@ func TestGPUUploads(t *testing.T) {
 				return dev.written - before
 			}
 			reset("S")
+			memoryS := dev.liveBytes()
 			// Gate, up and down of every layer, rows [S, XL): f32, or f16 halves.
 			want := 3 * c.Layers * (c.Hidden() - c.FFNWidths[0]) * c.Dim * 4
 			if precision == "f16" {
@@ -247,6 +274,10 @@ func TestGPUUploads(t *testing.T) {
 			}
 			if got := reset("XL"); got != want {
 				t.Errorf("%s: S → XL uploaded %d bytes; want %d (the FFN rows S lacks)", precision, got, want)
+			}
+			// GPU memory follows the mix: S never allocated the rows only XL uses.
+			if grew := dev.liveBytes() - memoryS; grew != uint64(want) {
+				t.Errorf("%s: S → XL grew GPU memory by %d bytes; want %d", precision, grew, want)
 			}
 			if got := reset("S"); got != 0 {
 				t.Errorf("%s: XL → S uploaded %d bytes; want 0", precision, got)
