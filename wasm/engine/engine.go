@@ -82,11 +82,27 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The weights live in the module's memory once decoded: a header that
+	// promises more than a wasm32 module can address (a lying one, with the
+	// file size unknown) is refused here rather than by an out-of-memory trap.
+	if need := h.DataSize + maxStateBytes(h); need > MaxModelBytes {
+		return nil, fmt.Errorf("%w: the model needs %d bytes of memory, a wasm32 module can hold %d", weights.ErrTooLarge, need, int64(MaxModelBytes))
+	}
 	if e.gpu != nil {
 		e.gpu.release()
 	}
 	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, device: e.device, deviceErr: e.deviceErr}
 	return h, nil
+}
+
+// MaxModelBytes is how much of the module's 4 GiB address space the weights
+// and one sequence's state may take; the rest is for the Go runtime and copies.
+const MaxModelBytes = 3 << 30
+
+// maxStateBytes is the size of one sequence's KV cache and activations.
+func maxStateBytes(h *weights.Header) int64 {
+	c := h.Config
+	return 4 * (2*int64(c.Layers)*int64(c.Context)*int64(c.Dim) + int64(c.Heads)*int64(c.Context) + int64(c.Vocab) + 6*int64(c.Hidden()))
 }
 
 // Header is the loaded header, or nil.
