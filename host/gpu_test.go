@@ -26,18 +26,7 @@ import (
 
 // gpuModule instantiates the module with d as its GPU.
 func gpuModule(t *testing.T, d webgpu.Device) *Module {
-	t.Helper()
-	ctx := context.Background()
-	rt, err := NewRuntime(ctx, testmodule.Bytes(t), Config{GPU: func() (webgpu.Device, error) { return d, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
-	m, err := rt.Instantiate(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return startWith(t, Config{GPU: func() (webgpu.Device, error) { return d, nil }})
 }
 
 // shareModule builds the module once in the parent, so that the child

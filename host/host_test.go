@@ -16,11 +16,14 @@ import (
 
 const testPrompt = "It is a truth universally acknowledged"
 
-// start instantiates the module once per test.
-func start(t *testing.T) *Module {
+// start instantiates the module once per test, offering it this machine's GPU.
+func start(t *testing.T) *Module { return startWith(t, Config{}) }
+
+// startWith instantiates the module with cfg; the runtime closes with the test.
+func startWith(t *testing.T, cfg Config) *Module {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, testmodule.Bytes(t), Config{})
+	rt, err := NewRuntime(ctx, testmodule.Bytes(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

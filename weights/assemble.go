@@ -91,7 +91,7 @@ func (a *Assembler) Feed(offset int64, data []byte) error {
 			a.Reserve(a.widthFor(e))
 		}
 		t, _ := a.Weights.Tensor(e.Tensor)
-		decodeF32(t.Data[e.RowStart*e.rowSize():e.RowEnd*e.rowSize()], p.buf)
+		DecodeF32(t.Data[e.RowStart*e.rowSize():e.RowEnd*e.rowSize()], p.buf)
 		*p = pending{ready: true}
 	}
 	return errors.Join(errs...)

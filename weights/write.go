@@ -58,7 +58,7 @@ func Write(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string
 		e := &h.Entries[i]
 		t, _ := w.Tensor(e.Tensor)
 		rows := t.Data[e.RowStart*e.rowSize() : e.RowEnd*e.rowSize()]
-		data[i] = encodeF32(rows)
+		data[i] = EncodeF32(rows)
 		e.CRC32C = Checksum(data[i])
 		h.DataSize = e.Offset + e.Length
 	}
@@ -94,7 +94,9 @@ func dataStart(headerLen int) int64 {
 	return (n + Align - 1) / Align * Align
 }
 
-func encodeF32(x []float32) []byte {
+// EncodeF32 returns x as little-endian IEEE binary32 bytes, the f32 layout of
+// the weights file (and of checkpoints and GPU buffers).
+func EncodeF32(x []float32) []byte {
 	b := make([]byte, 4*len(x))
 	for i, v := range x {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
@@ -102,8 +104,8 @@ func encodeF32(x []float32) []byte {
 	return b
 }
 
-// decodeF32 sets dst from little-endian float32 bytes (len(src) == 4·len(dst)).
-func decodeF32(dst []float32, src []byte) {
+// DecodeF32 sets dst from little-endian float32 bytes (len(src) == 4·len(dst)).
+func DecodeF32(dst []float32, src []byte) {
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}

@@ -167,10 +167,10 @@ func (g *gpu) allocate() error {
 	}
 	cos, sin := make([]float32, c.Context*half), make([]float32, c.Context*half)
 	model.RopeTable(c, cos, sin)
-	if err := g.device.WriteBuffer(g.ropeCos, 0, f32Bytes(cos)); err != nil {
+	if err := g.device.WriteBuffer(g.ropeCos, 0, weights.EncodeF32(cos)); err != nil {
 		return fmt.Errorf("gpu: upload rope table: %w", err)
 	}
-	if err := g.device.WriteBuffer(g.ropeSin, 0, f32Bytes(sin)); err != nil {
+	if err := g.device.WriteBuffer(g.ropeSin, 0, weights.EncodeF32(sin)); err != nil {
 		return fmt.Errorf("gpu: upload rope table: %w", err)
 	}
 	return nil
@@ -301,7 +301,7 @@ func (g *gpu) upload(t *gpuTensor, data []float32, from, to int) error {
 		if t.half {
 			b = shaders.PackHalves(rows)
 		} else {
-			b = f32Bytes(rows)
+			b = weights.EncodeF32(rows)
 		}
 		if err := g.device.WriteBuffer(s.buffer, uint64((lo-s.first)*t.rowBytes()), b); err != nil {
 			return fmt.Errorf("gpu: upload %s rows [%d, %d): %w", t.name, lo, hi, err)
@@ -517,12 +517,4 @@ func errNoGPU(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: gpu: %v", ErrBackend, err)
-}
-
-func f32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
 }

@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -47,8 +47,8 @@ var ErrCheckpoint = errors.New("not a resumable matedge checkpoint")
 func (t *Trainer) Save(path string) error {
 	cp := checkpoint{
 		Options: t.Options, Step: t.Step, Tokenizer: model.Tokenizer{Merges: t.Tokenizer.Merges},
-		AdamStep: t.Optimizer.Step, Weights: f32Bytes(t.Weights.Data),
-		M: f32Bytes(t.Optimizer.M), Moment2: f32Bytes(t.Optimizer.V), History: t.History, Meta: t.Meta,
+		AdamStep: t.Optimizer.Step, Weights: weights.EncodeF32(t.Weights.Data),
+		M: weights.EncodeF32(t.Optimizer.M), Moment2: weights.EncodeF32(t.Optimizer.V), History: t.History, Meta: t.Meta,
 	}
 	doc, err := msgpack.Marshal(&cp)
 	if err != nil {
@@ -104,26 +104,12 @@ func Resume(path string, tokenize func(model.Tokenizer) (trainIDs, validIDs []in
 	if len(cp.Weights) != 4*n || len(cp.M) != 4*n || len(cp.Moment2) != 4*n {
 		return nil, fmt.Errorf("train: resume %s: %w: state sizes do not match the config", path, ErrCheckpoint)
 	}
-	setF32(t.Weights.Data, cp.Weights)
-	setF32(t.Optimizer.M, cp.M)
-	setF32(t.Optimizer.V, cp.Moment2)
+	weights.DecodeF32(t.Weights.Data, cp.Weights)
+	weights.DecodeF32(t.Optimizer.M, cp.M)
+	weights.DecodeF32(t.Optimizer.V, cp.Moment2)
 	t.Optimizer.Step = cp.AdamStep
 	t.Step = cp.Step
 	t.History = cp.History
 	t.Meta = cp.Meta
 	return t, nil
-}
-
-func f32Bytes(x []float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
-func setF32(dst []float32, src []byte) {
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-	}
 }
