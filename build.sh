@@ -16,8 +16,10 @@ build() {
 	say "building dist/matedge.wasm (GOOS=wasip1, reactor)"
 	mkdir -p bin dist
 	GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o dist/matedge.wasm ./wasm
-	say "building bin/matedge"
-	go build -trimpath -o bin/matedge ./host/cmd/matedge
+	# The native CLI trains with vector kernels from Go's simd/archsimd, which
+	# needs GOEXPERIMENT=simd (amd64; elsewhere the plain-Go kernels are used).
+	say "building bin/matedge (GOEXPERIMENT=simd)"
+	GOEXPERIMENT=simd go build -trimpath -o bin/matedge ./host/cmd/matedge
 	say "copying the web runtime and demo into dist/"
 	cp -r web/src/. dist/
 }
@@ -59,6 +61,8 @@ check() {
 	go vet ./...
 	say "go vet (GOOS=wasip1)"
 	GOOS=wasip1 GOARCH=wasm go vet ./...
+	say "go vet (GOEXPERIMENT=simd)"
+	GOEXPERIMENT=simd go vet ./...
 }
 
 run_tests() {
@@ -91,6 +95,14 @@ run_tests() {
 			say "CI=true: a test skipped for a missing dependency is a failure"
 			exit 1
 		fi
+	fi
+	# The model's tests again with the vector kernels built in: each kernel
+	# set against the plain-Go reference, and the network on the fast set.
+	say "go test ./model/... (GOEXPERIMENT=simd)"
+	GOEXPERIMENT=simd go test -count=1 ./model/...
+	if [ "$(go env GOARCH)" = amd64 ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+		GOEXPERIMENT=simd go test -count=1 -run 'TestKernels' -v ./model/ | grep -q '/avx2/' ||
+			{ say "the avx2 kernel set was not tested on a CPU that has AVX2 and FMA"; exit 1; }
 	fi
 	say "browser tests (node --test, headless chromium)"
 	(cd web && node --test --test-reporter=spec test/)

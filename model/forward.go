@@ -84,10 +84,7 @@ func Forward(w *Weights, s *State, mix Mix, token, pos int) []float32 {
 			out := s.xb[h*hd : (h+1)*hd]
 			clear(out)
 			for t, a := range att {
-				vt := s.valueCache[cache+t*d+h*hd : cache+t*d+(h+1)*hd]
-				for i := range out {
-					out[i] += a * vt[i]
-				}
+				kern.AddScaled(out, a, s.valueCache[cache+t*d+h*hd:cache+t*d+(h+1)*hd])
 			}
 		}
 		MatVec(s.xb2, layer.Output, s.xb)
@@ -135,21 +132,13 @@ func MatTVec(out, w, x []float32) {
 	n := len(out)
 	clear(out)
 	for j, xj := range x {
-		row := w[j*n : (j+1)*n]
-		for i := range out {
-			out[i] += xj * row[i]
-		}
+		kern.AddScaled(out, xj, w[j*n:(j+1)*n])
 	}
 }
 
-// Dot is Σ a[i]·b[i], summed left to right.
-func Dot(a, b []float32) float32 {
-	var s float32
-	for i, v := range a {
-		s += v * b[i]
-	}
-	return s
-}
+// Dot is Σ a[i]·b[i] with the active kernel set (summed left to right by
+// GoKernels).
+func Dot(a, b []float32) float32 { return kern.Dot(a, b) }
 
 // Add sets x += y.
 func Add(x, y []float32) {
@@ -170,8 +159,12 @@ func Rope(x, cos, sin []float32, headDim int) {
 	}
 }
 
-// Softmax replaces x by exp(x - max) / Σ exp(x - max).
-func Softmax(x []float32) {
+// Softmax replaces x by exp(x - max) / Σ exp(x - max), with the active
+// kernel set.
+func Softmax(x []float32) { kern.Softmax(x) }
+
+// softmaxGo is Softmax in plain Go: the reference.
+func softmaxGo(x []float32) {
 	maxv := x[0]
 	for _, v := range x[1:] {
 		maxv = max(maxv, v)

@@ -5,7 +5,8 @@ import (
 	"sync"
 )
 
-// The three batched matrix products of training. Each one is split across
+// The plain-Go reference versions of the three batched matrix products of
+// training (see Kernels). Each one is split across
 // goroutines by output rows, so every output element is written by one
 // goroutine and summed in one fixed order: the result does not depend on
 // GOMAXPROCS, and a run is bit-for-bit reproducible.
@@ -30,10 +31,10 @@ func parallelFor(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// matMulT sets out = x·Wᵀ: out [n][outDim], x [n][in], w [outDim][in] (an
+// matMulTGo sets out = x·Wᵀ: out [n][outDim], x [n][in], w [outDim][in] (an
 // out-major matrix, as Query or Gate are stored). Each element is one dot
 // product summed left to right over in.
-func matMulT(out, x, w []float32, n, in, outDim int) {
+func matMulTGo(out, x, w []float32, n, in, outDim int) {
 	parallelFor(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*in : (r+1)*in]
@@ -54,15 +55,15 @@ func matMulT(out, x, w []float32, n, in, outDim int) {
 				or[o], or[o+1], or[o+2], or[o+3] = s0, s1, s2, s3
 			}
 			for ; o < outDim; o++ {
-				or[o] = Dot(xr, w[o*in:(o+1)*in])
+				or[o] = dotGo(xr, w[o*in:(o+1)*in])
 			}
 		}
 	})
 }
 
-// matMulAdd adds x·W to out: out [n][outDim], x [n][in], w [in][outDim] (a
+// matMulAddGo adds x·W to out: out [n][outDim], x [n][in], w [in][outDim] (a
 // neuron-major matrix such as Down, or an out-major one used backwards).
-func matMulAdd(out, x, w []float32, n, in, outDim int) {
+func matMulAddGo(out, x, w []float32, n, in, outDim int) {
 	parallelFor(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*in : (r+1)*in]
@@ -80,10 +81,10 @@ func matMulAdd(out, x, w []float32, n, in, outDim int) {
 	})
 }
 
-// matTMulAdd adds aᵀ·b to out, the weight gradient of a product: out
+// matTMulAddGo adds aᵀ·b to out, the weight gradient of a product: out
 // [m][k], a [n][m], b [n][k]. Row i of out is Σ_r a[r][i]·b[r], summed over
 // r in order; goroutines own blocks of rows of out.
-func matTMulAdd(out, a, b []float32, n, m, k int) {
+func matTMulAddGo(out, a, b []float32, n, m, k int) {
 	parallelFor((m+3)/4, func(lo, hi int) {
 		for blk := lo; blk < hi; blk++ {
 			i := 4 * blk
@@ -118,4 +119,21 @@ func matTMulAdd(out, a, b []float32, n, m, k int) {
 			}
 		}
 	})
+}
+
+// dotGo is Σ a[i]·b[i], summed left to right.
+func dotGo(a, b []float32) float32 {
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+// addScaledGo sets y += s·x.
+func addScaledGo(y []float32, s float32, x []float32) {
+	x = x[:len(y)]
+	for i := range y {
+		y[i] += s * x[i]
+	}
 }

@@ -317,10 +317,7 @@ func attentionForward(out, att, q, k, v []float32, batch, seqLen, heads, headDim
 				o := out[base+t*d+col : base+t*d+col+headDim]
 				clear(o)
 				for u, p := range row[:t+1] {
-					vu := v[base+u*d+col : base+u*d+col+headDim]
-					for i := range o {
-						o[i] += p * vu[i]
-					}
+					kern.AddScaled(o, p, v[base+u*d+col:base+u*d+col+headDim])
 				}
 			}
 		}
@@ -352,21 +349,15 @@ func attentionBackward(dq, dk, dv, dOut, att, q, k, v []float32, batch, seqLen, 
 					off := base + u*d + col
 					dp[u] = Dot(dot, v[off:off+headDim])
 					sum += p * dp[u]
-					dvu := dv[off : off+headDim]
-					for i, g := range dot {
-						dvu[i] += p * g
-					}
+					kern.AddScaled(dv[off:off+headDim], p, dot)
 				}
 				qt := q[base+t*d+col : base+t*d+col+headDim]
 				dqt := dq[base+t*d+col : base+t*d+col+headDim]
 				for u, p := range row {
 					ds := p * (dp[u] - sum) * scale
 					off := base + u*d + col
-					ku, dku := k[off:off+headDim], dk[off:off+headDim]
-					for i := range dqt {
-						dqt[i] += ds * ku[i]
-						dku[i] += ds * qt[i]
-					}
+					kern.AddScaled(dqt, ds, k[off:off+headDim])
+					kern.AddScaled(dk[off:off+headDim], ds, qt)
 				}
 			}
 		}
@@ -385,16 +376,25 @@ func swiGLUBackward(dGate, dUp, dAct, gate, up []float32) {
 
 // crossEntropyForward sets probs = softmax(logits) row by row ([N][V]) and
 // returns the mean of −log probs[r][targets[r]] over rows whose target is not
-// -1, summed in float64.
+// -1, summed in float64 in row order. Rows are independent and shared out
+// between goroutines.
 func crossEntropyForward(probs, logits []float32, targets []int, vocab int) float64 {
+	nll := make([]float64, len(targets))
+	parallelFor(len(targets), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := probs[r*vocab : (r+1)*vocab]
+			copy(row, logits[r*vocab:(r+1)*vocab])
+			Softmax(row)
+			if target := targets[r]; target >= 0 {
+				nll[r] = -math.Log(float64(max(row[target], math.SmallestNonzeroFloat32)))
+			}
+		}
+	})
 	var sum float64
 	var count int
 	for r, target := range targets {
-		row := probs[r*vocab : (r+1)*vocab]
-		copy(row, logits[r*vocab:(r+1)*vocab])
-		Softmax(row)
 		if target >= 0 {
-			sum -= math.Log(float64(max(row[target], math.SmallestNonzeroFloat32)))
+			sum += nll[r]
 			count++
 		}
 	}

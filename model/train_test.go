@@ -310,6 +310,8 @@ func TestAdamWLearns(t *testing.T) {
 	}
 }
 
+// BenchmarkBatchGradient times one MatFormer training step of the default
+// model's config with every kernel set available, side by side.
 func BenchmarkBatchGradient(b *testing.B) {
 	c := Config{Vocab: 2048, Dim: 128, Layers: 4, Heads: 4, FFNWidths: NestedWidths(512),
 		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
@@ -321,10 +323,17 @@ func BenchmarkBatchGradient(b *testing.B) {
 	bt := NewBatch(c, batch, seqLen)
 	grad := NewWeights(c)
 	obj := MatFormerObjective(c, nil)
-	b.ResetTimer()
-	for range b.N {
-		bt.Gradient(w, grad, obj, tokens, targets)
+	defer UseKernels(ActiveKernels().Name)
+	for _, name := range AvailableKernels() {
+		b.Run(name, func(b *testing.B) {
+			if err := UseKernels(name); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				bt.Gradient(w, grad, obj, tokens, targets)
+			}
+			b.ReportMetric(float64(b.N*batch*seqLen)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(obj.FLOPs(c, batch, seqLen)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*batch*seqLen)/b.Elapsed().Seconds(), "tokens/s")
-	b.ReportMetric(obj.FLOPs(c, batch, seqLen)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

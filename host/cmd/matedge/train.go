@@ -63,6 +63,7 @@ each document is held out for validation.`)
 	out := fs.String("out", "model.matw", "weights file to write")
 	ckpt := fs.String("checkpoint", "", "checkpoint file; empty means OUT.ckpt")
 	ckptEvery := fs.Int("checkpoint-every", 50, "steps between checkpoints")
+	kernels := fs.String("kernels", model.ActiveKernels().Name, "CPU kernel set: "+strings.Join(model.AvailableKernels(), ", ")+" (the fastest this build and CPU allow is the default; build with GOEXPERIMENT=simd for avx2)")
 	resume := fs.Bool("resume", false, "continue the run in -checkpoint (model and run flags are taken from it; -steps, if given, changes its length)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -72,6 +73,9 @@ each document is held out for validation.`)
 	}
 	if *ckpt == "" {
 		*ckpt = *out + ".ckpt"
+	}
+	if err := model.UseKernels(*kernels); err != nil {
+		return fmt.Errorf("-kernels: %w", err)
 	}
 
 	corpus, err := loadCorpus(*data, *cache)
@@ -140,8 +144,8 @@ each document is held out for validation.`)
 	fmt.Fprintf(os.Stderr, "model: dim %d, %d layers, %d heads, FFN widths %v, context %d, vocab %d; %d non-embedding params (largest), %d in all\n",
 		o.Config.Dim, o.Config.Layers, o.Config.Heads, o.Config.FFNWidths, o.Config.Context, o.Config.Vocab,
 		o.Config.NonEmbeddingParams(o.Config.Uniform(o.Config.Granularities()-1)), len(tr.Weights.Data))
-	fmt.Fprintf(os.Stderr, "run: %d steps of %d×%d tokens, lr %g→%g (warmup %d), %.3g FLOPs per step\n",
-		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(o.Config, o.Batch, o.SeqLen))
+	fmt.Fprintf(os.Stderr, "run: %d steps of %d×%d tokens, lr %g→%g (warmup %d), %.3g FLOPs per step, %s kernels\n",
+		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(o.Config, o.Batch, o.SeqLen), model.ActiveKernels().Name)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -1,0 +1,90 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Kernels are the hot loops of the CPU path: the three batched products of
+// training, and the dot product, scaled add and softmax that the per-token forward
+// pass and attention are made of. Everything else in this package is written
+// once, in plain Go; these five have faster versions where the machine allows
+// (vector units, a SIMD companion module), and every version is tested
+// against the plain-Go reference, GoKernels.
+//
+// Each version sums every output element in one fixed order that does not
+// depend on how work is split between goroutines, so a training run is
+// bit-for-bit reproducible on a given machine and kernel set. Different kernel
+// sets round differently: results agree to float32 rounding, not bit for bit.
+type Kernels struct {
+	Name string
+
+	// MatMulT sets out = x·Wᵀ: out [n][outDim], x [n][in], w [outDim][in].
+	MatMulT func(out, x, w []float32, n, in, outDim int)
+	// MatMulAdd adds x·W to out: out [n][outDim], x [n][in], w [in][outDim].
+	MatMulAdd func(out, x, w []float32, n, in, outDim int)
+	// MatTMulAdd adds aᵀ·b to out: out [m][k], a [n][m], b [n][k].
+	MatTMulAdd func(out, a, b []float32, n, m, k int)
+	// Dot returns Σ a[i]·b[i] over len(a) (len(b) ≥ len(a)).
+	Dot func(a, b []float32) float32
+	// AddScaled sets y += s·x over len(y) (len(x) ≥ len(y)).
+	AddScaled func(y []float32, s float32, x []float32)
+	// Softmax replaces x by exp(x − max) / Σ exp(x − max).
+	Softmax func(x []float32)
+}
+
+// GoKernels is the plain-Go reference: portable, and what the wasm module runs.
+var GoKernels = Kernels{
+	Name:       "go",
+	MatMulT:    matMulTGo,
+	MatMulAdd:  matMulAddGo,
+	MatTMulAdd: matTMulAddGo,
+	Dot:        dotGo,
+	AddScaled:  addScaledGo,
+	Softmax:    softmaxGo,
+}
+
+// kernelSets holds every kernel set this build and this CPU can run, by name;
+// faster sets register themselves from init when the hardware has what they
+// need. kern is the one in use.
+var (
+	kernelSets = map[string]Kernels{"go": GoKernels}
+	kern       = GoKernels
+)
+
+func registerKernels(k Kernels, preferred bool) {
+	kernelSets[k.Name] = k
+	if preferred {
+		kern = k
+	}
+}
+
+// AvailableKernels lists the kernel sets this build can run on this CPU.
+func AvailableKernels() []string {
+	names := make([]string, 0, len(kernelSets))
+	for name := range kernelSets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ActiveKernels returns the kernel set in use.
+func ActiveKernels() Kernels { return kern }
+
+// UseKernels switches the kernel set ("go", or a name from AvailableKernels).
+// It is not safe to call while a forward or backward pass is running.
+func UseKernels(name string) error {
+	k, ok := kernelSets[name]
+	if !ok {
+		return fmt.Errorf("model: kernel set %q is not available in this build on this CPU (have %v)", name, AvailableKernels())
+	}
+	kern = k
+	return nil
+}
+
+func matMulT(out, x, w []float32, n, in, outDim int) { kern.MatMulT(out, x, w, n, in, outDim) }
+func matMulAdd(out, x, w []float32, n, in, outDim int) {
+	kern.MatMulAdd(out, x, w, n, in, outDim)
+}
+func matTMulAdd(out, a, b []float32, n, m, k int) { kern.MatTMulAdd(out, a, b, n, m, k) }

@@ -1,0 +1,156 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"testing"
+)
+
+// kernelShapes are (n, in, out) triples: the default model's shapes and
+// awkward ones that are not multiples of the vector width or block.
+var kernelShapes = [][3]int{
+	{1, 1, 1}, {3, 5, 7}, {4, 16, 16}, {5, 17, 33}, {9, 31, 15}, {13, 64, 130},
+	{64, 128, 512}, {37, 200, 9}, {130, 129, 520},
+}
+
+// closeTo reports whether got matches want to float32 rounding of a sum of
+// terms whose magnitudes add up to scale.
+func closeTo(got, want, scale float32) bool {
+	return math.Abs(float64(got-want)) <= 1e-5*float64(scale)+1e-6
+}
+
+func TestKernelsMatchReference(t *testing.T) {
+	for _, name := range AvailableKernels() {
+		k := kernelSets[name]
+		for _, sh := range kernelShapes {
+			n, in, out := sh[0], sh[1], sh[2]
+			t.Run(fmt.Sprintf("%s/%dx%dx%d", name, n, in, out), func(t *testing.T) {
+				rng := NewRNG(uint64(n*1000 + in*10 + out))
+				x, w := randomSlice(rng, n*in, 1), randomSlice(rng, out*in, 1)
+				base := randomSlice(rng, n*out, 1)
+				scale := float32(in)
+
+				got, want := make([]float32, n*out), make([]float32, n*out)
+				k.MatMulT(got, x, w, n, in, out)
+				GoKernels.MatMulT(want, x, w, n, in, out)
+				compareSlices(t, "MatMulT", got, want, scale)
+
+				copy(got, base)
+				copy(want, base)
+				k.MatMulAdd(got, x, w, n, in, out)
+				GoKernels.MatMulAdd(want, x, w, n, in, out)
+				compareSlices(t, "MatMulAdd", got, want, scale)
+
+				// aᵀ·b with a = x [n][in], b [n][out]: out [in][out].
+				b := randomSlice(rng, n*out, 1)
+				got, want = randomSlice(rng, in*out, 1), make([]float32, in*out)
+				copy(want, got)
+				k.MatTMulAdd(got, x, b, n, in, out)
+				GoKernels.MatTMulAdd(want, x, b, n, in, out)
+				compareSlices(t, "MatTMulAdd", got, want, float32(n))
+
+				if d, r := k.Dot(x[:in], w[:in]), GoKernels.Dot(x[:in], w[:in]); !closeTo(d, r, scale) {
+					t.Errorf("Dot = %v; want %v", d, r)
+				}
+				y1, y2 := append([]float32(nil), base[:out]...), append([]float32(nil), base[:out]...)
+				k.AddScaled(y1, 0.37, b[:out])
+				GoKernels.AddScaled(y2, 0.37, b[:out])
+				compareSlices(t, "AddScaled", y1, y2, 2)
+
+				for _, size := range []int{1, 7, 8, 33, out} {
+					logits := randomSlice(rng, size, 30)
+					p1, p2 := append([]float32(nil), logits...), append([]float32(nil), logits...)
+					k.Softmax(p1)
+					GoKernels.Softmax(p2)
+					compareSlices(t, "Softmax", p1, p2, 10)
+				}
+			})
+		}
+	}
+}
+
+func compareSlices(t *testing.T, what string, got, want []float32, scale float32) {
+	t.Helper()
+	for i := range want {
+		if !closeTo(got[i], want[i], scale) {
+			t.Fatalf("%s: element %d = %v; want %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestKernelsDeterministic checks that a product does not depend on how many
+// goroutines share it: training must be reproducible.
+func TestKernelsDeterministic(t *testing.T) {
+	for _, name := range AvailableKernels() {
+		k := kernelSets[name]
+		rng := NewRNG(7)
+		n, in, out := 67, 130, 75
+		x, w := randomSlice(rng, n*in, 1), randomSlice(rng, out*in, 1)
+		run := func(procs int) []float32 {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			res := make([]float32, n*out+in*out)
+			k.MatMulT(res[:n*out], x, w, n, in, out)
+			k.MatTMulAdd(res[n*out:], x, res[:n*out], n, in, out)
+			return res
+		}
+		one, three := run(1), run(3)
+		for i := range one {
+			if math.Float32bits(one[i]) != math.Float32bits(three[i]) {
+				t.Fatalf("%s: element %d differs between 1 and 3 goroutines: %v vs %v", name, i, one[i], three[i])
+			}
+		}
+	}
+}
+
+func TestUseKernels(t *testing.T) {
+	defer UseKernels(ActiveKernels().Name)
+	if err := UseKernels("go"); err != nil {
+		t.Fatalf(`UseKernels("go") = %v`, err)
+	}
+	if ActiveKernels().Name != "go" {
+		t.Fatalf("ActiveKernels().Name = %q; want go", ActiveKernels().Name)
+	}
+	if err := UseKernels("no-such-set"); err == nil {
+		t.Fatal(`UseKernels("no-such-set") = nil; want an error`)
+	}
+}
+
+// BenchmarkKernels runs every kernel set side by side at the default model's
+// training shapes (N = 4·256 rows) and reports GFLOP/s.
+func BenchmarkKernels(b *testing.B) {
+	const n = 1024
+	shapes := []struct {
+		name    string
+		in, out int
+		kind    string
+	}{
+		{"qkv", 128, 128, "all"}, {"gate", 128, 512, "all"}, {"down", 512, 128, "all"}, {"head", 128, 2048, "all"},
+	}
+	rng := NewRNG(1)
+	for _, name := range AvailableKernels() {
+		k := kernelSets[name]
+		for _, sh := range shapes {
+			x, w := randomSlice(rng, n*sh.in, 1), randomSlice(rng, sh.out*sh.in, 1)
+			out := make([]float32, n*sh.out)
+			g := make([]float32, sh.in*sh.out)
+			flops := float64(2 * n * sh.in * sh.out)
+			products := []struct {
+				op  string
+				run func()
+			}{
+				{"MatMulT", func() { k.MatMulT(out, x, w, n, sh.in, sh.out) }},
+				{"MatMulAdd", func() { k.MatMulAdd(out, x, w, n, sh.in, sh.out) }},
+				{"MatTMulAdd", func() { k.MatTMulAdd(g, x, out, n, sh.in, sh.out) }},
+			}
+			for _, p := range products {
+				b.Run(fmt.Sprintf("%s/%s/%s/%dx%dx%d", name, p.op, sh.name, n, sh.in, sh.out), func(b *testing.B) {
+					for b.Loop() {
+						p.run()
+					}
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
