@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 
@@ -22,15 +23,15 @@ type evalResult struct {
 }
 
 func runEval(args []string) error {
-	fs := newFlags("eval", "-model PATH -text FILE [flags]", `Measures the cross-entropy of one submodel of a weights file on a text, in
-pure Go on the CPU: nats per token (of the file's own tokenizer) and bits per
+	fs := newFlags("eval", "-text FILE [-model PATH] [flags]", `Measures the cross-entropy of one submodel of a weights file (the embedded
+default model when -model is not given) on a text, natively on the CPU: nats per token (of the file's own tokenizer) and bits per
 byte (comparable across tokenizers). The text is cut into windows of the
 sequence length the model was trained with (its "seq_len" meta), each starting
 with an empty context, as training's validation does.
 
 -text takes a file, or austen / opticks for the validation split of that
 corpus: the split the quality table in a trained file's header was measured on.`)
-	modelPath := fs.String("model", "", "weights file (.matw)")
+	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	text := fs.String("text", "", "text file, or austen / opticks for that corpus's validation split")
 	mixFlag := fs.String("mix", "XL", "submodel: a granularity (S, M, L, XL) or one per layer (S,M,L,XL)")
 	seq := fs.Int("seq", 0, "window length; 0 means the model's training seq_len, else its context")
@@ -40,22 +41,20 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *modelPath == "" || *text == "" || fs.NArg() > 0 {
+	if *text == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("need -model and -text, and no arguments")
+		return fmt.Errorf("need -text, and no arguments")
 	}
-	f, err := os.Open(*modelPath)
+	r, size, name, err := openModel(*modelPath)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
 	}
-	w, h, err := weights.Load(f, fi.Size())
+	w, h, err := weights.Load(r, size)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *modelPath, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	mix, err := w.Config.ParseMix(*mixFlag)
 	if err != nil {
@@ -89,10 +88,10 @@ corpus: the split the quality table in a trained file's header was measured on.`
 		return fmt.Errorf("%s: %d tokens, need at least 2", *text, len(ids))
 	}
 	loss, n := train.Evaluate(w, mix, ids, seqLen, *batch)
-	r := evalResult{LossNatsPerToken: loss, BitsPerByte: train.BitsPerByte(loss, n, len(data)), Tokens: n}
+	res := evalResult{LossNatsPerToken: loss, BitsPerByte: train.BitsPerByte(loss, n, len(data)), Tokens: n}
 	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(r)
+		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	fmt.Printf("%s on %s: %.4f nats/token, %.4f bits/byte over %d tokens\n", mixSpec(w.Config, mix), *text, r.LossNatsPerToken, r.BitsPerByte, r.Tokens)
+	fmt.Printf("%s of %s on %s: %.4f nats/token, %.4f bits/byte over %d tokens\n", mixSpec(w.Config, mix), name, *text, res.LossNatsPerToken, res.BitsPerByte, res.Tokens)
 	return nil
 }

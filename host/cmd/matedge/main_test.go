@@ -175,3 +175,25 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("inspect -json granularities = %+v", out.Granularities)
 	}
 }
+
+// TestEvalDefaultModel checks that eval without -model measures the embedded
+// default model, the same file as weights/defaultmodel/default.matw.
+func TestEvalDefaultModel(t *testing.T) {
+	run := matedge(t)
+	text := filepath.Join(t.TempDir(), "text.txt")
+	os.WriteFile(text, []byte("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife."), 0o644)
+	embedded, stderr, code := run("eval", "-text", text, "-mix", "S", "-json")
+	if code != 0 {
+		t.Fatalf("eval without -model: exit %d: %s", code, stderr)
+	}
+	file, stderr, code := run("eval", "-model", filepath.Join("..", "..", "..", "weights", "defaultmodel", "default.matw"), "-text", text, "-mix", "S", "-json")
+	if code != 0 {
+		t.Fatalf("eval -model default.matw: exit %d: %s", code, stderr)
+	}
+	if embedded != file {
+		t.Fatalf("eval without -model = %s; with the default file = %s", embedded, file)
+	}
+	if !strings.Contains(embedded, `"tokens":`) {
+		t.Fatalf("eval -json = %q", embedded)
+	}
+}
