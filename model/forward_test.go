@@ -252,3 +252,18 @@ func TestTokenizerRoundTrip(t *testing.T) {
 		t.Fatalf("Encode did not merge: %d ids for %d bytes", len(ids), len(text))
 	}
 }
+
+func TestPenalize(t *testing.T) {
+	logits := []float32{2, -2, 1, 0.5}
+	Penalize(logits, []int{0, 1, 0, 9, -1}, 2)
+	want := []float32{1, -4, 1, 0.5}
+	for i := range want {
+		if logits[i] != want[i] {
+			t.Fatalf("Penalize = %v; want %v", logits, want)
+		}
+	}
+	Penalize(logits, []int{2}, 1)
+	if logits[2] != 1 {
+		t.Fatalf("Penalize with penalty 1 changed logits: %v", logits)
+	}
+}

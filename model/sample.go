@@ -69,6 +69,28 @@ func (s *Sampler) Sample(logits []float32) int {
 	return ids[len(ids)-1]
 }
 
+// Penalize applies a CTRL-style repetition penalty (Keskar et al. 2019) to
+// logits before Sample: the logit of every token that occurs in recent is
+// divided by penalty when positive and multiplied by it when negative, so
+// penalty > 1 makes repeats less likely. penalty ≤ 1 leaves logits as they are.
+func Penalize(logits []float32, recent []int, penalty float32) {
+	if penalty <= 1 {
+		return
+	}
+	seen := make(map[int]bool, len(recent))
+	for _, id := range recent {
+		if id < 0 || id >= len(logits) || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if logits[id] > 0 {
+			logits[id] /= penalty
+		} else {
+			logits[id] *= penalty
+		}
+	}
+}
+
 // Argmax returns the index of the largest value, the lowest index on ties.
 func Argmax(x []float32) int {
 	best := 0

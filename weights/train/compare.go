@@ -43,18 +43,37 @@ func Agreement(a, b []int) float64 {
 // from w running mix, sampling at the given temperature from the top 40
 // tokens with a generator seeded by seed.
 func Sample(w *model.Weights, tok *model.Tokenizer, mix model.Mix, prompt string, n int, seed uint64, temperature float32) string {
+	return Generate(w, tok, mix, prompt, GenerateOptions{Tokens: n, Seed: seed, Temperature: temperature, TopK: 40})
+}
+
+// GenerateOptions say how Generate picks tokens.
+type GenerateOptions struct {
+	Tokens      int     // at most this many new tokens (fewer if the context fills)
+	Seed        uint64  // of the sampler's generator
+	Temperature float32 // 0 is greedy
+	TopK        int     // 0 keeps every token
+	// RepetitionPenalty (> 1 to enable) is applied to the tokens of the last
+	// PenaltyWindow ids, prompt included; see model.Penalize.
+	RepetitionPenalty float32
+	PenaltyWindow     int
+}
+
+// Generate continues prompt natively on the CPU with w running mix.
+func Generate(w *model.Weights, tok *model.Tokenizer, mix model.Mix, prompt string, o GenerateOptions) string {
 	ids := tok.NewEncoder().Encode([]byte(prompt))
 	if len(ids) >= w.Config.Context { // keep the end of a prompt that fills the context
 		ids = ids[len(ids)-w.Config.Context+1:]
 	}
 	s := model.NewState(w.Config)
-	sampler := model.Sampler{Temperature: temperature, TopK: 40, RNG: model.NewRNG(seed)}
+	sampler := model.Sampler{Temperature: o.Temperature, TopK: o.TopK, RNG: model.NewRNG(o.Seed)}
 	var logits []float32
 	for pos, id := range ids {
 		logits = model.Forward(w, s, mix, id, pos)
 	}
 	var out []int
-	for pos := len(ids); len(out) < n; pos++ {
+	for pos := len(ids); len(out) < o.Tokens; pos++ {
+		all := append(ids[:len(ids):len(ids)], out...)
+		model.Penalize(logits, all[max(0, len(all)-o.PenaltyWindow):], o.RepetitionPenalty)
 		next := sampler.Sample(logits)
 		out = append(out, next)
 		if pos == w.Config.Context {
