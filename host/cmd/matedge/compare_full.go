@@ -59,18 +59,19 @@ func (f *fullScale) write(b *bytes.Buffer) error {
 	if f.note != "" {
 		p("\nNote from whoever ran the command: %s\n", f.note)
 	}
+	writeTargets(b, c, q)
+	writeSamples(b, mw, &h.Tokenizer)
 	have := 0
 	for _, path := range f.baselines {
 		if path != "" {
 			have++
 		}
 	}
-	if have == 0 {
-		p("\nNo full-scale baselines were given; the full-scale MatFormer-vs-baseline comparison is not measured here. To run it: `matedge train -baseline Z` with the same flags as the command above, for Z in S, M, L, XL, then `matedge compare -render … -default … -baselines S.matw,M.matw,L.matw,XL.matw`.\n\n")
-		return nil
-	}
-	if len(f.baselines) != c.Granularities() {
+	if have > 0 && len(f.baselines) != c.Granularities() {
 		return fmt.Errorf("-baselines: %d entries, want %d (S to XL, empty for missing)", len(f.baselines), c.Granularities())
+	}
+	if have == 0 {
+		f.baselines = make([]string, c.Granularities())
 	}
 
 	corpus, err := loadCorpus(h.Meta["corpus"], f.cache)
@@ -111,9 +112,14 @@ func (f *fullScale) write(b *bytes.Buffer) error {
 		baseGreedy[g] = train.Greedy(bw, bw.Config.Uniform(0), ids, seqLen)
 		commands = append(commands, "`"+bh.Meta["command"]+"`")
 	}
-	p("\n### Full-scale baselines\n\nTrained with:\n\n")
-	for _, cmd := range commands {
-		p("* %s\n", cmd)
+	p("\n### Full-scale baselines\n\n")
+	if have == 0 {
+		p("No full-scale baselines were given, so the full-scale MatFormer-vs-baseline comparison is not measured here. To run it: `matedge train -baseline Z` with the same flags as the command above, for Z in S, M, L, XL, then `matedge compare -render … -default … -baselines S.matw,M.matw,L.matw,XL.matw`.\n")
+	} else {
+		p("Trained with:\n\n")
+		for _, cmd := range commands {
+			p("* %s\n", cmd)
+		}
 	}
 	p("\n| Z | non-emb. params | MatFormer nats/tok | Baseline nats/tok | Δ | MatFormer bits/byte | Baseline bits/byte | within 0.05 |\n|---|---:|---:|---:|---:|---:|---:|:-:|\n")
 	for g := range G {
@@ -138,4 +144,37 @@ func (f *fullScale) write(b *bytes.Buffer) error {
 	}
 	p("\n")
 	return nil
+}
+
+// writeTargets checks the default model against the targets set for it: XL
+// at most 1.65 bits/byte on the validation split, and S at least 0.08
+// bits/byte worse than XL, so that the sizes are worth choosing between.
+func writeTargets(b *bytes.Buffer, c model.Config, q []weights.Quality) {
+	byMix := map[string]weights.Quality{}
+	for _, row := range q {
+		byMix[row.Mix] = row
+	}
+	s, xl := byMix[c.GranularityName(0)], byMix[c.GranularityName(c.Granularities()-1)]
+	fmt.Fprintf(b, "\n| target | measured | met |\n|---|---:|:-:|\n")
+	fmt.Fprintf(b, "| XL ≤ 1.65 bits/byte | %.4f | %s |\n", xl.BitsPerByte, yesNo(xl.BitsPerByte <= 1.65))
+	gap := s.BitsPerByte - xl.BitsPerByte
+	fmt.Fprintf(b, "| S − XL ≥ 0.08 bits/byte | %+.4f | %s |\n", gap, yesNo(gap >= 0.08))
+}
+
+// samplePrompt starts the default model's samples.
+const samplePrompt = "It was a fine morning in the country, and Elizabeth"
+
+// writeSamples shows text from each uniform granularity of the default
+// model: greedy with a repetition penalty, and sampled.
+func writeSamples(b *bytes.Buffer, w *model.Weights, tok *model.Tokenizer) {
+	c := w.Config
+	greedy := train.GenerateOptions{Tokens: 64, RepetitionPenalty: 1.3, PenaltyWindow: 64}
+	sampled := train.GenerateOptions{Tokens: 64, Seed: 1, Temperature: 0.8, TopK: 40}
+	fmt.Fprintf(b, "\nSamples, prompt %q, 64 tokens: greedy with repetition penalty %.1f over the last %d tokens; sampled at temperature %.1f from the top %d, seed %d.\n\n",
+		samplePrompt, greedy.RepetitionPenalty, greedy.PenaltyWindow, sampled.Temperature, sampled.TopK, sampled.Seed)
+	for g := range c.Granularities() {
+		name := c.GranularityName(g)
+		fmt.Fprintf(b, "* **%s, greedy**: %s\n", name, mdQuote(train.Generate(w, tok, c.Uniform(g), samplePrompt, greedy)))
+		fmt.Fprintf(b, "* **%s, sampled**: %s\n", name, mdQuote(train.Generate(w, tok, c.Uniform(g), samplePrompt, sampled)))
+	}
 }
