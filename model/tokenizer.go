@@ -15,14 +15,47 @@ type Tokenizer struct {
 // Size is the number of ids the tokenizer can produce.
 func (t *Tokenizer) Size() int { return 256 + len(t.Merges) }
 
-// Validate checks that every merge refers to earlier ids.
+// Bounds on what a tokenizer may hold, checked by Validate. Merges are cheap
+// to store and expensive to expand: n merges that each join the previous
+// piece with itself describe a piece of 2^n bytes, so a 12 KB header could
+// otherwise make build allocate terabytes.
+//
+// MaxPieceLen is generous for real tokenizers: a piece is a token's bytes,
+// and SentencePiece caps pieces at 16 characters (at most 64 bytes of UTF-8)
+// by default, while byte-level BPE vocabularies of 50k–200k ids hold their
+// longest pieces (runs of spaces or punctuation) well below 256 bytes.
+// MaxPiecesBytes is 16 bytes per id at the largest vocabulary a config allows
+// (MaxVocab), several times what real vocabularies average.
+const (
+	MaxPieceLen    = 256      // bytes in one piece
+	MaxPiecesBytes = 16 << 20 // bytes in all pieces together
+)
+
+// Validate checks that every merge refers to earlier ids and that the pieces
+// stay within MaxPieceLen each and MaxPiecesBytes in all, without building them.
 func (t *Tokenizer) Validate() error {
+	if len(t.Merges) > MaxVocab-256 {
+		return fmt.Errorf("tokenizer: %d merges, at most %d (a vocabulary of %d ids)", len(t.Merges), MaxVocab-256, MaxVocab)
+	}
+	lens := make([]int32, 256, 256+len(t.Merges)) // id → bytes in its piece
+	for b := range lens {
+		lens[b] = 1
+	}
+	total := int64(len(lens))
 	for i, m := range t.Merges {
 		for _, id := range m {
 			if id < 0 || id >= 256+i {
 				return fmt.Errorf("tokenizer: merge %d refers to id %d, not yet defined", i, id)
 			}
 		}
+		n := lens[m[0]] + lens[m[1]] // each at most MaxPieceLen: no overflow
+		if n > MaxPieceLen {
+			return fmt.Errorf("tokenizer: merge %d (ids %d, %d) makes a %d-byte piece; pieces are at most %d bytes", i, m[0], m[1], n, MaxPieceLen)
+		}
+		if total += int64(n); total > MaxPiecesBytes {
+			return fmt.Errorf("tokenizer: the pieces of ids 0…%d total %d bytes, more than %d", 256+i, total, MaxPiecesBytes)
+		}
+		lens = append(lens, n)
 	}
 	return nil
 }

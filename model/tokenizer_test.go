@@ -1,0 +1,61 @@
+package model
+
+import (
+	"strings"
+	"testing"
+)
+
+// doubling returns n merges, each joining the previous piece with itself:
+// piece 256+i is 2^(i+1) bytes of 'a'.
+func doubling(n int) [][2]int {
+	m := [][2]int{{'a', 'a'}}
+	for i := 1; i < n; i++ {
+		m = append(m, [2]int{255 + i, 255 + i})
+	}
+	return m
+}
+
+// TestTokenizerValidateBounds: validation bounds every piece and the sum of
+// all pieces, so that a few kilobytes of merges cannot make build() allocate
+// gigabytes (issue 15, defect 3: 48 doubling merges, piece 47 is 256 TiB).
+func TestTokenizerValidateBounds(t *testing.T) {
+	// 8 doublings give a piece of exactly MaxPieceLen (256) bytes.
+	atLimit := doubling(8)
+	// Copies of a 128-byte piece joined with itself: each new piece is 256
+	// bytes, and enough of them pass the total.
+	tooMuch := doubling(7)
+	for len(tooMuch) < MaxPiecesBytes/MaxPieceLen+16 {
+		tooMuch = append(tooMuch, [2]int{256 + 6, 256 + 6})
+	}
+	tests := []struct {
+		name   string
+		merges [][2]int
+		want   string // substring of the error; "" for valid
+	}{
+		{"bytes only", nil, ""},
+		{"piece at the limit", atLimit, ""},
+		{"piece one doubling past the limit", doubling(9), "512-byte piece"},
+		{"merge bomb (48 doublings)", doubling(48), "512-byte piece"},
+		{"total of pieces", tooMuch, "bytes, more than"},
+		{"undefined id", [][2]int{{'a', 256}}, "not yet defined"},
+		{"negative id", [][2]int{{-1, 'a'}}, "not yet defined"},
+		{"too many merges", make([][2]int, MaxVocab-255), "merges"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := Tokenizer{Merges: tt.merges}
+			err := tok.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate = %v; want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate = %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	// The piece at the limit really is MaxPieceLen bytes.
+	tok := Tokenizer{Merges: atLimit}
+	if n := len(tok.Piece(256 + 7)); n != MaxPieceLen {
+		t.Fatalf("piece 263 is %d bytes; want %d", n, MaxPieceLen)
+	}
+}
