@@ -16,9 +16,25 @@
 package model
 
 import (
-	"errors"
 	"fmt"
+	"math"
 	"strings"
+)
+
+// MaxVocab is the largest vocabulary a config may have.
+const MaxVocab = 1 << 20
+
+// Ranges of the float fields, checked by Validate. Both must be finite.
+//
+// rope_theta at least 1: below 1 the rotary frequencies grow along the head
+// instead of falling (and a denormal base sends them to infinity); every
+// published model uses 10^4 to 10^7. norm_eps a normal float32 up to 1: it
+// only guards the RMSNorm division (models use 10^-12 to 10^-5); a
+// denormal one flushes to zero on some GPUs, a large one erases the signal.
+const (
+	minRopeTheta = 1
+	minNormEps   = 0x1p-126 // the smallest normal float32
+	maxNormEps   = 1
 )
 
 // Config is the shape of a network. It is stored in every weights file header.
@@ -51,7 +67,7 @@ func (c Config) Granularities() int { return len(c.FFNWidths) }
 // Validate reports whether the config describes a network this package can run.
 func (c Config) Validate() error {
 	switch {
-	case c.Vocab <= 0 || c.Vocab > 1<<20:
+	case c.Vocab <= 0 || c.Vocab > MaxVocab:
 		return fmt.Errorf("model: vocab %d out of range [1, 2^20]", c.Vocab)
 	case c.Dim <= 0 || c.Dim > 1<<14:
 		return fmt.Errorf("model: dim %d out of range [1, 16384]", c.Dim)
@@ -65,8 +81,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model: context %d out of range [1, 65536]", c.Context)
 	case len(c.FFNWidths) == 0 || len(c.FFNWidths) > 16:
 		return fmt.Errorf("model: %d granularities, want 1 to 16", len(c.FFNWidths))
-	case !(c.RopeTheta > 0) || !(c.NormEps > 0):
-		return errors.New("model: rope_theta and norm_eps must be positive")
+	case !(c.RopeTheta >= minRopeTheta) || math.IsInf(float64(c.RopeTheta), 0):
+		return fmt.Errorf("model: rope_theta %g must be finite and at least %d", c.RopeTheta, minRopeTheta)
+	case !(c.NormEps >= minNormEps && c.NormEps <= maxNormEps):
+		return fmt.Errorf("model: norm_eps %g out of range [%g, %d] (finite, not denormal)", c.NormEps, float32(minNormEps), maxNormEps)
 	}
 	prev := 0
 	for g, w := range c.FFNWidths {
