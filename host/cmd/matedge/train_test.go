@@ -51,3 +51,39 @@ func TestTrainEval(t *testing.T) {
 		}
 	}
 }
+
+// TestScaling runs a three-size sweep of tiny models and checks that the
+// report, the plot and the JSON it renders from are written, and that
+// -render reproduces the report from the JSON alone.
+func TestScaling(t *testing.T) {
+	run := matedge(t)
+	dir := t.TempDir()
+	_, stderr, code := run("scaling", "-data", "opticks", "-vocab", "260", "-dims", "8,16,24", "-layers", "1", "-context", "16",
+		"-steps", "3", "-batch", "2", "-out", dir)
+	if code != 0 {
+		t.Fatalf("matedge scaling: exit %d\n%s", code, stderr)
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "SCALING.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 8 |", "| 16 |", "| 24 |", "| MatFormer-XL |", "| Baseline-XL |"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("SCALING.md lacks %q:\n%s", want, report)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results", "scaling.svg")); err != nil {
+		t.Error(err)
+	}
+	again := t.TempDir()
+	if _, stderr, code := run("scaling", "-render", filepath.Join(dir, "results", "scaling.json"), "-out", again); code != 0 {
+		t.Fatalf("matedge scaling -render: exit %d\n%s", code, stderr)
+	}
+	rendered, _ := os.ReadFile(filepath.Join(again, "SCALING.md"))
+	if string(rendered) != string(report) {
+		t.Errorf("-render gave a different SCALING.md:\n%s\nwant:\n%s", rendered, report)
+	}
+	if _, stderr, code := run("scaling", "-dims", "8,12"); code == 0 || !strings.Contains(stderr, "at least 3 sizes") {
+		t.Errorf("scaling -dims 8,12: exit %d, stderr %q; want a refusal", code, stderr)
+	}
+}
