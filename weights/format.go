@@ -28,7 +28,17 @@ var (
 	ErrCorrupt   = errors.New("weights header is inconsistent")
 	ErrChecksum  = errors.New("checksum mismatch")
 	ErrTooLarge  = errors.New("weights header too large")
+
+	// ErrNonFinite: a tensor holds NaN or ±Inf under a correct checksum. It
+	// also matches ErrCorrupt (errors.Is), so hosts that refuse a bad file on
+	// ErrCorrupt refuse this one too; fetching the bytes again cannot help.
+	ErrNonFinite error = nonFiniteError{}
 )
+
+type nonFiniteError struct{}
+
+func (nonFiniteError) Error() string        { return "weights hold a non-finite value (NaN or ±Inf)" }
+func (nonFiniteError) Is(target error) bool { return target == ErrCorrupt }
 
 // DType is the element type of a stored tensor.
 type DType string
@@ -97,7 +107,8 @@ func (e Entry) rowSize() int {
 
 // Validate checks the header against itself: the config is runnable, every
 // tensor of the model is covered exactly once by entries of the right size,
-// entries lie inside the data section and do not overlap.
+// entries lie inside the data section and do not overlap. No check adds two
+// numbers from the header, so none can wrap around.
 func (h *Header) Validate() error {
 	if err := h.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -109,14 +120,15 @@ func (h *Header) Validate() error {
 		return fmt.Errorf("%w: tokenizer has %d ids, vocab is %d", ErrCorrupt, h.Tokenizer.Size(), h.Config.Vocab)
 	}
 	if h.DataSize < 0 {
-		return fmt.Errorf("%w: negative data size", ErrCorrupt)
+		return fmt.Errorf("%w: negative data size %d", ErrCorrupt, h.DataSize)
 	}
-	want := map[string]model.Tensor{}
-	for _, t := range tensorShapes(h.Config) {
+	tensors := tensorShapes(h.Config)
+	want := make(map[string]model.Tensor, len(tensors))
+	for _, t := range tensors {
 		want[t.Name] = t
 	}
-	covered := map[string]int{} // tensor → rows covered so far (entries must come in row order)
-	var end int64
+	covered := make(map[string]int, len(tensors)) // tensor → rows covered so far (entries must come in row order)
+	var end int64                                 // end of the entry before, at most DataSize
 	for i, e := range h.Entries {
 		t, ok := want[e.Tensor]
 		switch {
@@ -132,19 +144,22 @@ func (h *Header) Validate() error {
 			return fmt.Errorf("%w: tensor %q says layer %d", ErrCorrupt, e.Tensor, e.Layer)
 		case e.Granularity != granularityOf(h.Config, t, e.RowEnd):
 			return fmt.Errorf("%w: tensor %q rows [%d, %d) marked granularity %d", ErrCorrupt, e.Tensor, e.RowStart, e.RowEnd, e.Granularity)
+		// The config bounds shapes, so this product cannot overflow.
 		case e.Length != int64(e.RowEnd-e.RowStart)*int64(e.rowSize())*int64(e.DType.Size()):
 			return fmt.Errorf("%w: tensor %q length %d does not match its rows", ErrCorrupt, e.Tensor, e.Length)
+		case e.Offset < 0:
+			return fmt.Errorf("%w: tensor %q at negative offset %d", ErrCorrupt, e.Tensor, e.Offset)
 		case e.Offset < end:
-			return fmt.Errorf("%w: tensor %q at offset %d overlaps the entry before it", ErrCorrupt, e.Tensor, e.Offset)
-		case e.Offset+e.Length > h.DataSize:
-			return fmt.Errorf("%w: tensor %q ends at %d, past the end of the data (%d bytes)", ErrCorrupt, e.Tensor, e.Offset+e.Length, h.DataSize)
+			return fmt.Errorf("%w: tensor %q at offset %d overlaps the entry before it (ends at %d)", ErrCorrupt, e.Tensor, e.Offset, end)
+		case e.Offset > h.DataSize || e.Length > h.DataSize-e.Offset: // Offset+Length > DataSize, without the sum
+			return fmt.Errorf("%w: tensor %q at offset %d, length %d, runs past the end of the data (%d bytes)", ErrCorrupt, e.Tensor, e.Offset, e.Length, h.DataSize)
 		}
 		covered[e.Tensor] = e.RowEnd
-		end = e.Offset + e.Length
+		end = e.Offset + e.Length // at most DataSize: checked above
 	}
-	for name, t := range want {
-		if covered[name] != t.Shape[0] {
-			return fmt.Errorf("%w: tensor %q has %d of %d rows", ErrCorrupt, name, covered[name], t.Shape[0])
+	for _, t := range tensors {
+		if covered[t.Name] != t.Shape[0] {
+			return fmt.Errorf("%w: tensor %q has %d of %d rows", ErrCorrupt, t.Name, covered[t.Name], t.Shape[0])
 		}
 	}
 	return nil

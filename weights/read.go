@@ -55,8 +55,10 @@ func ParseHeader(b []byte, fileSize int64) (*Header, error) {
 	if err := h.Validate(); err != nil {
 		return nil, fmt.Errorf("weights: %w", err)
 	}
-	if fileSize >= 0 && fileSize < h.DataStart+h.DataSize {
-		return nil, fmt.Errorf("weights: %w: file has %d bytes, header describes %d", ErrTruncated, fileSize, h.DataStart+h.DataSize)
+	// fileSize < DataStart + DataSize, without the sum: DataSize comes from
+	// the file and may be anything up to 2^63-1.
+	if fileSize >= 0 && (fileSize < h.DataStart || fileSize-h.DataStart < h.DataSize) {
+		return nil, fmt.Errorf("weights: %w: file has %d bytes, header describes %d bytes of data from byte %d", ErrTruncated, fileSize, h.DataSize, h.DataStart)
 	}
 	return &h, nil
 }

@@ -85,8 +85,10 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	// The weights live in the module's memory once decoded: a header that
 	// promises more than a wasm32 module can address (a lying one, with the
 	// file size unknown) is refused here rather than by an out-of-memory trap.
-	if need := h.DataSize + maxStateBytes(h); need > MaxModelBytes {
-		return nil, fmt.Errorf("%w: the model needs %d bytes of memory, a wasm32 module can hold %d", weights.ErrTooLarge, need, int64(MaxModelBytes))
+	// DataSize comes from the file and may be up to 2^63-1: compare without
+	// adding it (the state is bounded by the config's limits, below 2^44).
+	if state := maxStateBytes(h); state > MaxModelBytes || h.DataSize > MaxModelBytes-state {
+		return nil, fmt.Errorf("%w: the model needs %d bytes of weights and %d of state, a wasm32 module can hold %d", weights.ErrTooLarge, h.DataSize, state, int64(MaxModelBytes))
 	}
 	if e.gpu != nil {
 		e.gpu.release()
