@@ -49,15 +49,44 @@ func Plan(c model.Config, dtype DType) []Entry {
 	return entries
 }
 
-// Write stores w and its tokenizer as a version-1 weights file.
+// Write stores w and its tokenizer as a version-1 weights file. It refuses,
+// with the error a reader would give, weights or a tokenizer that no reader
+// would accept: non-finite values (ErrNonFinite), an invalid config or
+// tokenizer (ErrCorrupt).
 func Write(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string]string) error {
+	return writeFile(out, w, tok, meta, true)
+}
+
+// writeFile is Write; tests call it with check false to craft files that
+// readers must refuse.
+func writeFile(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string]string, check bool) error {
 	h := Header{Config: w.Config, Tokenizer: model.Tokenizer{Merges: tok.Merges}, Meta: meta}
+	if check {
+		if err := w.Config.Validate(); err != nil {
+			return fmt.Errorf("weights: write: %w: %v", ErrCorrupt, err)
+		}
+		if err := h.Tokenizer.Validate(); err != nil {
+			return fmt.Errorf("weights: write: %w: %v", ErrCorrupt, err)
+		}
+	}
 	h.Entries = Plan(w.Config, F32)
+	// Index the tensors once: w.Tensor(name) lists every tensor on each call.
+	tensors := w.Tensors()
+	byName := make(map[string]model.Tensor, len(tensors))
+	for _, t := range tensors {
+		byName[t.Name] = t
+	}
 	data := make([][]byte, len(h.Entries))
 	for i := range h.Entries {
 		e := &h.Entries[i]
-		t, _ := w.Tensor(e.Tensor)
+		t, ok := byName[e.Tensor]
+		if !ok || len(t.Data) < e.RowEnd*e.rowSize() {
+			return fmt.Errorf("weights: write tensor %q rows [%d, %d): the weights do not hold them", e.Tensor, e.RowStart, e.RowEnd)
+		}
 		rows := t.Data[e.RowStart*e.rowSize() : e.RowEnd*e.rowSize()]
+		if j := firstNonFinite(rows); check && j >= 0 {
+			return fmt.Errorf("weights: write: %w", nonFiniteAt(*e, j, rows[j]))
+		}
 		data[i] = EncodeF32(rows)
 		e.CRC32C = Checksum(data[i])
 		h.DataSize = e.Offset + e.Length
