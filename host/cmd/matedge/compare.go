@@ -46,6 +46,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	batch := fs.Int("batch", 8, "sequences per step")
 	steps := fs.Int("steps", 300, "steps of every run")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
+	lossWeights := fs.String("loss-weights", "", "comma list of MatFormer's per-granularity loss weights, S to XL (default 1 each)")
 	seed := fs.Uint64("seed", 1, "seed of weights, batches and the Mix'n'Match sample")
 	mixCount := fs.Int("mixes", 14, "Mix'n'Match models to measure")
 	prompt := fs.String("prompt", "The Rays of Light", "prompt of the samples")
@@ -75,6 +76,12 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: model.NestedWidths(4 * *dim),
 		Context: *ctxLen, RopeTheta: 10000, NormEps: 1e-5}
 	base := train.Options{Config: cfg, Batch: *batch, SeqLen: *ctxLen, Steps: *steps, LR: float32(*lr), Seed: *seed}
+	matOpts := base
+	if *lossWeights != "" {
+		if matOpts.LossWeights, err = parseFloats(*lossWeights, len(cfg.FFNWidths)); err != nil {
+			return fmt.Errorf("-loss-weights: %w", err)
+		}
+	}
 
 	trainRun := func(name string, opts train.Options) (run, error) {
 		tr, err := train.New(opts, tok, trainIDs, validIDs)
@@ -90,7 +97,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 		bar.finish()
 		return run{name: name, trainer: tr, wall: time.Since(start), flops: tr.Options.Objective().FLOPs(opts.Config, tr.Options.Batch, tr.Options.SeqLen) * float64(opts.Steps)}, nil
 	}
-	matformer, err := trainRun("MatFormer", base)
+	matformer, err := trainRun("MatFormer", matOpts)
 	if err != nil {
 		return err
 	}
@@ -292,7 +299,11 @@ func (r *comparison) write(dir string, full *fullScale) error {
 	o := r.Options
 	p("* Every run: %d steps of %d×%d tokens, AdamW (β 0.9/0.95, wd %.2g), lr %.2g → %.2g cosine after %d warmup steps, clip %.2g, seed %d. Same batches for all runs.\n",
 		o.Steps, o.Batch, o.SeqLen, o.WeightDecay, o.LR, o.MinLR, o.Warmup, o.ClipNorm, o.Seed)
-	p("* MatFormer: one model, loss = Σ_Z CE(Z) over the four uniform granularities each step. Baseline-Z: a standalone model whose FFN has only Z's width (config `ffn_widths: [h_Z]`).\n\n")
+	weightsNote := "Σ_Z CE(Z)"
+	if lw := r.Options.LossWeights; lw != nil {
+		weightsNote = fmt.Sprintf("Σ_Z w_Z·CE(Z) with w = %v (S to XL)", lw)
+	}
+	p("* MatFormer: one model, loss = %s over the four uniform granularities each step. Baseline-Z: a standalone model whose FFN has only Z's width (config `ffn_widths: [h_Z]`).\n\n", weightsNote)
 
 	p("## 1. Validation loss\n\n![loss](results/loss.svg)\n\n")
 	p("| Z | non-emb. params | MatFormer nats/tok | Baseline nats/tok | Δ (Mat − Base) | MatFormer bits/byte | Baseline bits/byte | within 0.05 |\n|---|---:|---:|---:|---:|---:|---:|:-:|\n")
