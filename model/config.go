@@ -186,3 +186,34 @@ func (c Config) NonEmbeddingParams(m Mix) int {
 	}
 	return n
 }
+
+// PresetMixes are the mixes whose quality a trained file records: every
+// uniform granularity and, with several granularities and layers, "grows
+// with depth" and "shrinks with depth".
+func (c Config) PresetMixes() []Mix {
+	var mixes []Mix
+	for g := range c.FFNWidths {
+		mixes = append(mixes, c.Uniform(g))
+	}
+	if c.Granularities() > 1 && c.Layers > 1 {
+		grow, shrink := make(Mix, c.Layers), make(Mix, c.Layers)
+		for l := range grow {
+			grow[l] = l * c.Granularities() / c.Layers
+			shrink[c.Layers-1-l] = grow[l]
+		}
+		mixes = append(mixes, grow, shrink)
+	}
+	return mixes
+}
+
+// MixSpec writes a mix the way ParseMix reads it: one name if uniform, else
+// one name per layer joined by commas.
+func (c Config) MixSpec(m Mix) string {
+	names := c.MixNames(m)
+	for _, n := range names[1:] {
+		if n != names[0] {
+			return strings.Join(names, ",")
+		}
+	}
+	return names[0]
+}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -50,5 +51,22 @@ func TestConfigValidateRanges(t *testing.T) {
 				t.Fatalf("Validate = %v; want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestMixSpecAndPresets(t *testing.T) {
+	c := Config{Vocab: 300, Dim: 16, Layers: 4, Heads: 2, FFNWidths: NestedWidths(64), Context: 8, RopeTheta: 10000, NormEps: 1e-5}
+	presets := c.PresetMixes()
+	var specs []string
+	for _, m := range presets {
+		spec := c.MixSpec(m)
+		back, err := c.ParseMix(spec)
+		if err != nil || fmt.Sprint(back) != fmt.Sprint(m) {
+			t.Errorf("ParseMix(MixSpec(%v) = %q) = %v, %v", m, spec, back, err)
+		}
+		specs = append(specs, spec)
+	}
+	if got, want := strings.Join(specs, " "), "S M L XL S,M,L,XL XL,L,M,S"; got != want {
+		t.Errorf("presets = %s; want %s", got, want)
 	}
 }

@@ -82,9 +82,4 @@ func TestAusten(t *testing.T) {
 	}
 }
 
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
 func runtimeGOROOT() string { return runtime.GOROOT() }

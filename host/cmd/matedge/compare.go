@@ -37,7 +37,7 @@ FLOPs, and samples. Writes OUT/RESULTS.md, OUT/results/*.svg and every
 measurement to OUT/results/compare.json (-render redraws from it). With
 -default, the quality table of a trained full-size model is reported too.`)
 	data := fs.String("data", "opticks", "corpus: austen, opticks, or a text file")
-	cache := fs.String("cache", defaultCache(), "where r-cran-janeaustenr is downloaded for -data austen")
+	cache := fs.String("cache", train.DefaultCache(), "where r-cran-janeaustenr is downloaded for -data austen")
 	vocab := fs.Int("vocab", 512, "tokenizer size")
 	dim := fs.Int("dim", 64, "model width")
 	layers := fs.Int("layers", 4, "transformer blocks")
@@ -66,7 +66,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	if *render != "" {
 		return renderComparison(*render, *outDir, full)
 	}
-	corpus, err := loadCorpus(*data, *cache)
+	corpus, err := train.LoadCorpus(*data, *cache)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func (f *fullScale) write(b *bytes.Buffer) error {
 		f.baselines = make([]string, c.Granularities())
 	}
 
-	corpus, err := loadCorpus(h.Meta["corpus"], f.cache)
+	corpus, err := train.LoadCorpus(h.Meta["corpus"], f.cache)
 	if err != nil {
 		return err
 	}

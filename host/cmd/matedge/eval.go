@@ -36,7 +36,7 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	mixFlag := fs.String("mix", "XL", "submodel: a granularity (S, M, L, XL) or one per layer (S,M,L,XL)")
 	seq := fs.Int("seq", 0, "window length; 0 means the model's training seq_len, else its context")
 	batch := fs.Int("batch", 4, "windows evaluated together")
-	cache := fs.String("cache", defaultCache(), "where r-cran-janeaustenr is downloaded for -text austen")
+	cache := fs.String("cache", train.DefaultCache(), "where r-cran-janeaustenr is downloaded for -text austen")
 	asJSON := fs.Bool("json", false, `print {"loss_nats_per_token", "bits_per_byte", "tokens"}`)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,7 +63,7 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	var data []byte
 	switch *text {
 	case "austen", "opticks":
-		c, err := loadCorpus(*text, *cache)
+		c, err := train.LoadCorpus(*text, *cache)
 		if err != nil {
 			return err
 		}
@@ -92,6 +92,6 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	fmt.Printf("%s of %s on %s: %.4f nats/token, %.4f bits/byte over %d tokens\n", mixSpec(w.Config, mix), name, *text, res.LossNatsPerToken, res.BitsPerByte, res.Tokens)
+	fmt.Printf("%s of %s on %s: %.4f nats/token, %.4f bits/byte over %d tokens\n", w.Config.MixSpec(mix), name, *text, res.LossNatsPerToken, res.BitsPerByte, res.Tokens)
 	return nil
 }

@@ -55,7 +55,7 @@ MatFormer and for the baselines; and writes OUT/SCALING.md, the plot
 OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 (-render redraws from it).`)
 	data := fs.String("data", "austen", "corpus: austen, opticks, or a text file")
-	cache := fs.String("cache", defaultCache(), "where r-cran-janeaustenr is downloaded for -data austen")
+	cache := fs.String("cache", train.DefaultCache(), "where r-cran-janeaustenr is downloaded for -data austen")
 	vocab := fs.Int("vocab", 1024, "tokenizer size")
 	dims := fs.String("dims", "32,48,64,80,96", "comma list of model widths, one size each (FFN XL = 4×dim)")
 	layers := fs.Int("layers", 4, "transformer blocks")
@@ -102,7 +102,7 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 		return err
 	}
 
-	corpus, err := loadCorpus(*data, *cache)
+	corpus, err := train.LoadCorpus(*data, *cache)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +37,7 @@ fetched with apt-get download into -cache when not installed), opticks
 (Newton's Opticks from the Go installation), or a text file. The last 5% of
 each document is held out for validation.`)
 	data := fs.String("data", "austen", "corpus: austen, opticks, or a text file")
-	cache := fs.String("cache", defaultCache(), "where to download and extract r-cran-janeaustenr")
+	cache := fs.String("cache", train.DefaultCache(), "where to download and extract r-cran-janeaustenr")
 	vocab := fs.Int("vocab", 2048, "tokenizer size (256 bytes + merges)")
 	dim := fs.Int("dim", 128, "model width (d_model)")
 	layers := fs.Int("layers", 4, "transformer blocks")
@@ -78,7 +76,7 @@ each document is held out for validation.`)
 		return fmt.Errorf("-kernels: %w", err)
 	}
 
-	corpus, err := loadCorpus(*data, *cache)
+	corpus, err := train.LoadCorpus(*data, *cache)
 	if err != nil {
 		return err
 	}
@@ -181,7 +179,7 @@ each document is held out for validation.`)
 		}
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
-	quality := measureQuality(tr.Weights, presetMixes(o.Config), validIDs, len(corpus.Validation), o.SeqLen, o.Batch)
+	quality := train.MeasureQuality(tr.Weights, o.Config.PresetMixes(), validIDs, len(corpus.Validation), o.SeqLen, o.Batch)
 	weights.SetQuality(meta, quality)
 	for _, q := range quality {
 		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/token  %.4f bits/byte\n", q.Mix, q.NonEmbeddingParams, q.LossNatsPerToken, q.BitsPerByte)
@@ -211,46 +209,6 @@ func objectiveName(o train.Options) string {
 	return "matformer"
 }
 
-// presetMixes are the mixes whose quality a trained file records: every
-// uniform granularity, and with four granularities on four layers or more,
-// "grows with depth" and "shrinks with depth".
-func presetMixes(c model.Config) []model.Mix {
-	var mixes []model.Mix
-	for g := range c.FFNWidths {
-		mixes = append(mixes, c.Uniform(g))
-	}
-	if c.Granularities() > 1 && c.Layers > 1 {
-		grow, shrink := make(model.Mix, c.Layers), make(model.Mix, c.Layers)
-		for l := range grow {
-			grow[l] = l * c.Granularities() / c.Layers
-			shrink[c.Layers-1-l] = grow[l]
-		}
-		mixes = append(mixes, grow, shrink)
-	}
-	return mixes
-}
-
-// mixSpec writes a mix the way Config.ParseMix reads it: one name if uniform.
-func mixSpec(c model.Config, m model.Mix) string {
-	names := c.MixNames(m)
-	for _, n := range names[1:] {
-		if n != names[0] {
-			return strings.Join(names, ",")
-		}
-	}
-	return names[0]
-}
-
-func measureQuality(w *model.Weights, mixes []model.Mix, ids []int, textBytes, seqLen, batch int) []weights.Quality {
-	var q []weights.Quality
-	for _, m := range mixes {
-		loss, n := train.Evaluate(w, m, ids, seqLen, batch)
-		q = append(q, weights.Quality{Mix: mixSpec(w.Config, m), NonEmbeddingParams: w.Config.NonEmbeddingParams(m),
-			LossNatsPerToken: loss, BitsPerByte: train.BitsPerByte(loss, n, textBytes), Tokens: n})
-	}
-	return q
-}
-
 func parseFloats(s string, n int) ([]float32, error) {
 	parts := strings.Split(s, ",")
 	if len(parts) != n {
@@ -265,77 +223,6 @@ func parseFloats(s string, n int) ([]float32, error) {
 		out[i] = float32(v)
 	}
 	return out, nil
-}
-
-func defaultCache() string {
-	if dir, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(dir, "matedge")
-	}
-	return filepath.Join(os.TempDir(), "matedge")
-}
-
-// loadCorpus reads and splits a corpus named as -data takes it.
-func loadCorpus(name, cache string) (*train.Corpus, error) {
-	switch name {
-	case "austen":
-		dir, err := austenDir(cache)
-		if err != nil {
-			return nil, err
-		}
-		docs, err := train.ReadAusten(dir)
-		if err != nil {
-			return nil, err
-		}
-		return train.Split("austen", docs), nil
-	case "opticks":
-		goroot, err := exec.Command("go", "env", "GOROOT").Output()
-		if err != nil {
-			return nil, fmt.Errorf("opticks: finding GOROOT with `go env GOROOT`: %w", err)
-		}
-		docs, err := train.ReadFile(train.OpticksPath(strings.TrimSpace(string(goroot))))
-		if err != nil {
-			return nil, err
-		}
-		return train.Split("opticks", docs), nil
-	}
-	docs, err := train.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	return train.Split(filepath.Base(name), docs), nil
-}
-
-// austenDir finds r-cran-janeaustenr's data: installed, already extracted
-// into cache, or downloaded now with apt-get download and dpkg-deb -x.
-func austenDir(cache string) (string, error) {
-	for _, root := range []string{"/", filepath.Join(cache, "janeaustenr")} {
-		if dir := filepath.Join(root, train.AustenDir); fileExists(filepath.Join(dir, "Rdata.rdx")) {
-			return dir, nil
-		}
-	}
-	root := filepath.Join(cache, "janeaustenr")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "fetching r-cran-janeaustenr into %s\n", root)
-	get := exec.Command("apt-get", "download", "r-cran-janeaustenr")
-	get.Dir, get.Stderr = root, os.Stderr
-	if err := get.Run(); err != nil {
-		return "", fmt.Errorf("austen: apt-get download r-cran-janeaustenr: %w", err)
-	}
-	debs, _ := filepath.Glob(filepath.Join(root, "r-cran-janeaustenr_*.deb"))
-	if len(debs) == 0 {
-		return "", errors.New("austen: apt-get download left no r-cran-janeaustenr_*.deb")
-	}
-	if out, err := exec.Command("dpkg-deb", "-x", debs[len(debs)-1], root).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("austen: dpkg-deb -x: %w: %s", err, out)
-	}
-	return filepath.Join(root, train.AustenDir), nil
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // progressBar renders training progress on stderr: a redrawn bar on a
