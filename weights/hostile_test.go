@@ -2,12 +2,20 @@ package weights
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/matedge/matedge/model"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Regression tests for issue 15: files crafted to get past the checks.
@@ -272,5 +280,206 @@ func TestVerifyMemory(t *testing.T) {
 	bad[len(bad)-5] ^= 0x10
 	if _, err := Verify(bytes.NewReader(bad), int64(len(bad))); !errors.Is(err, ErrChecksum) {
 		t.Errorf("Verify(flipped byte) = %v; want ErrChecksum", err)
+	}
+}
+
+// fuzzSeed is one input of FuzzParseHeader: header bytes and a file size.
+type fuzzSeed struct {
+	name string
+	b    []byte
+	size int64
+}
+
+// boundarySeeds are FuzzParseHeader inputs at the edges of every number in
+// the header: offsets, lengths and sizes at 0, -1, 2^31, 2^32, 2^63-1, -2^63,
+// the data's end and one past it, the exact values where a sum wraps; config
+// fields at and past their limits; the tokenizer at and past its bounds; the
+// preamble's header length at its limits. Mutating these finds in seconds
+// what 120 s of mutating a valid file did not (issue 15, defect 1).
+func boundarySeeds(t testing.TB) []fuzzSeed {
+	// A one-layer, two-granularity model keeps the header, and the seed
+	// files, small: 15 entries.
+	c := model.Config{Vocab: 256, Dim: 4, Layers: 1, Heads: 2, FFNWidths: []int{4, 8},
+		Context: 8, RopeTheta: 10000, NormEps: 1e-5}
+	var buf bytes.Buffer
+	if err := Write(&buf, Random(c, 1), model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	h0, err := ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(file))
+	var seeds []fuzzSeed
+	add := func(name string, edit func(*Header)) {
+		h := *h0
+		h.Entries = slices.Clone(h0.Entries)
+		h.Config.FFNWidths = slices.Clone(h0.Config.FFNWidths)
+		edit(&h)
+		head, err := msgpack.Marshal(&h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := append([]byte{}, file[:Preamble]...)
+		binary.LittleEndian.PutUint32(b[8:], uint32(len(head)))
+		seeds = append(seeds, fuzzSeed{name, append(b, head...), size})
+	}
+	ints := map[string]int64{"0": 0, "-1": -1, "2^31": 1 << 31, "2^32": 1 << 32, "2^63-1": math.MaxInt64, "-2^63": math.MinInt64}
+	last := len(h0.Entries) - 1
+	for _, k := range []int{0, 1, last} {
+		e := h0.Entries[k]
+		for name, v := range ints {
+			add(fmt.Sprintf("entry%d-offset-%s", k, name), func(h *Header) { h.Entries[k].Offset = v })
+			add(fmt.Sprintf("entry%d-length-%s", k, name), func(h *Header) { h.Entries[k].Length = v })
+		}
+		add(fmt.Sprintf("entry%d-offset-data-end", k), func(h *Header) { h.Entries[k].Offset = h.DataSize })
+		add(fmt.Sprintf("entry%d-offset-one-past", k), func(h *Header) { h.Entries[k].Offset = h.DataSize - e.Length + 1 })
+		add(fmt.Sprintf("entry%d-offset-sum-max", k), func(h *Header) { h.Entries[k].Offset = math.MaxInt64 - e.Length })
+		add(fmt.Sprintf("entry%d-offset-sum-wraps", k), func(h *Header) { h.Entries[k].Offset = math.MaxInt64 - e.Length + 1 })
+		add(fmt.Sprintf("entry%d-rows-max", k), func(h *Header) { h.Entries[k].RowEnd = math.MaxInt })
+		add(fmt.Sprintf("entry%d-rows-negative", k), func(h *Header) { h.Entries[k].RowStart = -1 })
+	}
+	add("wrapped-then-negative", func(h *Header) {
+		h.Entries[0].Offset = math.MaxInt64 - h.Entries[0].Length + 1
+		h.Entries[1].Offset = -h.Entries[1].Length
+	})
+	for name, v := range ints {
+		add("data-size-"+name, func(h *Header) { h.DataSize = v })
+	}
+	add("data-size-wraps-start", func(h *Header) { h.DataSize = math.MaxInt64 - h.DataStart + 1 })
+	add("data-size-exact-minus-one", func(h *Header) { h.DataSize-- })
+	add("vocab-max", func(h *Header) { h.Config.Vocab = model.MaxVocab })
+	add("vocab-past-max", func(h *Header) { h.Config.Vocab = model.MaxVocab + 1 })
+	add("vocab-maxint", func(h *Header) { h.Config.Vocab = math.MaxInt })
+	add("layers-past-max", func(h *Header) { h.Config.Layers = 1025 })
+	add("context-past-max", func(h *Header) { h.Config.Context = 1<<16 + 1 })
+	add("dim-maxint", func(h *Header) { h.Config.Dim = math.MaxInt })
+	add("ffn-width-maxint", func(h *Header) { h.Config.FFNWidths[1] = math.MaxInt })
+	add("norm-eps-inf", func(h *Header) { h.Config.NormEps = float32(math.Inf(1)) })
+	add("norm-eps-nan", func(h *Header) { h.Config.NormEps = float32(math.NaN()) })
+	add("rope-theta-inf", func(h *Header) { h.Config.RopeTheta = float32(math.Inf(1)) })
+	add("rope-theta-denormal", func(h *Header) { h.Config.RopeTheta = math.Float32frombits(1) })
+	add("merge-bomb", func(h *Header) {
+		// Consistent but for the tokenizer: room in the vocabulary for the
+		// merges, entries planned for it (file size unknown, set below).
+		h.Config.Vocab = 512
+		h.Entries = Plan(h.Config, F32)
+		h.DataSize = h.Entries[len(h.Entries)-1].Offset + h.Entries[len(h.Entries)-1].Length
+		h.Tokenizer.Merges = [][2]int{{'a', 'a'}}
+		for i := 1; i < 48; i++ {
+			h.Tokenizer.Merges = append(h.Tokenizer.Merges, [2]int{255 + i, 255 + i})
+		}
+	})
+	seeds[len(seeds)-1].size = -1
+	add("merge-undefined-id", func(h *Header) { h.Tokenizer.Merges = [][2]int{{'a', math.MaxInt}} })
+	// The preamble's header length and the file size at their edges.
+	head := file[:h0.DataStart]
+	for _, n := range []uint32{0, 1, MaxHeaderLen, MaxHeaderLen + 1, math.MaxUint32} {
+		b := slices.Clone(head)
+		binary.LittleEndian.PutUint32(b[8:], n)
+		seeds = append(seeds, fuzzSeed{fmt.Sprintf("header-length-%d", n), b, size})
+	}
+	for _, s := range []int64{-1, 0, Preamble, h0.DataStart - 1, h0.DataStart, size - 1, math.MaxInt64, math.MinInt64} {
+		seeds = append(seeds, fuzzSeed{fmt.Sprintf("file-size-%d", s), head, s})
+	}
+	slices.SortFunc(seeds, func(a, b fuzzSeed) int { return strings.Compare(a.name, b.name) })
+	return seeds
+}
+
+// TestFuzzSeeds keeps testdata/fuzz/FuzzParseHeader/boundary-* equal to
+// boundarySeeds. Regenerate with go test ./weights -run TestFuzzSeeds -update.
+func TestFuzzSeeds(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzParseHeader")
+	seeds := boundarySeeds(t)
+	if *update {
+		old, _ := filepath.Glob(filepath.Join(dir, "boundary-*"))
+		for _, p := range old {
+			os.Remove(p)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range seeds {
+		want := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\nint64(%d)\n", strconv.Quote(string(s.b)), s.size)
+		path := filepath.Join(dir, "boundary-"+s.name)
+		if *update {
+			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != want {
+			t.Errorf("%s is missing or stale; rerun with -update", path)
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "boundary-*"))
+	if len(old) != len(seeds) {
+		t.Errorf("%d boundary seeds in %s, want %d; rerun with -update", len(old), dir, len(seeds))
+	}
+}
+
+// FuzzLoad feeds whole files to the three loaders — Load, Verify and an
+// Assembler fed in chunks of a fuzzed size — which must agree: all accept
+// the file with the same weights, or all refuse it; none panics.
+func FuzzLoad(f *testing.F) {
+	c := model.Config{Vocab: 258, Dim: 4, Layers: 1, Heads: 2, FFNWidths: []int{4, 8},
+		Context: 8, RopeTheta: 10000, NormEps: 1e-5}
+	var buf bytes.Buffer
+	if err := Write(&buf, Random(c, 1), model.Tokenizer{Merges: [][2]int{{'a', 'b'}}}, nil); err != nil {
+		f.Fatal(err)
+	}
+	file := buf.Bytes()
+	f.Add(file, uint16(1000))
+	f.Add(file[:len(file)-1], uint16(3))
+	for _, s := range boundarySeeds(f) {
+		if s.size >= 0 {
+			h0, _ := ParseHeader(file, int64(len(file)))
+			f.Add(append(append(slices.Clone(s.b), make([]byte, max(0, h0.DataStart-int64(len(s.b))))...), file[h0.DataStart:]...), uint16(4096))
+		}
+	}
+	f.Fuzz(func(t *testing.T, file []byte, chunk uint16) {
+		w, h, errLoad := Load(bytes.NewReader(file), int64(len(file)))
+		_, errVerify := Verify(bytes.NewReader(file), int64(len(file)))
+		if (errLoad == nil) != (errVerify == nil) {
+			t.Fatalf("Load = %v, Verify = %v", errLoad, errVerify)
+		}
+		if errLoad != nil {
+			return
+		}
+		if i := firstNonFinite(w.Data); i >= 0 {
+			t.Fatalf("Load accepted a non-finite weight at %d", i)
+		}
+		a := NewAssembler(h)
+		step := max(int(chunk), 1)
+		var errs []error
+		for off := 0; off < len(file); off += step {
+			errs = append(errs, a.Feed(int64(off), file[off:min(off+step, len(file))]))
+		}
+		full := h.Config.Uniform(h.Config.Granularities() - 1)
+		if err := errors.Join(errs...); err != nil || len(a.Missing(full)) != 0 {
+			t.Fatalf("Load accepted the file; the assembler in %d-byte chunks: %v, missing %v", step, err, a.Missing(full))
+		}
+		if !bytesEqualF32(a.Weights.Data, w.Data) {
+			t.Fatal("the assembler's weights differ from Load's")
+		}
+	})
+}
+
+// TestWriteRefusesUnreadable: Write refuses what no reader would accept.
+func TestWriteRefusesUnreadable(t *testing.T) {
+	w := Random(TinyConfig(), 1)
+	bomb := model.Tokenizer{Merges: [][2]int{{'a', 'a'}}}
+	for i := 1; i < 9; i++ {
+		bomb.Merges = append(bomb.Merges, [2]int{255 + i, 255 + i})
+	}
+	for name, tok := range map[string]model.Tokenizer{
+		"piece too long":      bomb,
+		"more ids than vocab": {Merges: [][2]int{{'a', 'b'}}},
+	} {
+		if err := Write(&bytes.Buffer{}, w, tok, nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Write = %v; want ErrCorrupt", name, err)
+		}
 	}
 }

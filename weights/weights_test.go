@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,7 +195,8 @@ func TestBadFiles(t *testing.T) {
 
 // FuzzParseHeader feeds arbitrary bytes to the header parser: it must return
 // a header or an error, never panic or allocate without bound. The corpus is
-// seeded from testdata/tiny.matw and its mutations.
+// seeded from testdata/tiny.matw and its mutations, and with the boundary
+// values of testdata/fuzz/FuzzParseHeader (boundarySeeds, TestFuzzSeeds).
 func FuzzParseHeader(f *testing.F) {
 	seed, err := os.ReadFile(filepath.Join("testdata", "tiny.matw"))
 	if err != nil {
@@ -212,13 +214,31 @@ func FuzzParseHeader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// A header that validates must describe a model whose ranges lie in the file.
+		// A header that validates describes a data section inside the file
+		// (when its size is known), every entry inside the data section, and
+		// every range of every submodel inside the entries, with no sum wrapping.
+		if h.DataStart < Preamble || h.DataSize < 0 || h.DataSize > math.MaxInt64-h.DataStart {
+			t.Fatalf("data [%d, +%d) wraps", h.DataStart, h.DataSize)
+		}
+		dataEnd := h.DataStart + h.DataSize
+		if size >= 0 && dataEnd > size {
+			t.Fatalf("data [%d, %d) past the file's %d bytes", h.DataStart, dataEnd, size)
+		}
+		for _, e := range h.Entries {
+			if e.Offset < 0 || e.Length <= 0 || e.Offset > h.DataSize-e.Length {
+				t.Fatalf("entry %q at %d, length %d, outside data of %d bytes", e.Tensor, e.Offset, e.Length, h.DataSize)
+			}
+		}
 		for g := range h.Config.Granularities() {
 			for _, r := range h.Ranges(h.Config.Uniform(g)) {
-				if r.Offset < h.DataStart || (size >= 0 && r.End() > size) {
-					t.Fatalf("range %v outside data [%d, %d)", r, h.DataStart, size)
+				if r.Offset < h.DataStart || r.Length < 0 || r.End() < r.Offset || r.End() > dataEnd {
+					t.Fatalf("range %v outside data [%d, %d)", r, h.DataStart, dataEnd)
 				}
 			}
+		}
+		// The tokenizer's pieces are bounded, so building them is cheap.
+		if n := len(h.Tokenizer.Piece(h.Tokenizer.Size() - 1)); n > model.MaxPieceLen {
+			t.Fatalf("last piece is %d bytes", n)
 		}
 	})
 }

@@ -65,11 +65,14 @@ func writeFile(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[st
 		if err := w.Config.Validate(); err != nil {
 			return fmt.Errorf("weights: write: %w: %v", ErrCorrupt, err)
 		}
-		if err := h.Tokenizer.Validate(); err != nil {
-			return fmt.Errorf("weights: write: %w: %v", ErrCorrupt, err)
-		}
 	}
 	h.Entries = Plan(w.Config, F32)
+	if last := h.Entries[len(h.Entries)-1]; check {
+		h.DataSize = last.Offset + last.Length
+		if err := h.Validate(); err != nil { // the tokenizer, and that it fits the vocabulary
+			return fmt.Errorf("weights: write: %w", err)
+		}
+	}
 	// Index the tensors once: w.Tensor(name) lists every tensor on each call.
 	tensors := w.Tensors()
 	byName := make(map[string]model.Tensor, len(tensors))
