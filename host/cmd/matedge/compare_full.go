@@ -19,6 +19,7 @@ type fullScale struct {
 	cache       string   // for the corpus, to measure consistency
 	tokens      int      // validation tokens for consistency
 	note        string
+	args        []string // the command line that rendered this section
 }
 
 func loadMatw(path string) (*model.Weights, *weights.Header, error) {
