@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights"
@@ -115,7 +116,7 @@ func (f *fullScale) write(b *bytes.Buffer) error {
 	}
 	p("\n### Full-scale baselines\n\n")
 	if have == 0 {
-		p("No full-scale baselines were given, so the full-scale MatFormer-vs-baseline comparison is not measured here. To run it: `matedge train -baseline Z` with the same flags as the command above, for Z in S, M, L, XL, then `matedge compare -render … -default … -baselines S.matw,M.matw,L.matw,XL.matw`.\n")
+		p("No full-scale baselines were given, so the full-scale MatFormer-vs-baseline comparison is not measured here. To run it (the four baselines together cost about what the MatFormer run did), train them with the same flags and then render with them:\n\n```sh\n%s\n```\n", baselineCommands(h.Meta["command"], f))
 	} else {
 		p("Trained with:\n\n")
 		for _, cmd := range commands {
@@ -178,4 +179,26 @@ func writeSamples(b *bytes.Buffer, w *model.Weights, tok *model.Tokenizer) {
 		fmt.Fprintf(b, "* **%s, greedy**: %s\n", name, mdQuote(train.Generate(w, tok, c.Uniform(g), samplePrompt, greedy)))
 		fmt.Fprintf(b, "* **%s, sampled**: %s\n", name, mdQuote(train.Generate(w, tok, c.Uniform(g), samplePrompt, sampled)))
 	}
+}
+
+// baselineCommands is a shell script that trains the four full-scale
+// baselines with the default model's training command (its -loss-weights
+// dropped, -baseline and -out set) and renders RESULTS.md with them.
+func baselineCommands(trainCommand string, f *fullScale) string {
+	var flags []string
+	fields := strings.Fields(strings.TrimPrefix(trainCommand, "matedge train"))
+	for i := 0; i < len(fields); i++ {
+		switch fields[i] {
+		case "-out", "-loss-weights", "-checkpoint", "-baseline":
+			i++ // and its value
+			continue
+		case "-resume":
+			continue
+		}
+		flags = append(flags, fields[i])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "for z in S M L XL; do bin/matedge train %s -baseline $z -out runs/baseline-$z.matw; done\n", strings.Join(flags, " "))
+	fmt.Fprintf(&b, "bin/matedge compare %s -baselines runs/baseline-S.matw,runs/baseline-M.matw,runs/baseline-L.matw,runs/baseline-XL.matw", shellJoin(f.args))
+	return b.String()
 }
