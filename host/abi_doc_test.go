@@ -584,12 +584,12 @@ func TestDocOutputBuffer(t *testing.T) {
 	}
 }
 
-// TestDocTablesWellFormed: every table row in the ABI documents belongs to a
-// table with a header and a separator row and has as many cells as its
-// header, so that no row renders as stray text.
+// TestDocTablesWellFormed: every table row in the ABI documents and
+// ARCHITECTURE.md belongs to a table with a header and a separator row and
+// has as many cells as its header, so that no row renders as stray text.
 func TestDocTablesWellFormed(t *testing.T) {
 	separator := regexp.MustCompile(`^\|[-:| ]+\|$`)
-	for _, path := range []string{"../wasm/ABI.md", "../webgpu/ABI.md"} {
+	for _, path := range []string{"../wasm/ABI.md", "../webgpu/ABI.md", "../ARCHITECTURE.md"} {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -1,7 +1,7 @@
 // matmul: out[t][r] = Σ_c w[r][c] · x[t][c] for tokens t < tokens and rows
 // r < rows: matvec for a batch of tokens (prefill). Register blocked: each
 // invocation computes TILE rows × TILE tokens, which beat shared-memory tiles
-// on lavapipe and SwiftShader (DESIGN.md). Sums run over c in order, like
+// on lavapipe and SwiftShader (ARCHITECTURE.md). Sums run over c in order, like
 // model.Dot.
 
 struct Params { rows: u32, cols: u32, tokens: u32, w_offset: u32, x_offset: u32, out_offset: u32 }

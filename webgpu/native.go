@@ -15,7 +15,7 @@ import (
 // wgpu-native finds (on a CPU-only Linux box, Mesa's lavapipe). Without one
 // it returns an error wrapping ErrNoAdapter.
 //
-// It works around cogentcore/webgpu v0.23.0 (DESIGN.md): the adapter's
+// It works around cogentcore/webgpu v0.23.0 (ARCHITECTURE.md): the adapter's
 // MaxPushConstantSize is garbage and is zeroed before RequestDevice; waits
 // poll without blocking (Poll(true) gives up after 5 s and frees resources
 // in flight); compute passes are released before Finish; and every argument

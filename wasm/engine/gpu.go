@@ -14,10 +14,14 @@ import (
 )
 
 // gpu is the backend that runs the network with the WGSL kernels of package
-// shaders on a webgpu.Device. It outlives a sequence: its weight buffers are
-// sized for XL once and filled entry by entry (weights.Header.Entries) as
-// mixes need them, so switching S → XL uploads only the rows S lacked and
-// switching back uploads nothing.
+// shaders on a webgpu.Device. It outlives a sequence: its weight buffers hold
+// every shared tensor whole and each layer's FFN matrices only up to the
+// widest granularity a mix has run with on that layer — S's rows at first;
+// prepare grows them (grow copies the rows already on the device) and never
+// shrinks them — and they are filled entry by entry (weights.Header.Entries)
+// as mixes need them. Switching S → XL therefore uploads only the rows S
+// lacked, and switching back uploads nothing. A change of precision rebuilds
+// them (Engine.startGPU).
 //
 // One step runs every queued token (the prompt in batches of up to batch
 // rows with matmul; a decoded token with matvec), samples on the device

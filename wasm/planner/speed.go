@@ -19,9 +19,9 @@ type speed struct {
 // has GFLOPs = GBps/2.
 var assumed = map[string]Benchmark{
 	// Scalar Go inside wasm: about a tenth of native Go's 5.4 GFLOP/s
-	// (DESIGN.md), less what the browser and other tabs take.
+	// (ARCHITECTURE.md), less what the browser and other tabs take.
 	"cpu": {Backend: BackendCPU, GBps: 0.6, GFLOPs: 0.3, StepOverheadMicros: 200},
-	// SwiftShader and lavapipe: 1–4 GFLOP/s on the matmuls DESIGN.md measured.
+	// SwiftShader and lavapipe: 1–4 GFLOP/s on the matmuls ARCHITECTURE.md lists.
 	"fallback": {Backend: BackendGPU, GBps: 2, GFLOPs: 1, StepOverheadMicros: 2000},
 	// An integrated GPU streams from shared LPDDR; half of a low-end part's bandwidth.
 	"integrated-gpu": {Backend: BackendGPU, GBps: 10, GFLOPs: 5, StepOverheadMicros: 2000},

@@ -10,9 +10,10 @@ import { join } from 'node:path';
 export const CHROMIUM = process.env.MATEDGE_CHROMIUM || '/usr/bin/chromium';
 
 /**
- * FLAGS are the ones DESIGN.md verified — new headless, WebGPU on, nothing
- * phoning home — and --hide-scrollbars, so that screenshots show the page as a
- * phone does (overlay scrollbars) rather than cropped by a 15 px gutter.
+ * FLAGS are the ones ARCHITECTURE.md records as verified — new headless,
+ * WebGPU on, nothing phoning home — and --hide-scrollbars, so that screenshots
+ * show the page as a phone does (overlay scrollbars) rather than cropped by a
+ * 15 px gutter.
  */
 export const FLAGS = ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
