@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"os"
 	"strconv"
 	"testing"
@@ -23,7 +24,9 @@ const austenValidationSHA256 = "e627d744ae4460a812fe43ebfcee818d0b61425ba529ac93
 // TestDefaultModelQuality evaluates the embedded default model on the Austen
 // validation split and checks that it reproduces the smallest granularity's
 // validation loss stored in its header (the others are the same code on
-// more rows).
+// more rows). The header was measured by the training binary, whose kernel
+// set (model.Kernels) may round differently from this test's, so the loss
+// must agree to float32 rounding accumulated over the network: 1e-4 nats.
 func TestDefaultModelQuality(t *testing.T) {
 	w, h, err := weights.Load(bytes.NewReader(defaultmodel.Bytes), int64(len(defaultmodel.Bytes)))
 	if err != nil {
@@ -57,7 +60,7 @@ func TestDefaultModelQuality(t *testing.T) {
 	}
 	ids := h.Tokenizer.NewEncoder().Encode(text)
 	loss, n := Evaluate(w, mix, ids, seqLen, 4)
-	if n != want.Tokens || loss != want.LossNatsPerToken {
+	if n != want.Tokens || math.Abs(loss-want.LossNatsPerToken) > 1e-4 {
 		t.Errorf("Evaluate(default, %s, validation) = %.6f nats/token over %d tokens; header says %.6f over %d",
 			want.Mix, loss, n, want.LossNatsPerToken, want.Tokens)
 	}
