@@ -8,6 +8,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -617,5 +618,41 @@ func TestDocTablesWellFormed(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDocFeedNonFinite: an entry with a correct checksum but a NaN is
+// dropped with ERR_FORMAT, as wasm/ABI.md says of feed.
+func TestDocFeedNonFinite(t *testing.T) {
+	ctx := context.Background()
+	file := tinyFile(t, weights.Random(weights.TinyConfig(), 7))
+	h, err := weights.ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append([]byte(nil), file[h.DataStart:]...)
+	bad := &h.Entries[2]
+	copy(data[bad.Offset+8:], []byte{0x00, 0x00, 0xc0, 0x7f}) // a quiet NaN
+	bad.CRC32C = weights.Checksum(data[bad.Offset : bad.Offset+bad.Length])
+	header := mustMsgpack(t, h)
+	crafted := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte(weights.Magic), weights.Version), uint32(len(header)))
+	crafted = append(crafted, header...)
+	crafted = append(crafted, make([]byte, (weights.Align-len(crafted)%weights.Align)%weights.Align)...)
+	dataStart := int64(len(crafted))
+	crafted = append(crafted, data...)
+
+	m := startWith(t, Config{GPU: webgpuhost.NoGPU})
+	if _, err := m.ReadHeader(ctx, bytes.NewReader(crafted), int64(len(crafted))); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Feed(ctx, dataStart, data); !errors.Is(err, ErrFormat) {
+		t.Fatalf("feed of an entry holding a NaN = %v; want ERR_FORMAT", err)
+	}
+	mi, err := m.SetMix(ctx, "XL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []weights.Range{{Offset: dataStart + bad.Offset, Length: bad.Length}}; !slices.Equal(mi.Missing, want) {
+		t.Errorf("after a NaN, missing = %v; want only %s's bytes %v", mi.Missing, bad.Tensor, want)
 	}
 }

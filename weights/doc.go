@@ -135,8 +135,11 @@
 // A reader checks, before trusting anything: the magic, the version (a newer
 // one is refused with a hint), the header length (at most 64 MiB), the config,
 // that the entries cover every tensor exactly once in row order without overlap
-// and inside data_size, that the file is as long as the header says, and each
-// entry's checksum before its bytes are used.
+// and inside data_size, that the file is as long as the header says, and,
+// before an entry's bytes are used, its checksum and then that none of its
+// values is NaN or ±Inf (exponent bits all ones). A non-finite value under a
+// correct checksum is a bad file, not a bad download: fetching it again
+// cannot help. Writers refuse to write one.
 //
 // # Checksums
 //
