@@ -133,13 +133,14 @@
 // layer.
 //
 // A reader checks, before trusting anything: the magic, the version (a newer
-// one is refused with a hint), the header length (at most 64 MiB), the config,
-// that the entries cover every tensor exactly once in row order without overlap
-// and inside data_size, that the file is as long as the header says, and,
-// before an entry's bytes are used, its checksum and then that none of its
-// values is NaN or ±Inf (exponent bits all ones). A non-finite value under a
-// correct checksum is a bad file, not a bad download: fetching it again
-// cannot help. Writers refuse to write one.
+// one is refused with a hint), the header length (at most 64 MiB), the config
+// (the ranges model.Config.Validate states), that the entries cover every
+// tensor exactly once in row order without overlap and inside data_size, that
+// the file is as long as the header says, and, before an entry's bytes are
+// used, its checksum and then that none of its values is NaN or ±Inf
+// (exponent bits all ones). A non-finite value under a correct checksum is a
+// bad file, not a bad download: fetching it again cannot help. Writers refuse
+// to write one.
 //
 // # Checksums
 //
@@ -189,7 +190,8 @@
 // A trained file's quality meta is a JSON list (Quality), one element per
 // uniform granularity and, when the model has more than one granularity and
 // more than one layer, one for each of two Mix'n'Match models: layer l at
-// granularity ⌊l·G/layers⌋ ("grows with depth") and that list reversed. An
+// granularity ⌊l·G/layers⌋ ("grows with depth") and that list reversed
+// (model.Config.PresetMixes). An
 // element of the default model's table:
 //
 //	{"mix":"S","non_embedding_params":361600,"loss_nats_per_token":4.483003236393556,
@@ -197,7 +199,8 @@
 //
 // mix is a mix spec (a granularity name, or one per layer joined by
 // commas). The losses are measured on the corpus's validation text as
-// matedge eval measures them, with the window S = seq_len:
+// matedge eval measures them (train.Evaluate, train.MeasureQuality), with the
+// window S = seq_len:
 //
 //   - The whole text is tokenized once, giving ids (n = len(ids)).
 //   - Full windows w = 0, 1, … while (w+1)·S ≤ n−1: each starts with an empty

@@ -420,3 +420,36 @@ func crossEntropy(logits []float32, target int) float64 {
 	}
 	return math.Log(sum) + maxv - float64(logits[target])
 }
+
+// TestDocQualityMixes checks doc.go's list of the mixes a quality table
+// holds against model.Config.PresetMixes.
+func TestDocQualityMixes(t *testing.T) {
+	for _, layers := range []int{1, 3, 4, 6} {
+		c := weights.TinyConfig()
+		c.Layers = layers
+		G := c.Granularities()
+		var want []model.Mix
+		for g := range G {
+			want = append(want, c.Uniform(g))
+		}
+		if layers > 1 && G > 1 {
+			grow := make(model.Mix, layers)
+			for l := range grow {
+				grow[l] = l * G / layers // ⌊l·G/layers⌋
+			}
+			shrink := slices.Clone(grow)
+			slices.Reverse(shrink)
+			want = append(want, grow, shrink)
+		}
+		got := c.PresetMixes()
+		if len(got) != len(want) {
+			t.Fatalf("%d layers: PresetMixes = %v; doc.go says %v", layers, got, want)
+		}
+		for i := range got {
+			if !slices.Equal(got[i], want[i]) {
+				t.Errorf("%d layers: PresetMixes = %v; doc.go says %v", layers, got, want)
+				break
+			}
+		}
+	}
+}
