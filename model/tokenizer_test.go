@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -58,4 +59,43 @@ func TestTokenizerValidateBounds(t *testing.T) {
 	if n := len(tok.Piece(256 + 7)); n != MaxPieceLen {
 		t.Fatalf("piece 263 is %d bytes; want %d", n, MaxPieceLen)
 	}
+}
+
+// FuzzTokenizerValidate: any merge list that validates builds pieces within
+// the bounds, and round-trips text. Merges come from the input two bytes
+// (little-endian) per id, so the fuzzer reaches long chains of merges.
+func FuzzTokenizerValidate(f *testing.F) {
+	enc := func(m [][2]int) []byte {
+		var b []byte
+		for _, p := range m {
+			b = append(b, byte(p[0]), byte(p[0]>>8), byte(p[1]), byte(p[1]>>8))
+		}
+		return b
+	}
+	f.Add(enc(doubling(8)), []byte("aaaaaaaaaaaaaaaaaaaaa"))
+	f.Add(enc(doubling(9)), []byte("aaaa"))
+	f.Add(enc([][2]int{{'a', 'b'}, {256, 'c'}, {257, 256}}), []byte("abcab abc"))
+	f.Fuzz(func(t *testing.T, b []byte, text []byte) {
+		var tok Tokenizer
+		for i := 0; i+4 <= len(b); i += 4 {
+			tok.Merges = append(tok.Merges, [2]int{int(b[i]) | int(b[i+1])<<8, int(b[i+2]) | int(b[i+3])<<8})
+		}
+		if tok.Validate() != nil {
+			return
+		}
+		total := 0
+		for id := range tok.Size() {
+			n := len(tok.Piece(id))
+			if n > MaxPieceLen {
+				t.Fatalf("piece %d is %d bytes", id, n)
+			}
+			total += n
+		}
+		if total > MaxPiecesBytes {
+			t.Fatalf("pieces total %d bytes", total)
+		}
+		if got := tok.Decode(tok.Encode(text)); !bytes.Equal(got, text) {
+			t.Fatalf("Decode(Encode(%q)) = %q", text, got)
+		}
+	})
 }
