@@ -197,11 +197,3 @@ func TestEvalDefaultModel(t *testing.T) {
 		t.Fatalf("eval -json = %q", embedded)
 	}
 }
-
-func TestShellJoin(t *testing.T) {
-	got := shellJoin([]string{"compare", "-ablate-weights", "1,1,1,1 1,1,1,3", "-note", "it's", ""})
-	want := `compare -ablate-weights '1,1,1,1 1,1,1,3' -note 'it'\''s' ''`
-	if got != want {
-		t.Fatalf("shellJoin = %s; want %s", got, want)
-	}
-}

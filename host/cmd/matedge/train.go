@@ -14,6 +14,7 @@ import (
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights"
+	"github.com/matedge/matedge/weights/experiment"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -136,7 +137,7 @@ each document is held out for validation.`)
 		if tr, err = train.New(opts, tok, trainIDs, validIDs); err != nil {
 			return err
 		}
-		tr.Meta = map[string]string{"command": "matedge train " + shellJoin(args)}
+		tr.Meta = map[string]string{"command": "matedge train " + experiment.ShellJoin(args)}
 	}
 	o := tr.Options
 	fmt.Fprintf(os.Stderr, "model: dim %d, %d layers, %d heads, FFN widths %v, context %d, vocab %d; %d non-embedding params (largest), %d in all\n",
@@ -164,7 +165,7 @@ each document is held out for validation.`)
 	meta := map[string]string{
 		"corpus":        corpus.Name,
 		"corpus_sha256": corpus.SHA256,
-		"command":       "matedge train " + shellJoin(args),
+		"command":       "matedge train " + experiment.ShellJoin(args),
 		"seed":          strconv.FormatUint(o.Seed, 10),
 		"steps":         strconv.Itoa(o.Steps),
 		"seq_len":       strconv.Itoa(o.SeqLen),
