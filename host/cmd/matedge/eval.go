@@ -24,10 +24,12 @@ type evalResult struct {
 
 func runEval(args []string) error {
 	fs := newFlags("eval", "-text FILE [-model PATH] [flags]", `Measures the cross-entropy of one submodel of a weights file (the embedded
-default model when -model is not given) on a text, natively on the CPU: nats per token (of the file's own tokenizer) and bits per
-byte (comparable across tokenizers). The text is cut into windows of the
-sequence length the model was trained with (its "seq_len" meta), each starting
-with an empty context, as training's validation does.
+default model when -model is not given) on a text, natively on the CPU: nats
+per token (of the file's own tokenizer) and bits per byte (comparable across
+tokenizers). The text is cut into windows of the sequence length the model was
+trained with (its "seq_len" meta), each starting with an empty context, as
+training's validation does; weights/doc.go ("Quality and evaluation") gives
+the exact windows and formulas.
 
 -text takes a file, or austen / opticks for the validation split of that
 corpus: the split the quality table in a trained file's header was measured on.`)
