@@ -104,6 +104,17 @@ func TestDataSizeOverflow(t *testing.T) {
 			t.Errorf("data size %d: Verify = %v; want ErrTruncated", size, err)
 		}
 	}
+	// With the file size unknown (a download), a data section that would end
+	// past 2^63 is refused; one that ends at 2^63-1 is not (it is refused
+	// later, by what it would cost).
+	bad := rewriteHeader(t, file, func(h *Header) { h.DataSize = math.MaxInt64 })
+	if _, err := ParseHeader(bad, -1); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ParseHeader(data size 2^63-1, file size unknown) = %v; want ErrCorrupt", err)
+	}
+	bad = rewriteHeader(t, file, func(h *Header) { h.DataSize = math.MaxInt64 - h.DataStart })
+	if _, err := ParseHeader(bad, -1); err != nil {
+		t.Errorf("ParseHeader(data ending at 2^63-1, file size unknown) = %v; want nil", err)
+	}
 	// A file size smaller than the data start.
 	if _, err := ParseHeader(file, h.DataStart-1); !errors.Is(err, ErrTruncated) {
 		t.Errorf("ParseHeader(file size %d < data start %d) = %v; want ErrTruncated", h.DataStart-1, h.DataStart, err)
@@ -346,6 +357,8 @@ func boundarySeeds(t testing.TB) []fuzzSeed {
 	})
 	for name, v := range ints {
 		add("data-size-"+name, func(h *Header) { h.DataSize = v })
+		add("data-size-"+name+"-file-size-unknown", func(h *Header) { h.DataSize = v })
+		seeds[len(seeds)-1].size = -1
 	}
 	add("data-size-wraps-start", func(h *Header) { h.DataSize = math.MaxInt64 - h.DataStart + 1 })
 	add("data-size-exact-minus-one", func(h *Header) { h.DataSize-- })

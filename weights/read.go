@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -59,6 +60,11 @@ func ParseHeader(b []byte, fileSize int64) (*Header, error) {
 	// the file and may be anything up to 2^63-1.
 	if fileSize >= 0 && (fileSize < h.DataStart || fileSize-h.DataStart < h.DataSize) {
 		return nil, fmt.Errorf("weights: %w: file has %d bytes, header describes %d bytes of data from byte %d", ErrTruncated, fileSize, h.DataSize, h.DataStart)
+	}
+	// With the size unknown, at least the data's end must be a file offset:
+	// then no DataStart + Offset + Length of a valid entry wraps.
+	if h.DataSize > math.MaxInt64-h.DataStart {
+		return nil, fmt.Errorf("weights: %w: %d bytes of data from byte %d end past 2^63", ErrCorrupt, h.DataSize, h.DataStart)
 	}
 	return &h, nil
 }
