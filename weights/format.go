@@ -27,7 +27,7 @@ var (
 	ErrTruncated = errors.New("weights file is truncated")
 	ErrCorrupt   = errors.New("weights header is inconsistent")
 	ErrChecksum  = errors.New("checksum mismatch")
-	ErrTooLarge  = errors.New("weights header too large")
+	ErrTooLarge  = errors.New("weights header too large") // or the data it describes: past 2^63 bytes, or past what the reader can hold
 
 	// ErrNonFinite: a tensor holds NaN or ±Inf under a correct checksum. It
 	// also matches ErrCorrupt (errors.Is), so hosts that refuse a bad file on

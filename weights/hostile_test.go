@@ -108,8 +108,8 @@ func TestDataSizeOverflow(t *testing.T) {
 	// past 2^63 is refused; one that ends at 2^63-1 is not (it is refused
 	// later, by what it would cost).
 	bad := rewriteHeader(t, file, func(h *Header) { h.DataSize = math.MaxInt64 })
-	if _, err := ParseHeader(bad, -1); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("ParseHeader(data size 2^63-1, file size unknown) = %v; want ErrCorrupt", err)
+	if _, err := ParseHeader(bad, -1); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ParseHeader(data size 2^63-1, file size unknown) = %v; want ErrTooLarge", err)
 	}
 	bad = rewriteHeader(t, file, func(h *Header) { h.DataSize = math.MaxInt64 - h.DataStart })
 	if _, err := ParseHeader(bad, -1); err != nil {

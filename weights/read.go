@@ -64,7 +64,7 @@ func ParseHeader(b []byte, fileSize int64) (*Header, error) {
 	// With the size unknown, at least the data's end must be a file offset:
 	// then no DataStart + Offset + Length of a valid entry wraps.
 	if h.DataSize > math.MaxInt64-h.DataStart {
-		return nil, fmt.Errorf("weights: %w: %d bytes of data from byte %d end past 2^63", ErrCorrupt, h.DataSize, h.DataStart)
+		return nil, fmt.Errorf("weights: %w: %d bytes of data from byte %d end past 2^63", ErrTooLarge, h.DataSize, h.DataStart)
 	}
 	return &h, nil
 }
