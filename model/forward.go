@@ -18,6 +18,7 @@ type State struct {
 	valueCache []float32 // [layers][context][dim]
 	ropeCos    []float32 // [context][headDim/2]
 	ropeSin    []float32 // [context][headDim/2]
+	many       []float32 // [tokens][vocab] logits of the last ForwardMany
 }
 
 // NewState allocates the activations and KV cache for one sequence of up to

@@ -1,0 +1,177 @@
+package model
+
+// Self-speculative decoding (MatFormer's third result): a small nested
+// submodel, the draft, proposes k tokens; the verifier checks all of them in
+// one ForwardMany and keeps the longest agreeing prefix plus one token of its
+// own. The draft is a prefix of the verifier's weights, so it costs no extra
+// memory, and the two can share one KV cache: the verifier overwrites the
+// draft's keys and values at every position it checks, so the draft always
+// attends to the verifier's history.
+
+// Speculator decodes with a draft and a verifier Mix of the same weights.
+type Speculator struct {
+	Weights *Weights
+	Draft   Mix
+	Verify  Mix
+	K       int // tokens the draft proposes per round (≥ 1)
+	// Shared makes draft and verifier use one KV cache; otherwise the draft
+	// keeps its own, which costs another [layers][context][dim] × 2 floats.
+	Shared bool
+	// Temperature 0 is greedy: the output is exactly the verifier's greedy
+	// decoding. Above 0, tokens are drawn from softmax(logits/Temperature)
+	// with the speculative sampling rule, so the output has the verifier's
+	// distribution.
+	Temperature float32
+	RNG         *RNG
+}
+
+// SpecStats counts what a speculative decode did.
+type SpecStats struct {
+	Rounds   int // draft-and-verify rounds
+	Proposed int // draft tokens proposed
+	Accepted int // draft tokens the verifier kept
+	Emitted  int // tokens output (accepted + one per round, up to the limit)
+}
+
+// AcceptanceRate is the share of proposed draft tokens the verifier kept.
+func (s SpecStats) AcceptanceRate() float64 {
+	return float64(s.Accepted) / float64(max(s.Proposed, 1))
+}
+
+// Generate continues prompt (at least one token) with up to n new tokens,
+// stopping early when the context is full.
+func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
+	c := sp.Weights.Config
+	if len(prompt) == 0 || len(prompt) > c.Context || sp.K < 1 {
+		panic("model: Speculator.Generate: empty or too long prompt, or K < 1")
+	}
+	verifier := NewState(c)
+	draft := verifier
+	if !sp.Shared {
+		draft = NewState(c)
+	}
+	// The verifier has read the prompt up to its last token, which is the
+	// "current" token of the first round, at position pos.
+	if len(prompt) > 1 {
+		ForwardMany(sp.Weights, verifier, sp.Verify, prompt[:len(prompt)-1], 0)
+		if !sp.Shared {
+			ForwardMany(sp.Weights, draft, sp.Draft, prompt[:len(prompt)-1], 0)
+		}
+	}
+	pos, cur := len(prompt)-1, prompt[len(prompt)-1]
+	var out []int
+	var st SpecStats
+	vocab := c.Vocab
+	for len(out) < n && pos < c.Context {
+		// The draft proposes up to k tokens (fewer near the end of the context
+		// or of n), keeping each one's distribution for the sampling rule.
+		k := min(sp.K, n-len(out)-1, c.Context-1-pos)
+		proposal := make([]int, 0, k)
+		dists := make([][]float32, 0, k)
+		tok := cur
+		for i := range k {
+			logits := Forward(sp.Weights, draft, sp.Draft, tok, pos+i)
+			q := append([]float32(nil), logits...)
+			tok = sp.pick(q)
+			proposal, dists = append(proposal, tok), append(dists, q)
+		}
+		// The verifier reads cur and the proposal: k+1 predictions.
+		logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+		st.Rounds++
+		st.Proposed += k
+		accepted := 0
+		var next int
+		for i := 0; ; i++ {
+			p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)
+			if i == k {
+				next = sp.pick(p) // every proposal kept: the verifier's own next token
+				break
+			}
+			if ok, corrected := sp.accept(p, dists[i], proposal[i]); !ok {
+				next = corrected
+				break
+			}
+			accepted++
+		}
+		st.Accepted += accepted
+		out = append(out, proposal[:accepted]...)
+		out = append(out, next)
+		pos += accepted + 1
+		cur = next
+		if !sp.Shared && k > 0 && accepted == k {
+			// The draft never read its last proposal; its cache at that
+			// position must hold the draft's own keys and values.
+			Forward(sp.Weights, draft, sp.Draft, proposal[k-1], pos-1)
+		}
+	}
+	if len(out) > n {
+		out = out[:n]
+	}
+	st.Emitted = len(out)
+	return out, st
+}
+
+// pick draws a token from logits (greedy at temperature 0) and leaves the
+// distribution it drew from in logits.
+func (sp *Speculator) pick(logits []float32) int {
+	if sp.Temperature <= 0 {
+		return Argmax(logits)
+	}
+	toDistribution(logits, sp.Temperature)
+	return drawFrom(logits, sp.RNG.Float32())
+}
+
+// accept applies the verifier's test to a draft token, given the verifier's
+// logits p (turned into its distribution) and the draft's distribution q.
+// Greedy: keep it if it is the verifier's argmax, else correct to that. Sampled
+// (Leviathan et al. 2023): keep it with probability min(1, p/q), else draw
+// from the residual max(0, p − q), normalized.
+func (sp *Speculator) accept(p, q []float32, token int) (bool, int) {
+	if sp.Temperature <= 0 {
+		best := Argmax(p)
+		return best == token, best
+	}
+	toDistribution(p, sp.Temperature)
+	if u := sp.RNG.Float32(); q[token] > 0 && u*q[token] < p[token] {
+		return true, token
+	}
+	var total float32
+	for i := range p {
+		p[i] = max(p[i]-q[i], 0)
+		total += p[i]
+	}
+	if total == 0 { // p ≤ q everywhere only when p = q: any draw from p is exact
+		return true, token
+	}
+	return false, drawFrom(p, sp.RNG.Float32())
+}
+
+// toDistribution turns logits into softmax(logits / temperature) in place.
+func toDistribution(logits []float32, temperature float32) {
+	for i := range logits {
+		logits[i] /= temperature
+	}
+	Softmax(logits)
+}
+
+// drawFrom returns the first index where the running sum of weights exceeds
+// u times their total.
+func drawFrom(weights []float32, u float32) int {
+	var total float32
+	for _, v := range weights {
+		total += v
+	}
+	u *= total
+	for i, v := range weights {
+		u -= v
+		if u < 0 {
+			return i
+		}
+	}
+	for i := len(weights) - 1; i > 0; i-- {
+		if weights[i] > 0 {
+			return i
+		}
+	}
+	return 0
+}
