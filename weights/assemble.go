@@ -39,22 +39,20 @@ type pending struct {
 	ready bool       // verified
 }
 
-// NewAssembler prepares zeroed weights for the smallest submodel of the
-// model h describes. h must be valid (Validate; ParseHeader's headers are):
-// in particular its entries are in file order and do not overlap.
+// NewAssembler prepares to assemble the model h describes. h must be valid
+// (Validate; ParseHeader's headers are): in particular its entries are in
+// file order and do not overlap. Weights stays nil until the first Reserve,
+// or the first Feed of an entry's bytes, allocates them: for the smallest
+// submodel, or the mix reserved, so that reserving XL first allocates XL's
+// weights alone and not S's as well.
 func NewAssembler(h *Header) *Assembler {
-	rows := make([]int, h.Config.Layers)
-	for l := range rows {
-		rows[l] = h.Config.FFNWidths[0]
-	}
 	// Index tensor names once: looking each entry's tensor up by name in
 	// Tensors() costs O(tensors) per entry, hours for a 1024-layer model.
 	index := map[string]int{}
 	for i, t := range model.Layout(h.Config) {
 		index[t.Name] = i
 	}
-	a := &Assembler{Header: h, Weights: model.NewNestedWeights(h.Config, rows),
-		entries: make([]pending, len(h.Entries)), tensor: make([]int, len(h.Entries))}
+	a := &Assembler{Header: h, entries: make([]pending, len(h.Entries)), tensor: make([]int, len(h.Entries))}
 	for i, e := range h.Entries {
 		if t, ok := index[e.Tensor]; ok {
 			a.tensor[i] = t
@@ -69,17 +67,30 @@ func NewAssembler(h *Header) *Assembler {
 // grows the weights by itself when an entry needs more rows; reserving first
 // avoids growing them layer by layer.
 func (a *Assembler) Reserve(mix model.Mix) {
-	rows := append([]int(nil), a.Weights.NestedRows...)
-	grow := false
+	c := a.Header.Config
+	var rows []int
+	if a.Weights == nil {
+		rows = make([]int, c.Layers)
+		for l := range rows {
+			rows[l] = c.FFNWidths[0]
+		}
+	} else {
+		rows = append(rows, a.Weights.NestedRows...)
+	}
+	grow := a.Weights == nil
 	for l, g := range mix {
-		if w := a.Header.Config.FFNWidths[g]; w > rows[l] {
+		if w := c.FFNWidths[g]; w > rows[l] {
 			rows[l], grow = w, true
 		}
 	}
 	if !grow {
 		return
 	}
-	bigger := model.NewNestedWeights(a.Header.Config, rows)
+	bigger := model.NewNestedWeights(c, rows)
+	if a.Weights == nil {
+		a.Weights = bigger
+		return
+	}
 	old := a.Weights.Tensors()
 	for i, t := range bigger.Tensors() {
 		copy(t.Data, old[i].Data) // nested tensors: the rows already there (and bytes of incomplete entries) are a prefix
@@ -93,6 +104,9 @@ func (a *Assembler) rows(i int) ([]float32, error) {
 	e := a.Header.Entries[i]
 	if a.tensor[i] < 0 {
 		return nil, fmt.Errorf("weights: entry %d: %w: unknown tensor %q", i, ErrCorrupt, e.Tensor)
+	}
+	if a.Weights == nil {
+		a.Reserve(a.Header.Config.Uniform(0))
 	}
 	t := a.view(i)
 	if t.Nested && e.RowEnd > t.Shape[0] {

@@ -496,3 +496,29 @@ func TestWriteRefusesUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveAllocatesOnce: reserving the largest mix first allocates its
+// weights and nothing for a smaller one that would be copied and dropped.
+func TestReserveAllocatesOnce(t *testing.T) {
+	c := TinyConfig()
+	c.Dim = 128 // weights large beside the fixed cost of naming tensors
+	var buf bytes.Buffer
+	if err := Write(&buf, Random(c, 1), model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	h, err := ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xl := h.Config.Uniform(h.Config.Granularities() - 1)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	a := NewAssembler(h)
+	a.Reserve(xl)
+	runtime.ReadMemStats(&after)
+	weightBytes := uint64(4 * len(a.Weights.Data))
+	if got := after.TotalAlloc - before.TotalAlloc; got > weightBytes+weightBytes/10 {
+		t.Errorf("NewAssembler + Reserve(XL) allocated %d bytes; XL's weights are %d", got, weightBytes)
+	}
+}
