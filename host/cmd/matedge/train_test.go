@@ -87,3 +87,32 @@ func TestScaling(t *testing.T) {
 		t.Errorf("scaling -dims 8,12: exit %d, stderr %q; want a refusal", code, stderr)
 	}
 }
+
+// TestSpeculate checks that speculative decoding of the tiny fixture gives
+// the verifier's greedy tokens for every draft, k and cache mode, and that a
+// separate draft cache is reported as twice the memory.
+func TestSpeculate(t *testing.T) {
+	run := matedge(t)
+	stdout, stderr, code := run("speculate", "-model", filepath.Join("..", "..", "..", "weights", "testdata", "tiny.matw"),
+		"-text", "opticks", "-prompts", "2", "-prompt-tokens", "8", "-n", "12", "-k", "1,3", "-json")
+	if code != 0 {
+		t.Fatalf("matedge speculate: exit %d\n%s", code, stderr)
+	}
+	var out struct {
+		Rows []specRow `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("speculate -json printed %q: %v", stdout, err)
+	}
+	if len(out.Rows) != 3*2*2 {
+		t.Fatalf("%d rows; want 3 drafts × 2 k × 2 cache modes", len(out.Rows))
+	}
+	for _, r := range out.Rows {
+		if !r.SameAsVerifier || r.AcceptanceRate < 0 || r.AcceptanceRate > 1 {
+			t.Errorf("row %+v: want the verifier's tokens and a rate in [0, 1]", r)
+		}
+	}
+	if out.Rows[1].CacheBytes != 2*out.Rows[0].CacheBytes {
+		t.Errorf("separate cache %d bytes; shared %d", out.Rows[1].CacheBytes, out.Rows[0].CacheBytes)
+	}
+}
