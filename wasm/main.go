@@ -47,7 +47,31 @@ func fail(code int32, err error) int32 {
 	return code
 }
 
-func failErr(err error) int32 { return fail(abi.Code(err), err) }
+func failErr(err error) int32 { return fail(statusOf(err), err) }
+
+// statusOf maps an engine or weights error to its ABI status code.
+func statusOf(err error) int32 {
+	switch {
+	case errors.Is(err, engine.ErrDone):
+		return abi.Done
+	case errors.Is(err, engine.ErrPending):
+		return abi.Pending
+	case errors.Is(err, engine.ErrArg):
+		return abi.ErrArg
+	case errors.Is(err, engine.ErrState):
+		return abi.ErrState
+	case errors.Is(err, weights.ErrChecksum):
+		return abi.ErrChecksum
+	case errors.Is(err, engine.ErrMissing):
+		return abi.ErrMissing
+	case errors.Is(err, engine.ErrBackend):
+		return abi.ErrBackend
+	case errors.Is(err, weights.ErrMagic), errors.Is(err, weights.ErrVersion), errors.Is(err, weights.ErrTruncated),
+		errors.Is(err, weights.ErrCorrupt), errors.Is(err, weights.ErrTooLarge):
+		return abi.ErrFormat
+	}
+	return abi.ErrInternal
+}
 
 func setOutput(v any) int32 {
 	b, err := msgpack.Marshal(v)

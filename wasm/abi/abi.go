@@ -4,9 +4,6 @@
 package abi
 
 import (
-	"errors"
-
-	"github.com/matedge/matedge/wasm/engine"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 )
@@ -29,30 +26,6 @@ const (
 	ErrInternal = -9 // a bug in the module (a recovered panic); the message says where
 )
 
-// Code maps an engine or weights error to its status code.
-func Code(err error) int32 {
-	switch {
-	case errors.Is(err, engine.ErrDone):
-		return Done
-	case errors.Is(err, engine.ErrPending):
-		return Pending
-	case errors.Is(err, engine.ErrArg):
-		return ErrArg
-	case errors.Is(err, engine.ErrState):
-		return ErrState
-	case errors.Is(err, weights.ErrChecksum):
-		return ErrChecksum
-	case errors.Is(err, engine.ErrMissing):
-		return ErrMissing
-	case errors.Is(err, engine.ErrBackend):
-		return ErrBackend
-	case errors.Is(err, weights.ErrMagic), errors.Is(err, weights.ErrVersion), errors.Is(err, weights.ErrTruncated),
-		errors.Is(err, weights.ErrCorrupt), errors.Is(err, weights.ErrTooLarge):
-		return ErrFormat
-	}
-	return ErrInternal
-}
-
 // ModelInfo is load_header's output.
 type ModelInfo struct {
 	Header        *weights.Header   `msgpack:"header"`
@@ -69,7 +42,15 @@ type MixInfo struct {
 }
 
 // Options is reset's input.
-type Options = engine.Options
+// Options configure one generation (reset's input).
+type Options struct {
+	Seed        uint64  `msgpack:"seed"`
+	Temperature float32 `msgpack:"temperature"` // 0: greedy
+	TopK        int     `msgpack:"top_k"`
+	TopP        float32 `msgpack:"top_p"`
+	Backend     string  `msgpack:"backend"`   // "cpu" (also ""), "gpu", or "auto": gpu when the host has an adapter
+	Precision   string  `msgpack:"precision"` // GPU weights: "f32" (also "") or "f16"; the CPU backend always uses f32
+}
 
 // PlanRequest is plan's input: what the host detected and what the caller
 // wants. Mix, when set, fixes the mix (a mix spec) and leaves only the

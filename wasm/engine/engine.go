@@ -17,6 +17,7 @@ import (
 	"fmt"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights"
 )
@@ -31,15 +32,8 @@ var (
 	ErrPending = errors.New("engine: waiting for a GPU readback; step again")
 )
 
-// Options configure one generation.
-type Options struct {
-	Seed        uint64  `msgpack:"seed"`
-	Temperature float32 `msgpack:"temperature"` // 0: greedy
-	TopK        int     `msgpack:"top_k"`
-	TopP        float32 `msgpack:"top_p"`
-	Backend     string  `msgpack:"backend"`   // "cpu" (also ""), "gpu", or "auto": gpu when the host has an adapter
-	Precision   string  `msgpack:"precision"` // GPU weights: "f32" (also "") or "f16"; the CPU backend always uses f32
-}
+// Options configure one generation; they are the ABI's document (abi.Options).
+type Options = abi.Options
 
 // Engine holds one model and one sequence.
 type Engine struct {
