@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -289,5 +290,60 @@ func TestPlan(t *testing.T) {
 	}
 	if _, err := start(t).Plan(ctx, abi.PlanRequest{}); !errors.Is(err, ErrState) {
 		t.Fatalf("plan before load_header = %v; want ErrState", err)
+	}
+}
+
+// TestSpeculativeInModule: with a draft, the module's greedy tokens are the
+// mix's own, and its sampled tokens are model.Speculator's for the same seed.
+func TestSpeculativeInModule(t *testing.T) {
+	w := weights.Random(weights.TinyConfig(), 7)
+	file := tinyFile(t, w)
+	c := w.Config
+	var tok model.Tokenizer
+	prompt := tok.Encode([]byte(testPrompt))
+	for _, tt := range []struct {
+		draft string
+		k     int
+		opts  abi.Options
+	}{
+		{"S", 1, abi.Options{}},
+		{"S", 4, abi.Options{}},
+		{"M,S,L", 3, abi.Options{Backend: "auto"}},
+		{"S", 3, abi.Options{Temperature: 0.8, Seed: 9}},
+	} {
+		t.Run(fmt.Sprintf("%s/k%d/t%g", tt.draft, tt.k, tt.opts.Temperature), func(t *testing.T) {
+			o := tt.opts
+			o.Draft, o.DraftTokens = tt.draft, tt.k
+			res, err := generate(t, file, "XL", o, 24)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := nativeGenerate(w, c.Uniform(3), testPrompt, 24, tt.opts)
+			if tt.opts.Temperature > 0 {
+				draft, err := c.ParseMix(tt.draft)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sp := model.Speculator{Weights: w, Draft: draft, Verify: c.Uniform(3), K: tt.k, Shared: true, Temperature: o.Temperature, RNG: model.NewRNG(o.Seed)}
+				want, _ = sp.Generate(prompt, 24)
+			}
+			if !slices.Equal(res.Tokens, want) {
+				t.Fatalf("module tokens %v\nwant %v", res.Tokens, want)
+			}
+			if res.Backend != "cpu" {
+				t.Fatalf("backend = %q; want cpu", res.Backend)
+			}
+		})
+	}
+	for _, o := range []abi.Options{
+		{Draft: "S", Backend: "gpu"},
+		{Draft: "S", DraftTokens: 65},
+		{DraftTokens: 3},
+		{Draft: "Q"},
+		{Draft: "S", Temperature: 0.8, TopK: 5},
+	} {
+		if _, err := generate(t, file, "XL", o, 4); err == nil {
+			t.Errorf("options %+v: no error", o)
+		}
 	}
 }

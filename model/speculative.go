@@ -45,70 +45,93 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	if len(prompt) == 0 || len(prompt) > c.Context || sp.K < 1 {
 		panic("model: Speculator.Generate: empty or too long prompt, or K < 1")
 	}
-	verifier := NewState(c)
-	draft := verifier
-	if !sp.Shared {
-		draft = NewState(c)
-	}
+	verifier, draft := sp.NewStates()
 	// The verifier has read the prompt up to its last token, which is the
 	// "current" token of the first round, at position pos.
-	if len(prompt) > 1 {
-		ForwardMany(sp.Weights, verifier, sp.Verify, prompt[:len(prompt)-1], 0)
-		if !sp.Shared {
-			ForwardMany(sp.Weights, draft, sp.Draft, prompt[:len(prompt)-1], 0)
-		}
-	}
+	sp.Prefill(verifier, draft, prompt[:len(prompt)-1], 0)
 	pos, cur := len(prompt)-1, prompt[len(prompt)-1]
 	var out []int
 	var st SpecStats
-	vocab := c.Vocab
 	for len(out) < n && pos < c.Context {
-		// The draft proposes up to k tokens (fewer near the end of the context
-		// or of n), keeping each one's distribution for the sampling rule.
-		k := min(sp.K, n-len(out)-1, c.Context-1-pos)
-		proposal := make([]int, 0, k)
-		dists := make([][]float32, 0, k)
-		tok := cur
-		for i := range k {
-			logits := Forward(sp.Weights, draft, sp.Draft, tok, pos+i)
-			q := append([]float32(nil), logits...)
-			tok = sp.pick(q)
-			proposal, dists = append(proposal, tok), append(dists, q)
-		}
-		// The verifier reads cur and the proposal: k+1 predictions.
-		logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+		// Always K, as a decoder that does not know n would: the same seed
+		// then gives the same tokens whoever drives the rounds.
+		tokens, accepted := sp.Round(verifier, draft, cur, pos, sp.K)
 		st.Rounds++
-		st.Proposed += k
-		accepted := 0
-		var next int
-		for i := 0; ; i++ {
-			p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)
-			if i == k {
-				next = sp.pick(p) // every proposal kept: the verifier's own next token
-				break
-			}
-			if ok, corrected := sp.accept(p, dists[i], proposal[i]); !ok {
-				next = corrected
-				break
-			}
-			accepted++
-		}
+		st.Proposed += len(tokens) - 1
 		st.Accepted += accepted
-		out = append(out, proposal[:accepted]...)
-		out = append(out, next)
-		pos += accepted + 1
-		cur = next
-		if !sp.Shared && k > 0 && accepted == k {
-			// The draft never read its last proposal; its cache at that
-			// position must hold the draft's own keys and values.
-			Forward(sp.Weights, draft, sp.Draft, proposal[k-1], pos-1)
-		}
+		out = append(out, tokens...)
+		pos += len(tokens)
+		cur = tokens[len(tokens)-1]
 	}
 	if len(out) > n {
 		out = out[:n]
 	}
 	st.Emitted = len(out)
 	return out, st
+}
+
+// NewStates allocates the verifier's state and the draft's: the same one
+// when the cache is shared.
+func (sp *Speculator) NewStates() (verifier, draft *State) {
+	verifier = NewState(sp.Weights.Config)
+	if sp.Shared {
+		return verifier, verifier
+	}
+	return verifier, NewState(sp.Weights.Config)
+}
+
+// Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache
+// (and the draft's, when separate).
+func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
+	if len(tokens) == 0 {
+		return
+	}
+	ForwardMany(sp.Weights, verifier, sp.Verify, tokens, pos)
+	if draft != verifier {
+		ForwardMany(sp.Weights, draft, sp.Draft, tokens, pos)
+	}
+}
+
+// Round is one draft-and-verify round from token cur at position pos, with
+// positions before pos in the caches. The draft proposes up to k tokens (fewer
+// near the end of the context); the verifier reads cur and the proposal in
+// one ForwardMany. It returns the proposal's accepted prefix followed by one
+// token of the verifier's own, and how many were accepted. Afterwards the
+// caches hold the verifier's keys and values for cur and the accepted tokens,
+// so the next round starts from the last returned token at pos+len(tokens).
+func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []int, accepted int) {
+	c := sp.Weights.Config
+	vocab := c.Vocab
+	k = max(min(k, c.Context-1-pos), 0)
+	proposal := make([]int, 0, k)
+	dists := make([][]float32, 0, k)
+	tok := cur
+	for i := range k {
+		logits := Forward(sp.Weights, draft, sp.Draft, tok, pos+i)
+		q := append([]float32(nil), logits...)
+		tok = sp.pick(q)
+		proposal, dists = append(proposal, tok), append(dists, q)
+	}
+	logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+	var next int
+	for i := 0; ; i++ {
+		p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)
+		if i == k {
+			next = sp.pick(p) // every proposal kept: the verifier's own next token
+			break
+		}
+		if ok, corrected := sp.accept(p, dists[i], proposal[i]); !ok {
+			next = corrected
+			break
+		}
+		accepted++
+	}
+	if draft != verifier && k > 0 && accepted == k {
+		// The draft never read its last proposal; its cache at that position
+		// must hold the draft's own keys and values.
+		Forward(sp.Weights, draft, sp.Draft, proposal[k-1], pos+k)
+	}
+	return append(proposal[:accepted:accepted], next), accepted
 }
 
 // pick draws a token from logits (greedy at temperature 0) and leaves the

@@ -169,6 +169,18 @@ func (e *Engine) Reset(o Options) error {
 	if o.Precision != "" && o.Precision != "f32" && o.Precision != "f16" {
 		return fmt.Errorf("%w: precision %q (want f32 or f16)", ErrArg, o.Precision)
 	}
+	if o.Draft != "" {
+		spec, err := e.speculator(o)
+		if err != nil {
+			return err
+		}
+		e.backend = spec
+		e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+		return nil
+	}
+	if o.DraftTokens != 0 {
+		return fmt.Errorf("%w: draft_tokens %d without a draft", ErrArg, o.DraftTokens)
+	}
 	switch o.Backend {
 	case "", "cpu":
 		e.backend = newCPU(e.asm.Weights, e.mix, o)
@@ -309,3 +321,69 @@ func (c *cpu) Start(tokens []int, pos int) error {
 }
 
 func (c *cpu) Token() (int, bool, error) { return c.token, true, nil }
+
+// speculator checks the options of speculative decoding and starts its
+// backend. It runs on the CPU: "auto" means the CPU with a draft, "gpu" is
+// refused.
+func (e *Engine) speculator(o Options) (*speculative, error) {
+	if o.Backend == "gpu" {
+		return nil, fmt.Errorf("%w: speculative decoding (draft %q) runs on the cpu backend only", ErrBackend, o.Draft)
+	}
+	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" {
+		return nil, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
+	}
+	if o.Draft == "auto" {
+		return nil, fmt.Errorf("%w: draft must be a mix, not auto", ErrArg)
+	}
+	draft, err := e.ParseMix(o.Draft)
+	if err != nil {
+		return nil, fmt.Errorf("draft: %w", err)
+	}
+	if missing := e.asm.Missing(draft); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, o.Draft, weights.Bytes(missing))
+	}
+	k := o.DraftTokens
+	if k == 0 {
+		k = 4
+	}
+	if k < 1 || k > 64 {
+		return nil, fmt.Errorf("%w: draft_tokens %d (want 1…64)", ErrArg, k)
+	}
+	if o.Temperature > 0 && (o.TopK != 0 || (o.TopP != 0 && o.TopP != 1)) {
+		return nil, fmt.Errorf("%w: speculative sampling draws from the whole distribution: unset top_k and top_p", ErrArg)
+	}
+	sp := &speculative{sp: model.Speculator{Weights: e.asm.Weights, Draft: draft, Verify: e.mix, K: k, Shared: true,
+		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed)}}
+	sp.verifier, sp.draft = sp.sp.NewStates()
+	return sp, nil
+}
+
+// speculative is the CPU backend with self-speculative decoding. A round
+// yields several tokens; the engine still takes them one step at a time.
+// Every token of a round but the last is already in the KV cache, so the
+// step that feeds it back computes nothing.
+type speculative struct {
+	sp              model.Speculator
+	verifier, draft *model.State
+	round           []int // the tokens of the last round
+	returned        int   // how many of them Token has returned
+}
+
+func (s *speculative) Name() string { return "cpu" }
+
+func (s *speculative) Start(tokens []int, pos int) error {
+	if s.returned < len(s.round) {
+		// tokens is the round's token just returned, already in the cache.
+		return nil
+	}
+	s.sp.Prefill(s.verifier, s.draft, tokens[:len(tokens)-1], pos)
+	s.round, _ = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.K)
+	s.returned = 0
+	return nil
+}
+
+func (s *speculative) Token() (int, bool, error) {
+	t := s.round[s.returned]
+	s.returned++
+	return t, true, nil
+}
