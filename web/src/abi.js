@@ -162,14 +162,16 @@ export class ModuleInstance {
     return { ...info, missing: info.missing ?? [], needed: info.needed ?? [] };
   }
 
-  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend}; it returns the backend name. */
-  reset({ seed, temperature, top_k, top_p, backend }) {
+  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, draft, draft_tokens}; it returns the backend name. */
+  reset({ seed, temperature, top_k, top_p, backend, draft = '', draft_tokens = 0 }) {
     const options = msgpack.encode({
       seed: BigInt(seed),
       temperature: msgpack.float32(temperature),
       top_k,
       top_p: msgpack.float32(top_p),
       backend,
+      draft,
+      draft_tokens,
     });
     this.callBytes('reset', options);
     return new TextDecoder().decode(this.output());

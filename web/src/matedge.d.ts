@@ -83,8 +83,16 @@ export interface GenerateOptions {
   /** 0 or 1: all. */
   topP?: number;
   seed?: number | bigint;
-  /** Default: the plan's backend, else 'auto' (the GPU when the module could open one). */
+  /** Default: the plan's backend, else 'auto' (the GPU when the module could open one); 'cpu' with a draft. */
   backend?: 'auto' | 'cpu' | 'gpu';
+  /**
+   * A mix ('S', 'S,M,S,M', …) turns on self-speculative decoding on the CPU: the draft proposes
+   * draftTokens tokens and the model checks them in one pass. Greedy output is unchanged;
+   * sampling uses temperature only (set topK 0 and topP 1).
+   */
+  draft?: string;
+  /** Tokens the draft proposes per round, 1…64; default 4. */
+  draftTokens?: number;
 }
 
 export declare class MatEdge {

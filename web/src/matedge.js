@@ -127,14 +127,17 @@ export class MatEdge {
    *
    * @param {string} prompt
    * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
-   *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'); DEFAULTS fills the rest
+   *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
+   *   'S': self-speculative decoding on the CPU), draftTokens (default 4); DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
-    const o = { ...DEFAULTS, backend: this.plan?.backend ?? DEFAULTS.backend, ...options };
+    const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
+    const o = { ...DEFAULTS, backend: planned, ...options };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);
     if (!(Number.isSafeInteger(o.seed) || typeof o.seed === 'bigint') || o.seed < 0) throw new RangeError(`matedge: seed ${o.seed}: want an integer ≥ 0`);
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
+      draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0,
     });
   }
 

@@ -145,6 +145,14 @@ function core(get) {
     }
   }, { timeout: 90_000 });
 
+  it('speculative decoding with an S draft gives the same greedy tokens on the CPU', async () => {
+    const s = get().s;
+    const plain = await s.run({ backend: 'cpu' });
+    const spec = await s.run({ draft: 'S', draftTokens: 3 });
+    assert.equal(spec.backend, 'cpu');
+    assert.deepEqual(spec.tokens, plain.tokens);
+  }, { timeout: 60_000 });
+
   it('a reload uses the cache: zero model bytes over the network', async () => {
     const s = get().s;
     await s.reload();

@@ -32,6 +32,8 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	backend := fs.String("backend", "auto", "cpu, gpu, or auto (the planner measures both and picks)")
 	budgetName := fs.String("budget", "balanced", "what auto plans for: fast, balanced or best (see matedge plan -help)")
 	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
+	draft := fs.String("draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -draft-tokens tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged")
+	draftTokens := fs.Int("draft-tokens", 4, "tokens the draft proposes per round (with -draft)")
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
@@ -59,6 +61,15 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	if *draft != "" {
+		if *backend == "gpu" {
+			return fmt.Errorf("-draft: speculative decoding runs on the cpu backend; drop -backend gpu")
+		}
+		*backend = "cpu"
+		if *temperature > 0 && (!flagSet(fs, "top-k") || !flagSet(fs, "top-p")) {
+			*topK, *topP = 0, 1 // speculative sampling draws from the whole distribution
+		}
+	}
 	var plan *abi.PlanResult
 	if *mix == "auto" || *backend == "auto" {
 		if plan, err = planFor(ctx, mod, *wasmPath, *budgetName, *mix, *backend); err != nil {
@@ -76,6 +87,9 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	req := host.Request{Prompt: *prompt, MaxTokens: *n, Options: abi.Options{
 		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
 	}}
+	if *draft != "" {
+		req.Options.Draft, req.Options.DraftTokens = *draft, *draftTokens
+	}
 	var stream func([]byte)
 	if !*asJSON {
 		fmt.Print(*prompt)

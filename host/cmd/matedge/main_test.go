@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,36 @@ func TestGenerateJSON(t *testing.T) {
 	}
 	if len(out.Tokens) != 5 || strings.Join(out.Mix, ",") != "S,M,XL" || out.Backend != "cpu" {
 		t.Fatalf("generate -json = %+v", out)
+	}
+}
+
+// TestGenerateDraft: -draft changes how tokens are computed, not which.
+func TestGenerateDraft(t *testing.T) {
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	args := []string{"generate", "-model", path, "-prompt", "Once upon", "-n", "16", "-mix", "XL", "-temperature", "0", "-json"}
+	tokens := func(extra ...string) string {
+		stdout, stderr, code := run(append(slices.Clone(args), extra...)...)
+		if code != 0 {
+			t.Fatalf("generate %v: exit %d: %s", extra, code, stderr)
+		}
+		var out struct {
+			Tokens []int `json:"tokens"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+		}
+		return fmt.Sprint(out.Tokens)
+	}
+	want := tokens("-backend", "cpu")
+	for _, extra := range [][]string{{"-draft", "S"}, {"-draft", "M", "-draft-tokens", "2"}} {
+		if got := tokens(extra...); got != want {
+			t.Errorf("generate %v = %s; without a draft %s", extra, got, want)
+		}
+	}
+	if _, stderr, code := run(append(slices.Clone(args), "-draft", "S", "-backend", "gpu")...); code == 0 || !strings.Contains(stderr, "cpu backend") {
+		t.Errorf("-draft with -backend gpu: exit %d, %q", code, stderr)
 	}
 }
 
