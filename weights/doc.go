@@ -21,7 +21,8 @@
 //	DataStart     ...   data: the entries, back to back, in header order
 //
 // The file is at least DataStart + data_size bytes long; bytes after that
-// are ignored. DataStart is not stored: compute it from H.
+// are ignored. DataStart + data_size must stay below 2^63 (a reader compares
+// without adding, so no sum can wrap). DataStart is not stored: compute it from H.
 //
 // # Header keys
 //
@@ -47,15 +48,21 @@
 //	heads       int            attention heads; head_dim = dim/heads, even
 //	ffn_widths  array of int   FFN hidden width of each granularity, ascending; the last is XL's, hidden
 //	context     int            longest sequence (positions 0…context-1)
-//	rope_theta  float32        θ, the base of the rotary frequencies
-//	norm_eps    float32        ε of every RMSNorm
+//	rope_theta  float32        θ, the base of the rotary frequencies; finite, ≥ 1
+//	norm_eps    float32        ε of every RMSNorm; finite, from 2^-126 (the smallest normal float32) to 1
 //
-// With four granularities their names are S, M, L, XL; otherwise g0, g1, ….
+// vocab is at most 2^20 (model.MaxVocab). With four granularities their names are S, M, L, XL; otherwise g0, g1, ….
 //
 // Tokenizer keys (model.Tokenizer):
 //
 //	key         msgpack type              meaning
 //	merges      array of [int, int], nil  merges in rank order: {"merges": [[a, b], …]}
+//
+// At most 2^20 − 256 merges; every piece (a token's bytes) at most 256 bytes
+// (model.MaxPieceLen) and all pieces together at most 16 MiB
+// (model.MaxPiecesBytes). A reader can check these from the merges alone,
+// without building the pieces, and must: doubling merges make a few KB of
+// header describe gigabytes of pieces.
 //
 // Entry keys (Entry):
 //
