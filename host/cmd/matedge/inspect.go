@@ -45,7 +45,7 @@ its config, its tensors and the byte ranges each uniform granularity needs.`)
 	if err != nil {
 		return err
 	}
-	_, h, err := weights.Load(f, st.Size())
+	h, err := weights.Verify(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("%s: %w", paths[0], err)
 	}
