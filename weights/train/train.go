@@ -7,6 +7,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -141,18 +142,29 @@ func (t *Trainer) sample(step int) {
 	}
 }
 
+// ErrDiverged is returned when a step's loss or gradient is not finite. The
+// step is not applied, so the weights are those of the step before.
+var ErrDiverged = errors.New("train: diverged")
+
 // TrainStep runs one optimisation step and returns its Progress (without
-// the timing fields).
-func (t *Trainer) TrainStep() Progress {
+// the timing fields). A loss or gradient norm that is not finite leaves the
+// weights as they were and returns ErrDiverged.
+func (t *Trainer) TrainStep() (Progress, error) {
 	o := t.Options
 	t.sample(t.Step)
 	losses := t.batch.Gradient(t.Weights, t.grad, o.Objective(), t.tokens, t.targets)
 	norm := model.ClipGradNorm(t.grad.Data, o.ClipNorm)
 	sched := model.Schedule{Peak: o.LR, Min: o.MinLR, Warmup: o.Warmup, Total: o.Steps}
 	lr := sched.At(t.Step)
+	p := Progress{Step: t.Step + 1, Steps: o.Steps, Loss: losses, LR: lr, GradNorm: norm}
+	for _, l := range append([]float64{norm}, losses...) {
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return p, fmt.Errorf("%w at step %d: loss %v, gradient norm %v (lower -lr, or raise -warmup)", ErrDiverged, t.Step+1, losses, norm)
+		}
+	}
 	t.Optimizer.Update(t.Weights, t.grad, lr)
 	t.Step++
-	return Progress{Step: t.Step, Steps: o.Steps, Loss: losses, LR: lr, GradNorm: norm}
+	return p, nil
 }
 
 // Run trains until Options.Steps, calling progress after every step and
@@ -166,7 +178,10 @@ func (t *Trainer) Run(ctx context.Context, checkpointEvery int, checkpoint func(
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p := t.TrainStep()
+		p, err := t.TrainStep()
+		if err != nil {
+			return err
+		}
 		elapsed := time.Since(start).Seconds()
 		tokens := float64((t.Step - startStep) * o.Batch * o.SeqLen)
 		p.TokensPerSec = tokens / elapsed

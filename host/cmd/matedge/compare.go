@@ -47,6 +47,11 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := checkFlags(intAtLeast("steps", *steps, 1), intAtLeast("batch", *batch, 1), intAtLeast("context", *ctxLen, 2),
+		intAtLeast("vocab", *vocab, 256), intAtLeast("mixes", *mixCount, 0), intAtLeast("consistency-tokens", *fullTokens, 1),
+		finiteAbove("lr", *lr, 0)); err != nil {
+		return err
+	}
 	full := &experiment.FullScale{DefaultPath: *defaultPath, Cache: *cache, Tokens: *fullTokens, Note: *note, Args: args}
 	if *fullBaselines != "" {
 		full.Baselines = strings.Split(*fullBaselines, ",")

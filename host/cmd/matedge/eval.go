@@ -47,6 +47,13 @@ corpus: the split the quality table in a trained file's header was measured on.`
 		fs.Usage()
 		return fmt.Errorf("need -text, and no arguments")
 	}
+	// A window batch holds batch × seq × vocab logits and probabilities.
+	if err := checkFlags(intAtLeast("batch", *batch, 1), intAtLeast("seq", *seq, 0)); err != nil {
+		return err
+	}
+	if *batch > 256 {
+		return fmt.Errorf("-batch %d: at most 256 windows at once", *batch)
+	}
 	r, size, name, err := openModel(*modelPath)
 	if err != nil {
 		return err

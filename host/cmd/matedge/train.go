@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +77,16 @@ each document is held out for validation.`)
 	}
 	if err := model.UseKernels(*kernels); err != nil {
 		return fmt.Errorf("-kernels: %w", err)
+	}
+	// Refuse what would fail, or train something useless, before any work.
+	if err := checkFlags(
+		intAtLeast("steps", *steps, 1), intAtLeast("batch", *batch, 1), intAtLeast("seq", *seq, 0),
+		intAtLeast("warmup", *warmup, 0), intAtLeast("eval-every", *evalEvery, 0), intAtLeast("eval-tokens", *evalTokens, 0),
+		intAtLeast("checkpoint-every", *ckptEvery, 0), intAtLeast("vocab", *vocab, 256), intAtLeast("granularities", *granularities, 1),
+		finiteAbove("lr", *lr, 0), finiteAtLeast("min-lr", *minLR, 0), finiteAtLeast("clip", *clip, 0), finiteAtLeast("weight-decay", *decay, 0),
+		dirExists("out", *out), dirExists("checkpoint", *ckpt),
+	); err != nil {
+		return err
 	}
 
 	corpus, err := train.LoadCorpus(*data, *cache)
@@ -157,6 +169,9 @@ each document is held out for validation.`)
 			return err
 		}
 		return fmt.Errorf("interrupted at step %d; checkpoint in %s (continue with -resume)", tr.Step, *ckpt)
+	}
+	if errors.Is(err, train.ErrDiverged) {
+		return fmt.Errorf("%w; no model written, the last checkpoint is in %s", err, *ckpt)
 	}
 	if err != nil {
 		return err
@@ -271,4 +286,47 @@ func (p *progressBar) finish() {
 	if p.terminal {
 		fmt.Fprintln(os.Stderr)
 	}
+}
+
+// A flagCheck is nil or says what is wrong with one flag.
+type flagCheck error
+
+// checkFlags returns the first failed check.
+func checkFlags(checks ...flagCheck) error {
+	for _, c := range checks {
+		if c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+func intAtLeast(name string, v, least int) flagCheck {
+	if v < least {
+		return fmt.Errorf("-%s %d: want at least %d", name, v, least)
+	}
+	return nil
+}
+
+func finiteAtLeast(name string, v, least float64) flagCheck {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < least {
+		return fmt.Errorf("-%s %g: want a finite number ≥ %g", name, v, least)
+	}
+	return nil
+}
+
+func finiteAbove(name string, v, above float64) flagCheck {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v <= above {
+		return fmt.Errorf("-%s %g: want a finite number > %g", name, v, above)
+	}
+	return nil
+}
+
+// dirExists checks that the folder a file flag writes into is there.
+func dirExists(name, path string) flagCheck {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("-%s %s: folder %s does not exist", name, path, dir)
+	}
+	return nil
 }

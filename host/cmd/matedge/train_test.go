@@ -116,3 +116,27 @@ func TestSpeculate(t *testing.T) {
 		t.Errorf("separate cache %d bytes; shared %d", out.Rows[1].CacheBytes, out.Rows[0].CacheBytes)
 	}
 }
+
+// TestTrainRefusals: flags that would fail late or train nothing are refused
+// before any work, and a diverging run stops with a clear message.
+func TestTrainRefusals(t *testing.T) {
+	run := matedge(t)
+	dir := t.TempDir()
+	tiny := []string{"-data", "opticks", "-vocab", "260", "-dim", "8", "-layers", "1", "-heads", "2", "-context", "16", "-batch", "2"}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"train", "-steps", "-1"}, tiny...), "-steps -1"},
+		{append([]string{"train", "-out", filepath.Join(dir, "missing", "m.matw")}, tiny...), "does not exist"},
+		{append([]string{"train", "-lr", "NaN"}, tiny...), "-lr NaN"},
+		{append([]string{"train", "-steps", "40", "-lr", "1e30", "-clip", "0", "-out", filepath.Join(dir, "d.matw")}, tiny...), "diverged"},
+		{[]string{"eval", "-text", "opticks", "-batch", "100000"}, "at most 256"},
+		{[]string{"compare", "-steps", "-1"}, "-steps -1"},
+	} {
+		_, stderr, code := run(tt.args...)
+		if code == 0 || !strings.Contains(stderr, tt.want) || strings.Contains(stderr, "panic") {
+			t.Errorf("matedge %v: exit %d, stderr %q; want a refusal saying %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
