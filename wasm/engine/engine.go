@@ -163,8 +163,12 @@ func (e *Engine) Reset(o Options) error {
 	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
 		return fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
 	}
-	if o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 || o.TopK < 0 {
-		return fmt.Errorf("%w: temperature %g, top_k %d, top_p %g", ErrArg, o.Temperature, o.TopK, o.TopP)
+	// NaN fails every comparison, so the ranges are written to accept, not
+	// to refuse. A temperature below 0.01 or above 100 would overflow or
+	// flatten the logits to nothing useful: 0 is greedy.
+	temperatureOK := o.Temperature == 0 || (o.Temperature >= 0.01 && o.Temperature <= 100)
+	if !temperatureOK || !(o.TopP >= 0 && o.TopP <= 1) || o.TopK < 0 {
+		return fmt.Errorf("%w: temperature %g (want 0, or 0.01 to 100), top_k %d (want ≥ 0), top_p %g (want 0 to 1)", ErrArg, o.Temperature, o.TopK, o.TopP)
 	}
 	if o.Precision != "" && o.Precision != "f32" && o.Precision != "f16" {
 		return fmt.Errorf("%w: precision %q (want f32 or f16)", ErrArg, o.Precision)
