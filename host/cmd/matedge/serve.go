@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,7 +29,10 @@ func runServe(args []string) error {
 	fs := newFlags("serve", "[flags]", `Serves the demo page and runtime from the dist folder that ./build.sh makes,
 and weights files under /models/ with HTTP Range support, so a browser fetches
 only the byte ranges of the submodel it plans. /models/default.matw is the
-embedded default model. Each request is logged to stderr with the bytes sent.`)
+embedded default model unless a -model file has that name. Only GET and HEAD
+are answered; there are no directory listings, dotfiles are hidden, and
+symlinks may not lead out of the dist folder. Each request is logged to stderr
+with the bytes sent (control bytes, spaces and non-ASCII percent-escaped).`)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	dist := fs.String("dist", "", "folder with index.html and matedge.wasm; empty finds ../dist next to this program, or ./dist")
 	var models []string
@@ -41,17 +48,13 @@ embedded default model. Each request is logged to stderr with the bytes sent.`)
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", http.FileServer(http.Dir(dir)))
-	mux.HandleFunc("/models/"+defaultmodel.Name, func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, defaultmodel.Name, time.Time{}, bytes.NewReader(defaultmodel.Bytes))
-	})
-	for _, p := range models {
-		if _, err := os.Stat(p); err != nil {
-			return err
-		}
-		mux.HandleFunc("/models/"+filepath.Base(p), func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, p) })
+	files, err := modelFiles(models)
+	if err != nil {
+		return err
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", staticFiles(dir))
+	mux.Handle("/models/", files)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -60,11 +63,15 @@ embedded default model. Each request is logged to stderr with the bytes sent.`)
 	if !*quiet {
 		handler = logRequests(handler)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// Idle keep-alive connections and slow request headers are cut; a response
+	// has no deadline, so a slow but live client can fetch a large model.
+	srv := &http.Server{Handler: getOrHead(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 	fmt.Fprintf(os.Stderr, "matedge: serving %s on http://%s/ (Ctrl-C stops)\n", dir, ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -73,7 +80,148 @@ embedded default model. Each request is logged to stderr with the bytes sent.`)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	<-done // let in-flight downloads finish, up to the grace period
 	return nil
+}
+
+// modelFile is one weights file served under /models/.
+type modelFile struct {
+	path  string // on disk; empty for the embedded default
+	bytes []byte // the embedded default
+	etag  string // strong: a hash of the content
+}
+
+// maxRanges is the most byte ranges one model request may ask for; the
+// browser runtime asks for one per request.
+const maxRanges = 64
+
+// modelServer serves /models/NAME from a map of names, so that any file name
+// (with spaces, braces, or the default's) is a key, never a route pattern.
+type modelServer map[string]modelFile
+
+// modelFiles names each -model file by its base name; the embedded default is
+// /models/default.matw unless a -model file takes that name.
+func modelFiles(paths []string) (modelServer, error) {
+	sum := sha256.Sum256(defaultmodel.Bytes)
+	files := modelServer{defaultmodel.Name: {bytes: defaultmodel.Bytes, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}}
+	seen := map[string]string{}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("-model: %w", err)
+		}
+		if !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("-model %s: not a regular file", p)
+		}
+		name := filepath.Base(p)
+		if other, ok := seen[name]; ok {
+			return nil, fmt.Errorf("-model %s and %s: both would be /models/%s", other, p, name)
+		}
+		seen[name] = p
+		etag, err := fileETag(p)
+		if err != nil {
+			return nil, fmt.Errorf("-model %s: %w", p, err)
+		}
+		files[name] = modelFile{path: p, etag: etag}
+	}
+	return files, nil
+}
+
+// fileETag hashes a file's content, so that If-Range and caches can tell
+// versions apart.
+func fileETag(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`, nil
+}
+
+func (m modelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/models/")
+	f, ok := m[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if strings.Count(r.Header.Get("Range"), ",") >= maxRanges {
+		// Each range of a multipart answer costs a part header: thousands of
+		// tiny ones turn a small request into a large, slow answer.
+		http.Error(w, fmt.Sprintf("more than %d ranges", maxRanges), http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
+	w.Header().Set("ETag", f.etag)
+	if f.path == "" {
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.bytes))
+		return
+	}
+	file, err := os.Open(f.path)
+	if err != nil {
+		http.Error(w, "model file unavailable", http.StatusInternalServerError)
+		return
+	}
+	defer file.Close()
+	http.ServeContent(w, r, name, time.Time{}, file)
+}
+
+// staticFiles serves dir without directory listings, dotfiles, or symlinks
+// that lead out of it.
+func staticFiles(dir string) http.Handler {
+	root, rootErr := filepath.EvalSymlinks(dir)
+	files := http.FileServer(http.Dir(dir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rel := path.Clean("/" + r.URL.Path)
+		for _, seg := range strings.Split(rel, "/") {
+			if strings.HasPrefix(seg, ".") {
+				http.NotFound(w, r)
+				return
+			}
+		}
+		full := filepath.Join(dir, filepath.FromSlash(rel))
+		real, err := filepath.EvalSymlinks(full)
+		if err != nil || rootErr != nil || (real != root && !strings.HasPrefix(real, root+string(filepath.Separator))) {
+			http.NotFound(w, r)
+			return
+		}
+		if st, err := os.Stat(real); err == nil && st.IsDir() {
+			if _, err := os.Stat(filepath.Join(real, "index.html")); err != nil {
+				http.NotFound(w, r) // no listings
+				return
+			}
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+// getOrHead answers every other method with 405.
+func getOrHead(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// logSafe percent-escapes control bytes, spaces and non-ASCII, so that a
+// request cannot forge or split log lines.
+func logSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func findDist(dir string) (string, error) {
@@ -130,6 +278,6 @@ func logRequests(h http.Handler) http.Handler {
 		if rng == "" {
 			rng = "-"
 		}
-		logger.Printf("%s %s range=%s %d %d", r.Method, r.URL.Path, rng, cw.status, cw.bytes)
+		logger.Printf("%s %s range=%s %d %d", logSafe(r.Method), logSafe(r.URL.Path), logSafe(rng), cw.status, cw.bytes)
 	})
 }
