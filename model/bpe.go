@@ -92,6 +92,11 @@ func TrainBPE(text []byte, vocabSize int) Tokenizer {
 
 	var tok Tokenizer
 	seen := make([]int, len(words)) // [word] last merge that rewrote it, plus one
+	pieceLen := make([]int, 256)    // [id] bytes of the id's piece
+	for i := range pieceLen {
+		pieceLen[i] = 1
+	}
+	total := 256 // bytes of all pieces, bounded like Validate's
 	for 256+len(tok.Merges) < vocabSize && queue.Len() > 0 {
 		top := heap.Pop(queue).(pairCount)
 		if pairs[top.pair] != top.count {
@@ -100,6 +105,14 @@ func TrainBPE(text []byte, vocabSize int) Tokenizer {
 		if top.count < 2 {
 			break
 		}
+		length := pieceLen[top.pair[0]] + pieceLen[top.pair[1]]
+		if length > MaxPieceLen {
+			continue // a piece Validate would refuse (a long repeated chunk)
+		}
+		if total+length > MaxPiecesBytes {
+			break
+		}
+		pieceLen, total = append(pieceLen, length), total+length
 		id := 256 + len(tok.Merges)
 		tok.Merges = append(tok.Merges, top.pair)
 		touched := map[[2]int]bool{}

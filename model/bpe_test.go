@@ -3,6 +3,7 @@ package model
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -89,4 +90,19 @@ func FuzzTokenizerRoundTrip(f *testing.F) {
 			t.Errorf("Chunks(%q) joined = %q", text, got)
 		}
 	})
+}
+
+// TestTrainBPEBoundsPieces: a corpus of one long repeated chunk must not
+// produce a piece that Validate refuses.
+func TestTrainBPEBoundsPieces(t *testing.T) {
+	text := []byte(strings.Repeat(strings.Repeat("a", 1000)+" ", 20))
+	tok := TrainBPE(text, 400)
+	if err := tok.Validate(); err != nil {
+		t.Fatalf("TrainBPE made a tokenizer Validate refuses: %v", err)
+	}
+	for id := 256; id < tok.Size(); id++ {
+		if n := len(tok.Piece(id)); n > MaxPieceLen {
+			t.Fatalf("piece %d is %d bytes", id, n)
+		}
+	}
 }
