@@ -271,11 +271,18 @@ func (g *gpu) prepare(w *model.Weights, mix model.Mix, o Options) error {
 			}
 		}
 	}
+	var byName map[string]model.Tensor // built once, on the first upload: Tensor(name) would list every tensor per entry
 	for i, e := range g.header.Entries {
 		if g.uploaded[i] || !e.NeededBy(mix) {
 			continue
 		}
-		t, _ := w.Tensor(e.Tensor)
+		if byName == nil {
+			byName = map[string]model.Tensor{}
+			for _, t := range w.Tensors() {
+				byName[t.Name] = t
+			}
+		}
+		t := byName[e.Tensor]
 		if err := g.upload(g.tensors[e.Tensor], t.Data, e.RowStart, e.RowEnd); err != nil {
 			return err
 		}
