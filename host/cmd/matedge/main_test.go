@@ -120,7 +120,7 @@ func TestGenerateDraft(t *testing.T) {
 		return fmt.Sprint(out.Tokens)
 	}
 	want := tokens("-backend", "cpu")
-	for _, extra := range [][]string{{"-draft", "S"}, {"-draft", "M", "-draft-tokens", "2"}} {
+	for _, extra := range [][]string{{"-draft", "S"}, {"-draft", "M", "-k", "2"}} {
 		if got := tokens(extra...); got != want {
 			t.Errorf("generate %v = %s; without a draft %s", extra, got, want)
 		}
