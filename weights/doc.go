@@ -38,6 +38,7 @@
 //	entries     array of maps       the stored runs of tensor rows, in file order (entry keys)
 //	data_size   int                 bytes from DataStart to the end of the data
 //	meta        map string→string   free-form facts; absent when empty (meta keys)
+//	architecture  string            the network and its tensor layout; absent: "matformer-lm" (a reader refuses others)
 //
 // Config keys (model.Config):
 //

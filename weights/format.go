@@ -28,11 +28,26 @@ var (
 	ErrCorrupt   = errors.New("weights header is inconsistent")
 	ErrChecksum  = errors.New("checksum mismatch")
 	ErrTooLarge  = errors.New("weights header too large") // or the data it describes: past 2^63 bytes, or past what the reader can hold
+	// ErrArchitecture: the file holds a network this build does not run (a
+	// vision model given to text generation, say). It matches ErrCorrupt for
+	// hosts that only tell good files from bad.
+	ErrArchitecture error = architectureError{}
 
 	// ErrNonFinite: a tensor holds NaN or ±Inf under a correct checksum. It
 	// also matches ErrCorrupt (errors.Is), so hosts that refuse a bad file on
 	// ErrCorrupt refuse this one too; fetching the bytes again cannot help.
 	ErrNonFinite error = nonFiniteError{}
+)
+
+type architectureError struct{}
+
+func (architectureError) Error() string        { return "unsupported model architecture" }
+func (architectureError) Is(target error) bool { return target == ErrCorrupt }
+
+// Architectures a header may name. The empty name, which files written
+// before the field existed carry, is MatFormerLM.
+const (
+	MatFormerLM = "matformer-lm" // the decoder-only language model of package model
 )
 
 type nonFiniteError struct{}
@@ -64,6 +79,9 @@ type Header struct {
 	Entries   []Entry           `msgpack:"entries" json:"entries"`     // in file order
 	DataSize  int64             `msgpack:"data_size" json:"data_size"` // bytes from DataStart to the end of the file
 	Meta      map[string]string `msgpack:"meta,omitempty" json:"meta,omitempty"`
+	// Architecture names the network and so the tensor layout; "" (absent)
+	// is MatFormerLM. A reader refuses one it does not run (ErrArchitecture).
+	Architecture string `msgpack:"architecture,omitempty" json:"architecture,omitempty"`
 
 	// DataStart is where the data section begins, from the start of the file. It
 	// is not stored; the reader computes it from the header length.
@@ -110,6 +128,9 @@ func (e Entry) rowSize() int {
 // entries lie inside the data section and do not overlap. No check adds two
 // numbers from the header, so none can wrap around.
 func (h *Header) Validate() error {
+	if h.Architecture != "" && h.Architecture != MatFormerLM {
+		return fmt.Errorf("%w: %q (this build runs %q)", ErrArchitecture, h.Architecture, MatFormerLM)
+	}
 	if err := h.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}

@@ -522,3 +522,21 @@ func TestReserveAllocatesOnce(t *testing.T) {
 		t.Errorf("NewAssembler + Reserve(XL) allocated %d bytes; XL's weights are %d", got, weightBytes)
 	}
 }
+
+// TestArchitecture: a file that names another network is refused with
+// ErrArchitecture (which is also ErrCorrupt); the default name is accepted.
+func TestArchitecture(t *testing.T) {
+	file := tinyFile(t)
+	for _, tt := range []struct {
+		name string
+		want error
+	}{
+		{"", nil}, {MatFormerLM, nil}, {"matvit", ErrArchitecture}, {"MATFORMER-LM", ErrArchitecture},
+	} {
+		f := rewriteHeader(t, file, func(h *Header) { h.Architecture = tt.name })
+		_, err := ParseHeader(f, int64(len(f)))
+		if tt.want == nil && err != nil || tt.want != nil && (!errors.Is(err, tt.want) || !errors.Is(err, ErrCorrupt)) {
+			t.Errorf("architecture %q: ParseHeader = %v; want %v", tt.name, err, tt.want)
+		}
+	}
+}
