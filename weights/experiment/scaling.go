@@ -54,6 +54,7 @@ func Scaling(s ScalingSetup, trainFn TrainFunc) (*ScalingStudy, error) {
 			st.Options = mat.Options
 		}
 		base := opts
+		base.LossWeights = nil
 		base.Config.FFNWidths = []int{cfg.Hidden()}
 		bl, baseSecs, err := timed(fmt.Sprintf("Baseline-XL dim %d", dim), base)
 		if err != nil {
@@ -176,7 +177,11 @@ func (s *ScalingStudy) Write(dir string) error {
 	w("* Corpus: %s (sha256 `%s`); %d-id BPE trained on the training split; %d validation tokens.\n", s.Corpus, s.CorpusSHA256, s.VocabSize, s.Tokens)
 	w("* Models: %d layers, %d heads, context %d, FFN XL = 4×dim with S, M, L = XL/8, /4, /2; widths as in the table.\n", o.Config.Layers, o.Config.Heads, o.Config.Context)
 	w("* Every run: %d steps of %d×%d tokens, AdamW, lr %.2g → %.2g cosine after %d warmup steps, seed %d; same tokenizer and batches for all.\n", o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Seed)
-	w("* MatFormer: joint loss over S, M, L, XL. Baseline-XL: a standalone model of XL's width. The fits use the XL model of each size.\n\n")
+	weighting := "equal weights"
+	if o.LossWeights != nil {
+		weighting = fmt.Sprintf("weights %v (S to XL)", o.LossWeights)
+	}
+	w("* MatFormer: joint loss over S, M, L, XL with %s. Baseline-XL: a standalone model of XL's width. The fits use the XL model of each size.\n\n", weighting)
 	w("![scaling](results/scaling.svg)\n\n")
 	w("| dim | XL non-emb. params | MatFormer-S | MatFormer-M | MatFormer-L | MatFormer-XL | Baseline-XL | Δ XL (Mat − Base) | MatFormer time | Baseline time |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, z := range s.Sizes {

@@ -32,6 +32,7 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 	ctxLen := fs.Int("context", 128, "context = sequence length")
 	batch := fs.Int("batch", 8, "sequences per step")
 	steps := fs.Int("steps", 600, "steps of every run")
+	lossWeights := fs.String("loss-weights", "", "comma list of MatFormer's per-granularity loss weights, S to XL (default 1 each)")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	seed := fs.Uint64("seed", 1, "seed of weights and batches")
 	outDir := fs.String("out", "weights", "directory for SCALING.md and results/")
@@ -73,6 +74,11 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 		TrainIDs: enc.Encode(corpus.Train), ValidIDs: enc.Encode(corpus.Validation), Dims: widths,
 		Base: train.Options{Config: model.Config{Vocab: *vocab, Layers: *layers, Heads: *heads, Context: *ctxLen, RopeTheta: 10000, NormEps: 1e-5},
 			Batch: *batch, SeqLen: *ctxLen, Steps: *steps, LR: float32(*lr), Seed: *seed}}
+	if *lossWeights != "" {
+		if setup.Base.LossWeights, err = parseFloats(*lossWeights, 4); err != nil {
+			return fmt.Errorf("-loss-weights: %w", err)
+		}
+	}
 	s, err := experiment.Scaling(setup, trainWithProgress(tok, setup.TrainIDs, setup.ValidIDs))
 	if err != nil {
 		return err
