@@ -3,11 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -54,16 +52,9 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if *batch > 256 {
 		return fmt.Errorf("-batch %d: at most 256 windows at once", *batch)
 	}
-	r, size, name, err := openModel(*modelPath)
+	w, h, name, err := loadModel(*modelPath)
 	if err != nil {
 		return err
-	}
-	if c, ok := r.(io.Closer); ok {
-		defer c.Close()
-	}
-	w, h, err := weights.Load(r, size)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
 	}
 	mix, err := w.Config.ParseMix(*mixFlag)
 	if err != nil {

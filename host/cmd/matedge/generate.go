@@ -9,8 +9,10 @@ import (
 	"os"
 
 	"github.com/matedge/matedge/host"
+	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/planner"
+	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
@@ -131,6 +133,23 @@ func openModel(path string) (io.ReaderAt, int64, string, error) {
 		return nil, 0, "", err
 	}
 	return f, st.Size(), path, nil
+}
+
+// loadModel reads every weight of a file, or of the embedded default for an
+// empty path, natively (no module): for eval and speculate.
+func loadModel(path string) (*model.Weights, *weights.Header, string, error) {
+	r, size, name, err := openModel(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
+	}
+	w, h, err := weights.Load(r, size)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	return w, h, name, nil
 }
 
 // startModule compiles and instantiates matedge.wasm, offering it this

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/matedge/matedge/model"
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -62,16 +60,9 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	if *prompts < 1 || *promptLen < 1 || *n < 1 {
 		return fmt.Errorf("-prompts, -prompt-tokens and -n must be at least 1")
 	}
-	r, size, name, err := openModel(*modelPath)
+	w, h, name, err := loadModel(*modelPath)
 	if err != nil {
 		return err
-	}
-	if c, ok := r.(io.Closer); ok {
-		defer c.Close()
-	}
-	w, h, err := weights.Load(r, size)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
 	}
 	c := w.Config
 	if *promptLen+*n > c.Context {
