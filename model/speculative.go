@@ -55,9 +55,9 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	for len(out) < n && pos < c.Context {
 		// Always K, as a decoder that does not know n would: the same seed
 		// then gives the same tokens whoever drives the rounds.
-		tokens, accepted := sp.Round(verifier, draft, cur, pos, sp.K)
+		tokens, accepted, proposed := sp.Round(verifier, draft, cur, pos, sp.K)
 		st.Rounds++
-		st.Proposed += len(tokens) - 1
+		st.Proposed += proposed
 		st.Accepted += accepted
 		out = append(out, tokens...)
 		pos += len(tokens)
@@ -96,10 +96,10 @@ func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
 // positions before pos in the caches. The draft proposes up to k tokens (fewer
 // near the end of the context); the verifier reads cur and the proposal in
 // one ForwardMany. It returns the proposal's accepted prefix followed by one
-// token of the verifier's own, and how many were accepted. Afterwards the
+// token of the verifier's own, how many were accepted and how many proposed. Afterwards the
 // caches hold the verifier's keys and values for cur and the accepted tokens,
 // so the next round starts from the last returned token at pos+len(tokens).
-func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []int, accepted int) {
+func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []int, accepted, proposed int) {
 	c := sp.Weights.Config
 	vocab := c.Vocab
 	k = max(min(k, c.Context-1-pos), 0)
@@ -131,7 +131,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		// must hold the draft's own keys and values.
 		Forward(sp.Weights, draft, sp.Draft, proposal[k-1], pos+k)
 	}
-	return append(proposal[:accepted:accepted], next), accepted
+	return append(proposal[:accepted:accepted], next), accepted, k
 }
 
 // pick draws a token from logits (greedy at temperature 0) and leaves the

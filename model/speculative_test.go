@@ -80,14 +80,19 @@ func TestSpeculativeGreedyIsVerifierGreedy(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("draft %v k %d shared %v: %v; verifier alone %v", draft, k, shared, got, want)
 				}
-				if st.Accepted > st.Proposed || st.Emitted != len(got) {
+				if st.Accepted > st.Proposed || st.Proposed > st.Rounds*k || st.Emitted != len(got) || st.Emitted > st.Proposed+st.Rounds {
 					t.Errorf("draft %v k %d shared %v: stats %+v", draft, k, shared, st)
 				}
 			}
 		}
 	}
+	// This S draft disagrees with XL sometimes, so not every proposal is kept.
+	sp := Speculator{Weights: w, Draft: c.Uniform(0), Verify: c.Uniform(3), K: 4, Shared: true}
+	if _, st := sp.Generate(prompt, 20); st.Accepted >= st.Proposed || st.AcceptanceRate() <= 0 {
+		t.Errorf("S draft: accepted %d of %d proposed", st.Accepted, st.Proposed)
+	}
 	// A draft equal to the verifier is always accepted.
-	sp := Speculator{Weights: w, Draft: c.Uniform(3), Verify: c.Uniform(3), K: 4, Shared: true}
+	sp = Speculator{Weights: w, Draft: c.Uniform(3), Verify: c.Uniform(3), K: 4, Shared: true}
 	if _, st := sp.Generate(prompt, 20); st.Accepted != st.Proposed {
 		t.Errorf("draft = verifier: accepted %d of %d", st.Accepted, st.Proposed)
 	}

@@ -381,7 +381,7 @@ func (s *speculative) Start(tokens []int, pos int) error {
 		return nil
 	}
 	s.sp.Prefill(s.verifier, s.draft, tokens[:len(tokens)-1], pos)
-	s.round, _ = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.K)
+	s.round, _, _ = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.K)
 	s.returned = 0
 	return nil
 }
