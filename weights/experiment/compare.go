@@ -94,28 +94,12 @@ func Compare(s CompareSetup, trainFn TrainFunc) (*Comparison, error) {
 
 // Save writes the measurements to OUT/results/compare.json, from which
 // Load and Write redraw the report.
-func (r *Comparison) Save(dir string) error {
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "results"), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "results", "compare.json"), js, 0o644)
-}
+func (r *Comparison) Save(dir string) error { return saveJSON(dir, "compare.json", r) }
 
 // LoadComparison reads a compare.json written by Save.
 func LoadComparison(path string) (*Comparison, error) {
-	js, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var r Comparison
-	if err := json.Unmarshal(js, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &r, nil
+	return &r, loadJSON(path, &r)
 }
 
 type MixPoint struct {
@@ -394,4 +378,28 @@ func yesNo(ok bool) string {
 func mdQuote(s string) string {
 	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "�")), " ")
 	return "`" + strings.ReplaceAll(s, "`", "'") + "`"
+}
+
+// saveJSON writes v, indented, to OUT/results/name.
+func saveJSON(dir, name string, v any) error {
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "results"), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results", name), js, 0o644)
+}
+
+// loadJSON reads what saveJSON wrote into v.
+func loadJSON(path string, v any) error {
+	js, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(js, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package experiment
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,28 +85,12 @@ func Scaling(s ScalingSetup, trainFn TrainFunc) (*ScalingStudy, error) {
 }
 
 // Save writes the measurements to OUT/results/scaling.json.
-func (s *ScalingStudy) Save(dir string) error {
-	js, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "results"), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "results", "scaling.json"), js, 0o644)
-}
+func (s *ScalingStudy) Save(dir string) error { return saveJSON(dir, "scaling.json", s) }
 
 // LoadScaling reads a scaling.json written by Save.
 func LoadScaling(path string) (*ScalingStudy, error) {
-	js, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var s ScalingStudy
-	if err := json.Unmarshal(js, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &s, nil
+	return &s, loadJSON(path, &s)
 }
 
 // ScalingSize is one model size of the sweep.
