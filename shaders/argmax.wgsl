@@ -2,9 +2,6 @@
 // ties, as model.Argmax. One workgroup; out is the token buffer that the next
 // step's embed reads, so greedy decoding never leaves the GPU.
 
-struct Params { n: u32, out_index: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [n]
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;  // [out_index + 1]
 
@@ -13,6 +10,7 @@ var<workgroup> best_index: array<u32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
+    let p = load_params(u32(arrayLength(&x) == 0u));
     var v = LOWEST;
     var at = 0xffffffffu;
     for (var i = lid; i < p.n; i += WG) {

@@ -83,3 +83,34 @@ func bench(b *testing.B, r *rig, out webgpu.Buffer, dispatch func(), flops, byte
 	b.ReportMetric(float64(flops)*float64(b.N)/sec/1e9, "GFLOP/s")
 	b.ReportMetric(float64(bytes)*float64(b.N)/sec/1e9, "GB/s")
 }
+
+// BenchmarkAttention times decode attention dispatches (rows = 1) for the
+// default model's heads (4 × 32) and the large model's (8 × 64), over a
+// 256-position cache, with the position changing every dispatch as it does
+// in decode (a driver that specializes shaders on uniform values, as
+// lavapipe does, recompiles on every change: see package shaders). The
+// positions cycle through [0, span).
+func BenchmarkAttention(b *testing.B) {
+	const context = 256
+	d := webgputest.Open(b)
+	defer d.Close()
+	r := newRig(b, d)
+	for _, s := range []struct{ heads, headDim int }{{4, 32}, {8, 64}} {
+		for _, span := range []int{1, 16, 256} {
+			b.Run(fmt.Sprintf("%dx%d/pos<%d", s.heads, s.headDim, span), func(b *testing.B) {
+				r.t = b
+				rng := rand.New(rand.NewPCG(1, 1))
+				dim := s.heads * s.headDim
+				q := r.upload(randoms(rng, dim))
+				keys, values := r.upload(randoms(rng, context*dim)), r.upload(randoms(rng, context*dim))
+				scores, out := r.zeros(s.heads*context), r.zeros(dim)
+				pos := 0
+				bench(b, r, out, func() {
+					r.run("attention", [3]uint32{uint32(s.heads), 1, 1}, []webgpu.Buffer{q, keys, values, scores, out},
+						s.headDim, s.heads, 1, pos, 0, context, float32(0.125))
+					pos = (pos + 1) % span
+				}, 4*span/2*dim, 8*span/2*dim)
+			})
+		}
+	}
+}

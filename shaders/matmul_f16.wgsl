@@ -1,17 +1,15 @@
 // matmul_f16: matmul with f16 weights packed two per u32 (column 2i in the low
 // half, 2i+1 in the high half; cols is even). Offsets into w count u32 words.
 
-struct Params { rows: u32, cols: u32, tokens: u32, w_offset: u32, x_offset: u32, out_offset: u32 }
-
 const TILE_AREA: u32 = TILE * TILE;
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;          // [rows][cols/2] from w_offset
 @group(0) @binding(2) var<storage, read> x: array<f32>;          // [tokens][cols] from x_offset
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [tokens][rows] from out_offset
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = load_params(u32(arrayLength(&w) == 0u));
     let r0 = gid.x * TILE;
     let t0 = gid.y * TILE;
     if (r0 >= p.rows || t0 >= p.tokens) {

@@ -2,15 +2,13 @@
 // cols is even). Each invocation computes the two outputs of one word column.
 // Offsets into w count u32 words.
 
-struct Params { rows: u32, cols: u32, w_offset: u32, x_offset: u32, out_offset: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;          // [rows][cols/2] from w_offset
 @group(0) @binding(2) var<storage, read> x: array<f32>;          // [rows] from x_offset
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [cols] from out_offset
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = load_params(u32(arrayLength(&w) == 0u));
     let i = flat_index(gid, nwg);
     let half = p.cols / 2u;
     if (i >= half) {

@@ -1,9 +1,6 @@
 // rmsnorm: out[r] = x[r] / rms(x[r]) · gain for each of rows rows of length n,
 // as model.RMSNorm. One workgroup per row; the sum of squares is a tree sum.
 
-struct Params { n: u32, rows: u32, eps: f32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [rows][n]
 @group(0) @binding(2) var<storage, read> gain: array<f32>;       // [n]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [rows][n]
@@ -13,6 +10,7 @@ var<workgroup> partial: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = load_params(u32(arrayLength(&x) == 0u));
     let row = flat_group(wid, nwg);
     if (row >= p.rows) {
         return;

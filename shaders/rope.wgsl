@@ -3,15 +3,13 @@
 // row r is at position pos + r, whose angles are row pos + r of the uploaded
 // tables (model.RopeTable), so the GPU rotates by exactly the CPU's numbers.
 
-struct Params { n: u32, head_dim: u32, rows: u32, pos: u32, x_offset: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> cos_table: array<f32>;      // [context][head_dim/2]
 @group(0) @binding(2) var<storage, read> sin_table: array<f32>;      // [context][head_dim/2]
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;  // [rows][n] from x_offset
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = load_params(u32(arrayLength(&cos_table) == 0u));
     let k = flat_index(gid, nwg);
     let pairs = p.n / 2u;
     if (k >= p.rows * pairs) {

@@ -12,9 +12,6 @@
 // probability bits, or equal bits and a smaller or equal id. Probabilities are
 // non-negative, so their bit patterns order like their values. One workgroup.
 
-struct Params { n: u32, top_k: u32, top_p: f32, temperature: f32, out_index: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;  // [n]; overwritten with probabilities
 @group(0) @binding(2) var<storage, read_write> state: array<u32>;   // [1] RNG state
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;     // [out_index + 1]
@@ -59,8 +56,9 @@ fn in_prefix(i: u32, v: u32, id: u32) -> bool {
 // prefix_total sums over the prefix ending at (v, id) the probabilities
 // (mass) or ones (count).
 fn prefix_total(v: u32, id: u32, mass: bool, lid: u32) -> f32 {
+    let n = load_params(u32(arrayLength(&logits) == 0u)).n;
     var s = 0.0;
-    for (var i = lid; i < p.n; i += WG) {
+    for (var i = lid; i < n; i += WG) {
         if (in_prefix(i, v, id)) {
             if (mass) {
                 s += logits[i];
@@ -101,7 +99,7 @@ fn first_reaching(goal: f32, strict: bool, mass: bool, lid: u32) -> Position {
     }
     // Within that level, the smallest id.
     var a = 0u;
-    var b = p.n - 1u;
+    var b = load_params(u32(arrayLength(&logits) == 0u)).n - 1u;
     for (var step = 0u; step < 32u; step++) {
         let mid = a + (b - a) / 2u;
         let ok = reaches(prefix_total(lo, mid, mass, lid), goal, strict);
@@ -131,6 +129,7 @@ fn rng_output(s: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
+    let p = load_params(u32(arrayLength(&logits) == 0u));
     // Probabilities, in place: softmax(logits / temperature).
     var m = LOWEST;
     for (var i = lid; i < p.n; i += WG) {

@@ -8,6 +8,21 @@
 //	@binding(0)        var<uniform> p: Params  — the kernel's parameters, Kernel.Params in order
 //	@binding(1 … n)    storage buffers, Kernel.Buffers in order: inputs first, outputs last
 //
+// Program writes the Params struct and its binding from Kernel.Params, so the
+// table and the WGSL cannot disagree. A kernel reads its parameters through
+// load_params, first thing in main:
+//
+//	let p = load_params(arrayLength(&first_buffer) >> 31u);
+//
+// which ORs every field with that zero, a value the driver cannot know when
+// it compiles. Mesa's lavapipe inlines uniforms that bound loops or branches
+// into the shader and recompiles it whenever their values change — on every
+// dispatch, for kernels whose position or size changes each token — which
+// cost 1.5–2.5 ms per attention dispatch and most of every matvec's time
+// (ARCHITECTURE.md). Reading the uniform through the zero keeps one
+// compiled shader for every dispatch; on other drivers it costs one OR per
+// field.
+//
 // A buffer that a kernel both reads and writes (the x of "x += y") counts as an
 // output. Every parameter is 4 bytes (u32 or f32); Kernel.Pack lays them out.
 // Offsets in parameters count elements of the buffer they index (f32 or u32;
@@ -215,10 +230,36 @@ func (k *Kernel) Program(overrides map[string]uint32) Program {
 	}
 	key.WriteString("}")
 	src.WriteString(mustRead("prelude.wgsl"))
+	src.WriteString(k.params())
 	src.WriteString(mustRead(k.Name + ".wgsl"))
 	p := Program{Key: key.String(), Source: src.String(), Bindings: len(k.Buffers)}
 	dump(p)
 	return p
+}
+
+// params is the WGSL of the kernel's uniform: the Params struct, its binding
+// and load_params (see the package comment).
+func (k *Kernel) params() string {
+	var fields, loads []string
+	for _, p := range k.Params {
+		if p.Float {
+			fields = append(fields, p.Name+": f32")
+			loads = append(loads, fmt.Sprintf("bitcast<f32>(bitcast<u32>(p.%s) | zero)", p.Name))
+		} else {
+			fields = append(fields, p.Name+": u32")
+			loads = append(loads, fmt.Sprintf("p.%s | zero", p.Name))
+		}
+	}
+	return fmt.Sprintf(`
+// Params is Kernel.Params of the Go table; load_params hides its values
+// from a driver that would inline them (package shaders).
+struct Params { %s }
+@group(0) @binding(0) var<uniform> p: Params;
+fn load_params(zero: u32) -> Params {
+    return Params(%s);
+}
+
+`, strings.Join(fields, ", "), strings.Join(loads, ", "))
 }
 
 func mustRead(name string) string {

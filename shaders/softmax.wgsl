@@ -1,9 +1,6 @@
 // softmax: x[r] = exp(x[r] - max) / Σ exp(x[r] - max) in place, for rows rows
 // of length n, as model.Softmax. One workgroup per row.
 
-struct Params { n: u32, rows: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;  // [rows][n]
 
 var<workgroup> partial: array<f32, WG>;
@@ -11,6 +8,7 @@ var<workgroup> partial: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = load_params(u32(arrayLength(&x) == 0u));
     let row = flat_group(wid, nwg);
     if (row >= p.rows) {
         return;
