@@ -171,3 +171,60 @@ func TestNoGPU(t *testing.T) {
 		t.Fatalf("reset with backend auto and no GPU = %q, %v; want cpu", backend, err)
 	}
 }
+
+// TestGPUSpeculativeModule: self-speculative greedy decoding on the GPU
+// backend of the module under wazero gives model.Forward's tokens for the
+// verifier alone, for the default model and random weights, several drafts
+// and k, and f16.
+func TestGPUSpeculativeModule(t *testing.T) {
+	shareModule(t)
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		ctx := context.Background()
+		tiny := weights.Random(weights.TinyConfig(), 7)
+		def, _, err := weights.Load(bytes.NewReader(defaultmodel.Bytes), int64(len(defaultmodel.Bytes)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			name   string
+			w      *model.Weights
+			file   []byte
+			verify string
+		}{
+			{"tiny", tiny, tinyFile(t, tiny), "XL"},
+			{"default", def, defaultmodel.Bytes, "XL"},
+			{"default", def, defaultmodel.Bytes, "L,XL,XL,M"},
+		} {
+			m := gpuModule(t, d)
+			if _, _, err := m.Load(ctx, bytes.NewReader(tt.file), int64(len(tt.file)), "XL"); err != nil {
+				t.Fatal(err)
+			}
+			mix, err := tt.w.Config.ParseMix(tt.verify)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.SetMix(ctx, tt.verify); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range []abi.Options{
+				{Draft: "S", DraftTokens: 4},
+				{Draft: "M", DraftTokens: 2},
+				{Draft: "S", DraftTokens: 7, Precision: "f16"},
+			} {
+				o.Backend = "gpu"
+				const n = 24 // the tiny context holds the prompt and 26 more
+				res, err := m.Generate(ctx, Request{Prompt: testPrompt, MaxTokens: n, Options: o}, nil)
+				if err != nil {
+					t.Fatalf("%s %s %+v: %v", tt.name, tt.verify, o, err)
+				}
+				ref := tt.w
+				if o.Precision == "f16" {
+					ref = engine.RoundHalf(tt.w)
+				}
+				if want := greedyReference(ref, mix, res.PromptTokens, n); res.Backend != "gpu" || !slices.Equal(res.Tokens, want) {
+					t.Errorf("%s %s %+v: module on the GPU (%s) %v\nmodel.Forward %v", tt.name, tt.verify, o, res.Backend, res.Tokens, want)
+				}
+			}
+		}
+	})
+}

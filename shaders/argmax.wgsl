@@ -1,8 +1,9 @@
-// argmax: out[out_index] = the index of the largest x, the lowest index on
-// ties, as model.Argmax. One workgroup; out is the token buffer that the next
+// argmax: out[out_index] = the index of the largest of x[x_offset …
+// x_offset+n), the lowest index on ties, as model.Argmax. One workgroup; out
+// is the token buffer that the next
 // step's embed reads, so greedy decoding never leaves the GPU.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // [n]
+@group(0) @binding(1) var<storage, read> x: array<f32>;          // [x_offset + n]
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;  // [out_index + 1]
 
 var<workgroup> best_value: array<f32, WG>;
@@ -14,8 +15,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     var v = LOWEST;
     var at = 0xffffffffu;
     for (var i = lid; i < p.n; i += WG) {
-        if (at == 0xffffffffu || x[i] > v) {
-            v = x[i];
+        let xi = x[p.x_offset + i];
+        if (at == 0xffffffffu || xi > v) {
+            v = xi;
             at = i;
         }
     }

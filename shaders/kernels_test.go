@@ -288,7 +288,8 @@ func TestArgmax(t *testing.T) {
 					}
 				}
 				out := r.zeros(3)
-				r.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{r.upload(x), out}, n, 2)
+				// x after 3 other values, as one row of a [rows][vocab] logits buffer.
+				r.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{r.upload(append([]float32{9, 9, 9}, x...)), out}, n, 2, 3)
 				if got, want := r.uints(out, 3)[2], model.Argmax(x); int(got) != want {
 					t.Errorf("argmax(n=%d, ties=%v) = %d; want %d", n, ties, got, want)
 				}

@@ -173,7 +173,7 @@ var Kernels = map[string]*Kernel{
 	},
 	"argmax": {
 		Name:      "argmax",
-		Params:    []Param{u("n"), u("out_index")},
+		Params:    []Param{u("n"), u("out_index"), u("x_offset")},
 		Buffers:   []string{"x", "out"},
 		Workgroup: 256,
 		Grid:      "(1, 1, 1)",

@@ -327,13 +327,11 @@ func (c *cpu) Start(tokens []int, pos int) error {
 func (c *cpu) Token() (int, bool, error) { return c.token, true, nil }
 
 // speculator checks the options of speculative decoding and starts its
-// backend. It runs on the CPU: "auto" means the CPU with a draft, "gpu" is
-// refused.
-func (e *Engine) speculator(o Options) (*speculative, error) {
-	if o.Backend == "gpu" {
-		return nil, fmt.Errorf("%w: speculative decoding (draft %q) runs on the cpu backend only", ErrBackend, o.Draft)
-	}
-	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" {
+// backend: the CPU's (model.Speculator, greedy or sampled; "auto" means the
+// CPU with a draft) or, with backend "gpu", the GPU's (greedy only,
+// gpuSpeculative). Both share one KV cache between draft and verifier.
+func (e *Engine) speculator(o Options) (Backend, error) {
+	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" && o.Backend != "gpu" {
 		return nil, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
 	if o.Draft == "auto" {
@@ -355,6 +353,23 @@ func (e *Engine) speculator(o Options) (*speculative, error) {
 	}
 	if o.Temperature > 0 && (o.TopK != 0 || (o.TopP != 0 && o.TopP != 1)) {
 		return nil, fmt.Errorf("%w: speculative sampling draws from the whole distribution: unset top_k and top_p", ErrArg)
+	}
+	if o.Backend == "gpu" {
+		if o.Temperature > 0 {
+			return nil, fmt.Errorf("%w: the gpu backend speculates greedily (temperature 0); speculative sampling runs on the cpu backend", ErrBackend)
+		}
+		g, err := e.startGPU(o)
+		if err != nil {
+			return nil, err
+		}
+		// The draft's rows on the device too; then the verifier's mix again, last.
+		if err := g.prepare(e.asm.Weights, draft, o); err != nil {
+			return nil, errNoGPU(err)
+		}
+		if err := g.prepare(e.asm.Weights, e.mix, o); err != nil {
+			return nil, errNoGPU(err)
+		}
+		return &gpuSpeculative{g: g, draft: draft, verify: e.mix, k: k}, nil
 	}
 	sp := &speculative{sp: model.Speculator{Weights: e.asm.Weights, Draft: draft, Verify: e.mix, K: k, Shared: true,
 		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed)}}

@@ -54,7 +54,8 @@ type gpu struct {
 	gate, up     webgpu.Buffer   // [batch][hidden]
 	act          webgpu.Buffer   // [batch][hidden] swiglu(gate, up)
 	scores       webgpu.Buffer   // [batch][heads][context]
-	logits       webgpu.Buffer   // [vocab]
+	logits       webgpu.Buffer   // [batch][vocab]: the last row's at 0, or every row's (verify)
+	verified     webgpu.Buffer   // [2·batch] u32: a speculative round's verifier argmaxes, then the draft's proposals
 	ropeCos      webgpu.Buffer   // [context][headDim/2]
 	ropeSin      webgpu.Buffer   // [context][headDim/2]
 	rngState     webgpu.Buffer   // [1] the sample kernel's model.RNG state
@@ -124,7 +125,7 @@ func (g *gpu) allocate() error {
 	d, hidden := c.Dim, c.Hidden()
 	// The prefill batch: as many rows as fit one binding in every activation.
 	g.batch = min(64, c.Context)
-	for g.batch > 1 && uint64(4*g.batch*max(hidden, c.Heads*c.Context)) > g.limit {
+	for g.batch > 1 && uint64(4*g.batch*max(hidden, c.Heads*c.Context, c.Vocab)) > g.limit {
 		g.batch /= 2
 	}
 	for _, t := range model.Layout(c) {
@@ -158,7 +159,8 @@ func (g *gpu) allocate() error {
 	g.acc, g.partial = activation("acc", d), activation("partial", d)
 	g.gate, g.up, g.act = activation("gate", g.batch*hidden), activation("up", g.batch*hidden), activation("act", g.batch*hidden)
 	g.scores = activation("scores", g.batch*c.Heads*c.Context)
-	g.logits = activation("logits", c.Vocab)
+	g.logits = activation("logits", g.batch*c.Vocab)
+	g.verified = activation("verified tokens", 2*g.batch)
 	half := c.HeadDim() / 2
 	g.ropeCos, g.ropeSin = activation("rope cos", c.Context*half), activation("rope sin", c.Context*half)
 	g.rngState = activation("sampler state", 1)
@@ -343,14 +345,14 @@ func (g *gpu) Start(tokens []int, pos int) error {
 		}
 	}
 	for done := 0; done < len(tokens); done += g.batch {
-		g.forward(pos+done, min(g.batch, len(tokens)-done))
+		g.forward(pos+done, min(g.batch, len(tokens)-done), g.mix, false)
 	}
 	next := pos + len(tokens)
 	if g.sampling.Temperature > 0 {
 		g.run("sample", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.rngState, g.tokens},
 			g.config.Vocab, g.sampling.TopK, g.sampling.TopP, g.sampling.Temperature, next)
 	} else {
-		g.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.tokens}, g.config.Vocab, next)
+		g.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.tokens}, g.config.Vocab, next, 0)
 	}
 	if g.err != nil {
 		return g.err
@@ -385,9 +387,10 @@ func (g *gpu) Token() (int, bool, error) {
 	return token, true, nil
 }
 
-// forward records rows tokens at positions pos… through the network; the
-// logits of the last one land in g.logits.
-func (g *gpu) forward(pos, rows int) {
+// forward records rows tokens at positions pos… through the network with
+// mix; the logits of the last one land in g.logits, or with every, those of
+// each row r at r·vocab.
+func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 	c := g.config
 	d := c.Dim
 	embed := g.tensors["embed"]
@@ -411,7 +414,7 @@ func (g *gpu) forward(pos, rows int) {
 		g.run("add", shaders.Groups(rows*d, 256), []webgpu.Buffer{g.proj, g.x}, rows*d)
 
 		// FFN: only the first width neurons of this layer.
-		width := c.FFNWidths[g.mix[l]]
+		width := c.FFNWidths[mix[l]]
 		g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(tensor("ffn_norm")), g.xb}, d, rows, c.NormEps)
 		g.matmul(tensor("ffn_gate"), width, rows, g.xb, g.gate, 0)
 		g.matmul(tensor("ffn_up"), width, rows, g.xb, g.up, 0)
@@ -422,7 +425,11 @@ func (g *gpu) forward(pos, rows int) {
 		g.run("add", shaders.Groups(rows*d, 256), []webgpu.Buffer{g.proj, g.x}, rows*d)
 	}
 	g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(g.tensors["final_norm"]), g.xb}, d, rows, c.NormEps)
-	g.matvec(g.tensors["head"], c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
+	if every {
+		g.matmul(g.tensors["head"], c.Vocab, rows, g.xb, g.logits, 0)
+	} else {
+		g.matvec(g.tensors["head"], c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
+	}
 }
 
 // slab is the buffer of a tensor that is never split (a norm gain).

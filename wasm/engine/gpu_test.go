@@ -349,3 +349,85 @@ func ExampleRoundHalf() {
 	fmt.Println(w.Layers[0].Query[0], RoundHalf(w).Layers[0].Query[0])
 	// Output: 0.17452982 0.17456055
 }
+
+// untilFull generates with mix and o after prompt until the context is full.
+func untilFull(t testing.TB, e *Engine, mix string, o Options, prompt string) []int {
+	t.Helper()
+	m, err := e.ParseMix(mix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetMix(m)
+	if err := e.Reset(o); err != nil {
+		t.Fatalf("Reset(%+v): %v", o, err)
+	}
+	if _, err := e.Prompt([]byte(prompt)); err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for {
+		tok, err := e.Step()
+		switch {
+		case errors.Is(err, ErrPending):
+			continue
+		case errors.Is(err, ErrDone):
+			return out
+		case err != nil:
+			t.Fatalf("%+v step %d: %v", o, len(out), err)
+		}
+		out = append(out, tok)
+	}
+}
+
+// TestGPUSpeculative: greedy self-speculative decoding on the GPU gives the
+// verifier's tokens alone, token for token, for drafts that disagree often
+// (random weights), a draft equal to the verifier (every proposal kept), k
+// from 1 to past the room left in the context, f32 and f16, and a readback
+// that is pending once per round as in a browser. Each round reads back
+// once.
+func TestGPUSpeculative(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		w := weights.Random(weights.TinyConfig(), 7)
+		file := weightsFile(t, w)
+		dev := &counting{Device: d, pendingOnce: true}
+		e, cpu := loaded(t, file, dev), loaded(t, file, nil)
+		for _, verify := range []string{"XL", "S,L,XL"} {
+			want := untilFull(t, cpu, verify, Options{Backend: "cpu"}, gpuPrompt)
+			if len(want) == 0 {
+				t.Fatal("no tokens before the context filled")
+			}
+			precisions := []string{"f32"}
+			if verify == "XL" {
+				precisions = append(precisions, "f16")
+			}
+			for _, precision := range precisions {
+				alone := untilFull(t, e, verify, Options{Backend: "gpu", Precision: precision}, gpuPrompt)
+				if precision == "f32" && !slices.Equal(alone, want) {
+					t.Fatalf("gpu %s alone %v\ncpu %v", verify, alone, want)
+				}
+				for _, draft := range []string{"S", verify} {
+					for _, k := range []int{1, 4, 40} {
+						dev.reads = 0
+						o := Options{Backend: "gpu", Precision: precision, Draft: draft, DraftTokens: k}
+						got := untilFull(t, e, verify, o, gpuPrompt)
+						if !slices.Equal(got, alone) {
+							t.Errorf("%s verify %s draft %s k %d: %v\nverifier alone: %v", precision, verify, draft, k, got, alone)
+						}
+						spec := e.backend.(*gpuSpeculative)
+						if dev.reads != spec.stats.Rounds {
+							t.Errorf("%s draft %s k %d: %d reads for %d rounds; want one each", verify, draft, k, dev.reads, spec.stats.Rounds)
+						}
+						if draft == verify && spec.stats.Accepted != spec.stats.Proposed {
+							t.Errorf("draft = verifier %s, k %d: accepted %d of %d; want all", verify, k, spec.stats.Accepted, spec.stats.Proposed)
+						}
+					}
+				}
+			}
+		}
+		m, _ := e.ParseMix("XL")
+		e.SetMix(m)
+		if err := e.Reset(Options{Backend: "gpu", Draft: "S", Temperature: 0.8}); !errors.Is(err, ErrBackend) {
+			t.Errorf("gpu speculative sampling = %v; want ErrBackend", err)
+		}
+	})
+}
