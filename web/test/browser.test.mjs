@@ -153,6 +153,14 @@ function core(get) {
     assert.deepEqual(spec.tokens, plain.tokens);
   }, { timeout: 60_000 });
 
+  it('speculative decoding with an S draft gives the same greedy tokens on WebGPU', async () => {
+    const s = get().s;
+    const plain = await s.run({ backend: 'gpu' });
+    const spec = await s.run({ backend: 'gpu', draft: 'S', draftTokens: 3 });
+    assert.equal(spec.backend, 'gpu');
+    assert.deepEqual(spec.tokens, plain.tokens);
+  }, { timeout: 90_000 });
+
   it('a reload uses the cache: zero model bytes over the network', async () => {
     const s = get().s;
     await s.reload();
