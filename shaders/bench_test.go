@@ -20,19 +20,22 @@ func BenchmarkMatVec(b *testing.B) {
 	d := webgputest.Open(b)
 	defer d.Close()
 	r := newRig(b, d)
-	for _, dtype := range []string{"f32", "f16"} {
+	for _, dtype := range []string{"f32", "f32x4", "f16"} { // f32x4: matvec4
 		for _, s := range benchShapes {
 			b.Run(fmt.Sprintf("%s/%dx%d", dtype, s.rows, s.cols), func(b *testing.B) {
 				r.t = b
 				rng := rand.New(rand.NewPCG(1, 1))
-				w, kernel, bytes := r.upload(randoms(rng, s.rows*s.cols)), "matvec", 4
-				if dtype == "f16" {
+				w, kernel, bytes, perInvocation := r.upload(randoms(rng, s.rows*s.cols)), "matvec", 4, 1
+				switch dtype {
+				case "f16":
 					packed, _ := packF16(randoms(rng, s.rows*s.cols))
 					w, kernel, bytes = r.upload(packed), "matvec_f16", 2
+				case "f32x4":
+					kernel, perInvocation = "matvec4", 4
 				}
 				x, out := r.upload(randoms(rng, s.cols)), r.zeros(s.rows)
 				bench(b, r, out, func() {
-					r.run(kernel, shaders.Groups(s.rows, 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, 0, 0, 0)
+					r.run(kernel, shaders.Groups((s.rows+perInvocation-1)/perInvocation, 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, 0, 0, 0)
 				}, 2*s.rows*s.cols, bytes*s.rows*s.cols)
 			})
 		}

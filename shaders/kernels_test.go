@@ -89,6 +89,12 @@ func TestMatVec(t *testing.T) {
 				want := make([]float32, rows)
 				model.MatVec(want, ref[c.cols:c.cols+rows*c.cols], x[3:])
 				checkClose(t, fmt.Sprintf("%s %dx%d", kernel, rows, c.cols), r.floats(out, rows+5)[5:], want, tol)
+				if !half && c.cols%4 == 0 {
+					// matvec4: offsets multiples of 4, the input after 4 other values.
+					out := r.zeros(rows + 5)
+					r.run("matvec4", shaders.Groups((rows+3)/4, 64), []webgpu.Buffer{wbuf, r.upload(append([]float32{0}, x...)), out}, rows, c.cols, woff, 4, 5)
+					checkClose(t, fmt.Sprintf("matvec4 %dx%d", rows, c.cols), r.floats(out, rows+5)[5:], want, tol)
+				}
 			}
 		}
 	})

@@ -99,6 +99,13 @@ var Kernels = map[string]*Kernel{
 		Workgroup: 64,
 		Grid:      "Groups(rows, 64)",
 	},
+	"matvec4": {
+		Name:      "matvec4",
+		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(⌈rows/4⌉, 64); cols, w_offset and x_offset multiples of 4",
+	},
 	"matvec_f16": {
 		Name:      "matvec_f16",
 		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},

@@ -459,18 +459,22 @@ func (g *gpu) matmul(t *gpuTensor, n, tokens int, x webgpu.Buffer, out webgpu.Bu
 	g.run(kernel, groups, []webgpu.Buffer{t.slabs[0].buffer, x, out}, n, t.cols, tokens, 0, 0, outOffset)
 }
 
-// matvec records out[outOffset + row] = t[row]·x[xOffset:] for row < n, slab by slab.
+// matvec records out[outOffset + row] = t[row]·x[xOffset:] for row < n,
+// slab by slab: with matvec4 (4 rows per invocation) when the shapes allow.
 func (g *gpu) matvec(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
-	kernel := "matvec"
-	if t.half {
+	kernel, perInvocation := "matvec", 1
+	switch {
+	case t.half:
 		kernel = "matvec_f16"
+	case t.cols%4 == 0 && xOffset%4 == 0:
+		kernel, perInvocation = "matvec4", 4
 	}
 	for _, s := range t.slabs {
 		rows := min(s.rows, n-s.first)
 		if rows <= 0 {
 			break
 		}
-		g.run(kernel, shaders.Groups(rows, 64), []webgpu.Buffer{s.buffer, x, out}, rows, t.cols, 0, xOffset, outOffset+s.first)
+		g.run(kernel, shaders.Groups((rows+perInvocation-1)/perInvocation, 64), []webgpu.Buffer{s.buffer, x, out}, rows, t.cols, 0, xOffset, outOffset+s.first)
 	}
 }
 
