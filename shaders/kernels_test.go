@@ -64,6 +64,27 @@ func TestRMSNorm(t *testing.T) {
 	})
 }
 
+func TestAddRMSNorm(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(31, 32))
+		for _, c := range []struct{ n, rows int }{{1, 1}, {7, 2}, {256, 1}, {300, 3}, {1000, 2}} {
+			x, y, gain := randoms(rng, c.n*c.rows), randoms(rng, c.n*c.rows), randoms(rng, c.n)
+			xbuf, out := r.upload(x), r.zeros(c.n*c.rows)
+			r.run("add_rmsnorm", shaders.Groups(c.rows, 1), []webgpu.Buffer{r.upload(y), r.upload(gain), xbuf, out}, c.n, c.rows, float32(1e-5))
+			sum := append([]float32(nil), x...)
+			model.Add(sum, y)
+			want := make([]float32, len(x))
+			for i := range c.rows {
+				model.RMSNorm(want[i*c.n:(i+1)*c.n], sum[i*c.n:(i+1)*c.n], gain, 1e-5)
+			}
+			checkClose(t, fmt.Sprintf("add_rmsnorm %+v: x", c), r.floats(xbuf, len(sum)), sum, 0)
+			checkClose(t, fmt.Sprintf("add_rmsnorm %+v: out", c), r.floats(out, len(want)), want, tol)
+		}
+	})
+}
+
 // matrixShapes are [rows][cols] shapes for the matrix kernels; cols are even
 // for the f16 kernels.
 var matrixShapes = []struct{ rows, cols int }{{1, 2}, {3, 6}, {64, 64}, {65, 128}, {200, 34}, {1000, 514}}

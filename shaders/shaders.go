@@ -92,6 +92,13 @@ var Kernels = map[string]*Kernel{
 		Workgroup: 256,
 		Grid:      "Groups(rows, 1): one workgroup per row",
 	},
+	"add_rmsnorm": {
+		Name:      "add_rmsnorm",
+		Params:    []Param{u("n"), u("rows"), f("eps")},
+		Buffers:   []string{"y", "gain", "x", "out"},
+		Workgroup: 256,
+		Grid:      "Groups(rows, 1): one workgroup per row",
+	},
 	"matvec": {
 		Name:      "matvec",
 		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},

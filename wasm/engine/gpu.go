@@ -397,12 +397,23 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 	for _, s := range embed.slabs {
 		g.run("embed", shaders.Groups(rows*d, 256), []webgpu.Buffer{s.buffer, g.tokens, g.x}, d, rows, s.rows, pos, s.first)
 	}
+	// Each residual add is fused with the norm that follows it (add_rmsnorm):
+	// residual says that g.proj still has to be added into g.x.
+	residual := false
+	norm := func(gain *gpuTensor) {
+		if residual {
+			g.run("add_rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.proj, g.slab(gain), g.x, g.xb}, d, rows, c.NormEps)
+		} else {
+			g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(gain), g.xb}, d, rows, c.NormEps)
+		}
+		residual = false
+	}
 	for l := range c.Layers {
 		prefix := fmt.Sprintf("layers.%d.", l)
 		tensor := func(name string) *gpuTensor { return g.tensors[prefix+name] }
 
 		// Attention. This step's keys and values go straight into the cache.
-		g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(tensor("attn_norm")), g.xb}, d, rows, c.NormEps)
+		norm(tensor("attn_norm"))
 		g.matmul(tensor("query"), d, rows, g.xb, g.q, 0)
 		g.matmul(tensor("key"), d, rows, g.xb, g.keys[l], pos*d)
 		g.matmul(tensor("value"), d, rows, g.xb, g.values[l], pos*d)
@@ -411,20 +422,20 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 		g.run("attention", [3]uint32{uint32(c.Heads), uint32(rows), 1}, []webgpu.Buffer{g.q, g.keys[l], g.values[l], g.scores, g.att},
 			c.HeadDim(), c.Heads, rows, pos, 0, c.Context, float32(1/math.Sqrt(float64(c.HeadDim()))))
 		g.matmul(tensor("output"), d, rows, g.att, g.proj, 0)
-		g.run("add", shaders.Groups(rows*d, 256), []webgpu.Buffer{g.proj, g.x}, rows*d)
+		residual = true
 
 		// FFN: only the first width neurons of this layer.
 		width := c.FFNWidths[mix[l]]
-		g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(tensor("ffn_norm")), g.xb}, d, rows, c.NormEps)
+		norm(tensor("ffn_norm"))
 		g.matmul(tensor("ffn_gate"), width, rows, g.xb, g.gate, 0)
 		g.matmul(tensor("ffn_up"), width, rows, g.xb, g.up, 0)
 		g.run("swiglu", shaders.Groups(rows*width, 256), []webgpu.Buffer{g.gate, g.up, g.act}, rows*width)
 		for r := range rows {
 			g.matvecT(tensor("ffn_down"), width, g.act, r*width, g.proj, r*d)
 		}
-		g.run("add", shaders.Groups(rows*d, 256), []webgpu.Buffer{g.proj, g.x}, rows*d)
+		residual = true
 	}
-	g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(g.tensors["final_norm"]), g.xb}, d, rows, c.NormEps)
+	norm(g.tensors["final_norm"])
 	if every {
 		g.matmul(g.tensors["head"], c.Vocab, rows, g.xb, g.logits, 0)
 	} else {
