@@ -29,6 +29,17 @@ func TestProgram(t *testing.T) {
 				t.Errorf("%s: no @binding(%d) for %d buffers", name, i, p.Bindings)
 			}
 		}
+		// Params come from the table only, read through load_params (the
+		// lavapipe workaround of the package comment), once per binding 0.
+		if n := strings.Count(p.Source, "struct Params"); n != 1 {
+			t.Errorf("%s: %d Params structs; want the generated one only", name, n)
+		}
+		if n := strings.Count(p.Source, "@binding(0)"); n != 1 {
+			t.Errorf("%s: %d declarations at binding 0; want the generated uniform only", name, n)
+		}
+		if _, body, _ := strings.Cut(p.Source, "fn main("); !strings.Contains(body, "let p = load_params(u32(arrayLength(&") {
+			t.Errorf("%s: main does not read its params through load_params", name)
+		}
 		if dumped, err := os.ReadFile(filepath.Join(dir, p.Key+".wgsl")); err != nil || string(dumped) != p.Source {
 			t.Errorf("%s: MATEDGE_DUMP_WGSL file = %q, %v; want the program source", name, dumped, err)
 		}
