@@ -397,7 +397,10 @@ func kernelGrid(configs []model.Config, tokens int) (string, []kernelResult, err
 	tokens = min(tokens, 64)
 	var results []kernelResult
 	for _, s := range shapes {
-		for _, kernel := range []string{"matvec", "matvec_f16", "matvec_t", "matvec_t_f16", "matmul", "matmul_f16"} {
+		for _, kernel := range []string{"matvec", "matvec4", "matvec_f16", "matvec_t", "matvec_t_f16", "matmul", "matmul_f16"} {
+			if kernel == "matvec4" && s.cols%4 != 0 {
+				continue // matvec4 needs whole vec4 rows; the engine uses matvec there
+			}
 			r, err := timeKernel(d, pipes, kernel, s.rows, s.cols, tokens)
 			if err != nil {
 				return "", nil, fmt.Errorf("kernel %s %dx%d: %w", kernel, s.rows, s.cols, err)
@@ -466,6 +469,8 @@ func timeKernel(d webgpu.Device, pipes *webgpu.Pipelines, kernel string, rows, c
 	switch kernel {
 	case "matvec", "matvec_f16":
 		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups(rows, 64)
+	case "matvec4":
+		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups((rows+3)/4, 64)
 	case "matvec_t":
 		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups(cols, 64)
 	case "matvec_t_f16":
