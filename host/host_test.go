@@ -310,6 +310,11 @@ func TestSpeculativeInModule(t *testing.T) {
 		{"S", 4, abi.Options{}},
 		{"M,S,L", 3, abi.Options{Backend: "auto"}},
 		{"S", 3, abi.Options{Temperature: 0.8, Seed: 9}},
+		// k chosen round by round from costs measured in the module, and
+		// the draft chosen by the module: greedy output is still the mix's.
+		{"S", 0, abi.Options{}},
+		{"auto", 0, abi.Options{}},
+		{"auto", 2, abi.Options{}},
 	} {
 		t.Run(fmt.Sprintf("%s/k%d/t%g", tt.draft, tt.k, tt.opts.Temperature), func(t *testing.T) {
 			o := tt.opts
@@ -338,6 +343,7 @@ func TestSpeculativeInModule(t *testing.T) {
 	for _, o := range []abi.Options{
 		{Draft: "S", Backend: "gpu"},
 		{Draft: "S", DraftTokens: 65},
+		{Draft: "S", DraftTokens: -1},
 		{DraftTokens: 3},
 		{Draft: "Q"},
 		{Draft: "S", Temperature: 0.8, TopK: 5},

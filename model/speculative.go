@@ -23,6 +23,9 @@ type Speculator struct {
 	// distribution.
 	Temperature float32
 	RNG         *RNG
+	// Adaptive, when set, chooses each round's k (K is then ignored); k = 0
+	// rounds are plain decoding steps of the verifier.
+	Adaptive *KChooser
 }
 
 // SpecStats counts what a speculative decode did.
@@ -42,8 +45,8 @@ func (s SpecStats) AcceptanceRate() float64 {
 // stopping early when the context is full.
 func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	c := sp.Weights.Config
-	if len(prompt) == 0 || len(prompt) > c.Context || sp.K < 1 {
-		panic("model: Speculator.Generate: empty or too long prompt, or K < 1")
+	if len(prompt) == 0 || len(prompt) > c.Context || (sp.K < 1 && sp.Adaptive == nil) {
+		panic("model: Speculator.Generate: empty or too long prompt, or K < 1 and not adaptive")
 	}
 	verifier, draft := sp.NewStates()
 	// The verifier has read the prompt up to its last token, which is the
@@ -55,7 +58,8 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	for len(out) < n && pos < c.Context {
 		// Always K, as a decoder that does not know n would: the same seed
 		// then gives the same tokens whoever drives the rounds.
-		tokens, accepted, proposed := sp.Round(verifier, draft, cur, pos, sp.K)
+		tokens, accepted, proposed := sp.Round(verifier, draft, cur, pos, sp.NextK())
+		sp.Observe(accepted, proposed)
 		st.Rounds++
 		st.Proposed += proposed
 		st.Accepted += accepted
@@ -68,6 +72,22 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	}
 	st.Emitted = len(out)
 	return out, st
+}
+
+// NextK is the number of draft tokens for the next round: K, or the adaptive
+// choice.
+func (sp *Speculator) NextK() int {
+	if sp.Adaptive != nil {
+		return sp.Adaptive.K()
+	}
+	return sp.K
+}
+
+// Observe tells the adaptive choice of k what a round did.
+func (sp *Speculator) Observe(accepted, proposed int) {
+	if sp.Adaptive != nil {
+		sp.Adaptive.Observe(accepted, proposed)
+	}
 }
 
 // NewStates allocates the verifier's state and the draft's: the same one
@@ -112,7 +132,16 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		tok = sp.pick(q)
 		proposal, dists = append(proposal, tok), append(dists, q)
 	}
-	logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+	var logits []float32
+	if k == 0 {
+		// A plain step; the same numbers as ForwardMany over one position.
+		logits = Forward(sp.Weights, verifier, sp.Verify, cur, pos)
+		if draft != verifier {
+			Forward(sp.Weights, draft, sp.Draft, cur, pos) // keep the draft's cache whole
+		}
+	} else {
+		logits = ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+	}
 	var next int
 	for i := 0; ; i++ {
 		p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)

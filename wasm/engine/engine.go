@@ -53,6 +53,10 @@ type Engine struct {
 	device    webgpu.Device
 	deviceErr error // why OpenGPU failed, so that auto does not retry it every reset
 	gpu       *gpu  // weights and buffers on device, for header
+
+	// specCosts caches the measured costs of speculative decoding's steps,
+	// by draft and verifier mix, for the weights in memory.
+	specCosts map[string]model.SpecCosts
 }
 
 // Backend runs the network one step at a time for one Mix and samples the
@@ -336,30 +340,98 @@ func (e *Engine) speculator(o Options) (*speculative, error) {
 	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" {
 		return nil, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
-	if o.Draft == "auto" {
-		return nil, fmt.Errorf("%w: draft must be a mix, not auto", ErrArg)
-	}
-	draft, err := e.ParseMix(o.Draft)
-	if err != nil {
-		return nil, fmt.Errorf("draft: %w", err)
-	}
-	if missing := e.asm.Missing(draft); len(missing) > 0 {
-		return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, o.Draft, weights.Bytes(missing))
-	}
 	k := o.DraftTokens
-	if k == 0 {
-		k = 4
-	}
-	if k < 1 || k > 64 {
-		return nil, fmt.Errorf("%w: draft_tokens %d (want 1…64)", ErrArg, k)
+	if k < 0 || k > 64 {
+		return nil, fmt.Errorf("%w: draft_tokens %d (want 1…64, or 0 to choose k round by round)", ErrArg, k)
 	}
 	if o.Temperature > 0 && (o.TopK != 0 || (o.TopP != 0 && o.TopP != 1)) {
 		return nil, fmt.Errorf("%w: speculative sampling draws from the whole distribution: unset top_k and top_p", ErrArg)
 	}
+	var draft model.Mix
+	var costs model.SpecCosts
+	if o.Draft == "auto" {
+		var err error
+		if draft, costs, err = e.autoDraft(); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if draft, err = e.ParseMix(o.Draft); err != nil {
+			return nil, fmt.Errorf("draft: %w", err)
+		}
+		if missing := e.asm.Missing(draft); len(missing) > 0 {
+			return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, o.Draft, weights.Bytes(missing))
+		}
+		if k == 0 {
+			costs = e.measureSpec(draft)
+		}
+	}
+	var adaptive *model.KChooser
+	if k == 0 {
+		adaptive = &model.KChooser{Costs: costs, MaxK: maxAdaptiveK, Prior: specPrior}
+	}
 	sp := &speculative{sp: model.Speculator{Weights: e.asm.Weights, Draft: draft, Verify: e.mix, K: k, Shared: true,
-		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed)}}
+		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed), Adaptive: adaptive}}
 	sp.verifier, sp.draft = sp.sp.NewStates()
 	return sp, nil
+}
+
+const (
+	// maxAdaptiveK bounds the draft tokens per round when k is chosen round
+	// by round.
+	maxAdaptiveK = 8
+	// specPrior is the acceptance rate assumed before a sequence has shown
+	// its own: nested drafts of the default model keep 56–80 % of their
+	// tokens at k = 2 (matedge speculate). A few rounds outweigh it.
+	specPrior = 0.6
+)
+
+// measureSpec measures (once per draft and mix) what a draft step and a
+// verifier pass cost on this device.
+func (e *Engine) measureSpec(draft model.Mix) model.SpecCosts {
+	key := fmt.Sprint(draft, e.mix)
+	if c, ok := e.specCosts[key]; ok {
+		return c
+	}
+	if e.specCosts == nil {
+		e.specCosts = map[string]model.SpecCosts{}
+	}
+	c := model.MeasureSpecCosts(e.asm.Weights, draft, e.mix, maxAdaptiveK)
+	e.specCosts[key] = c
+	return c
+}
+
+// autoDraft picks the draft for "auto": of the uniform granularities narrower
+// than the mix in every layer and already in memory, the one with the best
+// expected speed-up at the prior acceptance rate, as measured on this device.
+// When none is expected to pay, the adaptive k keeps speculation off.
+func (e *Engine) autoDraft() (model.Mix, model.SpecCosts, error) {
+	c := e.header.Config
+	var best model.Mix
+	var bestCosts model.SpecCosts
+	bestSpeedup := 0.0
+	for g := range c.FFNWidths {
+		draft := c.Uniform(g)
+		narrower := false
+		for l := range draft {
+			if draft[l] > e.mix[l] {
+				narrower = false
+				break
+			}
+			narrower = narrower || draft[l] < e.mix[l]
+		}
+		if !narrower || len(e.asm.Missing(draft)) > 0 {
+			continue
+		}
+		costs := e.measureSpec(draft)
+		if _, s := costs.BestK(specPrior, maxAdaptiveK); best == nil || s > bestSpeedup {
+			best, bestCosts, bestSpeedup = draft, costs, s
+		}
+	}
+	if best == nil {
+		return nil, model.SpecCosts{}, fmt.Errorf("%w: draft auto: no granularity is narrower than the mix %s", ErrArg, c.MixSpec(e.mix))
+	}
+	return best, bestCosts, nil
 }
 
 // speculative is the CPU backend with self-speculative decoding. A round
@@ -381,7 +453,9 @@ func (s *speculative) Start(tokens []int, pos int) error {
 		return nil
 	}
 	s.sp.Prefill(s.verifier, s.draft, tokens[:len(tokens)-1], pos)
-	s.round, _, _ = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.K)
+	var accepted, proposed int
+	s.round, accepted, proposed = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.NextK())
+	s.sp.Observe(accepted, proposed)
 	s.returned = 0
 	return nil
 }

@@ -87,11 +87,16 @@ export interface GenerateOptions {
   backend?: 'auto' | 'cpu' | 'gpu';
   /**
    * A mix ('S', 'S,M,S,M', …) turns on self-speculative decoding on the CPU: the draft proposes
-   * draftTokens tokens and the model checks them in one pass. Greedy output is unchanged;
+   * draftTokens tokens and the model checks them in one pass; 'auto' picks the narrower granularity
+   * expected to pay most on this device (measured once). Greedy output is unchanged;
    * sampling uses temperature only (set topK 0 and topP 1).
    */
   draft?: string;
-  /** Tokens the draft proposes per round, 1…64; default 4. */
+  /**
+   * Tokens the draft proposes per round, 1…64; default 0: chosen round by round from the running
+   * acceptance rate and the measured cost of draft and verify steps, down to plain decoding
+   * where speculation would not pay.
+   */
   draftTokens?: number;
 }
 

@@ -128,7 +128,8 @@ export class MatEdge {
    * @param {string} prompt
    * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
    *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
-   *   'S': self-speculative decoding on the CPU), draftTokens (default 4); DEFAULTS fills the rest
+   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round);
+   *   DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
     const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
