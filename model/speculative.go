@@ -26,6 +26,18 @@ type Speculator struct {
 	// Adaptive, when set, chooses each round's k (K is then ignored); k = 0
 	// rounds are plain decoding steps of the verifier.
 	Adaptive *KChooser
+	// DraftWeights, when set, are another model's weights to draft with (an
+	// independently trained small model with the same tokenizer); Draft is
+	// then a mix of those weights, and the caches cannot be shared.
+	DraftWeights *Weights
+}
+
+// DraftModel is the weights the draft runs on: DraftWeights, or Weights.
+func (sp *Speculator) DraftModel() *Weights {
+	if sp.DraftWeights != nil {
+		return sp.DraftWeights
+	}
+	return sp.Weights
 }
 
 // SpecStats counts what a speculative decode did.
@@ -94,10 +106,10 @@ func (sp *Speculator) Observe(accepted, proposed int) {
 // when the cache is shared.
 func (sp *Speculator) NewStates() (verifier, draft *State) {
 	verifier = NewState(sp.Weights.Config)
-	if sp.Shared {
+	if sp.Shared && sp.DraftWeights == nil {
 		return verifier, verifier
 	}
-	return verifier, NewState(sp.Weights.Config)
+	return verifier, NewState(sp.DraftModel().Config)
 }
 
 // Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache
@@ -108,7 +120,7 @@ func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
 	}
 	ForwardMany(sp.Weights, verifier, sp.Verify, tokens, pos)
 	if draft != verifier {
-		ForwardMany(sp.Weights, draft, sp.Draft, tokens, pos)
+		ForwardMany(sp.DraftModel(), draft, sp.Draft, tokens, pos)
 	}
 }
 
@@ -127,7 +139,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	dists := make([][]float32, 0, k)
 	tok := cur
 	for i := range k {
-		logits := Forward(sp.Weights, draft, sp.Draft, tok, pos+i)
+		logits := Forward(sp.DraftModel(), draft, sp.Draft, tok, pos+i)
 		q := append([]float32(nil), logits...)
 		tok = sp.pick(q)
 		proposal, dists = append(proposal, tok), append(dists, q)
@@ -137,7 +149,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		// A plain step; the same numbers as ForwardMany over one position.
 		logits = Forward(sp.Weights, verifier, sp.Verify, cur, pos)
 		if draft != verifier {
-			Forward(sp.Weights, draft, sp.Draft, cur, pos) // keep the draft's cache whole
+			Forward(sp.DraftModel(), draft, sp.Draft, cur, pos) // keep the draft's cache whole
 		}
 	} else {
 		logits = ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
@@ -158,7 +170,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	if draft != verifier && k > 0 && accepted == k {
 		// The draft never read its last proposal; its cache at that position
 		// must hold the draft's own keys and values.
-		Forward(sp.Weights, draft, sp.Draft, proposal[k-1], pos+k)
+		Forward(sp.DraftModel(), draft, sp.Draft, proposal[k-1], pos+k)
 	}
 	return append(proposal[:accepted:accepted], next), accepted, k
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -10,7 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -20,25 +25,53 @@ func init() {
 
 // specRow is one configuration speculate measured.
 type specRow struct {
-	Draft           string  `json:"draft"`
-	K               int     `json:"k"`
-	Shared          bool    `json:"shared_cache"`
-	AcceptanceRate  float64 `json:"acceptance_rate"`
-	TokensPerRound  float64 `json:"tokens_per_round"`
-	TokensPerSecond float64 `json:"tokens_per_second"`
-	Speedup         float64 `json:"speedup"` // over the verifier decoding alone
-	SameAsVerifier  bool    `json:"same_as_verifier"`
-	CacheBytes      int64   `json:"kv_cache_bytes"`
+	Where          string  `json:"where"`  // "native" (this CPU, Go) or "wazero" (the wasm module's CPU backend)
+	Models         string  `json:"models"` // "MatFormer" (a nested draft) or "Baseline" (an independently trained draft)
+	Draft          string  `json:"draft"`
+	K              int     `json:"k"` // 0: chosen round by round
+	Shared         bool    `json:"shared_cache"`
+	Temperature    float64 `json:"temperature"`
+	AcceptanceRate float64 `json:"acceptance_rate"`  // -1 where not observable (in the module)
+	TokensPerRound float64 `json:"tokens_per_round"` // -1 where not observable
+	TokensPerSec   float64 `json:"tokens_per_second"`
+	Speedup        float64 `json:"speedup"`          // over the verifier decoding alone, same place and temperature
+	SameAsVerifier *bool   `json:"same_as_verifier"` // greedy only
+	CacheBytes     int64   `json:"kv_cache_bytes"`
+}
+
+// specReport is what -json prints and -markdown renders.
+type specReport struct {
+	Model       string    `json:"model"`
+	Baseline    string    `json:"baseline,omitempty"`
+	Verifier    string    `json:"verifier"`
+	Kernels     string    `json:"kernels"`
+	Prompts     int       `json:"prompts"`
+	PromptToks  int       `json:"prompt_tokens"`
+	NewTokens   int       `json:"new_tokens"`
+	Text        string    `json:"text"`
+	Alone       []specRow `json:"verifier_alone"` // K 0, speed-up 1: one per place and temperature
+	Rows        []specRow `json:"rows"`
+	Command     string    `json:"command"`
+	CostsNative string    `json:"costs_native"`
 }
 
 func runSpeculate(args []string) error {
-	fs := newFlags("speculate", "[flags]", `Decodes greedily with the verifier alone (one Forward per token), then with
-self-speculative decoding for each draft and k: the draft (a nested submodel of
-the same weights) proposes k tokens, the verifier checks them in one pass over
-its weights and keeps the agreeing prefix plus one token of its own. Reports
-the draft's acceptance rate, tokens emitted per verifier pass, decode speed
-natively on this CPU and the speedup, whether the output is token for token the
+	fs := newFlags("speculate", "[flags]", `Decodes with the verifier alone (one Forward per token), then with
+self-speculative decoding for each draft, k, cache mode and temperature: the
+draft (a nested submodel of the same weights) proposes k tokens, the verifier
+checks them in one pass over its weights and keeps the agreeing prefix plus one
+token of its own (at a temperature, by the speculative sampling rule). Reports
+the acceptance rate, tokens emitted per verifier pass, decode speed and the
+speed-up over the verifier alone, whether greedy output is token for token the
 verifier's, and the KV cache memory with one shared cache against two.
+
+-k auto chooses k round by round from the acceptance rate and the measured
+costs of draft and verify steps (k = 0, a plain step, where speculation does
+not pay). -baseline-draft and -baseline-verify add the same measurement for an
+independently trained pair (e.g. matedge train -baseline S and -baseline XL
+with the same data, tokenizer and steps). -module also measures the shared
+cache in the wasm module's CPU backend under wazero, as generate runs it.
+-markdown writes the report as a Markdown file.
 
 Prompts are the starts of -prompts windows of the validation split of -text.`)
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
@@ -46,11 +79,17 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	cache := fs.String("cache", train.DefaultCache(), "where r-cran-janeaustenr is downloaded for -text austen")
 	verifyFlag := fs.String("verify", "XL", "the verifier's mix")
 	draftsFlag := fs.String("drafts", "S,M,L", "granularities to try as the draft, comma-separated (uniform mixes)")
-	ksFlag := fs.String("k", "2,4", "draft lengths to try, comma-separated")
+	ksFlag := fs.String("k", "2,4,auto", "draft lengths to try, comma-separated; auto chooses k round by round")
+	tempsFlag := fs.String("temperatures", "0", "sampling temperatures, comma-separated; 0 is greedy")
 	prompts := fs.Int("prompts", 8, "prompts to decode")
 	promptLen := fs.Int("prompt-tokens", 32, "tokens per prompt")
 	n := fs.Int("n", 64, "tokens to generate per prompt")
-	asJSON := fs.Bool("json", false, "print the rows as JSON")
+	baseDraft := fs.String("baseline-draft", "", "an independently trained draft model (.matw, same tokenizer)")
+	baseVerify := fs.String("baseline-verify", "", "the independently trained verifier for -baseline-draft (.matw)")
+	inModule := fs.Bool("module", false, "also measure the shared cache in the wasm module under wazero")
+	wasmPath := fs.String("wasm", "", "with -module: matedge.wasm; empty finds it next to this program or in $"+host.ModuleEnv)
+	markdown := fs.String("markdown", "", "write the report as Markdown to this file")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +98,30 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	}
 	if *prompts < 1 || *promptLen < 1 || *n < 1 {
 		return fmt.Errorf("-prompts, -prompt-tokens and -n must be at least 1")
+	}
+	if (*baseDraft == "") != (*baseVerify == "") {
+		return fmt.Errorf("-baseline-draft and -baseline-verify go together")
+	}
+	var ks []int
+	for _, f := range strings.Split(*ksFlag, ",") {
+		f = strings.TrimSpace(f)
+		if f == "auto" {
+			ks = append(ks, 0)
+			continue
+		}
+		k, err := strconv.Atoi(f)
+		if err != nil || k < 1 || k > 64 {
+			return fmt.Errorf("-k: %q is not auto or an integer 1…64", f)
+		}
+		ks = append(ks, k)
+	}
+	var temps []float64
+	for _, f := range strings.Split(*tempsFlag, ",") {
+		t, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(t == 0 || (t >= 0.01 && t <= 100)) {
+			return fmt.Errorf("-temperatures: %q is not 0 or 0.01…100", f)
+		}
+		temps = append(temps, t)
 	}
 	w, h, name, err := loadModel(*modelPath)
 	if err != nil {
@@ -80,14 +143,27 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 		}
 		drafts = append(drafts, m)
 	}
-	var ks []int
-	for _, f := range strings.Split(*ksFlag, ",") {
-		k, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || k < 1 {
-			return fmt.Errorf("-k: %q is not a positive integer", f)
+	var bd, bv *model.Weights
+	if *baseDraft != "" {
+		bdw, hd, _, err := loadModel(*baseDraft)
+		if err != nil {
+			return fmt.Errorf("-baseline-draft: %w", err)
 		}
-		ks = append(ks, k)
+		bvw, hv, _, err := loadModel(*baseVerify)
+		if err != nil {
+			return fmt.Errorf("-baseline-verify: %w", err)
+		}
+		bd, bv = bdw, bvw
+		if bd.Config.Vocab != bv.Config.Vocab || bv.Config.Vocab != c.Vocab || bd.Config.Context < c.Context || bv.Config.Context < c.Context {
+			return fmt.Errorf("the baseline pair must have the model's vocabulary (%d) and context (%d)", c.Vocab, c.Context)
+		}
+		for id := range c.Vocab {
+			if !bytes.Equal(hd.Tokenizer.Piece(id), h.Tokenizer.Piece(id)) || !bytes.Equal(hv.Tokenizer.Piece(id), h.Tokenizer.Piece(id)) {
+				return fmt.Errorf("the baseline pair's tokenizer differs from the model's at token %d: train them on the same data with the same -vocab", id)
+			}
+		}
 	}
+
 	corpus, err := train.LoadCorpus(*text, *cache)
 	if err != nil {
 		return err
@@ -101,79 +177,279 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	for i := range *prompts {
 		starts = append(starts, ids[i*stride:i*stride+*promptLen])
 	}
-
-	// The verifier alone: one Forward per token, as generate's CPU path runs.
-	start := time.Now()
-	var reference [][]int
-	for _, p := range starts {
-		reference = append(reference, greedyAlone(w, verify, p, *n))
-	}
-	aloneTPS := float64(*prompts**n) / time.Since(start).Seconds()
 	cacheBytes := int64(c.Layers) * int64(c.Context) * int64(c.Dim) * 2 * 4
+	report := specReport{Model: name, Verifier: c.MixSpec(verify), Kernels: model.ActiveKernels().Name,
+		Prompts: *prompts, PromptToks: *promptLen, NewTokens: *n, Text: *text, Command: "matedge speculate " + strings.Join(args, " ")}
+	if bv != nil {
+		report.Baseline = *baseDraft + " drafting for " + *baseVerify
+	}
+	costs := model.MeasureSpecCosts(w, drafts[0], verify, 8)
+	report.CostsNative = fmt.Sprintf("draft %s step %.3f ms; verifier pass over m positions %.3f + %.3f·m ms",
+		c.MixSpec(drafts[0]), costs.Draft*1e3, costs.VerifyBase*1e3, costs.VerifyPerPos*1e3)
+	progress := func(what string) { fmt.Fprintf(os.Stderr, "speculate: %s\n", what) }
 
-	var rows []specRow
-	for _, d := range drafts {
-		for _, k := range ks {
-			for _, shared := range []bool{true, false} {
-				sp := model.Speculator{Weights: w, Draft: d, Verify: verify, K: k, Shared: shared}
-				var total model.SpecStats
-				same := true
-				start := time.Now()
-				for i, p := range starts {
-					out, st := sp.Generate(p, *n)
-					same = same && slices.Equal(out, reference[i])
-					total.Rounds, total.Proposed, total.Accepted, total.Emitted = total.Rounds+st.Rounds, total.Proposed+st.Proposed, total.Accepted+st.Accepted, total.Emitted+st.Emitted
+	// Natively, in Go on this CPU.
+	for _, temp := range temps {
+		progress(fmt.Sprintf("native, temperature %g: the verifier alone", temp))
+		reference, aloneTPS := decodeAlone(w, verify, starts, *n, temp)
+		report.Alone = append(report.Alone, specRow{Where: "native", Models: "MatFormer", Draft: "none", Temperature: temp,
+			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: aloneTPS, Speedup: 1, CacheBytes: cacheBytes})
+		measure := func(models string, sp model.Speculator, draftName string, k int, alone float64, ref [][]int, cacheBytes int64) {
+			progress(fmt.Sprintf("native, temperature %g: %s draft %s, k %s, %s cache", temp, models, draftName, kName(k), cacheName(sp.Shared)))
+			var total model.SpecStats
+			same := true
+			start := time.Now()
+			for i, p := range starts {
+				sp.RNG = model.NewRNG(uint64(i + 1))
+				if k == 0 {
+					draftCosts := costs
+					if sp.DraftWeights != nil || !slices.Equal(sp.Draft, drafts[0]) {
+						draftCosts.Draft = model.StepSeconds(sp.DraftModel(), sp.Draft, 1)
+					}
+					sp.Adaptive = &model.KChooser{Costs: draftCosts, MaxK: 8, Prior: 0.6}
 				}
-				tps := float64(total.Emitted) / time.Since(start).Seconds()
-				row := specRow{Draft: c.MixSpec(d), K: k, Shared: shared, AcceptanceRate: total.AcceptanceRate(),
-					TokensPerRound: float64(total.Emitted) / float64(max(total.Rounds, 1)), TokensPerSecond: tps, Speedup: tps / aloneTPS,
-					SameAsVerifier: same, CacheBytes: cacheBytes}
-				if !shared {
-					row.CacheBytes *= 2
+				out, st := sp.Generate(p, *n)
+				same = same && slices.Equal(out, ref[i])
+				total.Rounds, total.Proposed, total.Accepted, total.Emitted = total.Rounds+st.Rounds, total.Proposed+st.Proposed, total.Accepted+st.Accepted, total.Emitted+st.Emitted
+			}
+			tps := float64(total.Emitted) / time.Since(start).Seconds()
+			row := specRow{Where: "native", Models: models, Draft: draftName, K: k, Shared: sp.Shared && sp.DraftWeights == nil, Temperature: temp,
+				AcceptanceRate: total.AcceptanceRate(), TokensPerRound: float64(total.Emitted) / float64(max(total.Rounds, 1)),
+				TokensPerSec: tps, Speedup: tps / alone, CacheBytes: cacheBytes}
+			if total.Proposed == 0 {
+				row.AcceptanceRate = -1
+			}
+			if temp == 0 {
+				row.SameAsVerifier = &same
+			}
+			report.Rows = append(report.Rows, row)
+		}
+		for _, d := range drafts {
+			for _, k := range ks {
+				for _, shared := range []bool{true, false} {
+					sp := model.Speculator{Weights: w, Draft: d, Verify: verify, K: k, Shared: shared, Temperature: float32(temp)}
+					bytes := cacheBytes
+					if !shared {
+						bytes *= 2
+					}
+					measure("MatFormer", sp, c.MixSpec(d), k, aloneTPS, reference, bytes)
 				}
-				rows = append(rows, row)
+			}
+		}
+		if bv != nil {
+			progress(fmt.Sprintf("native, temperature %g: the baseline verifier alone", temp))
+			bref, bAlone := decodeAlone(bv, bv.Config.Uniform(len(bv.Config.FFNWidths)-1), starts, *n, temp)
+			report.Alone = append(report.Alone, specRow{Where: "native", Models: "Baseline", Draft: "none", Temperature: temp,
+				AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: bAlone, Speedup: 1, CacheBytes: cacheBytes})
+			for _, k := range ks {
+				sp := model.Speculator{Weights: bv, DraftWeights: bd, Draft: bd.Config.Uniform(len(bd.Config.FFNWidths) - 1),
+					Verify: bv.Config.Uniform(len(bv.Config.FFNWidths) - 1), K: k, Temperature: float32(temp)}
+				if k == 0 {
+					costs = model.MeasureSpecCosts(bv, sp.Verify, sp.Verify, 8)
+				}
+				bytes := int64(bv.Config.Layers)*int64(bv.Config.Context)*int64(bv.Config.Dim)*8 + int64(bd.Config.Layers)*int64(bd.Config.Context)*int64(bd.Config.Dim)*8
+				measure("Baseline", sp, "Baseline-"+granularityOf(bd), k, bAlone, bref, bytes)
 			}
 		}
 	}
-	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(struct {
-			Model          string    `json:"model"`
-			Verifier       string    `json:"verifier"`
-			AloneTPS       float64   `json:"verifier_alone_tokens_per_second"`
-			AloneCacheSize int64     `json:"verifier_alone_kv_cache_bytes"`
-			Rows           []specRow `json:"rows"`
-		}{name, c.MixSpec(verify), aloneTPS, cacheBytes, rows})
-	}
-	fmt.Printf("%s, verifier %s, %d prompts × %d greedy tokens on %s kernels: verifier alone %.0f tokens/s, KV cache %s\n\n",
-		name, c.MixSpec(verify), *prompts, *n, model.ActiveKernels().Name, aloneTPS, humanBytes(cacheBytes))
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "draft\tk\tcache\taccepted\ttokens/round\ttokens/s\tspeedup\tsame as verifier\tKV memory\t")
-	for _, r := range rows {
-		cacheKind := "shared"
-		if !r.Shared {
-			cacheKind = "separate"
+
+	if *inModule {
+		if err := speculateInModule(&report, *modelPath, *wasmPath, h.Tokenizer.Decode, starts, *n, temps, drafts, ks, verify, c, cacheBytes, progress); err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f%%\t%.2f\t%.0f\t%.2f×\t%s\t%s\t\n", r.Draft, r.K, cacheKind, 100*r.AcceptanceRate, r.TokensPerRound, r.TokensPerSecond, r.Speedup, map[bool]string{true: "yes", false: "NO"}[r.SameAsVerifier], humanBytes(r.CacheBytes))
+	}
+
+	if *markdown != "" {
+		if err := os.WriteFile(*markdown, []byte(renderSpec(report)), 0o644); err != nil {
+			return err
+		}
+		progress("wrote " + *markdown)
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(report)
+	}
+	fmt.Printf("%s, verifier %s, %d prompts × %d tokens, native on %s kernels; KV cache %s\n%s\n\n",
+		name, report.Verifier, *prompts, *n, report.Kernels, humanBytes(cacheBytes), report.CostsNative)
+	return printSpecTable(os.Stdout, report)
+}
+
+// granularityOf names the single granularity of a baseline model (its widest).
+func granularityOf(w *model.Weights) string {
+	return w.Config.MixSpec(w.Config.Uniform(len(w.Config.FFNWidths) - 1))
+}
+
+func kName(k int) string {
+	if k == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(k)
+}
+
+func cacheName(shared bool) string {
+	if shared {
+		return "shared"
+	}
+	return "separate"
+}
+
+// decodeAlone decodes n tokens after each prompt with mix alone, one Forward
+// per token (seeded per prompt at a temperature), and returns the tokens and
+// the speed in tokens per second.
+func decodeAlone(w *model.Weights, mix model.Mix, prompts [][]int, n int, temperature float64) ([][]int, float64) {
+	start := time.Now()
+	var out [][]int
+	for i, p := range prompts {
+		sp := model.Speculator{Weights: w, Draft: mix, Verify: mix, K: 1, Temperature: float32(temperature), RNG: model.NewRNG(uint64(i + 1)),
+			Adaptive: &model.KChooser{Costs: model.SpecCosts{VerifyPerPos: 1}}} // never drafts: k = 0 rounds are plain steps
+		tokens, _ := sp.Generate(p, n)
+		out = append(out, tokens)
+	}
+	return out, float64(len(prompts)*n) / time.Since(start).Seconds()
+}
+
+// speculateInModule measures the module's CPU backend under wazero: the mix
+// alone, then each draft and k with the shared cache, as generate runs them.
+func speculateInModule(report *specReport, modelPath, wasmPath string, decode func([]int) []byte, starts [][]int, n int, temps []float64,
+	drafts []model.Mix, ks []int, verify model.Mix, c model.Config, cacheBytes int64, progress func(string)) error {
+	ctx := context.Background()
+	file, size, name, err := openModel(modelPath)
+	if err != nil {
+		return err
+	}
+	if cl, ok := file.(io.Closer); ok {
+		defer cl.Close()
+	}
+	mod, closeModule, err := startModule(ctx, wasmPath)
+	if err != nil {
+		return err
+	}
+	defer closeModule()
+	info, err := mod.ReadHeader(ctx, file, size)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := mod.FetchMix(ctx, file, info, c.MixSpec(verify)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	run := func(o abi.Options) ([][]int, float64, error) {
+		var out [][]int
+		var elapsed time.Duration
+		emitted := 0
+		for i, p := range starts {
+			o.Seed = uint64(i + 1)
+			res, err := mod.Generate(ctx, host.Request{Prompt: string(decode(p)), MaxTokens: n, Options: o}, nil)
+			if err != nil {
+				return nil, 0, err
+			}
+			out, elapsed, emitted = append(out, res.Tokens), elapsed+res.Duration, emitted+len(res.Tokens)
+		}
+		return out, float64(emitted) / elapsed.Seconds(), nil
+	}
+	for _, temp := range temps {
+		progress(fmt.Sprintf("wazero, temperature %g: the verifier alone", temp))
+		plain := abi.Options{Backend: "cpu", Temperature: float32(temp)}
+		if temp > 0 {
+			plain.TopP = 1
+		}
+		ref, alone, err := run(plain)
+		if err != nil {
+			return err
+		}
+		report.Alone = append(report.Alone, specRow{Where: "wazero", Models: "MatFormer", Draft: "none", Temperature: temp,
+			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: alone, Speedup: 1, CacheBytes: cacheBytes})
+		for _, d := range drafts {
+			for _, k := range ks {
+				progress(fmt.Sprintf("wazero, temperature %g: draft %s, k %s, shared cache", temp, c.MixSpec(d), kName(k)))
+				o := plain
+				o.Draft, o.DraftTokens = c.MixSpec(d), k
+				if k == 0 {
+					if _, _, err := run(o); err != nil { // the first reset measures the costs; time the rest
+						return err
+					}
+				}
+				got, tps, err := run(o)
+				if err != nil {
+					return err
+				}
+				row := specRow{Where: "wazero", Models: "MatFormer", Draft: c.MixSpec(d), K: k, Shared: true, Temperature: temp,
+					AcceptanceRate: -1, TokensPerRound: -1, TokensPerSec: tps, Speedup: tps / alone, CacheBytes: cacheBytes}
+				if temp == 0 {
+					same := true
+					for i := range got {
+						same = same && slices.Equal(got[i], ref[i])
+					}
+					row.SameAsVerifier = &same
+				}
+				report.Rows = append(report.Rows, row)
+			}
+		}
+	}
+	return nil
+}
+
+func printSpecTable(out io.Writer, r specReport) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "where\tmodels\tdraft\tk\tcache\ttemp\taccepted\ttokens/round\ttokens/s\tspeed-up\tsame as verifier\tKV memory\t")
+	for _, row := range append(append([]specRow{}, r.Alone...), r.Rows...) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%g\t%s\t%s\t%.0f\t%.2f×\t%s\t%s\t\n", row.Where, row.Models, row.Draft, kOrDash(row), cacheOrDash(row), row.Temperature,
+			pctOrDash(row.AcceptanceRate), numOrDash(row.TokensPerRound), row.TokensPerSec, row.Speedup, sameOrDash(row.SameAsVerifier), humanBytes(row.CacheBytes))
 	}
 	return tw.Flush()
 }
 
-// greedyAlone decodes n tokens greedily after prompt with mix, one Forward per
-// token: the reference that speculative decoding must reproduce.
-func greedyAlone(w *model.Weights, mix model.Mix, prompt []int, n int) []int {
-	s := model.NewState(w.Config)
-	var logits []float32
-	for pos, tok := range prompt {
-		logits = model.Forward(w, s, mix, tok, pos)
+func kOrDash(r specRow) string {
+	if r.Draft == "none" {
+		return "–"
 	}
-	var out []int
-	for pos := len(prompt); len(out) < n; pos++ {
-		next := model.Argmax(logits)
-		out = append(out, next)
-		if len(out) == n || pos == w.Config.Context {
-			break
-		}
-		logits = model.Forward(w, s, mix, next, pos)
+	return kName(r.K)
+}
+
+func cacheOrDash(r specRow) string {
+	if r.Draft == "none" {
+		return "–"
 	}
-	return out
+	return cacheName(r.Shared)
+}
+
+func pctOrDash(v float64) string {
+	if v < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f%%", 100*v)
+}
+
+func numOrDash(v float64) string {
+	if v < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func sameOrDash(b *bool) string {
+	switch {
+	case b == nil:
+		return "–"
+	case *b:
+		return "yes"
+	}
+	return "NO"
+}
+
+// renderSpec writes the report as Markdown.
+func renderSpec(r specReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Self-speculative decoding, measured\n\n")
+	fmt.Fprintf(&b, "Written by `%s` (rerun it to refresh this file). Verifier %s of %s; %d prompts of %d tokens from the validation split of %s, %d new tokens each; native rows run in Go on this CPU with the %s kernels, wazero rows in the wasm module's CPU backend.",
+		r.Command, r.Verifier, r.Model, r.Prompts, r.PromptToks, r.Text, r.NewTokens, r.Kernels)
+	if r.Baseline != "" {
+		fmt.Fprintf(&b, " Baseline rows: %s, independently trained with the same data, tokenizer and steps.", r.Baseline)
+	}
+	fmt.Fprintf(&b, "\n\nMeasured step costs, natively: %s. k auto chooses k round by round (0 = a plain step) from these and the running acceptance rate.\n\n", r.CostsNative)
+	fmt.Fprintf(&b, "| where | models | draft | k | cache | temperature | accepted | tokens per verify | tokens/s | speed-up | greedy = verifier | KV memory |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range append(append([]specRow{}, r.Alone...), r.Rows...) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %g | %s | %s | %.0f | %.2f× | %s | %s |\n", row.Where, row.Models, row.Draft, kOrDash(row), cacheOrDash(row), row.Temperature,
+			pctOrDash(row.AcceptanceRate), numOrDash(row.TokensPerRound), row.TokensPerSec, row.Speedup, sameOrDash(row.SameAsVerifier), humanBytes(row.CacheBytes))
+	}
+	return b.String()
 }
