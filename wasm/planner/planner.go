@@ -67,8 +67,11 @@ type Plan struct {
 	// gives or interpolates; 0 when the model has no table.
 	ExpectedLoss float64 `msgpack:"expected_loss" json:"expected_loss,omitempty"`
 	// Splits are tensors the GPU backend binds in pieces.
-	Splits  []Split  `msgpack:"splits" json:"splits,omitempty"`
-	Reasons []string `msgpack:"reasons" json:"reasons"`
+	Splits []Split `msgpack:"splits" json:"splits,omitempty"`
+	// Speculation is the expected gain of self-speculative decoding with a
+	// narrower draft; nil when there is none.
+	Speculation *Speculation `msgpack:"speculation" json:"speculation,omitempty"`
+	Reasons     []string     `msgpack:"reasons" json:"reasons"`
 }
 
 // Choose returns the plan with the best expected quality that meets every
@@ -532,6 +535,10 @@ func (p *planning) plan(x *candidate, chosen bool) Plan {
 	if chosen {
 		p.whyNotBigger(x, add)
 	}
+	if speculationBackends[x.backend] {
+		plan.Speculation = p.speculation(x)
+	}
+	p.explainSpeculation(x, plan.Speculation, add)
 	if q := p.caps.StorageQuotaBytes; q > 0 && plan.DownloadBytes > q {
 		add("The download (%s) is more than the storage quota (%s): it cannot be cached for the next visit.",
 			formatBytes(plan.DownloadBytes), formatBytes(q))
