@@ -151,6 +151,10 @@ function core(get) {
     const spec = await s.run({ draft: 'S', draftTokens: 3 });
     assert.equal(spec.backend, 'cpu');
     assert.deepEqual(spec.tokens, plain.tokens);
+    // The draft chosen by the module, k chosen round by round.
+    const auto = await s.run({ draft: 'auto' });
+    assert.equal(auto.backend, 'cpu');
+    assert.deepEqual(auto.tokens, plain.tokens);
   }, { timeout: 60_000 });
 
   it('a reload uses the cache: zero model bytes over the network', async () => {
