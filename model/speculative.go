@@ -30,6 +30,12 @@ type Speculator struct {
 	// independently trained small model with the same tokenizer); Draft is
 	// then a mix of those weights, and the caches cannot be shared.
 	DraftWeights *Weights
+
+	// lag holds the tokens, from position lagPos on, that plain (k = 0)
+	// rounds gave the verifier but not yet a separate draft cache: the draft
+	// reads them in one pass when it next drafts.
+	lag    []int
+	lagPos int
 }
 
 // DraftModel is the weights the draft runs on: DraftWeights, or Weights.
@@ -105,6 +111,7 @@ func (sp *Speculator) Observe(accepted, proposed int) {
 // NewStates allocates the verifier's state and the draft's: the same one
 // when the cache is shared.
 func (sp *Speculator) NewStates() (verifier, draft *State) {
+	sp.lag = sp.lag[:0]
 	verifier = NewState(sp.Weights.Config)
 	if sp.Shared && sp.DraftWeights == nil {
 		return verifier, verifier
@@ -135,6 +142,10 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	c := sp.Weights.Config
 	vocab := c.Vocab
 	k = max(min(k, c.Context-1-pos), 0)
+	if k > 0 && len(sp.lag) > 0 {
+		ForwardMany(sp.DraftModel(), draft, sp.Draft, sp.lag, sp.lagPos)
+		sp.lag = sp.lag[:0]
+	}
 	proposal := make([]int, 0, k)
 	dists := make([][]float32, 0, k)
 	tok := cur
@@ -149,7 +160,10 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		// A plain step; the same numbers as ForwardMany over one position.
 		logits = Forward(sp.Weights, verifier, sp.Verify, cur, pos)
 		if draft != verifier {
-			Forward(sp.DraftModel(), draft, sp.Draft, cur, pos) // keep the draft's cache whole
+			if len(sp.lag) == 0 {
+				sp.lagPos = pos
+			}
+			sp.lag = append(sp.lag, cur) // for the draft's cache, when it next drafts
 		}
 	} else {
 		logits = ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ type specReport struct {
 	Prompts     int       `json:"prompts"`
 	PromptToks  int       `json:"prompt_tokens"`
 	NewTokens   int       `json:"new_tokens"`
+	Repeats     int       `json:"repeats"`
 	Text        string    `json:"text"`
 	Alone       []specRow `json:"verifier_alone"` // K 0, speed-up 1: one per place and temperature
 	Rows        []specRow `json:"rows"`
@@ -84,6 +86,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	prompts := fs.Int("prompts", 8, "prompts to decode")
 	promptLen := fs.Int("prompt-tokens", 32, "tokens per prompt")
 	n := fs.Int("n", 64, "tokens to generate per prompt")
+	repeats := fs.Int("repeats", 3, "times each prompt is decoded by each configuration; the fastest counts")
 	baseDraft := fs.String("baseline-draft", "", "an independently trained draft model (.matw, same tokenizer)")
 	baseVerify := fs.String("baseline-verify", "", "the independently trained verifier for -baseline-draft (.matw)")
 	inModule := fs.Bool("module", false, "also measure the shared cache in the wasm module under wazero")
@@ -96,8 +99,8 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
 	}
-	if *prompts < 1 || *promptLen < 1 || *n < 1 {
-		return fmt.Errorf("-prompts, -prompt-tokens and -n must be at least 1")
+	if *prompts < 1 || *promptLen < 1 || *n < 1 || *repeats < 1 {
+		return fmt.Errorf("-prompts, -prompt-tokens, -n and -repeats must be at least 1")
 	}
 	if (*baseDraft == "") != (*baseVerify == "") {
 		return fmt.Errorf("-baseline-draft and -baseline-verify go together")
@@ -179,7 +182,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	}
 	cacheBytes := int64(c.Layers) * int64(c.Context) * int64(c.Dim) * 2 * 4
 	report := specReport{Model: name, Verifier: c.MixSpec(verify), Kernels: model.ActiveKernels().Name,
-		Prompts: *prompts, PromptToks: *promptLen, NewTokens: *n, Text: *text, Command: "matedge speculate " + strings.Join(args, " ")}
+		Prompts: *prompts, PromptToks: *promptLen, NewTokens: *n, Repeats: *repeats, Text: *text, Command: "matedge speculate " + strings.Join(args, " ")}
 	if bv != nil {
 		report.Baseline = *baseDraft + " drafting for " + *baseVerify
 	}
@@ -187,74 +190,108 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	report.CostsNative = fmt.Sprintf("draft %s step %.3f ms; verifier pass over m positions %.3f + %.3f·m ms",
 		c.MixSpec(drafts[0]), costs.Draft*1e3, costs.VerifyBase*1e3, costs.VerifyPerPos*1e3)
 	progress := func(what string) { fmt.Fprintf(os.Stderr, "speculate: %s\n", what) }
+	// Decoding runs on this goroutine; pinned to one thread, its thread CPU
+	// time leaves out what other processes take on a shared machine.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 
-	// Natively, in Go on this CPU.
+	// Natively, in Go on this CPU. The machine may be shared, so each
+	// configuration is timed prompt by prompt interleaved with the verifier
+	// alone, and its speed-up is the ratio of the two in the same stretch.
 	for _, temp := range temps {
-		progress(fmt.Sprintf("native, temperature %g: the verifier alone", temp))
-		reference, aloneTPS := decodeAlone(w, verify, starts, *n, temp)
-		report.Alone = append(report.Alone, specRow{Where: "native", Models: "MatFormer", Draft: "none", Temperature: temp,
-			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: aloneTPS, Speedup: 1, CacheBytes: cacheBytes})
-		measure := func(models string, sp model.Speculator, draftName string, k int, alone float64, ref [][]int, cacheBytes int64) {
-			progress(fmt.Sprintf("native, temperature %g: %s draft %s, k %s, %s cache", temp, models, draftName, kName(k), cacheName(sp.Shared)))
-			var total model.SpecStats
-			same := true
-			start := time.Now()
-			for i, p := range starts {
-				sp.RNG = model.NewRNG(uint64(i + 1))
-				if k == 0 {
-					draftCosts := costs
-					if sp.DraftWeights != nil || !slices.Equal(sp.Draft, drafts[0]) {
-						draftCosts.Draft = model.StepSeconds(sp.DraftModel(), sp.Draft, 1)
-					}
-					sp.Adaptive = &model.KChooser{Costs: draftCosts, MaxK: 8, Prior: 0.6}
-				}
-				out, st := sp.Generate(p, *n)
-				same = same && slices.Equal(out, ref[i])
-				total.Rounds, total.Proposed, total.Accepted, total.Emitted = total.Rounds+st.Rounds, total.Proposed+st.Proposed, total.Accepted+st.Accepted, total.Emitted+st.Emitted
-			}
-			tps := float64(total.Emitted) / time.Since(start).Seconds()
-			row := specRow{Where: "native", Models: models, Draft: draftName, K: k, Shared: sp.Shared && sp.DraftWeights == nil, Temperature: temp,
-				AcceptanceRate: total.AcceptanceRate(), TokensPerRound: float64(total.Emitted) / float64(max(total.Rounds, 1)),
-				TokensPerSec: tps, Speedup: tps / alone, CacheBytes: cacheBytes}
-			if total.Proposed == 0 {
-				row.AcceptanceRate = -1
-			}
-			if temp == 0 {
-				row.SameAsVerifier = &same
-			}
-			report.Rows = append(report.Rows, row)
+		type pair struct {
+			name   string
+			w      *model.Weights
+			verify model.Mix
 		}
-		for _, d := range drafts {
-			for _, k := range ks {
-				for _, shared := range []bool{true, false} {
-					sp := model.Speculator{Weights: w, Draft: d, Verify: verify, K: k, Shared: shared, Temperature: float32(temp)}
-					bytes := cacheBytes
-					if !shared {
-						bytes *= 2
-					}
-					measure("MatFormer", sp, c.MixSpec(d), k, aloneTPS, reference, bytes)
-				}
-			}
-		}
+		pairs := []pair{{"MatFormer", w, verify}}
 		if bv != nil {
-			progress(fmt.Sprintf("native, temperature %g: the baseline verifier alone", temp))
-			bref, bAlone := decodeAlone(bv, bv.Config.Uniform(len(bv.Config.FFNWidths)-1), starts, *n, temp)
-			report.Alone = append(report.Alone, specRow{Where: "native", Models: "Baseline", Draft: "none", Temperature: temp,
-				AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: bAlone, Speedup: 1, CacheBytes: cacheBytes})
-			for _, k := range ks {
-				sp := model.Speculator{Weights: bv, DraftWeights: bd, Draft: bd.Config.Uniform(len(bd.Config.FFNWidths) - 1),
-					Verify: bv.Config.Uniform(len(bv.Config.FFNWidths) - 1), K: k, Temperature: float32(temp)}
-				if k == 0 {
-					costs = model.MeasureSpecCosts(bv, sp.Verify, sp.Verify, 8)
+			pairs = append(pairs, pair{"Baseline", bv, bv.Config.Uniform(len(bv.Config.FFNWidths) - 1)})
+		}
+		for _, pr := range pairs {
+			progress(fmt.Sprintf("native, temperature %g: %s verifier alone", temp, pr.name))
+			reference, _ := decodeAlone(pr.w, pr.verify, starts, *n, temp) // also warms the caches
+			var aloneTokens int
+			var aloneTime time.Duration
+			measure := func(sp model.Speculator, draftName string, k int, cacheBytes int64) {
+				progress(fmt.Sprintf("native, temperature %g: %s draft %s, k %s, %s cache", temp, pr.name, draftName, kName(k), cacheName(sp.Shared)))
+				var total model.SpecStats
+				same := true
+				var specTime, rowAlone time.Duration
+				for i, p := range starts {
+					var bestAlone, bestSpec time.Duration
+					for r := range *repeats {
+						t0 := threadCPU()
+						decodeAlone(pr.w, pr.verify, [][]int{p}, *n, temp)
+						alone := threadCPU() - t0
+						sp.RNG = model.NewRNG(uint64(i + 1))
+						if k == 0 {
+							draftCosts := costs
+							if sp.DraftWeights != nil || !slices.Equal(sp.Draft, drafts[0]) || pr.w != w {
+								draftCosts = model.MeasureSpecCosts(pr.w, pr.verify, pr.verify, 8)
+								draftCosts.Draft = model.StepSeconds(sp.DraftModel(), sp.Draft, 1)
+							}
+							sp.Adaptive = &model.KChooser{Costs: draftCosts, MaxK: 8, Prior: 0.6}
+						}
+						t1 := threadCPU()
+						out, st := sp.Generate(p, *n)
+						spec := threadCPU() - t1
+						if r == 0 || alone < bestAlone {
+							bestAlone = alone
+						}
+						if r == 0 || spec < bestSpec {
+							bestSpec = spec
+						}
+						if r == 0 {
+							same = same && slices.Equal(out, reference[i])
+							total.Rounds, total.Proposed, total.Accepted, total.Emitted = total.Rounds+st.Rounds, total.Proposed+st.Proposed, total.Accepted+st.Accepted, total.Emitted+st.Emitted
+						}
+					}
+					specTime += bestSpec
+					rowAlone += bestAlone
 				}
-				bytes := int64(bv.Config.Layers)*int64(bv.Config.Context)*int64(bv.Config.Dim)*8 + int64(bd.Config.Layers)*int64(bd.Config.Context)*int64(bd.Config.Dim)*8
-				measure("Baseline", sp, "Baseline-"+granularityOf(bd), k, bAlone, bref, bytes)
+				aloneTokens += len(starts) * *n
+				aloneTime += rowAlone
+				tps := float64(total.Emitted) / specTime.Seconds()
+				row := specRow{Where: "native", Models: pr.name, Draft: draftName, K: k, Shared: sp.Shared && sp.DraftWeights == nil, Temperature: temp,
+					AcceptanceRate: total.AcceptanceRate(), TokensPerRound: float64(total.Emitted) / float64(max(total.Rounds, 1)),
+					TokensPerSec: tps, Speedup: tps / (float64(len(starts)**n) / rowAlone.Seconds()), CacheBytes: cacheBytes}
+				if total.Proposed == 0 {
+					row.AcceptanceRate = -1
+				}
+				if temp == 0 {
+					row.SameAsVerifier = &same
+				}
+				report.Rows = append(report.Rows, row)
 			}
+			if pr.name == "MatFormer" {
+				for _, d := range drafts {
+					for _, k := range ks {
+						for _, shared := range []bool{true, false} {
+							sp := model.Speculator{Weights: w, Draft: d, Verify: verify, K: k, Shared: shared, Temperature: float32(temp)}
+							bytes := cacheBytes
+							if !shared {
+								bytes *= 2
+							}
+							measure(sp, c.MixSpec(d), k, bytes)
+						}
+					}
+				}
+			} else {
+				for _, k := range ks {
+					sp := model.Speculator{Weights: bv, DraftWeights: bd, Draft: bd.Config.Uniform(len(bd.Config.FFNWidths) - 1),
+						Verify: pr.verify, K: k, Temperature: float32(temp)}
+					bytes := int64(bv.Config.Layers)*int64(bv.Config.Context)*int64(bv.Config.Dim)*8 + int64(bd.Config.Layers)*int64(bd.Config.Context)*int64(bd.Config.Dim)*8
+					measure(sp, "Baseline-"+granularityOf(bd), k, bytes)
+				}
+			}
+			report.Alone = append(report.Alone, specRow{Where: "native", Models: pr.name, Draft: "none", Temperature: temp,
+				AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: float64(aloneTokens) / aloneTime.Seconds(), Speedup: 1, CacheBytes: cacheBytes})
 		}
 	}
 
 	if *inModule {
-		if err := speculateInModule(&report, *modelPath, *wasmPath, h.Tokenizer.Decode, starts, *n, temps, drafts, ks, verify, c, cacheBytes, progress); err != nil {
+		if err := speculateInModule(&report, *modelPath, *wasmPath, h.Tokenizer.Decode, starts, *n, *repeats, temps, drafts, ks, verify, c, cacheBytes, progress); err != nil {
 			return err
 		}
 	}
@@ -299,7 +336,7 @@ func decodeAlone(w *model.Weights, mix model.Mix, prompts [][]int, n int, temper
 	start := time.Now()
 	var out [][]int
 	for i, p := range prompts {
-		sp := model.Speculator{Weights: w, Draft: mix, Verify: mix, K: 1, Temperature: float32(temperature), RNG: model.NewRNG(uint64(i + 1)),
+		sp := model.Speculator{Weights: w, Draft: mix, Verify: mix, K: 1, Shared: true, Temperature: float32(temperature), RNG: model.NewRNG(uint64(i + 1)),
 			Adaptive: &model.KChooser{Costs: model.SpecCosts{VerifyPerPos: 1}}} // never drafts: k = 0 rounds are plain steps
 		tokens, _ := sp.Generate(p, n)
 		out = append(out, tokens)
@@ -309,7 +346,7 @@ func decodeAlone(w *model.Weights, mix model.Mix, prompts [][]int, n int, temper
 
 // speculateInModule measures the module's CPU backend under wazero: the mix
 // alone, then each draft and k with the shared cache, as generate runs them.
-func speculateInModule(report *specReport, modelPath, wasmPath string, decode func([]int) []byte, starts [][]int, n int, temps []float64,
+func speculateInModule(report *specReport, modelPath, wasmPath string, decode func([]int) []byte, starts [][]int, n, repeats int, temps []float64,
 	drafts []model.Mix, ks []int, verify model.Mix, c model.Config, cacheBytes int64, progress func(string)) error {
 	ctx := context.Background()
 	file, size, name, err := openModel(modelPath)
@@ -331,58 +368,78 @@ func speculateInModule(report *specReport, modelPath, wasmPath string, decode fu
 	if _, err := mod.FetchMix(ctx, file, info, c.MixSpec(verify)); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	run := func(o abi.Options) ([][]int, float64, error) {
-		var out [][]int
-		var elapsed time.Duration
-		emitted := 0
-		for i, p := range starts {
-			o.Seed = uint64(i + 1)
-			res, err := mod.Generate(ctx, host.Request{Prompt: string(decode(p)), MaxTokens: n, Options: o}, nil)
-			if err != nil {
-				return nil, 0, err
-			}
-			out, elapsed, emitted = append(out, res.Tokens), elapsed+res.Duration, emitted+len(res.Tokens)
+	one := func(o abi.Options, i int) (*host.Result, error) {
+		o.Seed = uint64(i + 1)
+		start := threadCPU()
+		res, err := mod.Generate(ctx, host.Request{Prompt: string(decode(starts[i])), MaxTokens: n, Options: o}, nil)
+		if res != nil {
+			res.Duration = threadCPU() - start
 		}
-		return out, float64(emitted) / elapsed.Seconds(), nil
+		return res, err
 	}
 	for _, temp := range temps {
-		progress(fmt.Sprintf("wazero, temperature %g: the verifier alone", temp))
 		plain := abi.Options{Backend: "cpu", Temperature: float32(temp)}
 		if temp > 0 {
 			plain.TopP = 1
 		}
-		ref, alone, err := run(plain)
-		if err != nil {
-			return err
+		var ref [][]int
+		progress(fmt.Sprintf("wazero, temperature %g: the verifier alone", temp))
+		for i := range starts {
+			res, err := one(plain, i)
+			if err != nil {
+				return err
+			}
+			ref = append(ref, res.Tokens)
 		}
-		report.Alone = append(report.Alone, specRow{Where: "wazero", Models: "MatFormer", Draft: "none", Temperature: temp,
-			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: alone, Speedup: 1, CacheBytes: cacheBytes})
+		var aloneTokens int
+		var aloneTime time.Duration
 		for _, d := range drafts {
 			for _, k := range ks {
 				progress(fmt.Sprintf("wazero, temperature %g: draft %s, k %s, shared cache", temp, c.MixSpec(d), kName(k)))
 				o := plain
 				o.Draft, o.DraftTokens = c.MixSpec(d), k
-				if k == 0 {
-					if _, _, err := run(o); err != nil { // the first reset measures the costs; time the rest
-						return err
-					}
-				}
-				got, tps, err := run(o)
-				if err != nil {
+				if _, err := one(o, 0); err != nil { // with k auto, the first reset measures the costs; time the rest
 					return err
 				}
-				row := specRow{Where: "wazero", Models: "MatFormer", Draft: c.MixSpec(d), K: k, Shared: true, Temperature: temp,
-					AcceptanceRate: -1, TokensPerRound: -1, TokensPerSec: tps, Speedup: tps / alone, CacheBytes: cacheBytes}
-				if temp == 0 {
-					same := true
-					for i := range got {
-						same = same && slices.Equal(got[i], ref[i])
+				same := true
+				var rowAlone, specTime time.Duration
+				var rowAloneTokens, specTokens int
+				for i := range starts {
+					var bestAlone, bestSpec time.Duration
+					for r := range repeats {
+						a, err := one(plain, i)
+						if err != nil {
+							return err
+						}
+						b, err := one(o, i)
+						if err != nil {
+							return err
+						}
+						if r == 0 || a.Duration < bestAlone {
+							bestAlone = a.Duration
+						}
+						if r == 0 || b.Duration < bestSpec {
+							bestSpec = b.Duration
+						}
+						if r == 0 {
+							rowAloneTokens, specTokens = rowAloneTokens+len(a.Tokens), specTokens+len(b.Tokens)
+							same = same && slices.Equal(b.Tokens, ref[i])
+						}
 					}
+					rowAlone, specTime = rowAlone+bestAlone, specTime+bestSpec
+				}
+				aloneTokens, aloneTime = aloneTokens+rowAloneTokens, aloneTime+rowAlone
+				tps := float64(specTokens) / specTime.Seconds()
+				row := specRow{Where: "wazero", Models: "MatFormer", Draft: c.MixSpec(d), K: k, Shared: true, Temperature: temp,
+					AcceptanceRate: -1, TokensPerRound: -1, TokensPerSec: tps, Speedup: tps / (float64(rowAloneTokens) / rowAlone.Seconds()), CacheBytes: cacheBytes}
+				if temp == 0 {
 					row.SameAsVerifier = &same
 				}
 				report.Rows = append(report.Rows, row)
 			}
 		}
+		report.Alone = append(report.Alone, specRow{Where: "wazero", Models: "MatFormer", Draft: "none", Temperature: temp,
+			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: float64(aloneTokens) / aloneTime.Seconds(), Speedup: 1, CacheBytes: cacheBytes})
 	}
 	return nil
 }
@@ -439,8 +496,8 @@ func sameOrDash(b *bool) string {
 func renderSpec(r specReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Self-speculative decoding, measured\n\n")
-	fmt.Fprintf(&b, "Written by `%s` (rerun it to refresh this file). Verifier %s of %s; %d prompts of %d tokens from the validation split of %s, %d new tokens each; native rows run in Go on this CPU with the %s kernels, wazero rows in the wasm module's CPU backend.",
-		r.Command, r.Verifier, r.Model, r.Prompts, r.PromptToks, r.Text, r.NewTokens, r.Kernels)
+	fmt.Fprintf(&b, "Written by `%s` (rerun it to refresh this file). Verifier %s of %s; %d prompts of %d tokens from the validation split of %s, %d new tokens each; native rows run in Go on this CPU with the %s kernels, wazero rows in the wasm module's CPU backend. Speeds are timed in "+threadClockName+", each configuration interleaved prompt by prompt with the verifier alone, the fastest of %d runs of each counted; the speed-up is the ratio within that stretch.",
+		r.Command, r.Verifier, r.Model, r.Prompts, r.PromptToks, r.Text, r.NewTokens, r.Kernels, r.Repeats)
 	if r.Baseline != "" {
 		fmt.Fprintf(&b, " Baseline rows: %s, independently trained with the same data, tokenizer and steps.", r.Baseline)
 	}
