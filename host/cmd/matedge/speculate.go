@@ -252,10 +252,10 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 				}
 				aloneTokens += len(starts) * *n
 				aloneTime += rowAlone
-				tps := float64(total.Emitted) / specTime.Seconds()
+				tps := perSecond(total.Emitted, specTime)
 				row := specRow{Where: "native", Models: pr.name, Draft: draftName, K: k, Shared: sp.Shared && sp.DraftWeights == nil, Temperature: temp,
 					AcceptanceRate: total.AcceptanceRate(), TokensPerRound: float64(total.Emitted) / float64(max(total.Rounds, 1)),
-					TokensPerSec: tps, Speedup: tps / (float64(len(starts)**n) / rowAlone.Seconds()), CacheBytes: cacheBytes}
+					TokensPerSec: tps, Speedup: tps / perSecond(len(starts)**n, rowAlone), CacheBytes: cacheBytes}
 				if total.Proposed == 0 {
 					row.AcceptanceRate = -1
 				}
@@ -286,7 +286,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 				}
 			}
 			report.Alone = append(report.Alone, specRow{Where: "native", Models: pr.name, Draft: "none", Temperature: temp,
-				AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: float64(aloneTokens) / aloneTime.Seconds(), Speedup: 1, CacheBytes: cacheBytes})
+				AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: perSecond(aloneTokens, aloneTime), Speedup: 1, CacheBytes: cacheBytes})
 		}
 	}
 
@@ -313,6 +313,12 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 // granularityOf names the single granularity of a baseline model (its widest).
 func granularityOf(w *model.Weights) string {
 	return w.Config.MixSpec(w.Config.Uniform(len(w.Config.FFNWidths) - 1))
+}
+
+// perSecond is a rate, with the time counted as at least a microsecond (a
+// thread's CPU clock can read 0 for a very short run).
+func perSecond(count int, d time.Duration) float64 {
+	return float64(count) / max(d, time.Microsecond).Seconds()
 }
 
 func kName(k int) string {
@@ -429,9 +435,9 @@ func speculateInModule(report *specReport, modelPath, wasmPath string, decode fu
 					rowAlone, specTime = rowAlone+bestAlone, specTime+bestSpec
 				}
 				aloneTokens, aloneTime = aloneTokens+rowAloneTokens, aloneTime+rowAlone
-				tps := float64(specTokens) / specTime.Seconds()
+				tps := perSecond(specTokens, specTime)
 				row := specRow{Where: "wazero", Models: "MatFormer", Draft: c.MixSpec(d), K: k, Shared: true, Temperature: temp,
-					AcceptanceRate: -1, TokensPerRound: -1, TokensPerSec: tps, Speedup: tps / (float64(rowAloneTokens) / rowAlone.Seconds()), CacheBytes: cacheBytes}
+					AcceptanceRate: -1, TokensPerRound: -1, TokensPerSec: tps, Speedup: tps / perSecond(rowAloneTokens, rowAlone), CacheBytes: cacheBytes}
 				if temp == 0 {
 					row.SameAsVerifier = &same
 				}
@@ -439,7 +445,7 @@ func speculateInModule(report *specReport, modelPath, wasmPath string, decode fu
 			}
 		}
 		report.Alone = append(report.Alone, specRow{Where: "wazero", Models: "MatFormer", Draft: "none", Temperature: temp,
-			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: float64(aloneTokens) / aloneTime.Seconds(), Speedup: 1, CacheBytes: cacheBytes})
+			AcceptanceRate: -1, TokensPerRound: 1, TokensPerSec: perSecond(aloneTokens, aloneTime), Speedup: 1, CacheBytes: cacheBytes})
 	}
 	return nil
 }
