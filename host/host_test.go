@@ -352,4 +352,8 @@ func TestSpeculativeInModule(t *testing.T) {
 			t.Errorf("options %+v: no error", o)
 		}
 	}
+	// S is the narrowest: there is nothing to draft with.
+	if _, err := generate(t, file, "S", abi.Options{Draft: "auto"}, 4); !errors.Is(err, ErrArg) {
+		t.Errorf("draft auto for S: %v; want ErrArg", err)
+	}
 }
