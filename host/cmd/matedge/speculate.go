@@ -42,19 +42,21 @@ type specRow struct {
 
 // specReport is what -json prints and -markdown renders.
 type specReport struct {
-	Model       string    `json:"model"`
-	Baseline    string    `json:"baseline,omitempty"`
-	Verifier    string    `json:"verifier"`
-	Kernels     string    `json:"kernels"`
-	Prompts     int       `json:"prompts"`
-	PromptToks  int       `json:"prompt_tokens"`
-	NewTokens   int       `json:"new_tokens"`
-	Repeats     int       `json:"repeats"`
-	Text        string    `json:"text"`
-	Alone       []specRow `json:"verifier_alone"` // K 0, speed-up 1: one per place and temperature
-	Rows        []specRow `json:"rows"`
-	Command     string    `json:"command"`
-	CostsNative string    `json:"costs_native"`
+	Model      string    `json:"model"`
+	Baseline   string    `json:"baseline,omitempty"`
+	Verifier   string    `json:"verifier"`
+	Kernels    string    `json:"kernels"`
+	Prompts    int       `json:"prompts"`
+	PromptToks int       `json:"prompt_tokens"`
+	NewTokens  int       `json:"new_tokens"`
+	Repeats    int       `json:"repeats"`
+	Text       string    `json:"text"`
+	Alone      []specRow `json:"verifier_alone"` // K 0, speed-up 1: one per place and temperature
+	Rows       []specRow `json:"rows"`
+	Command    string    `json:"command"`
+	// Trained are the commands that trained the models (from their headers).
+	Trained     []string `json:"trained,omitempty"`
+	CostsNative string   `json:"costs_native"`
 }
 
 func runSpeculate(args []string) error {
@@ -147,6 +149,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 		drafts = append(drafts, m)
 	}
 	var bd, bv *model.Weights
+	trained := []string{h.Meta["command"]}
 	if *baseDraft != "" {
 		bdw, hd, _, err := loadModel(*baseDraft)
 		if err != nil {
@@ -157,6 +160,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 			return fmt.Errorf("-baseline-verify: %w", err)
 		}
 		bd, bv = bdw, bvw
+		trained = append(trained, hd.Meta["command"], hv.Meta["command"])
 		if bd.Config.Vocab != bv.Config.Vocab || bv.Config.Vocab != c.Vocab || bd.Config.Context < c.Context || bv.Config.Context < c.Context {
 			return fmt.Errorf("the baseline pair must have the model's vocabulary (%d) and context (%d)", c.Vocab, c.Context)
 		}
@@ -182,7 +186,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	}
 	cacheBytes := int64(c.Layers) * int64(c.Context) * int64(c.Dim) * 2 * 4
 	report := specReport{Model: name, Verifier: c.MixSpec(verify), Kernels: model.ActiveKernels().Name,
-		Prompts: *prompts, PromptToks: *promptLen, NewTokens: *n, Repeats: *repeats, Text: *text, Command: "matedge speculate " + strings.Join(args, " ")}
+		Prompts: *prompts, PromptToks: *promptLen, NewTokens: *n, Repeats: *repeats, Trained: slices.DeleteFunc(trained, func(s string) bool { return s == "" }), Text: *text, Command: "matedge speculate " + strings.Join(args, " ")}
 	if bv != nil {
 		report.Baseline = *baseDraft + " drafting for " + *baseVerify
 	}
@@ -506,6 +510,9 @@ func renderSpec(r specReport) string {
 		r.Command, r.Verifier, r.Model, r.Prompts, r.PromptToks, r.Text, r.NewTokens, r.Kernels, r.Repeats)
 	if r.Baseline != "" {
 		fmt.Fprintf(&b, " Baseline rows: %s, independently trained with the same data, tokenizer and steps.", r.Baseline)
+	}
+	if len(r.Trained) > 0 {
+		fmt.Fprintf(&b, " The models were trained by:\n\n```sh\n%s\n```", strings.Join(r.Trained, "\n"))
 	}
 	fmt.Fprintf(&b, "\n\nMeasured step costs, natively: %s. k auto chooses k round by round (0 = a plain step) from these and the running acceptance rate.\n\n", r.CostsNative)
 	fmt.Fprintf(&b, "| where | models | draft | k | cache | temperature | accepted | tokens per verify | tokens/s | speed-up | greedy = verifier | KV memory |\n")
