@@ -153,7 +153,7 @@ func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
 	if err != nil {
 		return failErr(err)
 	}
-	info := abi.ModelInfo{Header: h, DataStart: h.DataStart}
+	info := abi.ModelInfo{Header: h, DataStart: h.DataStart, FormatVersion: h.FormatVersion}
 	for g := range h.Config.Granularities() {
 		info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
 		info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))

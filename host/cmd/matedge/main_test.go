@@ -207,6 +207,38 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// TestInspectVersion1: inspect reads a version-1 file with a warning on
+// stderr, and -upgrade writes it as the current version with the same data.
+func TestInspectVersion1(t *testing.T) {
+	run := matedge(t)
+	file := tinyFile(t)
+	h, err := weights.ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Version 1: the same preamble and document, no header checksum.
+	docEnd := weights.Preamble + int64(binary.LittleEndian.Uint32(file[8:]))
+	v1 := bytes.Clone(file[:docEnd])
+	binary.LittleEndian.PutUint32(v1[4:], 1)
+	v1 = append(v1, make([]byte, (docEnd+255)/256*256-docEnd)...)
+	v1 = append(v1, file[h.DataStart:]...)
+	dir := t.TempDir()
+	old, upgraded := filepath.Join(dir, "old.matw"), filepath.Join(dir, "new.matw")
+	os.WriteFile(old, v1, 0o644)
+	stdout, stderr, code := run("inspect", old, "-upgrade", upgraded)
+	if code != 0 || !strings.Contains(stdout, "weights v1,") || !strings.Contains(stderr, "warning") || !strings.Contains(stderr, "no checksum") {
+		t.Fatalf("inspect version 1: exit %d, stdout %.80q, stderr %q", code, stdout, stderr)
+	}
+	got, err := os.ReadFile(upgraded)
+	if err != nil || !bytes.Equal(got, file) {
+		t.Fatalf("inspect -upgrade wrote %d bytes (%v); want Write's %d-byte file", len(got), err, len(file))
+	}
+	stdout, stderr, code = run("inspect", upgraded)
+	if code != 0 || stderr != "" || !strings.Contains(stdout, fmt.Sprintf("weights v%d,", weights.Version)) {
+		t.Fatalf("inspect the upgraded file: exit %d, stdout %.80q, stderr %q", code, stdout, stderr)
+	}
+}
+
 // TestEvalDefaultModel checks that eval without -model measures the embedded
 // default model, the same file as weights/defaultmodel/default.matw.
 func TestEvalDefaultModel(t *testing.T) {
