@@ -8,7 +8,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -634,10 +633,10 @@ func TestDocFeedNonFinite(t *testing.T) {
 	bad := &h.Entries[2]
 	copy(data[bad.Offset+8:], []byte{0x00, 0x00, 0xc0, 0x7f}) // a quiet NaN
 	bad.CRC32C = weights.Checksum(data[bad.Offset : bad.Offset+bad.Length])
-	header := mustMsgpack(t, h)
-	crafted := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte(weights.Magic), weights.Version), uint32(len(header)))
-	crafted = append(crafted, header...)
-	crafted = append(crafted, make([]byte, (weights.Align-len(crafted)%weights.Align)%weights.Align)...)
+	crafted, err := weights.EncodeHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dataStart := int64(len(crafted))
 	crafted = append(crafted, data...)
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/matedge/matedge/host/webgpuhost"
 	"github.com/matedge/matedge/wasm/abi"
@@ -24,12 +25,19 @@ import (
 // ErrABI means the module and this host were built from different ABI versions.
 var ErrABI = errors.New("host: module ABI version mismatch")
 
+// ErrTrapped means the instance trapped (a bug in the module, or memory that
+// could not grow) and was closed: its state is gone, so this call and every
+// later one fail with it. Instantiate a new one.
+var ErrTrapped = errors.New("host: the module instance trapped and was closed")
+
 // Runtime is a compiled module, ready to instantiate, with the host modules
 // it imports: WASI and webgpu.
 type Runtime struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	gpu      *webgpuhost.Host
+
+	memoryLimit uint64 // Config.MemoryLimit
 }
 
 // Config configures a Runtime. The zero value offers the module this
@@ -38,6 +46,11 @@ type Config struct {
 	// GPU opens the device the module's webgpu imports drive, when the module
 	// asks for one; webgpuhost.NoGPU offers none.
 	GPU func() (webgpu.Device, error)
+	// MemoryLimit, when set, caps each instance's memory at this many bytes
+	// (rounded down to 64 KiB pages; at most 4 GiB, wasm32's limit) and
+	// tells the module (MATEDGE_MEMORY_LIMIT), whose alloc then returns 0
+	// rather than trap when a buffer would not fit.
+	MemoryLimit uint64
 }
 
 // NewRuntime compiles the module. Compiled code is cached on disk (in the user
@@ -48,6 +61,9 @@ func NewRuntime(ctx context.Context, wasm []byte, cfg Config) (*Runtime, error) 
 		if cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(dir, "matedge", "wazero")); err == nil {
 			rtConfig = rtConfig.WithCompilationCache(cache)
 		}
+	}
+	if cfg.MemoryLimit > 0 {
+		rtConfig = rtConfig.WithMemoryLimitPages(uint32(min(cfg.MemoryLimit, 4<<30) >> 16))
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rtConfig)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -64,7 +80,7 @@ func NewRuntime(ctx context.Context, wasm []byte, cfg Config) (*Runtime, error) 
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: compile module: %w", err)
 	}
-	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu}, nil
+	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu, memoryLimit: cfg.MemoryLimit}, nil
 }
 
 // Close releases the runtime, every module instantiated from it and the GPU
@@ -80,6 +96,7 @@ type Module struct {
 	fns     map[string]api.Function
 	scratch uint32 // a buffer from alloc that inputs are copied into
 	size    uint32 // its size
+	trapped error  // why the instance is gone, once an export trapped
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
@@ -90,6 +107,9 @@ var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len
 func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
 		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+	if r.memoryLimit > 0 {
+		cfg = cfg.WithEnv("MATEDGE_MEMORY_LIMIT", strconv.FormatUint(min(r.memoryLimit, 4<<30)>>16<<16, 10))
+	}
 	mod, err := r.runtime.InstantiateModule(ctx, r.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("host: instantiate module: %w", err)
@@ -157,11 +177,27 @@ var (
 	ErrBackend  = &Error{Code: abi.ErrBackend, Msg: "backend not available"}
 )
 
-// call runs an export and returns its first result as a signed status.
-func (m *Module) call(ctx context.Context, name string, args ...uint64) (int64, error) {
+// invoke calls an export. After a trap the instance is closed and every
+// call returns the first trap's error (ErrTrapped) instead of running
+// code in a module whose state is broken.
+func (m *Module) invoke(ctx context.Context, name string, args ...uint64) ([]uint64, error) {
+	if m.trapped != nil {
+		return nil, m.trapped
+	}
 	res, err := m.fns[name].Call(ctx, args...)
 	if err != nil {
-		return 0, fmt.Errorf("host: %s trapped: %w", name, err)
+		m.trapped = fmt.Errorf("%w: %s trapped (%v); instantiate a new one", ErrTrapped, name, err)
+		m.mod.Close(ctx)
+		return nil, m.trapped
+	}
+	return res, nil
+}
+
+// call runs an export and returns its first result as a signed status.
+func (m *Module) call(ctx context.Context, name string, args ...uint64) (int64, error) {
+	res, err := m.invoke(ctx, name, args...)
+	if err != nil {
+		return 0, err
 	}
 	var status int64
 	if len(res) > 0 {
@@ -180,11 +216,11 @@ func (m *Module) call(ctx context.Context, name string, args ...uint64) (int64, 
 
 // output copies the module's output buffer.
 func (m *Module) output(ctx context.Context) ([]byte, error) {
-	p, err := m.fns["output_ptr"].Call(ctx)
+	p, err := m.invoke(ctx, "output_ptr")
 	if err != nil {
 		return nil, err
 	}
-	n, err := m.fns["output_len"].Call(ctx)
+	n, err := m.invoke(ctx, "output_len")
 	if err != nil {
 		return nil, err
 	}
@@ -199,14 +235,18 @@ func (m *Module) output(ctx context.Context) ([]byte, error) {
 func (m *Module) put(ctx context.Context, b []byte) (uint32, error) {
 	if uint32(len(b)) > m.size {
 		if m.scratch != 0 {
-			if _, err := m.fns["free"].Call(ctx, uint64(m.scratch)); err != nil {
-				return 0, fmt.Errorf("host: free: %w", err)
+			if _, err := m.invoke(ctx, "free", uint64(m.scratch)); err != nil {
+				return 0, err
 			}
+			m.scratch, m.size = 0, 0
 		}
 		size := max(uint32(len(b)), 64<<10)
-		res, err := m.fns["alloc"].Call(ctx, uint64(size))
-		if err != nil || res[0] == 0 {
-			return 0, fmt.Errorf("host: module could not allocate %d bytes", size)
+		res, err := m.invoke(ctx, "alloc", uint64(size))
+		if err != nil {
+			return 0, err
+		}
+		if res[0] == 0 {
+			return 0, fmt.Errorf("host: the module could not allocate %d bytes (out of memory)", size)
 		}
 		m.scratch, m.size = uint32(res[0]), size
 	}

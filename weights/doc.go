@@ -8,21 +8,39 @@
 // documentation (model/doc.go); doc_test.go checks the claims below against
 // the code and the committed files.
 //
-// # Format, version 1
+// # Format, version 2
 //
-// The preamble's integers are little-endian.
+// The preamble's integers and the header checksum are little-endian.
 //
 //	offset        size  field
 //	0             4     magic "MATW"
-//	4             4     u32 format version (1)
+//	4             4     u32 format version (2)
 //	8             4     u32 header length H (at most 64 MiB)
-//	12            H     msgpack header: one map, keys below
-//	12+H          pad   zero bytes up to DataStart = roundup(12+H, 256)
+//	12            H     msgpack header: exactly one msgpack document, a map (keys below)
+//	12+H          4     u32 header checksum: CRC-32C of bytes [0, 12+H) (see Checksums)
+//	16+H          pad   zero bytes up to DataStart = roundup(16+H, 256)
 //	DataStart     ...   data: the entries, back to back, in header order
+//
+// The header checksum covers every byte before it: magic, version, header
+// length and the msgpack document (not the padding, which readers ignore).
+// It is the same CRC-32C as the entries' crc32c, stored as a u32
+// little-endian (a header whose CRC is 0xe3069283 ends in 83 92 06 e3). A
+// reader computes it over bytes [0, 12+H) and refuses the file when it
+// differs, before decoding the document. The msgpack document must end
+// exactly at byte 12+H: a reader refuses a header with bytes after the
+// document's end (in version 1 too).
 //
 // The file is at least DataStart + data_size bytes long; bytes after that
 // are ignored. DataStart + data_size must stay below 2^63 (a reader compares
 // without adding, so no sum can wrap). DataStart is not stored: compute it from H.
+//
+// # Format, version 1
+//
+// Version 1 is version 2 without the header checksum: the version field
+// holds 1, the padding starts at 12+H and DataStart = roundup(12+H, 256).
+// This package still reads it (matedge inspect warns that its header is
+// unchecked, and its -upgrade flag rewrites it as version 2, data bytes
+// unchanged: Upgrade); it writes version 2 only.
 //
 // # Header keys
 //
@@ -141,7 +159,9 @@
 // layer.
 //
 // A reader checks, before trusting anything: the magic, the version (a newer
-// one is refused with a hint), the header length (at most 64 MiB), the config
+// one is refused with a hint), the header length (at most 64 MiB), the
+// header checksum (version 2), that the msgpack document fills the header
+// length exactly, the config
 // (the ranges model.Config.Validate states), that the entries cover every
 // tensor exactly once in row order without overlap and inside data_size, that
 // the file is as long as the header says, and, before an entry's bytes are
@@ -152,10 +172,11 @@
 //
 // # Checksums
 //
-// crc32c is the CRC-32C (Castagnoli) of an entry's bytes: reflected
-// polynomial 0x82F63B78, initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF —
-// the CRC of iSCSI and SSE4.2's crc32 instruction, not zlib's CRC-32. Check
-// values for a reader's implementation:
+// An entry's crc32c and the header checksum are the CRC-32C (Castagnoli)
+// of their bytes: reflected polynomial 0x82F63B78, initial value
+// 0xFFFFFFFF, final XOR 0xFFFFFFFF — the CRC of iSCSI and SSE4.2's crc32
+// instruction, not zlib's CRC-32. Check values for a reader's
+// implementation:
 //
 //	CRC-32C("123456789")     = 0xe3069283
 //	CRC-32C(32 zero bytes)   = 0x8a9136aa
@@ -224,4 +245,6 @@
 // # Version history
 //
 //	1  2026-11  first version
+//	2  2026-12  a CRC-32C of the preamble and header after the header; no
+//	            bytes allowed after the msgpack document (in version 1 either)
 package weights

@@ -29,9 +29,10 @@ const (
 // ModelInfo is load_header's output.
 type ModelInfo struct {
 	Header        *weights.Header   `msgpack:"header"`
-	DataStart     int64             `msgpack:"data_start"`    // file offset of the data section (not stored in the header itself)
-	Granularities []string          `msgpack:"granularities"` // names, smallest first
-	Ranges        [][]weights.Range `msgpack:"ranges"`        // per uniform granularity: the bytes it needs after the header
+	DataStart     int64             `msgpack:"data_start"`     // file offset of the data section (not stored in the header itself)
+	FormatVersion int               `msgpack:"format_version"` // the preamble's version: 1 has no header checksum
+	Granularities []string          `msgpack:"granularities"`  // names, smallest first
+	Ranges        [][]weights.Range `msgpack:"ranges"`         // per uniform granularity: the bytes it needs after the header
 }
 
 // MixInfo is set_mix's output.

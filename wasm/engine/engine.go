@@ -159,14 +159,10 @@ func (e *Engine) SetMix(mix model.Mix) error {
 // Mix is the current mix.
 func (e *Engine) Mix() model.Mix { return e.mix }
 
-// Reset starts a new sequence with the given options on the current Mix.
-func (e *Engine) Reset(o Options) error {
-	if e.mix == nil {
-		return fmt.Errorf("%w: reset before set_mix", ErrState)
-	}
-	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
-		return fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
-	}
+// CheckOptions checks what Reset can check of o without a model: the
+// sampling ranges, the precision and the backend's name. Hosts call it to
+// refuse bad options before any work; Reset calls it too.
+func CheckOptions(o Options) error {
 	// NaN fails every comparison, so the ranges are written to accept, not
 	// to refuse. A temperature below 0.01 or above 100 would overflow or
 	// flatten the logits to nothing useful: 0 is greedy.
@@ -176,6 +172,25 @@ func (e *Engine) Reset(o Options) error {
 	}
 	if o.Precision != "" && o.Precision != "f32" && o.Precision != "f16" {
 		return fmt.Errorf("%w: precision %q (want f32 or f16)", ErrArg, o.Precision)
+	}
+	switch o.Backend {
+	case "", "cpu", "gpu", "auto":
+	default:
+		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
+	}
+	return nil
+}
+
+// Reset starts a new sequence with the given options on the current Mix.
+func (e *Engine) Reset(o Options) error {
+	if e.mix == nil {
+		return fmt.Errorf("%w: reset before set_mix", ErrState)
+	}
+	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
+		return fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
+	}
+	if err := CheckOptions(o); err != nil {
+		return err
 	}
 	if o.Draft != "" {
 		spec, err := e.speculator(o)

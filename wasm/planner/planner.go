@@ -224,7 +224,7 @@ func newPlanning(caps *Capabilities, h *weights.Header, budget Budget) (*plannin
 	if err := caps.Validate(); err != nil {
 		return nil, err
 	}
-	if err := budget.validate(); err != nil {
+	if err := budget.Validate(); err != nil {
 		return nil, err
 	}
 	p := &planning{caps: caps, header: h, budget: budget, costs: newCostModel(h), quality: newQualityModel(h),

@@ -115,6 +115,9 @@ predicts for it, so the planner's model can be checked against reality.`)
 	if _, err := fmt.Sscanf(*large, "%d,%d,%d", &dims[0], &dims[1], &dims[2]); err != nil {
 		return fmt.Errorf("-large %q: want dim,hidden,layers: %v", *large, err)
 	}
+	if err := checkBenchFlags(*models, *backends, *precision, largeConfig(dims)); err != nil {
+		return err
+	}
 
 	ctx := context.Background()
 	report := benchReport{Precision: *precision}
@@ -133,11 +136,7 @@ predicts for it, so the planner's model can be checked against reality.`)
 		case "default":
 			file = defaultmodel.Bytes
 		case "large":
-			c := model.Config{Vocab: 256, Dim: dims[0], Layers: dims[2], Heads: max(dims[0]/64, 1), FFNWidths: model.NestedWidths(dims[1]),
-				Context: 256, RopeTheta: 10000, NormEps: 1e-5}
-			if err := c.Validate(); err != nil {
-				return fmt.Errorf("-large %q: %w", *large, err)
-			}
+			c := largeConfig(dims)
 			var buf bytes.Buffer
 			if err := weights.Write(&buf, weights.Random(c, 1), model.Tokenizer{}, map[string]string{"kind": "random"}); err != nil {
 				return err
@@ -184,6 +183,37 @@ predicts for it, so the planner's model can be checked against reality.`)
 		return enc.Encode(report)
 	}
 	fmt.Printf("\ndevice: %s\n", orNone(report.Device))
+	return nil
+}
+
+// largeConfig is the -large model: dim, XL hidden width, layers.
+func largeConfig(dims [3]int) model.Config {
+	return model.Config{Vocab: 256, Dim: dims[0], Layers: dims[2], Heads: max(dims[0]/64, 1), FFNWidths: model.NestedWidths(dims[1]),
+		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
+}
+
+// checkBenchFlags refuses bench's list flags before anything is measured:
+// a bad backend used to surface only after 20 s of benchmarks, with exit 0.
+func checkBenchFlags(models, backends, precision string, large model.Config) error {
+	for _, b := range strings.Split(backends, ",") {
+		if b != planner.BackendCPU && b != planner.BackendGPU {
+			return fmt.Errorf("-backends: unknown backend %q (want cpu and/or gpu)", b)
+		}
+	}
+	if precision != "f32" && precision != "f16" {
+		return fmt.Errorf("-precision %q: want f32 or f16", precision)
+	}
+	for _, name := range strings.Split(models, ",") {
+		switch name {
+		case "default":
+		case "large":
+			if err := large.Validate(); err != nil {
+				return fmt.Errorf("-large: %w", err)
+			}
+		default:
+			return fmt.Errorf("-models: unknown model %q (want default and/or large)", name)
+		}
+	}
 	return nil
 }
 

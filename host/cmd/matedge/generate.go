@@ -11,6 +11,7 @@ import (
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/engine"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/defaultmodel"
@@ -47,6 +48,21 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	}
 	if *n < 0 {
 		return fmt.Errorf("-n %d: want a count ≥ 0", *n)
+	}
+	if *mix == "" {
+		return fmt.Errorf(`-mix "": want S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)`)
+	}
+	if *draft != "" && *draftTokens < 1 {
+		return fmt.Errorf("-k %d: want at least 1 draft token", *draftTokens)
+	}
+	if _, err := planner.Preset(*budgetName); err != nil {
+		return fmt.Errorf("-budget: %w", err)
+	}
+	// The engine checks the options again at reset; checking them here
+	// refuses them before the device is measured or anything is printed.
+	if err := engine.CheckOptions(abi.Options{Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP),
+		Backend: *backend, Precision: *precision}); err != nil {
+		return err
 	}
 
 	ctx := context.Background()
@@ -92,17 +108,33 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	if *draft != "" {
 		req.Options.Draft, req.Options.DraftTokens = *draft, *draftTokens
 	}
+	// The prompt is echoed with the first token, so that options the module
+	// refuses at reset leave nothing on stdout.
 	var stream func([]byte)
+	echoed := false
+	echo := func() {
+		if !echoed && !*asJSON {
+			fmt.Print(*prompt)
+			echoed = true
+		}
+	}
 	if !*asJSON {
-		fmt.Print(*prompt)
-		stream = func(piece []byte) { os.Stdout.Write(piece) }
+		stream = func(piece []byte) { echo(); os.Stdout.Write(piece) }
 	}
 	res, err := mod.Generate(ctx, req, stream)
 	if err != nil {
+		if echoed {
+			fmt.Println()
+		}
 		return err
 	}
 	if !*asJSON {
+		echo()
 		fmt.Println()
+		if res.Done {
+			fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's context limit of %d tokens (%d of the prompt, %d generated of the %d asked for)\n",
+				modelInfo.Header.Config.Context, len(res.PromptTokens), len(res.Tokens), *n)
+		}
 		return nil
 	}
 	out := struct {
@@ -115,7 +147,11 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 		Seconds         float64         `json:"seconds"`
 		TokensPerSecond float64         `json:"tokens_per_second"`
 		Plan            *abi.PlanResult `json:"plan,omitempty"`
-	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), plan}
+		// JSON strings hold only valid UTF-8, so text shows a byte that is
+		// not (a token ending inside a character) as U+FFFD; text_base64
+		// keeps the exact bytes.
+		TextBase64 []byte `json:"text_base64"`
+	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), plan, []byte(res.Text)}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 

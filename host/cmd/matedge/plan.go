@@ -53,7 +53,7 @@ wasm/planner/testdata).`)
 		return err
 	}
 	if *target != -1 {
-		budget.TargetTokensPerSecond = *target // the planner refuses a negative or NaN target
+		budget.TargetTokensPerSecond = *target // Validate refuses a negative, NaN or huge target
 	}
 	for _, o := range []struct {
 		flag  string
@@ -70,6 +70,9 @@ wasm/planner/testdata).`)
 		*o.field = n
 	}
 	budget.Backend = *backend
+	if err := budget.Validate(); err != nil { // before the device is measured
+		return err
+	}
 
 	file, size, name, err := openModel(*modelPath)
 	if err != nil {
