@@ -26,13 +26,18 @@ build() {
 
 # install_deps installs, when run as root, what the tests need and is missing:
 # Debian's chromium (the browser tests), nginx (the demo served by a real static
-# server), Mesa's Vulkan drivers (GPU tests on lavapipe), and the npm packages of web/ (playwright-core, no browser download).
+# server), Mesa's Vulkan drivers (GPU tests on lavapipe), Debian's python3-numpy
+# (independent safetensors checks), and the npm packages of web/ (playwright-core,
+# no browser download) and of weights/convert/testdata/ggufcheck (@huggingface/gguf).
 install_deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 	[ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ] || ldconfig -p | grep -q libvulkan.so.1 || missing+=(libvulkan1)
 	compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null || missing+=(mesa-vulkan-drivers)
+	# numpy under Debian's own python: the independent safetensors reader and
+	# Llama forward pass of weights/safetensors and weights/convert's tests.
+	/usr/bin/python3 -c 'import numpy' 2>/dev/null || missing+=(python3-numpy)
 	if [ ${#missing[@]} -gt 0 ]; then
 		if [ "$(id -u)" = 0 ]; then
 			say "installing ${missing[*]} (apt)"
@@ -45,6 +50,12 @@ install_deps() {
 	if [ ! -d web/node_modules/playwright-core ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
 		say "npm ci (web/)"
 		(cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	fi
+	# @huggingface/gguf: the independent GGUF parser of weights/convert's tests.
+	local gguf=weights/convert/testdata/ggufcheck
+	if [ ! -d $gguf/node_modules/@huggingface/gguf ] || [ $gguf/package-lock.json -nt $gguf/node_modules/.package-lock.json ]; then
+		say "npm ci ($gguf/)"
+		(cd $gguf && npm ci --no-audit --no-fund --loglevel=error)
 	fi
 }
 

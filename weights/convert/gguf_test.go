@@ -1,0 +1,213 @@
+package convert
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/matedge/matedge/model"
+)
+
+const ggufCheckDir = "testdata/ggufcheck"
+
+// needsNode skips unless node and the npm packages of testdata/ggufcheck
+// (npm ci there; build.sh does it) are installed.
+func needsNode(t *testing.T, packages bool) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("needs node: ", err)
+	}
+	if _, err := os.Stat(filepath.Join(ggufCheckDir, "node_modules", "@huggingface", "gguf")); packages && err != nil {
+		t.Skip("needs npm ci in weights/convert/" + ggufCheckDir + " (./build.sh test runs it)")
+	}
+}
+
+type ggufSeen struct {
+	Metadata map[string]any `json:"metadata"`
+	Types    map[string]any `json:"types"`
+	Tensors  []struct {
+		Name   string `json:"name"`
+		Shape  []int  `json:"shape"`
+		DType  int    `json:"dtype"`
+		Offset int    `json:"offset"`
+	} `json:"tensors"`
+}
+
+// TestGGUFParses reads exported GGUF files with @huggingface/gguf's parser:
+// tensor names, shapes and types, and every metadata key and value, for a
+// uniform and a per-layer mix, f32 and f16.
+func TestGGUFParses(t *testing.T) {
+	needsNode(t, true)
+	w, tok := tinyModel(t, 8)
+	c := w.Config
+	for _, tc := range []struct {
+		mix  model.Mix
+		half bool
+	}{{c.Uniform(3), false}, {model.Mix{0, 2}, true}} {
+		t.Run(fmt.Sprintf("%s/half=%v", c.MixSpec(tc.mix), tc.half), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			var buf bytes.Buffer
+			if err := ExportGGUF(&buf, w, tok, tc.mix, tc.half, "tiny"); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(path, buf.Bytes(), 0o644)
+			cmd := exec.Command("node", "check.mjs", path)
+			cmd.Dir = ggufCheckDir
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node check.mjs: %v %s", err, stderrOf(err))
+			}
+			var seen ggufSeen
+			if err := json.Unmarshal(out, &seen); err != nil {
+				t.Fatal(err)
+			}
+			widths := []any{}
+			for _, g := range tc.mix {
+				widths = append(widths, float64(c.FFNWidths[g]))
+			}
+			var ffn any = widths
+			if tc.mix[0] == tc.mix[1] {
+				ffn = widths[0]
+			}
+			fileType := 0.0
+			if tc.half {
+				fileType = 1
+			}
+			tokens := make([]any, c.Vocab)
+			for id := range tokens {
+				if id < tok.Size() {
+					tokens[id] = byteLevel(tok.Piece(id))
+				} else {
+					tokens[id] = fmt.Sprintf("<unused%d>", id)
+				}
+			}
+			want := map[string]any{
+				"version":                                3.0,
+				"tensor_count":                           float64(2 + 9*c.Layers + 1),
+				"kv_count":                               float64(18),
+				"general.architecture":                   "llama",
+				"general.name":                           "tiny",
+				"general.file_type":                      fileType,
+				"llama.vocab_size":                       float64(c.Vocab),
+				"llama.context_length":                   float64(c.Context),
+				"llama.embedding_length":                 float64(c.Dim),
+				"llama.block_count":                      float64(c.Layers),
+				"llama.feed_forward_length":              ffn,
+				"llama.attention.head_count":             float64(c.Heads),
+				"llama.attention.head_count_kv":          float64(c.Heads),
+				"llama.rope.dimension_count":             float64(c.HeadDim()),
+				"llama.rope.freq_base":                   float64(c.RopeTheta),
+				"llama.attention.layer_norm_rms_epsilon": float64(c.NormEps),
+				"tokenizer.ggml.model":                   "gpt2",
+				"tokenizer.ggml.pre":                     "default",
+				"tokenizer.ggml.tokens":                  tokens,
+			}
+			for k, v := range want {
+				got, _ := json.Marshal(seen.Metadata[k])
+				exp, _ := json.Marshal(v)
+				if k == "llama.attention.layer_norm_rms_epsilon" {
+					exp, _ = json.Marshal(float64(float32(1e-5)))
+				}
+				if !bytes.Equal(got, exp) {
+					t.Errorf("metadata %s = %s; want %s", k, trim(got), trim(exp))
+				}
+			}
+			if m, _ := seen.Metadata["tokenizer.ggml.merges"].([]any); len(m) != len(tok.Merges) || m[0] != byteLevel(tok.Piece(tok.Merges[0][0]))+" "+byteLevel(tok.Piece(tok.Merges[0][1])) {
+				t.Errorf("merges: %d seen, first %v; want %d", len(m), m[:1], len(tok.Merges))
+			}
+			if len(seen.Metadata) != len(want)+2 { // + token_type and merges
+				keys := make([]string, 0, len(seen.Metadata))
+				for k := range seen.Metadata {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				t.Errorf("metadata keys %v", keys)
+			}
+			// Tensors: names, shapes (ne0 first) and types.
+			type tensor struct {
+				name  string
+				shape []int
+				dtype int
+			}
+			mat := 0
+			if tc.half {
+				mat = 1
+			}
+			d, v := c.Dim, c.Vocab
+			wantT := []tensor{{"token_embd.weight", []int{d, v}, mat}}
+			for l, g := range tc.mix {
+				h := c.FFNWidths[g]
+				p := fmt.Sprintf("blk.%d.", l)
+				wantT = append(wantT, tensor{p + "attn_norm.weight", []int{d}, 0}, tensor{p + "attn_q.weight", []int{d, d}, mat},
+					tensor{p + "attn_k.weight", []int{d, d}, mat}, tensor{p + "attn_v.weight", []int{d, d}, mat},
+					tensor{p + "attn_output.weight", []int{d, d}, mat}, tensor{p + "ffn_norm.weight", []int{d}, 0},
+					tensor{p + "ffn_gate.weight", []int{d, h}, mat}, tensor{p + "ffn_up.weight", []int{d, h}, mat},
+					tensor{p + "ffn_down.weight", []int{h, d}, mat})
+			}
+			wantT = append(wantT, tensor{"output_norm.weight", []int{d}, 0}, tensor{"output.weight", []int{d, v}, mat})
+			if len(seen.Tensors) != len(wantT) {
+				t.Fatalf("%d tensors seen; want %d", len(seen.Tensors), len(wantT))
+			}
+			for i, wt := range wantT {
+				st := seen.Tensors[i]
+				if st.Name != wt.name || !slices.Equal(st.Shape, wt.shape) || st.DType != wt.dtype || st.Offset%32 != 0 {
+					t.Errorf("tensor %d = %s %v type %d at %d; want %s %v type %d, 32-aligned", i, st.Name, st.Shape, st.DType, st.Offset, wt.name, wt.shape, wt.dtype)
+				}
+			}
+		})
+	}
+}
+
+func trim(b []byte) string {
+	if len(b) > 120 {
+		return string(b[:120]) + "…"
+	}
+	return string(b)
+}
+
+// TestChunkPatternMatchesChunks runs ChunkPattern in JavaScript's regular
+// expression engine (node) over random and real text and checks that it
+// cuts exactly where model.Chunks does.
+func TestChunkPatternMatchesChunks(t *testing.T) {
+	needsNode(t, false)
+	alphabet := []string{" ", " ", "  ", "\n", "\r\n", "\t", "\v", "\f", "a", "Z", "'", "é", "—", "日本", "🙂", "7", "42", ".", ",", "!", "\x00", "\x1f", "\x7f", "_", "{"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	texts := []string{string(opticks()[:4000]), "", " ", "  x", "\n x", "a  \n  b", "end  "}
+	for range 300 {
+		var s strings.Builder
+		for range rng.IntN(30) {
+			s.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		texts = append(texts, s.String())
+	}
+	in, _ := json.Marshal(texts)
+	script := `const re = new RegExp(process.argv[1], "gu");
+const texts = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(texts.map((t) => t.match(re) ?? [])));`
+	cmd := exec.Command("node", "-e", script, ChunkPattern)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v %s", err, stderrOf(err))
+	}
+	var got [][]string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range texts {
+		var want []string
+		for _, c := range model.Chunks([]byte(text)) {
+			want = append(want, string(c))
+		}
+		if strings.Join(got[i], "") != text || !slices.Equal(got[i], want) {
+			t.Errorf("text %q: the pattern cuts %q; model.Chunks cuts %q", text, got[i], want)
+		}
+	}
+}
