@@ -72,12 +72,13 @@ pack() {
 
 # install_deps installs, when run as root, what the tests need and is missing:
 # Debian's chromium (the browser tests), nginx (the demo served by a real static
-# server), brotli (the precompressed module), Mesa's Vulkan drivers (GPU tests on lavapipe), and the npm packages of web/ (playwright-core, no browser download).
+# server) and its brotli_static module, brotli (the precompressed module), Mesa's Vulkan drivers (GPU tests on lavapipe), and the npm packages of web/ (playwright-core, no browser download).
 install_deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 	command -v brotli >/dev/null || missing+=(brotli)
+	[ -e /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ] || missing+=(libnginx-mod-http-brotli-static)
 	[ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ] || ldconfig -p | grep -q libvulkan.so.1 || missing+=(libvulkan1)
 	compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null || missing+=(mesa-vulkan-drivers)
 	if [ ${#missing[@]} -gt 0 ]; then
