@@ -51,6 +51,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	promptLen := fs.Int("prompt-tokens", 32, "tokens per prompt")
 	n := fs.Int("n", 64, "tokens to generate per prompt")
 	asJSON := fs.Bool("json", false, "print the rows as JSON")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +89,9 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 		}
 		ks = append(ks, k)
 	}
+	progress := newStatus("speculate", *quiet)
+	defer progress.Stop()
+	progress.Stage("loading the %s text", *text)
 	corpus, err := train.LoadCorpus(*text, *cache)
 	if err != nil {
 		return err
@@ -103,6 +107,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	}
 
 	// The verifier alone: one Forward per token, as generate's CPU path runs.
+	progress.Stage("decoding %d prompts with the verifier alone", *prompts)
 	start := time.Now()
 	var reference [][]int
 	for _, p := range starts {
@@ -115,6 +120,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	for _, d := range drafts {
 		for _, k := range ks {
 			for _, shared := range []bool{true, false} {
+				progress.Stage("decoding with draft %s, k %d, %s cache", c.MixSpec(d), k, map[bool]string{true: "shared", false: "separate"}[shared])
 				sp := model.Speculator{Weights: w, Draft: d, Verify: verify, K: k, Shared: shared}
 				var total model.SpecStats
 				same := true
@@ -135,6 +141,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 			}
 		}
 	}
+	progress.Idle()
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(struct {
 			Model          string    `json:"model"`
