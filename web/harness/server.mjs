@@ -2,7 +2,7 @@
 // port with its request log, and `matedge generate -json` as the oracle.
 
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,6 +15,19 @@ export const BIN = process.env.MATEDGE_BIN || join(web, '..', 'bin', 'matedge');
 /** DIST is the folder ./build.sh fills: $MATEDGE_DIST, else ../dist. */
 export const DIST = process.env.MATEDGE_DIST || join(web, '..', 'dist');
 
+/** missingPackage returns why the package tests cannot run ("needs …"), or null. */
+export function missingPackage() {
+  const dir = join(DIST, 'npm');
+  const tgz = existsSync(dir) ? readdirSync(dir).find((f) => /^matedge-.*\.tgz$/.test(f)) : null;
+  return tgz ? null : `needs ${dir}/matedge-VERSION.tgz: run ./build.sh first (it needs npm)`;
+}
+
+/** packageTarball is the path of the npm package ./build.sh made. */
+export function packageTarball() {
+  const dir = join(DIST, 'npm');
+  return join(dir, readdirSync(dir).find((f) => /^matedge-.*\.tgz$/.test(f)));
+}
+
 /** missingBuild returns why the tests cannot run ("needs …"), or null. */
 export function missingBuild() {
   for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
@@ -24,12 +37,12 @@ export function missingBuild() {
 }
 
 /**
- * startServer runs `matedge serve` on 127.0.0.1 with a port the kernel picks
- * and resolves once it listens. `requests` collects its log:
+ * startServer runs `matedge serve` on 127.0.0.1 with a port the kernel picks,
+ * serving dist (default DIST), and resolves once it listens. `requests` collects its log:
  * {method, path, range, status, bytes}.
  */
-export async function startServer({ timeoutMs = 15_000 } = {}) {
-  const child = spawn(BIN, ['serve', '-addr', '127.0.0.1:0', '-dist', DIST], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startServer({ dist = DIST, timeoutMs = 15_000 } = {}) {
+  const child = spawn(BIN, ['serve', '-addr', '127.0.0.1:0', '-dist', dist], { stdio: ['ignore', 'ignore', 'pipe'] });
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   const server = {

@@ -136,12 +136,15 @@ export class RangeSource {
   }
 }
 
-/** fetchModule downloads and compiles matedge.wasm, reporting progress as onProgress({loaded, total}). */
+/** fetchModule downloads and compiles matedge.wasm, reporting progress as onProgress({loaded, total}) (total -1: unknown). */
 export async function fetchModule(url, { fetch, onProgress = () => {} } = {}) {
   const source = new RangeSource(url, { fetch });
   const response = await source.request();
   if (!response.ok) throw source.httpError(response);
-  const total = Number(response.headers.get('Content-Length') ?? -1);
+  // A compressed answer's Content-Length counts the encoded bytes, and the
+  // body stream yields decoded ones: the total is then unknown.
+  const encoding = response.headers.get('Content-Encoding');
+  const total = encoding && encoding !== 'identity' ? -1 : Number(response.headers.get('Content-Length') ?? -1);
   let loaded = 0;
   source.onBytes = (n) => onProgress({ loaded: (loaded += n), total });
   const bytes = await source.body(response);

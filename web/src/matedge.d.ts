@@ -1,4 +1,4 @@
-// Types of matedge.js, the browser API of matedge. The documents the module
+// Types of matedge.js, the API of matedge in browsers and (node.js) in Node. The documents the module
 // returns (ModelInfo, MixInfo, Plan, Capabilities) keep the field names of
 // their Go structs: snake_case for the module's own (wasm/ABI.md), camelCase
 // for Capabilities (named as the browser APIs name them).
@@ -43,10 +43,15 @@ export type Budget = 'fast' | 'balanced' | 'best' | {
 };
 
 export interface LoadOptions {
-  /** The .matw weights file; relative URLs resolve against the page. */
+  /** The .matw weights file; relative URLs resolve against the page (in Node: a path or URL, against the working directory). */
   model: string | URL;
   /** matedge.wasm; defaults to the one next to matedge.js. */
   wasm?: string | URL;
+  /**
+   * Run the module in the calling thread instead of a Worker (Node: a worker_threads Worker).
+   * Default false where workers exist. A long step then blocks the thread.
+   */
+  inThread?: boolean;
   /** Default 'auto': measure the device, plan within budget, fetch the plan. */
   mix?: MixSpec;
   /** With mix 'auto'. Default 'balanced'. */

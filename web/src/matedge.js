@@ -7,7 +7,9 @@
 //   lm.close();
 //
 // The module (matedge.wasm) runs in a Web Worker (worker.js), on WebGPU when
-// the browser has it (webgpu.js) and on its CPU backend otherwise. Only the
+// the browser has it (webgpu.js) and on its CPU backend otherwise; with
+// {inThread: true}, or where there is no Worker, in the caller's thread.
+// In Node, node.js sets `runtime` up for worker_threads and local files. Only the
 // bytes of the chosen mix are downloaded, with HTTP Range requests, and kept
 // in the Cache API for the next visit; see loader.js, cache.js and README.md.
 // Types: matedge.d.ts.
@@ -20,7 +22,20 @@ export { ABI_VERSION, MatEdgeError } from './abi.js';
 /** DEFAULTS are the generation options, the same as `matedge generate`'s flags. */
 export const DEFAULTS = Object.freeze({ maxTokens: 64, temperature: 0.8, topK: 40, topP: 0.95, seed: 1, backend: 'auto' });
 
-const base = () => globalThis.document?.baseURI ?? globalThis.location?.href;
+/**
+ * runtime is how load finds its way in this environment: the URL relative
+ * model and wasm URLs resolve against, how a worker starts, and the fetch an
+ * in-thread session uses. node.js replaces them for Node.
+ */
+export const runtime = {
+  base: () => globalThis.document?.baseURI ?? globalThis.location?.href,
+  worker: typeof Worker === 'function'
+    ? () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'matedge' })
+    : null,
+  fetch: undefined,
+};
+
+const base = () => runtime.base();
 const mixSpec = (mix) => (Array.isArray(mix) ? mix.join(',') : mix);
 
 /** MatEdge is a loaded model in its worker. */
@@ -33,10 +48,10 @@ export class MatEdge {
    */
   static async load({
     model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced',
-    gpu = true, cache = true, onProgress, onPlan,
+    gpu = true, cache = true, inThread = !runtime.worker, onProgress, onPlan,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
-    const lm = new MatEdge(new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'matedge' }));
+    const lm = new MatEdge(inThread ? await localWorker() : runtime.worker());
     const onEvent = (e) => {
       if (e.event === 'plan') {
         lm.capabilities = e.capabilities;
@@ -85,11 +100,13 @@ export class MatEdge {
     this.nextId = 1;
     this.calls = new Map(); // id → {resolve, reject, onEvent}
     this.closed = null; // the error that ended the worker
+    worker.unref?.();
     worker.onmessage = ({ data }) => {
       const call = this.calls.get(data.id);
       if (!call) return;
       if (data.event) return call.onEvent?.(data);
       this.calls.delete(data.id);
+      if (!this.calls.size) worker.unref?.();
       if (data.error) call.reject(new MatEdgeError(data.error.message, { code: data.error.code }));
       else call.resolve(data.result);
     };
@@ -105,6 +122,7 @@ export class MatEdge {
     if (this.closed) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject, onEvent });
+      this.worker.ref?.();
       this.worker.postMessage({ ...message, id });
     });
   }
@@ -168,6 +186,27 @@ export class MatEdge {
     for (const call of this.calls.values()) call.reject(err);
     this.calls.clear();
   }
+}
+
+// localWorker runs worker.js's session in this thread, behind an object with
+// a Worker's surface; messages are delivered as microtasks, not cloned.
+async function localWorker() {
+  const { serve } = await import('./worker.js');
+  const inner = {
+    onmessage: null,
+    postMessage(message) { if (close) queueMicrotask(() => page.onmessage?.({ data: message })); },
+  };
+  const page = {
+    onmessage: null,
+    onerror: null,
+    postMessage(message) { queueMicrotask(() => inner.onmessage?.({ data: message })); },
+    terminate() {
+      close?.();
+      close = null;
+    },
+  };
+  let close = serve(inner, { fetch: runtime.fetch });
+  return page;
 }
 
 /**

@@ -38,101 +38,163 @@ const PRESETS = {
   best: { name: 'best', target_tokens_per_second: 2 },
 };
 
-let mod = null; // ModuleInstance
-let file = null; // ModelFile of the weights
-let modelInfo = null;
-let gpuLost = null; // why the GPU was lost, once it was
-let queue = Promise.resolve();
-const cancelled = new Set();
+/**
+ * serve answers one page's operations on port (postMessage, onmessage):
+ * one module instance, one model. `fetch` reads the module and the weights
+ * (Node's worker passes one that also reads file: URLs). It returns close(),
+ * which drops the instance.
+ */
+export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {}) {
+  let mod = null; // ModuleInstance
+  let file = null; // ModelFile of the weights
+  let modelInfo = null;
+  let gpuLost = null; // why the GPU was lost, once it was
+  let queue = Promise.resolve();
+  const cancelled = new Set();
+  const post = (message, transfer) => port.postMessage(message, transfer);
 
-const ops = {
-  async load({ id, wasm, model, mix, budget, gpu, cache }) {
-    const progress = (phase, extra) => (p) => self.postMessage({ id, event: 'progress', phase, ...extra, ...p });
-    const [compiled, host, store] = await Promise.all([
-      fetchModule(wasm, { onProgress: progress('wasm') }),
-      gpu ? requestGPU() : noGPU('the page asked for no GPU'),
-      cache ? BlockCache.open() : null,
-    ]);
-    host.onLost = (message) => { gpuLost = message; };
-    mod = await ModuleInstance.instantiate(compiled, { gpu: host });
-    file = new ModelFile(model, { cache: store });
-    modelInfo = await file.loadHeader(mod);
-    const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, capabilities: null, plan: null };
-    if (mix === 'auto') {
-      Object.assign(result, await plan(id, budget, host, progress));
-      mix = result.plan.spec;
-    }
-    result.mixInfo = await file.loadMix(mod, mix, { onProgress: progress('weights', { mix }) });
-    result.downloaded = file.stats;
-    return result;
-  },
-
-  async setMix({ id, mix }) {
-    loaded();
-    const mixInfo = await file.loadMix(mod, mix, { onProgress: (p) => self.postMessage({ id, event: 'progress', phase: 'weights', mix, ...p }) });
-    return { mixInfo, downloaded: file.stats };
-  },
-
-  async generate({ id, prompt, options }) {
-    loaded();
-    if (gpuLost && options.backend === 'gpu') {
-      throw new MatEdgeError(`matedge: the GPU backend is gone: ${gpuLost}`, { code: 'ERR_BACKEND' });
-    }
-    const start = performance.now();
-    let backend = begin(options);
-    const promptTokens = mod.prompt(prompt);
-    self.postMessage({ id, event: 'started', backend, promptTokens });
-    const tokens = [];
-    let reason = 'length';
-    while (tokens.length < options.max_tokens) {
-      // Let a 'cancel' message in between steps.
-      await nextTask();
-      if (cancelled.delete(id)) {
-        reason = 'cancelled';
-        break;
+  const ops = {
+    async load({ id, wasm, model, mix, budget, gpu, cache }) {
+      const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
+      const [compiled, host, store] = await Promise.all([
+        fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
+        gpu ? requestGPU() : noGPU('the page asked for no GPU'),
+        cache ? BlockCache.open() : null,
+      ]);
+      host.onLost = (message) => { gpuLost = message; };
+      mod = await ModuleInstance.instantiate(compiled, { gpu: host });
+      file = new ModelFile(model, { fetch, cache: store });
+      modelInfo = await file.loadHeader(mod);
+      const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, capabilities: null, plan: null };
+      if (mix === 'auto') {
+        Object.assign(result, await plan(id, budget, host, progress));
+        mix = result.plan.spec;
       }
-      let status;
+      result.mixInfo = await file.loadMix(mod, mix, { onProgress: progress('weights', { mix }) });
+      result.downloaded = file.stats;
+      return result;
+    },
+
+    async setMix({ id, mix }) {
+      loaded();
+      const mixInfo = await file.loadMix(mod, mix, { onProgress: (p) => post({ id, event: 'progress', phase: 'weights', mix, ...p }) });
+      return { mixInfo, downloaded: file.stats };
+    },
+
+    async generate({ id, prompt, options }) {
+      loaded();
+      if (gpuLost && options.backend === 'gpu') {
+        throw new MatEdgeError(`matedge: the GPU backend is gone: ${gpuLost}`, { code: 'ERR_BACKEND' });
+      }
+      const start = performance.now();
+      let backend = begin(options);
+      const promptTokens = mod.prompt(prompt);
+      post({ id, event: 'started', backend, promptTokens });
+      const tokens = [];
+      let reason = 'length';
+      while (tokens.length < options.max_tokens) {
+        // Let a 'cancel' message in between steps.
+        await nextTask();
+        if (cancelled.delete(id)) {
+          reason = 'cancelled';
+          break;
+        }
+        let status;
+        try {
+          status = await mod.next();
+        } catch (err) {
+          // A lost device fails the step; its 'lost' promise may settle a moment later.
+          if (backend === 'gpu' && !gpuLost) await Promise.race([mod.gpu.device?.lost, delay(100)]);
+          if (!gpuLost || backend !== 'gpu' || !(err instanceof MatEdgeError)) throw err;
+          post({ id, event: 'device-lost', message: gpuLost });
+          backend = begin(options);
+          mod.prompt(prompt);
+          await replay(tokens);
+          continue;
+        }
+        if (status === DONE) {
+          reason = 'context';
+          break;
+        }
+        const piece = mod.output();
+        tokens.push(status);
+        post({ id, event: 'token', token: status, piece }, [piece.buffer]);
+      }
+      cancelled.delete(id);
+      return { reason, tokens: tokens.length, seconds: (performance.now() - start) / 1000, backend };
+    },
+  };
+
+  // plan measures the device and asks the module's planner which mix to run:
+  // capabilities, then S (which every plan needs) and the micro-benchmark on
+  // it, then the plan. It posts a 'plan' event and returns its parts.
+  async function plan(id, budget, host, progress) {
+    if (!mod.hasPlan) throw new MatEdgeError('matedge: this matedge.wasm has no plan export; rebuild it with ./build.sh, or load a fixed mix', { code: 'ERR_ABI' });
+    const capabilities = await collectCapabilities(host);
+    const smallest = modelInfo.granularities[0];
+    await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
+    const backends = host.device && !gpuLost ? ['gpu', 'cpu'] : ['cpu'];
+    const measured = await benchmark(mod, modelInfo, backends);
+    capabilities.benchmarks = measured.map(({ tokensPerSecond, ...b }) => b);
+    const answer = mod.plan({ capabilities, budget: budgetDocument(budget) });
+    const chosen = { capabilities: { ...capabilities, benchmarks: measured }, plan: { ...answer.plan, error: answer.error || '', constraint: answer.constraint || '' } };
+    post({ id, event: 'plan', ...chosen });
+    return chosen;
+  }
+
+  // begin resets the module for a generation, on the CPU once the GPU is gone.
+  function begin(options) {
+    return mod.reset(gpuLost ? { ...options, backend: 'cpu' } : options);
+  }
+
+  // replay steps through tokens on a freshly reset sequence, checking that it
+  // gives the same ones.
+  async function replay(tokens) {
+    for (const [i, want] of tokens.entries()) {
+      const got = await mod.next();
+      if (got !== want) {
+        throw new MatEdgeError(`matedge: ${gpuLost}; replaying on the CPU gave token ${got} where the GPU gave ${want} (token ${i + 1}): generate again`, { code: 'ERR_DEVICE_LOST' });
+      }
+    }
+  }
+
+  function loaded() {
+    if (!mod) throw new MatEdgeError('matedge: no model loaded', { code: 'ERR_STATE' });
+  }
+
+  port.onmessage = ({ data }) => {
+    if (data.op === 'cancel') {
+      cancelled.add(data.target);
+      return;
+    }
+    if (data.op === 'loseDevice') {
+      mod?.gpu.device?.destroy();
+      post({ id: data.id, result: { lost: Boolean(mod?.gpu.device) } });
+      return;
+    }
+    queue = queue.then(async () => {
       try {
-        status = await mod.next();
+        const op = ops[data.op];
+        if (!op) throw new MatEdgeError(`matedge: unknown worker operation ${data.op}`);
+        post({ id: data.id, result: await op(data) });
       } catch (err) {
-        // A lost device fails the step; its 'lost' promise may settle a moment later.
-        if (backend === 'gpu' && !gpuLost) await Promise.race([mod.gpu.device?.lost, delay(100)]);
-        if (!gpuLost || backend !== 'gpu' || !(err instanceof MatEdgeError)) throw err;
-        self.postMessage({ id, event: 'device-lost', message: gpuLost });
-        backend = begin(options);
-        mod.prompt(prompt);
-        await replay(tokens);
-        continue;
+        const error = { message: err?.message ?? String(err), code: err?.code ?? 'ERR_RUNTIME' };
+        if (err instanceof WebAssembly.RuntimeError || err instanceof ProcExit) {
+          // A trapped instance is in no state to go on: drop it.
+          mod = null;
+          error.message = `matedge: the module trapped: ${error.message}; load the model again`;
+          error.code = 'ERR_TRAP';
+        }
+        if (!(err instanceof MatEdgeError)) console.error(err);
+        post({ id: data.id, error });
       }
-      if (status === DONE) {
-        reason = 'context';
-        break;
-      }
-      const piece = mod.output();
-      tokens.push(status);
-      self.postMessage({ id, event: 'token', token: status, piece }, [piece.buffer]);
-    }
-    cancelled.delete(id);
-    return { reason, tokens: tokens.length, seconds: (performance.now() - start) / 1000, backend };
-  },
-
-};
-
-// plan measures the device and asks the module's planner which mix to run:
-// capabilities, then S (which every plan needs) and the micro-benchmark on
-// it, then the plan. It posts a 'plan' event and returns its parts.
-async function plan(id, budget, host, progress) {
-  if (!mod.hasPlan) throw new MatEdgeError('matedge: this matedge.wasm has no plan export; rebuild it with ./build.sh, or load a fixed mix', { code: 'ERR_ABI' });
-  const capabilities = await collectCapabilities(host);
-  const smallest = modelInfo.granularities[0];
-  await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
-  const backends = host.device && !gpuLost ? ['gpu', 'cpu'] : ['cpu'];
-  const measured = await benchmark(mod, modelInfo, backends);
-  capabilities.benchmarks = measured.map(({ tokensPerSecond, ...b }) => b);
-  const answer = mod.plan({ capabilities, budget: budgetDocument(budget) });
-  const chosen = { capabilities: { ...capabilities, benchmarks: measured }, plan: { ...answer.plan, error: answer.error || '', constraint: answer.constraint || '' } };
-  self.postMessage({ id, event: 'plan', ...chosen });
-  return chosen;
+    });
+  };
+  return () => {
+    port.onmessage = null;
+    mod = null;
+    file = null;
+  };
 }
 
 // budgetDocument turns MatEdge.load's budget (a preset name or an object of
@@ -154,65 +216,24 @@ function budgetDocument(budget = 'balanced') {
   };
 }
 
-// begin resets the module for a generation, on the CPU once the GPU is gone.
-function begin(options) {
-  return mod.reset(gpuLost ? { ...options, backend: 'cpu' } : options);
-}
-
-// replay steps through tokens on a freshly reset sequence, checking that it
-// gives the same ones.
-async function replay(tokens) {
-  for (const [i, want] of tokens.entries()) {
-    const got = await mod.next();
-    if (got !== want) {
-      throw new MatEdgeError(`matedge: ${gpuLost}; replaying on the CPU gave token ${got} where the GPU gave ${want} (token ${i + 1}): generate again`, { code: 'ERR_DEVICE_LOST' });
-    }
-  }
-}
-
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function loaded() {
-  if (!mod) throw new MatEdgeError('matedge: no model loaded', { code: 'ERR_STATE' });
-}
-
-// nextTask resolves after pending messages have been handled: a MessageChannel
-// round trip, which unlike setTimeout(0) is not clamped to 4 ms.
-const channel = new MessageChannel();
-const waiting = [];
-channel.port1.onmessage = () => waiting.shift()();
-function nextTask() {
-  return new Promise((resolve) => {
+// nextTask resolves after pending messages have been handled: setImmediate
+// where there is one (Node), else a MessageChannel round trip, which unlike
+// setTimeout(0) is not clamped to 4 ms. (In Node a MessagePort with a
+// listener would keep the process alive.)
+let nextTask;
+if (typeof globalThis.setImmediate === 'function') {
+  nextTask = () => new Promise((resolve) => setImmediate(resolve));
+} else {
+  const channel = new MessageChannel();
+  const waiting = [];
+  channel.port1.onmessage = () => waiting.shift()();
+  nextTask = () => new Promise((resolve) => {
     waiting.push(resolve);
     channel.port2.postMessage(null);
   });
 }
 
-self.onmessage = ({ data }) => {
-  if (data.op === 'cancel') {
-    cancelled.add(data.target);
-    return;
-  }
-  if (data.op === 'loseDevice') {
-    mod?.gpu.device?.destroy();
-    self.postMessage({ id: data.id, result: { lost: Boolean(mod?.gpu.device) } });
-    return;
-  }
-  queue = queue.then(async () => {
-    try {
-      const op = ops[data.op];
-      if (!op) throw new MatEdgeError(`matedge: unknown worker operation ${data.op}`);
-      self.postMessage({ id: data.id, result: await op(data) });
-    } catch (err) {
-      const error = { message: err?.message ?? String(err), code: err?.code ?? 'ERR_RUNTIME' };
-      if (err instanceof WebAssembly.RuntimeError || err instanceof ProcExit) {
-        // A trapped instance is in no state to go on: drop it.
-        mod = null;
-        error.message = `matedge: the module trapped: ${error.message}; load the model again`;
-        error.code = 'ERR_TRAP';
-      }
-      if (!(err instanceof MatEdgeError)) console.error(err);
-      self.postMessage({ id: data.id, error });
-    }
-  });
-};
+// As a Web Worker's script, serve the page that started it.
+if (typeof WorkerGlobalScope !== 'undefined' && globalThis instanceof WorkerGlobalScope) serve(globalThis);

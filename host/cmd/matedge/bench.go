@@ -103,6 +103,7 @@ predicts for it, so the planner's model can be checked against reality.`)
 	kernels := fs.Bool("kernels", true, "time the matrix kernels too")
 	predict := fs.Bool("predict", true, "measure capabilities first and show the planner's predicted decode tokens/s")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -120,8 +121,11 @@ predicts for it, so the planner's model can be checked against reality.`)
 	}
 
 	ctx := context.Background()
+	st := newStatus("bench", *quiet)
+	defer st.Stop()
 	report := benchReport{Precision: *precision}
 	if *predict {
+		st.Stage("measuring this device for the planner's predictions")
 		budget := planner.Budget{}
 		caps, _, err := detectCapabilities(ctx, *wasmPath, &budget)
 		if err != nil {
@@ -146,7 +150,7 @@ predicts for it, so the planner's model can be checked against reality.`)
 		default:
 			return fmt.Errorf("-models: unknown model %q (want default or large)", name)
 		}
-		bm, device, err := benchModule(ctx, *wasmPath, name, file, strings.Split(*backends, ","), *precision, *prefill, *decode)
+		bm, device, err := benchModule(ctx, st, *wasmPath, name, file, strings.Split(*backends, ","), *precision, *prefill, *decode)
 		if err != nil {
 			return err
 		}
@@ -160,12 +164,15 @@ predicts for it, so the planner's model can be checked against reality.`)
 		}
 		report.Models = append(report.Models, bm)
 		configs = append(configs, bm.Config)
+		st.Idle()
 		if !*asJSON {
 			printModel(os.Stdout, bm)
 		}
 	}
 	if *kernels {
+		st.Stage("timing the matrix kernels on the GPU")
 		device, results, err := kernelGrid(configs, *prefill)
+		st.Idle()
 		if err != nil && !errors.Is(err, webgpu.ErrNoAdapter) {
 			return err
 		}
@@ -244,7 +251,7 @@ func orNone(s string) string {
 }
 
 // benchModule times every mix of one model on each backend, in one module.
-func benchModule(ctx context.Context, wasmPath, name string, file []byte, backends []string, precision string, prefill, decode int) (benchModel, string, error) {
+func benchModule(ctx context.Context, st *status, wasmPath, name string, file []byte, backends []string, precision string, prefill, decode int) (benchModel, string, error) {
 	var device string
 	open := func() (webgpu.Device, error) {
 		d, err := webgpu.Open()
@@ -275,6 +282,7 @@ func benchModule(ctx context.Context, wasmPath, name string, file []byte, backen
 	text := strings.Repeat(benchText, prefill/len(benchText)+1)[:prefill]
 	for _, backend := range backends {
 		opts := abi.Options{Backend: backend, Precision: precision}
+		st.Stage("%s on %s: warming up (pipelines, weights)", name, backend)
 		// A first step compiles the pipelines and uploads the weights, outside the timings.
 		if _, err := mod.SetMix(ctx, c.GranularityName(c.Granularities()-1)); err != nil {
 			return bm, device, err
@@ -292,6 +300,7 @@ func benchModule(ctx context.Context, wasmPath, name string, file []byte, backen
 			if err != nil {
 				return bm, device, err
 			}
+			st.Stage("%s on %s: timing mix %s", name, backend, spec)
 			run.Layers = c.MixNames(mix)
 			run.FLOPsPerToken = 2 * float64(c.NonEmbeddingParams(mix)+c.Vocab*c.Dim)
 			if warmErr != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/matedge/matedge/wasm/abi"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,9 +19,9 @@ func needGPU(t *testing.T) {
 }
 
 type generated struct {
-	Tokens  []int           `json:"tokens"`
-	Backend string          `json:"backend"`
-	Plan    *abi.PlanResult `json:"plan"`
+	Tokens  []int     `json:"tokens"`
+	Backend string    `json:"backend"`
+	Plan    *planJSON `json:"plan"`
 }
 
 func generateJSON(t *testing.T, run func(args ...string) (string, string, int), args ...string) generated {
@@ -50,7 +49,7 @@ func TestGenerateGPU(t *testing.T) {
 	for _, args := range [][]string{{"-backend", "gpu"}, {"-backend", "auto"}, {"-backend", "gpu", "-precision", "f16"}} {
 		gpu := generateJSON(t, run, append([]string{"-model", path, "-mix", "S,M,XL"}, args...)...)
 		if args[1] == "auto" {
-			if gpu.Plan == nil || gpu.Plan.Plan.Backend != gpu.Backend || gpu.Plan.Plan.Spec != "S,M,XL" {
+			if gpu.Plan == nil || gpu.Plan.Backend != gpu.Backend || gpu.Plan.Spec != "S,M,XL" {
 				t.Errorf("generate -backend auto ran on %q with plan %+v; want the plan's backend and the given mix", gpu.Backend, gpu.Plan)
 			}
 		} else if gpu.Backend != "gpu" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
@@ -24,7 +25,16 @@ func init() {
 func runGenerate(args []string) error {
 	fs := newFlags("generate", "[flags]", `Generates text with the matedge wasm module (run by wazero), streaming it to
 stdout. The mix picks the submodel: S, M, L, XL (the nested granularities),
-a comma list with one granularity per layer (Mix'n'Match), or auto.`)
+a comma list with one granularity per layer (Mix'n'Match), or auto.
+
+Before the text it prints one line to stderr: the mix and backend it runs,
+and why (planned, or given by a flag); -q silences it and the progress lines.
+
+-json prints one object instead: prompt, prompt_tokens, tokens, text, mix
+(one granularity per layer), backend, model, seed, temperature, seconds,
+tokens_per_second, context_full, and with planning "plan": the planner's plan
+(spec, mix_names, backend, download_bytes, predicted_tokens_per_second,
+reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	prompt := fs.String("prompt", "It is a truth universally acknowledged", "text to continue")
 	n := fs.Int("n", 64, "tokens to generate")
 	mix := fs.String("mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
@@ -40,7 +50,8 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
-	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text (fields: -help)")
+	quiet := fs.Bool("q", false, "print nothing to stderr but errors")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -52,8 +63,8 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	if *mix == "" {
 		return fmt.Errorf(`-mix "": want S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)`)
 	}
-	if *draft != "" && *draftTokens < 1 {
-		return fmt.Errorf("-k %d: want at least 1 draft token", *draftTokens)
+	if *draft != "" && (*draftTokens < 0 || *draftTokens > 64) {
+		return fmt.Errorf("-k %d: want 1…64 draft tokens, or 0 to choose k round by round", *draftTokens)
 	}
 	if _, err := planner.Preset(*budgetName); err != nil {
 		return fmt.Errorf("-budget: %w", err)
@@ -64,6 +75,8 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 		Backend: *backend, Precision: *precision}); err != nil {
 		return err
 	}
+	st := newStatus("generate", *quiet)
+	defer st.Stop()
 
 	ctx := context.Background()
 	file, size, name, err := openModel(*modelPath)
@@ -88,8 +101,15 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 			*topK, *topP = 0, 1 // speculative sampling draws from the whole distribution
 		}
 	}
+	if *mix != "auto" {
+		if _, err := modelInfo.Header.Config.ParseMix(*mix); err != nil {
+			return fmt.Errorf("-mix: %w", err) // before measuring the device for nothing
+		}
+	}
 	var plan *abi.PlanResult
+	mixGiven, backendGiven := *mix, *backend
 	if *mix == "auto" || *backend == "auto" {
+		st.Stage("measuring this device to plan (decode steps of S and XL on each backend)")
 		if plan, err = planFor(ctx, mod, *wasmPath, *budgetName, *mix, *backend); err != nil {
 			return err
 		}
@@ -102,6 +122,7 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	st.Say("%s", choiceLine(mixGiven, backendGiven, *budgetName, plan, *draft, *draftTokens))
 	req := host.Request{Prompt: *prompt, MaxTokens: *n, Options: abi.Options{
 		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
 	}}
@@ -139,20 +160,80 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	}
 	out := struct {
 		*host.Result
-		Prompt          string          `json:"prompt"`
-		Mix             []string        `json:"mix"`
-		Model           string          `json:"model"`
-		Seed            uint64          `json:"seed"`
-		Temperature     float64         `json:"temperature"`
-		Seconds         float64         `json:"seconds"`
-		TokensPerSecond float64         `json:"tokens_per_second"`
-		Plan            *abi.PlanResult `json:"plan,omitempty"`
+		Prompt          string    `json:"prompt"`
+		Mix             []string  `json:"mix"`
+		Model           string    `json:"model"`
+		Seed            uint64    `json:"seed"`
+		Temperature     float64   `json:"temperature"`
+		Seconds         float64   `json:"seconds"`
+		TokensPerSecond float64   `json:"tokens_per_second"`
+		Plan            *planJSON `json:"plan,omitempty"`
 		// JSON strings hold only valid UTF-8, so text shows a byte that is
 		// not (a token ending inside a character) as U+FFFD; text_base64
 		// keeps the exact bytes.
 		TextBase64 []byte `json:"text_base64"`
-	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), plan, []byte(res.Text)}
+	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), flatPlan(plan), []byte(res.Text)}
 	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// planJSON is a plan with the plan export's error and constraint beside its
+// fields, so that -json has "plan": {"spec", …, "error"}, not .plan.plan.
+type planJSON struct {
+	*planner.Plan
+	Error      string `json:"error,omitempty"`
+	Constraint string `json:"constraint,omitempty"`
+}
+
+func flatPlan(r *abi.PlanResult) *planJSON {
+	if r == nil {
+		return nil
+	}
+	return &planJSON{Plan: r.Plan, Error: r.Error, Constraint: r.Constraint}
+}
+
+// choiceLine is generate's one stderr line: the mix and backend it runs and
+// why — the flag that gave them, or the planner's main reasons.
+func choiceLine(mixFlag, backendFlag, budget string, plan *abi.PlanResult, draft string, draftTokens int) string {
+	var mix, backend, why string
+	switch {
+	case plan == nil:
+		return fmt.Sprintf("mix %s (-mix) on %s (-backend)%s", mixFlag, backendFlag, draftNote(draft, draftTokens))
+	case mixFlag != "auto":
+		mix, backend = plan.Plan.Spec+" (-mix)", plan.Plan.Backend+" (planned: measured fastest for this mix)"
+	default:
+		mix, backend = plan.Plan.Spec, plan.Plan.Backend
+		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, humanBytes(plan.Plan.DownloadBytes))
+		if plan.Error != "" {
+			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs"
+		} else if r := sizeReason(plan.Plan.Reasons); r != "" {
+			why += "; " + strings.TrimSuffix(r, ".")
+		}
+		if len(plan.Plan.Reasons) > 0 {
+			why += "; " + strings.TrimSuffix(plan.Plan.Reasons[0], ".")
+		}
+	}
+	return fmt.Sprintf("mix %s on %s%s%s", mix, backend, why, draftNote(draft, draftTokens))
+}
+
+// sizeReason is the planner's reason that explains the size it chose: the
+// sentence after "Chose …" (why nothing bigger, or that the largest fits).
+func sizeReason(reasons []string) string {
+	for i, r := range reasons {
+		if strings.HasPrefix(r, "Chose ") && i+1 < len(reasons) {
+			return reasons[i+1]
+		}
+	}
+	return ""
+}
+
+func draftNote(draft string, k int) string {
+	if draft == "" {
+		return ""
+	}
+	if k == 0 {
+		return fmt.Sprintf(", drafting with %s (-draft), k chosen round by round", draft)
+	}
+	return fmt.Sprintf(", drafting %d tokens a round with %s (-draft)", k, draft)
 }
 
 // openModel opens a weights file, or the embedded default for an empty path.

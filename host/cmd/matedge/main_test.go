@@ -132,7 +132,8 @@ func TestGenerateDraft(t *testing.T) {
 }
 
 // TestBadInput: every broken weights file makes generate exit non-zero with
-// one line on stderr that names the problem, never a panic trace.
+// one line on stderr that names the problem, never a panic trace (-q: no
+// progress lines before it).
 func TestBadInput(t *testing.T) {
 	run := matedge(t)
 	good := tinyFile(t)
@@ -171,7 +172,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"generate", "-model", tt.file, "-n", "2", "-mix", "S"}, tt.args...)
+			args := append([]string{"generate", "-q", "-model", tt.file, "-n", "2", "-mix", "S"}, tt.args...)
 			_, stderr, code := run(args...)
 			if code == 0 {
 				t.Fatal("exit code 0")

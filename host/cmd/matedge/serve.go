@@ -204,6 +204,8 @@ func staticFiles(dir string) http.Handler {
 				http.NotFound(w, r) // no listings
 				return
 			}
+		} else if serveEncoded(w, r, real) {
+			return
 		}
 		files.ServeHTTP(w, r)
 	})

@@ -95,6 +95,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	wasmPath := fs.String("wasm", "", "with -module: matedge.wasm; empty finds it next to this program or in $"+host.ModuleEnv)
 	markdown := fs.String("markdown", "", "write the report as Markdown to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -193,7 +194,9 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	costs := model.MeasureSpecCosts(w, drafts[0], verify, 8)
 	report.CostsNative = fmt.Sprintf("draft %s step %.3f ms; verifier pass over m positions %.3f + %.3f·m ms",
 		c.MixSpec(drafts[0]), costs.Draft*1e3, costs.VerifyBase*1e3, costs.VerifyPerPos*1e3)
-	progress := func(what string) { fmt.Fprintf(os.Stderr, "speculate: %s\n", what) }
+	status := newStatus("speculate", *quiet)
+	defer status.Stop()
+	progress := func(what string) { status.Stage("%s", what) }
 	// Decoding runs on this goroutine; pinned to one thread, its thread CPU
 	// time leaves out what other processes take on a shared machine.
 	runtime.LockOSThread()

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGenerateSaysWhy: generate prints one stderr line with the mix, the
+// backend and why; -q silences it; -json has the plan's fields under "plan".
+func TestGenerateSaysWhy(t *testing.T) {
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	base := []string{"generate", "-model", path, "-n", "2", "-temperature", "0"}
+
+	_, stderr, code := run(append(base, "-mix", "S", "-backend", "cpu")...)
+	if code != 0 || strings.TrimSpace(stderr) != "matedge generate: mix S (-mix) on cpu (-backend)" {
+		t.Errorf("-mix S -backend cpu: exit %d, stderr %q; want one line naming the flags", code, stderr)
+	}
+	if _, stderr, code := run(append(base, "-mix", "S", "-backend", "cpu", "-q")...); code != 0 || stderr != "" {
+		t.Errorf("-q: exit %d, stderr %q; want nothing", code, stderr)
+	}
+
+	stdout, stderr, code := run(append(base, "-mix", "auto", "-backend", "cpu", "-json")...)
+	if code != 0 {
+		t.Fatalf("-mix auto: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(lines[0], "matedge generate: measuring this device") || !strings.Contains(last, "planned for budget balanced") || !strings.Contains(last, "tokens/s predicted") {
+		t.Errorf("-mix auto stderr:\n%s\nwant a measuring line, then the plan's mix, backend and reasons", stderr)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := out["plan"].(map[string]any)
+	if plan == nil || plan["spec"] == nil || plan["backend"] != "cpu" || plan["plan"] != nil {
+		t.Errorf("-json plan = %v; want the plan's fields (spec, backend, …) flat under plan", out["plan"])
+	}
+	if !strings.Contains(last, "mix "+plan["spec"].(string)+" on cpu") {
+		t.Errorf("stderr line %q does not name the plan's mix %v", last, plan["spec"])
+	}
+
+	if _, stderr, code := run(append(base, "-backend", "tpu")...); code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "want cpu, gpu or auto") {
+		t.Errorf("-backend tpu: exit %d, stderr %q; want one line refusing it", code, stderr)
+	}
+}
