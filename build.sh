@@ -20,8 +20,11 @@ build() {
 	# needs GOEXPERIMENT=simd (amd64; elsewhere the plain-Go kernels are used).
 	say "building bin/matedge (GOEXPERIMENT=simd)"
 	GOEXPERIMENT=simd go build -trimpath -o bin/matedge ./host/cmd/matedge
-	say "copying the web runtime and demo into dist/"
+	say "copying the web runtime, the demo and kernels.wasm into dist/"
 	cp -r web/src/. dist/
+	# The SIMD128 companion module is committed (assembled from its WAT by
+	# wabt's wat2wasm; go test ./wasm/kernels checks that it is up to date).
+	cp wasm/kernels/kernels.wasm dist/
 }
 
 # install_deps installs, when run as root, what the tests need and is missing:
@@ -33,6 +36,7 @@ install_deps() {
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 	[ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ] || ldconfig -p | grep -q libvulkan.so.1 || missing+=(libvulkan1)
 	compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' >/dev/null || missing+=(mesa-vulkan-drivers)
+	command -v wat2wasm >/dev/null || missing+=(wabt)
 	if [ ${#missing[@]} -gt 0 ]; then
 		if [ "$(id -u)" = 0 ]; then
 			say "installing ${missing[*]} (apt)"

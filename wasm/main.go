@@ -12,6 +12,7 @@ import (
 
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/engine"
+	_ "github.com/matedge/matedge/wasm/kernels" // the simd kernel set, when the host links it
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 	"github.com/vmihailenco/msgpack/v5"

@@ -40,6 +40,7 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text")
+	kernelSet := fs.String("kernels", host.KernelsSIMD, "the module's CPU kernels: simd (link the SIMD128 companion module) or go (its plain-Go reference; same tokens, slower)")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -54,7 +55,7 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	if err != nil {
 		return err
 	}
-	mod, closeModule, err := startModule(ctx, *wasmPath)
+	mod, closeModule, err := startModuleWith(ctx, *wasmPath, host.Config{Kernels: *kernelSet})
 	if err != nil {
 		return err
 	}
@@ -150,12 +151,6 @@ func loadModel(path string) (*model.Weights, *weights.Header, string, error) {
 		return nil, nil, "", fmt.Errorf("%s: %w", name, err)
 	}
 	return w, h, name, nil
-}
-
-// startModule compiles and instantiates matedge.wasm, offering it this
-// machine's GPU.
-func startModule(ctx context.Context, wasmPath string) (*host.Module, func(), error) {
-	return startModuleWith(ctx, wasmPath, host.Config{})
 }
 
 // startModuleWith compiles and instantiates matedge.wasm with cfg.
