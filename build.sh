@@ -29,7 +29,9 @@ build() {
 
 # install_deps installs, when run as root, what the tests need and is missing:
 # Debian's chromium (the browser tests), nginx (the demo served by a real static
-# server), Mesa's Vulkan drivers (GPU tests on lavapipe), and the npm packages of web/ (playwright-core, no browser download).
+# server), Mesa's Vulkan drivers (GPU tests on lavapipe), wabt (wat2wasm: the
+# test that the committed wasm/kernels/kernels.wasm is what kernels.wat
+# assembles to), and the npm packages of web/ (playwright-core, no browser download).
 install_deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
