@@ -17,7 +17,7 @@ export const DIST = process.env.MATEDGE_DIST || join(web, '..', 'dist');
 
 /** missingBuild returns why the tests cannot run ("needs …"), or null. */
 export function missingBuild() {
-  for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
+  for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'kernels.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
     if (!existsSync(f)) return `needs ${f}: run ./build.sh first`;
   }
   return null;
