@@ -16,7 +16,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # WASM_MODULES lists the WebAssembly files the web runtime loads, in dist/:
 # each is compressed beside itself (.br, .gz) and packed into the npm package.
 # A module added here (a kernel companion, say) needs nothing else in this file.
-WASM_MODULES=(matedge.wasm)
+WASM_MODULES=(matedge.wasm kernels.wasm)
 
 build() {
 	say "building dist/matedge.wasm (GOOS=wasip1, reactor, stripped)"
@@ -28,9 +28,12 @@ build() {
 	# needs GOEXPERIMENT=simd (amd64; elsewhere the plain-Go kernels are used).
 	say "building bin/matedge (GOEXPERIMENT=simd)"
 	GOEXPERIMENT=simd go build -trimpath -o bin/matedge ./host/cmd/matedge
-	say "copying the web runtime and the demo into dist/"
+	say "copying the web runtime, the demo and kernels.wasm into dist/"
 	cp -r web/src/. dist/
 	cp -r web/demo/. dist/
+	# The SIMD128 companion module is committed (assembled from its WAT by
+	# wabt's wat2wasm; go test ./wasm/kernels checks that it is up to date).
+	cp wasm/kernels/kernels.wasm dist/
 	compress
 	pack
 }
@@ -74,8 +77,10 @@ pack() {
 # Debian's chromium (the browser tests), nginx (the demo served by a real static
 # server) and its brotli_static module, brotli (the precompressed module),
 # Mesa's Vulkan drivers (GPU tests on lavapipe), Debian's python3-numpy
-# (independent safetensors checks), and the npm packages of web/ (playwright-core,
-# no browser download) and of weights/convert/testdata/ggufcheck (@huggingface/gguf).
+# (independent safetensors checks), wabt (wat2wasm: the test that the committed
+# wasm/kernels/kernels.wasm is what kernels.wat assembles to), and the npm
+# packages of web/ (playwright-core, no browser download) and of
+# weights/convert/testdata/ggufcheck (@huggingface/gguf).
 install_deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
@@ -87,6 +92,7 @@ install_deps() {
 	# numpy under Debian's own python: the independent safetensors reader and
 	# Llama forward pass of weights/safetensors and weights/convert's tests.
 	/usr/bin/python3 -c 'import numpy' 2>/dev/null || missing+=(python3-numpy)
+	command -v wat2wasm >/dev/null || missing+=(wabt)
 	if [ ${#missing[@]} -gt 0 ]; then
 		if [ "$(id -u)" = 0 ]; then
 			say "installing ${missing[*]} (apt)"

@@ -93,19 +93,26 @@ func TestModuleMatchesNative(t *testing.T) {
 		{"S,L,XL", model.Mix{0, 2, 3}, abi.Options{}},
 		{"M", c.Uniform(1), abi.Options{Seed: 42, Temperature: 0.9, TopK: 20, TopP: 0.9}},
 	} {
-		t.Run(tt.mix, func(t *testing.T) {
-			res, err := generate(t, file, tt.mix, tt.opts, 24)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := nativeGenerate(w, tt.want, testPrompt, 24, tt.opts)
-			if !slices.Equal(res.Tokens, want) {
-				t.Fatalf("module tokens %v\nnative tokens %v", res.Tokens, want)
-			}
-			if res.Backend != "cpu" {
-				t.Fatalf("backend = %q; want cpu", res.Backend)
-			}
-		})
+		for _, kernels := range []string{KernelsSIMD, KernelsGo} {
+			t.Run(tt.mix+"/"+kernels, func(t *testing.T) {
+				ctx := context.Background()
+				m := startWith(t, Config{Kernels: kernels})
+				if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), tt.mix); err != nil {
+					t.Fatal(err)
+				}
+				res, err := m.Generate(ctx, Request{Prompt: testPrompt, MaxTokens: 24, Options: tt.opts}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := nativeGenerate(w, tt.want, testPrompt, 24, tt.opts)
+				if !slices.Equal(res.Tokens, want) {
+					t.Fatalf("module tokens %v\nnative tokens %v", res.Tokens, want)
+				}
+				if res.Backend != "cpu" {
+					t.Fatalf("backend = %q; want cpu", res.Backend)
+				}
+			})
+		}
 	}
 }
 

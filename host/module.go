@@ -15,6 +15,7 @@ import (
 
 	"github.com/matedge/matedge/host/webgpuhost"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/kernels"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -36,6 +37,7 @@ type Runtime struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	gpu      *webgpuhost.Host
+	kernels  *kernelHost
 
 	memoryLimit uint64 // Config.MemoryLimit
 }
@@ -51,6 +53,10 @@ type Config struct {
 	// tells the module (MATEDGE_MEMORY_LIMIT), whose alloc then returns 0
 	// rather than trap when a buffer would not fit.
 	MemoryLimit uint64
+	// Kernels is the kernel set of the module's CPU path: KernelsSIMD (or
+	// empty) links the SIMD128 companion module, wasm/kernels; KernelsGo
+	// leaves the module on its plain-Go kernels. Both give the same tokens.
+	Kernels string
 }
 
 // NewRuntime compiles the module. Compiled code is cached on disk (in the user
@@ -75,12 +81,31 @@ func NewRuntime(ctx context.Context, wasm []byte, cfg Config) (*Runtime, error) 
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: %w", err)
 	}
+	if cfg.Kernels != "" && cfg.Kernels != KernelsSIMD && cfg.Kernels != KernelsGo {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: kernel set %q (want %s or %s)", cfg.Kernels, KernelsSIMD, KernelsGo)
+	}
+	kern, err := instantiateKernels(ctx, rt, cfg.Kernels != KernelsGo)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: compile module: %w", err)
 	}
-	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu, memoryLimit: cfg.MemoryLimit}, nil
+	// A module that does not import "kernels" gets no companion instance.
+	imports := false
+	for _, f := range compiled.ImportedFunctions() {
+		if module, _, _ := f.Import(); module == kernels.ImportModule {
+			imports = true
+		}
+	}
+	if !imports {
+		kern.compiled = nil
+	}
+	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu, kernels: kern, memoryLimit: cfg.MemoryLimit}, nil
 }
 
 // Close releases the runtime, every module instantiated from it and the GPU
@@ -92,6 +117,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 // Module is one instance of the matedge module: one engine, one sequence.
 type Module struct {
 	mod     api.Module
+	unlink  func(context.Context) error // closes the module's kernels.wasm instance
 	mem     api.Memory
 	fns     map[string]api.Function
 	scratch uint32 // a buffer from alloc that inputs are copied into
@@ -100,13 +126,12 @@ type Module struct {
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
-	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan"}
+	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan", "bench_kernel"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
 // and then that every export of ABI.md is there.
 func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
-		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+	cfg := moduleConfig()
 	if r.memoryLimit > 0 {
 		cfg = cfg.WithEnv("MATEDGE_MEMORY_LIMIT", strconv.FormatUint(min(r.memoryLimit, 4<<30)>>16<<16, 10))
 	}
@@ -114,25 +139,33 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host: instantiate module: %w", err)
 	}
+	unlink, err := r.kernels.link(ctx, mod)
+	if err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
 	version := mod.ExportedFunction("abi_version")
 	if version == nil {
+		unlink(ctx)
 		mod.Close(ctx)
 		return nil, fmt.Errorf("%w: the module does not export abi_version (is it a matedge module?)", ErrABI)
 	}
 	res, err := version.Call(ctx)
 	if err != nil {
+		unlink(ctx)
 		mod.Close(ctx)
 		return nil, fmt.Errorf("host: abi_version: %w", err)
 	}
 	if v := uint32(res[0]); v != abi.Version {
+		unlink(ctx)
 		mod.Close(ctx)
 		return nil, fmt.Errorf("%w: module has version %d, this host speaks %d; rebuild both with ./build.sh", ErrABI, v, abi.Version)
 	}
-	m := &Module{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}}
+	m := &Module{mod: mod, unlink: unlink, mem: mod.Memory(), fns: map[string]api.Function{}}
 	for _, name := range exports {
 		f := mod.ExportedFunction(name)
 		if f == nil {
-			mod.Close(ctx)
+			m.Close(ctx)
 			return nil, fmt.Errorf("%w: the module does not export %q", ErrABI, name)
 		}
 		m.fns[name] = f
@@ -140,8 +173,17 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	return m, nil
 }
 
+// moduleConfig is how every instance starts: anonymous (so that one runtime
+// holds many), _initialize run, stderr passed on, random_get all zeros.
+func moduleConfig() wazero.ModuleConfig {
+	return wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
+		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+}
+
 // Close ends the instance.
-func (m *Module) Close(ctx context.Context) error { return m.mod.Close(ctx) }
+func (m *Module) Close(ctx context.Context) error {
+	return errors.Join(m.unlink(ctx), m.mod.Close(ctx))
+}
 
 // zeroReader makes the module's random_get deterministic: matedge seeds its
 // own sampler, and nothing in the module may depend on host randomness.
@@ -368,4 +410,11 @@ func (m *Module) decodeOutput(ctx context.Context, v any) error {
 		return fmt.Errorf("host: decode module output: %w", err)
 	}
 	return nil
+}
+
+// BenchKernel runs one of the CPU path's products reps times inside the
+// module (the bench_kernel export, wasm/ABI.md), for the caller to time.
+func (m *Module) BenchKernel(ctx context.Context, kernel int32, rows, cols, tokens, reps int) error {
+	_, err := m.call(ctx, "bench_kernel", uint64(kernel), uint64(rows), uint64(cols), uint64(tokens), uint64(reps))
+	return err
 }

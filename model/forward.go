@@ -73,20 +73,9 @@ func Forward(w *Weights, s *State, mix Mix, token, pos int) []float32 {
 		MatVec(v, layer.Value, s.xb)
 		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
 		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		scale := 1 / sqrt32(float32(hd))
 		for h := 0; h < c.Heads; h++ {
-			q := s.q[h*hd : (h+1)*hd]
 			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
-			for t := range att {
-				kt := s.keyCache[cache+t*d+h*hd : cache+t*d+(h+1)*hd]
-				att[t] = Dot(q, kt) * scale
-			}
-			Softmax(att)
-			out := s.xb[h*hd : (h+1)*hd]
-			clear(out)
-			for t, a := range att {
-				kern.AddScaled(out, a, s.valueCache[cache+t*d+h*hd:cache+t*d+(h+1)*hd])
-			}
+			attend(s.xb[h*hd:(h+1)*hd], att, s.q[h*hd:(h+1)*hd], s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
 		}
 		MatVec(s.xb2, layer.Output, s.xb)
 		Add(s.x, s.xb2)
@@ -120,22 +109,27 @@ func RMSNorm(out, x, gain []float32, eps float32) {
 	}
 }
 
-// MatVec sets out = W·x for W [len(out)][len(x)].
-func MatVec(out, w, x []float32) {
-	n := len(x)
-	for i := range out {
-		out[i] = Dot(w[i*n:(i+1)*n], x)
+// attend is one head's attention at position len(att)-1: att[t] =
+// softmax_t(q·k_t / √headDim), out = Σ_t att[t]·v_t, where k_t =
+// keys[t·stride:][:len(q)] and v_t likewise in values (the KV cache of one
+// layer, offset to the head). att [positions], out and q [headDim].
+func attend(out, att, q, keys, values []float32, stride int) {
+	kern.MatVec(att, keys, q, stride)
+	scale := 1 / sqrt32(float32(len(q)))
+	for t := range att {
+		att[t] *= scale
 	}
+	Softmax(att)
+	kern.MatTVec(out, values, att, stride)
 }
 
-// MatTVec sets out = Wᵀ·x for W [len(x)][len(out)] (a neuron-major matrix).
-func MatTVec(out, w, x []float32) {
-	n := len(out)
-	clear(out)
-	for j, xj := range x {
-		kern.AddScaled(out, xj, w[j*n:(j+1)*n])
-	}
-}
+// MatVec sets out = W·x for W [len(out)][len(x)], each row summed in the
+// order of dot4 by the active kernel set.
+func MatVec(out, w, x []float32) { kern.MatVec(out, w, x, len(x)) }
+
+// MatTVec sets out = Wᵀ·x for W [len(x)][len(out)] (a neuron-major matrix),
+// summed over the rows of W in order.
+func MatTVec(out, w, x []float32) { kern.MatTVec(out, w, x, len(out)) }
 
 // Dot is Σ a[i]·b[i] with the active kernel set (summed left to right by
 // GoKernels).

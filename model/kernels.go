@@ -31,6 +31,24 @@ type Kernels struct {
 	AddScaled func(y []float32, s float32, x []float32)
 	// Softmax replaces x by exp(x − max) / Σ exp(x − max).
 	Softmax func(x []float32)
+
+	// The products of decoding (Forward, ForwardMany). Every version gives
+	// bit-identical results to the reference, because each output element is
+	// summed in one order that vector units can follow (see dot4): the same
+	// prompt and seed give the same tokens whatever set a host runs.
+
+	// MatVec sets out[r] = dot4(w[r·stride:][:len(x)], x) for r < len(out):
+	// W [len(out)][stride], of which the first len(x) columns are used.
+	MatVec func(out, w, x []float32, stride int)
+	// MatTVec sets out[i] = Σ_j x[j]·w[j·stride+i] for i < len(out), summed
+	// over j in increasing order from 0: Wᵀ·x for W [len(x)][stride].
+	MatTVec func(out, w, x []float32, stride int)
+	// MatVecBatch is MatVec for n tokens at once: out [n][rows], x [n][cols],
+	// W [rows][cols], with rows = len(out)/n and cols = len(x)/n.
+	MatVecBatch func(out, w, x []float32, n int)
+	// MatTVecBatch is MatTVec for n tokens at once: out [n][cols], x [n][k],
+	// W [k][cols], with cols = len(out)/n and k = len(x)/n.
+	MatTVecBatch func(out, w, x []float32, n int)
 }
 
 // GoKernels is the plain-Go reference: portable, and what the wasm module runs.
@@ -42,6 +60,11 @@ var GoKernels = Kernels{
 	Dot:        dotGo,
 	AddScaled:  addScaledGo,
 	Softmax:    softmaxGo,
+
+	MatVec:       matVecGo,
+	MatTVec:      matTVecGo,
+	MatVecBatch:  matVecBatchGo,
+	MatTVecBatch: matTVecBatchGo,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -52,7 +75,25 @@ var (
 	kern       = GoKernels
 )
 
+// RegisterKernels adds a kernel set, made preferred (used from now on) if
+// preferred is true. The module's SIMD companion (wasm/kernels) registers
+// itself this way when its host linked it. A set that leaves a product nil
+// gets the reference's.
+func RegisterKernels(k Kernels, preferred bool) { registerKernels(k, preferred) }
+
 func registerKernels(k Kernels, preferred bool) {
+	if k.MatVec == nil {
+		k.MatVec = GoKernels.MatVec
+	}
+	if k.MatTVec == nil {
+		k.MatTVec = GoKernels.MatTVec
+	}
+	if k.MatVecBatch == nil {
+		k.MatVecBatch = GoKernels.MatVecBatch
+	}
+	if k.MatTVecBatch == nil {
+		k.MatTVecBatch = GoKernels.MatTVecBatch
+	}
 	kernelSets[k.Name] = k
 	if preferred {
 		kern = k

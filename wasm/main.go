@@ -14,8 +14,10 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/engine"
+	_ "github.com/matedge/matedge/wasm/kernels" // the simd kernel set, when the host links it
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 	"github.com/vmihailenco/msgpack/v5"
@@ -372,4 +374,57 @@ func plan(ptr, n uint32) (code int32) {
 		return fail(abi.ErrArg, err)
 	}
 	return setOutput(res)
+}
+
+// Products bench_kernel runs (wasm/ABI.md).
+const (
+	benchMatVec  = 0 // MatVec: out [rows] = W [rows][cols] · x [cols]
+	benchMatTVec = 1 // MatTVec: out [cols] = W [rows][cols]ᵀ · x [rows]
+	benchMatMul  = 2 // MatVecBatch: out [tokens][rows] = x [tokens][cols] · Wᵀ
+)
+
+// benchBuffers are bench_kernel's operands, kept between calls.
+var benchBuffers struct{ w, x, out []float32 }
+
+// benchKernel runs one product of the CPU backend's kernel set reps times on
+// seeded operands in the module's memory, for a host to time: the module's
+// CPU path as the engine runs it (simd when the host linked kernels.wasm,
+// else go). It returns 0, or ERR_ARG for a bad kernel or a shape over 2^24
+// elements per operand.
+//
+//go:wasmexport bench_kernel
+func benchKernel(kernel, rows, cols, tokens, reps int32) (code int32) {
+	defer guard(&code)
+	const maxElements = 1 << 24
+	if kernel < benchMatVec || kernel > benchMatMul || rows < 1 || cols < 1 || tokens < 1 || reps < 0 ||
+		int64(rows)*int64(cols) > maxElements || int64(tokens)*int64(max(rows, cols)) > maxElements {
+		return fail(abi.ErrArg, fmt.Errorf("bench_kernel(%d, %d, %d, %d, %d): want kernel 0…2, shapes ≥ 1 of at most %d elements, reps ≥ 0", kernel, rows, cols, tokens, reps, maxElements))
+	}
+	r, c, n := int(rows), int(cols), int(tokens)
+	b := &benchBuffers
+	fill := func(s []float32, size int) []float32 {
+		if cap(s) < size {
+			s = make([]float32, size)
+			rng := model.NewRNG(uint64(size))
+			for i := range s {
+				s[i] = 2*rng.Float32() - 1
+			}
+		}
+		return s[:size]
+	}
+	b.w = fill(b.w, r*c)
+	b.x = fill(b.x, n*max(r, c))
+	b.out = fill(b.out, n*max(r, c))
+	k := model.ActiveKernels()
+	for range reps {
+		switch kernel {
+		case benchMatVec:
+			k.MatVec(b.out[:r], b.w, b.x[:c], c)
+		case benchMatTVec:
+			k.MatTVec(b.out[:c], b.w, b.x[:r], c)
+		case benchMatMul:
+			k.MatVecBatch(b.out[:n*r], b.w, b.x[:n*c], n)
+		}
+	}
+	return 0
 }

@@ -334,10 +334,16 @@ func newCPU(w *model.Weights, mix model.Mix, o Options) *cpu {
 
 func (c *cpu) Name() string { return "cpu" }
 
+// Start runs a prompt through ForwardMany, which visits each weight row once
+// for all its tokens (the kernels' batched products), and a single token
+// through Forward; both give the bits of one Forward per token.
 func (c *cpu) Start(tokens []int, pos int) error {
 	var logits []float32
-	for i, t := range tokens {
-		logits = model.Forward(c.weights, c.state, c.mix, t, pos+i)
+	if len(tokens) == 1 {
+		logits = model.Forward(c.weights, c.state, c.mix, tokens[0], pos)
+	} else {
+		vocab := c.weights.Config.Vocab
+		logits = model.ForwardMany(c.weights, c.state, c.mix, tokens, pos)[(len(tokens)-1)*vocab:]
 	}
 	c.token = c.sampler.Sample(logits)
 	return nil

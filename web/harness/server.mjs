@@ -30,7 +30,7 @@ export function packageTarball() {
 
 /** missingBuild returns why the tests cannot run ("needs …"), or null. */
 export function missingBuild() {
-  for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
+  for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'kernels.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
     if (!existsSync(f)) return `needs ${f}: run ./build.sh first`;
   }
   return null;

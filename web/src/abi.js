@@ -4,6 +4,7 @@
 // (a worker, a page, Node), and fetches nothing.
 
 import * as msgpack from './msgpack.js';
+import { KernelHost } from './kernels.js';
 import { WASI } from './wasi.js';
 import { noGPU } from './webgpu.js';
 
@@ -27,7 +28,7 @@ export const CODES = {
 export const PREAMBLE = 12;
 
 const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step'];
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'bench_kernel'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -58,21 +59,26 @@ export class ModuleInstance {
    * instantiate starts an instance of a compiled module: WASI, _initialize,
    * then the ABI version and the exports ABI.md lists are checked.
    */
-  static async instantiate(module, { stdout, stderr, gpu = noGPU() } = {}) {
+  static async instantiate(module, { stdout, stderr, gpu = noGPU(), kernels = null } = {}) {
     const wasi = new WASI({ stdout, stderr });
     // The `webgpu` import module (webgpu/ABI.md): `gpu` is a WebGPUHost
     // (webgpu.js), from requestGPU() or noGPU(), in which case the engine's
     // `auto` backend runs on the CPU.
+    // The `kernels` import module (wasm/ABI.md): `kernels` is kernels.wasm
+    // compiled (fetchKernels in kernels.js), or null for the Go kernels.
+    const kernelHost = new KernelHost(kernels);
     let instance;
     const imports = {
       wasi_snapshot_preview1: wasi.importsFor(module),
       webgpu: gpu.imports(() => instance.exports.memory),
+      kernels: kernelHost.imports(),
     };
     for (const imp of WebAssembly.Module.imports(module)) {
       if (!(imp.module in imports)) throw new MatEdgeError(`matedge: the module imports ${imp.module}.${imp.name}, which this runtime does not provide; is matedge.js older than matedge.wasm? Rebuild both with ./build.sh`, { code: 'ERR_ABI' });
     }
     instance = await WebAssembly.instantiate(module, imports);
     const exports = instance.exports;
+    if (exports.memory instanceof WebAssembly.Memory) kernelHost.link(exports.memory);
     if (typeof exports.abi_version !== 'function') {
       throw new MatEdgeError('matedge: the module has no abi_version export; is it matedge.wasm?', { code: 'ERR_ABI' });
     }
@@ -85,12 +91,14 @@ export class ModuleInstance {
     if (missing.length) {
       throw new MatEdgeError(`matedge: the module lacks the exports ${missing.join(', ')} of ABI version ${ABI_VERSION}`, { code: 'ERR_ABI' });
     }
-    return new ModuleInstance(exports, wasi, gpu);
+    return new ModuleInstance(exports, wasi, gpu, kernelHost);
   }
 
-  constructor(exports, wasi, gpu) {
+  constructor(exports, wasi, gpu, kernels) {
     this.exports = exports;
     this.wasi = wasi;
+    /** The KernelHost behind the module's `kernels` imports (kernels.js). */
+    this.kernels = kernels;
     /** The WebGPUHost behind the module's `webgpu` imports. */
     this.gpu = gpu;
     this.scratch = 0; // a buffer from alloc that inputs are copied into

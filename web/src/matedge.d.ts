@@ -60,6 +60,12 @@ export interface LoadOptions {
   gpu?: boolean;
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
   cache?: boolean;
+  /**
+   * The CPU path's kernels: 'simd' (default) links kernels.wasm, next to the
+   * module, where the engine has SIMD128; 'go' runs the module's plain-Go
+   * kernels. Same tokens either way.
+   */
+  kernels?: 'simd' | 'go';
   onProgress?: (p: Progress) => void;
   /** Called once the device is measured and the plan chosen, before the plan's bytes are fetched. */
   onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
@@ -119,6 +125,8 @@ export declare class MatEdge {
   /** The WebGPU device the module may use, or null (gpuReason says why). */
   gpu: GPUInfo | null;
   gpuReason: string;
+  /** The kernel set the CPU path runs: 'simd' (kernels.wasm linked) or 'go'. */
+  kernels: 'simd' | 'go';
   /** Why the GPU was lost, once it was; generations then run on the CPU. */
   gpuLost: string | null;
   /** With mix 'auto': what was measured, benchmarks included. */

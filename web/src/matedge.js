@@ -48,9 +48,10 @@ export class MatEdge {
    */
   static async load({
     model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced',
-    gpu = true, cache = true, inThread = !runtime.worker, onProgress, onPlan,
+    gpu = true, cache = true, kernels = 'simd', inThread = !runtime.worker, onProgress, onPlan,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
+    if (kernels !== 'simd' && kernels !== 'go') throw new MatEdgeError(`matedge: kernels ${kernels} (want simd or go)`, { code: 'ERR_ARG' });
     const lm = new MatEdge(inThread ? await localWorker() : runtime.worker());
     const onEvent = (e) => {
       if (e.event === 'plan') {
@@ -64,7 +65,9 @@ export class MatEdge {
     };
     try {
       const r = await lm.call({
-        op: 'load', wasm: String(new URL(wasm, base())), model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
+        op: 'load', wasm: String(new URL(wasm, base())),
+        kernels: kernels === 'simd' ? String(new URL('./kernels.wasm', new URL(wasm, base()))) : null,
+        model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
       }, onEvent);
       lm.info = r.modelInfo;
       lm.mix = r.mixInfo;
@@ -72,6 +75,7 @@ export class MatEdge {
       lm.downloaded = r.downloaded;
       lm.gpu = r.gpu;
       lm.gpuReason = r.gpuReason;
+      lm.kernels = r.kernels;
       return lm;
     } catch (err) {
       lm.close();
@@ -91,6 +95,8 @@ export class MatEdge {
     /** The WebGPU device the module may use (webgpu.Info: name, limits, features), or null; gpuReason says why not. */
     this.gpu = null;
     this.gpuReason = '';
+    /** The kernel set of the CPU path: 'simd' (kernels.wasm linked) or 'go'. */
+    this.kernels = 'go';
     /** Why the GPU was lost, once it was; generations then run on the CPU. */
     this.gpuLost = null;
     /** With mix 'auto': the planner.Capabilities measured here (benchmarks included), and the chosen planner.Plan. */

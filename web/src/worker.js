@@ -1,7 +1,7 @@
 // worker: runs one matedge module instance off the page's thread. matedge.js
 // talks to it with messages:
 //
-//   page → worker  {id, op: 'load', wasm, model, mix, budget, gpu, cache}
+//   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache}   (kernels: kernels.wasm's URL, or null for the Go kernels)
 //                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, capabilities, plan}
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded}
 //                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
@@ -27,6 +27,7 @@
 import { DONE, MatEdgeError, ModuleInstance } from './abi.js';
 import { BlockCache } from './cache.js';
 import { benchmark, collectCapabilities } from './caps.js';
+import { fetchKernels } from './kernels.js';
 import { ModelFile, fetchModule } from './loader.js';
 import { ProcExit } from './wasi.js';
 import { noGPU, requestGPU } from './webgpu.js';
@@ -54,18 +55,19 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
   const post = (message, transfer) => port.postMessage(message, transfer);
 
   const ops = {
-    async load({ id, wasm, model, mix, budget, gpu, cache }) {
+    async load({ id, wasm, kernels, model, mix, budget, gpu, cache }) {
       const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
-      const [compiled, host, store] = await Promise.all([
+      const [compiled, simd, host, store] = await Promise.all([
         fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
+        kernels ? fetchKernels(kernels, { fetch }) : null,
         gpu ? requestGPU() : noGPU('the page asked for no GPU'),
         cache ? BlockCache.open() : null,
       ]);
       host.onLost = (message) => { gpuLost = message; };
-      mod = await ModuleInstance.instantiate(compiled, { gpu: host });
+      mod = await ModuleInstance.instantiate(compiled, { gpu: host, kernels: simd });
       file = new ModelFile(model, { fetch, cache: store });
       modelInfo = await file.loadHeader(mod);
-      const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, capabilities: null, plan: null };
+      const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, capabilities: null, plan: null };
       if (mix === 'auto') {
         Object.assign(result, await plan(id, budget, host, progress));
         mix = result.plan.spec;

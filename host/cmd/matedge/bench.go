@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -74,6 +75,8 @@ type benchReport struct {
 	Precision string         `json:"precision"`
 	Models    []benchModel   `json:"models"`
 	Kernels   []kernelResult `json:"kernels,omitempty"`
+	// CPUKernels are the module's CPU products, with kernels.wasm and without.
+	CPUKernels []cpuKernelResult `json:"cpu_kernels,omitempty"`
 	// Capabilities are what the planner's predictions were made from.
 	Capabilities *planner.Capabilities `json:"capabilities,omitempty"`
 }
@@ -98,7 +101,9 @@ predicts for it, so the planner's model can be checked against reality.`)
 	prefill := fs.Int("prefill", 16, "prompt bytes to time prefill over, per run")
 	models := fs.String("models", "default,large", "models: default (embedded) and/or large (random weights of -large)")
 	large := fs.String("large", "512,2048,8", "the large model: dim, XL hidden width, layers")
-	backends := fs.String("backends", "cpu,gpu", "backends to time")
+	backends := fs.String("backends", "cpu,cpu-go,gpu", "backends to time: cpu (the module's CPU path with kernels.wasm linked), cpu-go (without it: its plain-Go kernels), gpu")
+	cpuKernels := fs.Bool("cpu-kernels", true, "time the CPU path's products at the model's and the peer's shapes, with kernels.wasm and without (bench_kernel)")
+	peer := fs.String("peer", "", "results.json of onnxruntime-web's MatMul harness, printed beside the CPU products at the same shapes")
 	precision := fs.String("precision", "f32", "GPU weights: f32 or f16")
 	kernels := fs.Bool("kernels", true, "time the matrix kernels too")
 	predict := fs.Bool("predict", true, "measure capabilities first and show the planner's predicted decode tokens/s")
@@ -167,6 +172,23 @@ predicts for it, so the planner's model can be checked against reality.`)
 		st.Idle()
 		if !*asJSON {
 			printModel(os.Stdout, bm)
+		}
+	}
+	if *cpuKernels {
+		var peerRuns []peerRun
+		if *peer != "" {
+			var err error
+			if peerRuns, err = readPeer(*peer); err != nil {
+				return err
+			}
+		}
+		results, err := cpuKernelGrid(ctx, *wasmPath, configs, peerRuns)
+		if err != nil {
+			return err
+		}
+		report.CPUKernels = results
+		if !*asJSON {
+			printCPUKernels(os.Stdout, results)
 		}
 	}
 	if *kernels {
@@ -260,14 +282,23 @@ func benchModule(ctx context.Context, st *status, wasmPath, name string, file []
 		}
 		return d, err
 	}
-	mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{GPU: open})
-	if err != nil {
-		return benchModel{}, "", err
-	}
-	defer closeModule()
-	info, _, err := mod.Load(ctx, bytes.NewReader(file), int64(len(file)), "XL")
-	if err != nil {
-		return benchModel{}, "", fmt.Errorf("%s: %w", name, err)
+	// One module per kernel set: the cpu-go backend is the CPU backend of a
+	// module whose host did not link kernels.wasm.
+	mods := map[string]*host.Module{}
+	var info *abi.ModelInfo
+	for _, set := range []string{host.KernelsSIMD, host.KernelsGo} {
+		if set == host.KernelsGo && !slices.Contains(backends, backendCPUGo) {
+			continue
+		}
+		mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{GPU: open, Kernels: set})
+		if err != nil {
+			return benchModel{}, "", err
+		}
+		defer closeModule()
+		if info, _, err = mod.Load(ctx, bytes.NewReader(file), int64(len(file)), "XL"); err != nil {
+			return benchModel{}, "", fmt.Errorf("%s: %w", name, err)
+		}
+		mods[set] = mod
 	}
 	c := info.Header.Config
 	bm := benchModel{Name: name, Config: c}
@@ -283,6 +314,10 @@ func benchModule(ctx context.Context, st *status, wasmPath, name string, file []
 	for _, backend := range backends {
 		opts := abi.Options{Backend: backend, Precision: precision}
 		st.Stage("%s on %s: warming up (pipelines, weights)", name, backend)
+		mod := mods[host.KernelsSIMD]
+		if backend == backendCPUGo {
+			opts.Backend, mod = planner.BackendCPU, mods[host.KernelsGo]
+		}
 		// A first step compiles the pipelines and uploads the weights, outside the timings.
 		if _, err := mod.SetMix(ctx, c.GranularityName(c.Granularities()-1)); err != nil {
 			return bm, device, err

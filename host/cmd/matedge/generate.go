@@ -52,6 +52,7 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text (fields: -help)")
 	quiet := fs.Bool("q", false, "print nothing to stderr but errors")
+	kernelSet := fs.String("kernels", host.KernelsSIMD, "the module's CPU kernels: simd (link the SIMD128 companion module) or go (its plain-Go reference; same tokens, slower)")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -83,7 +84,7 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	if err != nil {
 		return err
 	}
-	mod, closeModule, err := startModule(ctx, *wasmPath)
+	mod, closeModule, err := startModuleWith(ctx, *wasmPath, host.Config{Kernels: *kernelSet})
 	if err != nil {
 		return err
 	}
@@ -267,12 +268,6 @@ func loadModel(path string) (*model.Weights, *weights.Header, string, error) {
 		return nil, nil, "", fmt.Errorf("%s: %w", name, err)
 	}
 	return w, h, name, nil
-}
-
-// startModule compiles and instantiates matedge.wasm, offering it this
-// machine's GPU.
-func startModule(ctx context.Context, wasmPath string) (*host.Module, func(), error) {
-	return startModuleWith(ctx, wasmPath, host.Config{})
 }
 
 // startModuleWith compiles and instantiates matedge.wasm with cfg.

@@ -369,7 +369,7 @@ func speculateInModule(report *specReport, modelPath, wasmPath string, decode fu
 	if cl, ok := file.(io.Closer); ok {
 		defer cl.Close()
 	}
-	mod, closeModule, err := startModule(ctx, wasmPath)
+	mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{})
 	if err != nil {
 		return err
 	}
