@@ -225,8 +225,8 @@ func largeConfig(dims [3]int) model.Config {
 // a bad backend used to surface only after 20 s of benchmarks, with exit 0.
 func checkBenchFlags(models, backends, precision string, large model.Config) error {
 	for _, b := range strings.Split(backends, ",") {
-		if b != planner.BackendCPU && b != planner.BackendGPU {
-			return fmt.Errorf("-backends: unknown backend %q (want cpu and/or gpu)", b)
+		if b != planner.BackendCPU && b != backendCPUGo && b != planner.BackendGPU {
+			return fmt.Errorf("-backends: unknown backend %q (want cpu, cpu-go and/or gpu)", b)
 		}
 	}
 	if precision != "f32" && precision != "f16" {

@@ -64,7 +64,7 @@ func TestGenerateGPU(t *testing.T) {
 func TestBenchJSON(t *testing.T) {
 	needGPU(t)
 	run := matedge(t)
-	stdout, stderr, code := run("bench", "-json", "-models", "default", "-decode", "2", "-prefill", "4", "-kernels=false")
+	stdout, stderr, code := run("bench", "-json", "-models", "default", "-backends", "cpu,gpu", "-decode", "2", "-prefill", "4", "-kernels=false")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

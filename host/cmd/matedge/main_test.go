@@ -217,7 +217,7 @@ func TestGenerateChecksFirst(t *testing.T) {
 	os.WriteFile(path, tinyFile(t), 0o644)
 	for _, bad := range [][]string{
 		{"-temperature", "NaN"}, {"-temperature", "1e39"}, {"-top-p", "2"}, {"-top-k", "-1"},
-		{"-precision", "f8"}, {"-backend", "tpu"}, {"-mix", ""}, {"-budget", "cheap"}, {"-draft", "S", "-k", "0"},
+		{"-precision", "f8"}, {"-backend", "tpu"}, {"-mix", ""}, {"-budget", "cheap"}, {"-draft", "S", "-k", "-1"}, {"-draft", "S", "-k", "65"},
 	} {
 		args := append([]string{"generate", "-model", path, "-prompt", "ECHOED", "-n", "2", "-mix", "S"}, bad...)
 		stdout, stderr, code := run(args...)
@@ -238,8 +238,8 @@ func TestGenerateContextLimit(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "Once") || !strings.Contains(stderr, fmt.Sprintf("context limit of %d tokens", context)) {
 		t.Fatalf("generate past the context: exit %d, stdout %.40q, stderr %q", code, stdout, stderr)
 	}
-	if _, stderr, _ := run("generate", "-model", path, "-prompt", "Once", "-n", "3", "-mix", "S", "-backend", "cpu"); stderr != "" {
-		t.Errorf("generate within the context: stderr %q; want nothing", stderr)
+	if _, stderr, _ := run("generate", "-model", path, "-prompt", "Once", "-n", "3", "-mix", "S", "-backend", "cpu", "-q"); stderr != "" {
+		t.Errorf("generate -q within the context: stderr %q; want nothing", stderr)
 	}
 }
 
