@@ -66,7 +66,7 @@ export class MatEdge {
     try {
       const r = await lm.call({
         op: 'load', wasm: String(new URL(wasm, base())),
-        kernels: kernels === 'simd' ? String(new URL('./kernels.wasm', new URL(wasm, base()))) : null,
+        kernels: kernels === 'simd' ? kernelsURL(new URL(wasm, base())) : null,
         model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
       }, onEvent);
       lm.info = r.modelInfo;
@@ -315,5 +315,17 @@ export class Generation {
     } finally {
       this.cancel();
     }
+  }
+}
+
+/**
+ * kernelsURL is where kernels.wasm is: next to the module, or next to this
+ * file when the module's URL cannot be a base (a blob: or data: URL).
+ */
+function kernelsURL(wasm) {
+  try {
+    return String(new URL('./kernels.wasm', wasm));
+  } catch {
+    return String(new URL('./kernels.wasm', import.meta.url));
   }
 }
