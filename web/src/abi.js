@@ -27,8 +27,13 @@ export const CODES = {
 /** PREAMBLE is how many bytes of a weights file header_len needs: magic, version, header length. */
 export const PREAMBLE = 12;
 
-const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'bench_kernel'];
+/**
+ * EXPORTS are the module's exports this runtime needs: those of wasm/ABI.md
+ * (web/test/contract.test.mjs checks the list against it and the built
+ * module), plus WASI's _initialize and the memory.
+ */
+export const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -211,8 +216,6 @@ export class ModuleInstance {
     }
   }
 
-  /** hasPlan reports whether the module exports plan (ABI.md). */
-  get hasPlan() { return typeof this.exports.plan === 'function'; }
 
   /**
    * plan runs the module's planner on the loaded header: request is

@@ -131,7 +131,6 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
   // capabilities, then S (which every plan needs) and the micro-benchmark on
   // it, then the plan. It posts a 'plan' event and returns its parts.
   async function plan(id, budget, host, progress) {
-    if (!mod.hasPlan) throw new MatEdgeError('matedge: this matedge.wasm has no plan export; rebuild it with ./build.sh, or load a fixed mix', { code: 'ERR_ABI' });
     const capabilities = await collectCapabilities(host);
     const smallest = modelInfo.granularities[0];
     await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
