@@ -32,12 +32,10 @@ import { ModelFile, fetchModule } from './loader.js';
 import { ProcExit } from './wasi.js';
 import { noGPU, requestGPU } from './webgpu.js';
 
-// PRESETS are planner.Fast, Balanced and Best (wasm/planner/budget.go).
-const PRESETS = {
-  fast: { name: 'fast', target_tokens_per_second: 25, max_download_seconds: 20 },
-  balanced: { name: 'balanced', target_tokens_per_second: 10, max_download_seconds: 120 },
-  best: { name: 'best', target_tokens_per_second: 2 },
-};
+// PRESET_NAMES are the budgets wasm/planner/budget.go defines. Their limits
+// live only there: a budget that is only a name is expanded by the module's
+// plan export.
+const PRESET_NAMES = ['fast', 'balanced', 'best'];
 
 /**
  * serve answers one page's operations on port (postMessage, onmessage):
@@ -202,9 +200,9 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
 // camelCase limits) into planner.Budget's msgpack document.
 function budgetDocument(budget = 'balanced') {
   if (typeof budget === 'string') {
-    const preset = PRESETS[budget.toLowerCase()];
-    if (!preset) throw new MatEdgeError(`matedge: budget "${budget}": want fast, balanced, best or an object`, { code: 'ERR_ARG' });
-    return preset;
+    const name = budget.toLowerCase();
+    if (!PRESET_NAMES.includes(name)) throw new MatEdgeError(`matedge: budget "${budget}": want fast, balanced, best or an object`, { code: 'ERR_ARG' });
+    return { name };
   }
   const number = (x) => (x === undefined ? 0 : Number(x));
   return {
