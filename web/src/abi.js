@@ -175,14 +175,15 @@ export class ModuleInstance {
     return { ...info, missing: info.missing ?? [], needed: info.needed ?? [] };
   }
 
-  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, draft, draft_tokens}; it returns the backend name. */
-  reset({ seed, temperature, top_k, top_p, backend, draft = '', draft_tokens = 0 }) {
+  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, precision, draft, draft_tokens}; it returns the backend name. */
+  reset({ seed, temperature, top_k, top_p, backend, precision = '', draft = '', draft_tokens = 0 }) {
     const options = msgpack.encode({
       seed: BigInt(seed),
       temperature: msgpack.float32(temperature),
       top_k,
       top_p: msgpack.float32(top_p),
       backend,
+      precision,
       draft,
       draft_tokens,
     });

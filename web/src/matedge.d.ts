@@ -96,6 +96,8 @@ export interface GenerateOptions {
   seed?: number | bigint;
   /** Default: the plan's backend, else 'auto' (the GPU when the module could open one); 'cpu' with a draft. */
   backend?: 'auto' | 'cpu' | 'gpu';
+  /** GPU weights: 'f32' (default) or 'f16' (half the GPU memory; the CPU backend always uses f32). */
+  precision?: 'f32' | 'f16';
   /**
    * A mix ('S', 'S,M,S,M', …) turns on self-speculative decoding on the CPU: the draft proposes
    * draftTokens tokens and the model checks them in one pass; 'auto' picks the narrower granularity

@@ -162,7 +162,7 @@ export class MatEdge {
     if (!(Number.isSafeInteger(o.seed) || typeof o.seed === 'bigint') || o.seed < 0) throw new RangeError(`matedge: seed ${o.seed}: want an integer ≥ 0`);
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
-      draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0,
+      precision: o.precision ?? '', draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0,
     });
   }
 

@@ -145,6 +145,16 @@ function core(get) {
     }
   }, { timeout: 90_000 });
 
+  it('f16 weights on WebGPU give the Go host\'s f16 GPU tokens', async () => {
+    const s = get().s;
+    const mix = await s.page.evaluate(() => window.lm.mix.mix.join(','));
+    const [got, want] = await Promise.all([s.run({ backend: 'gpu', precision: 'f16' }), generate({ prompt: PROMPT, n: N, mix, backend: 'gpu', precision: 'f16' })]);
+    assert.equal(got.backend, 'gpu');
+    assert.deepEqual(got.tokens, want.tokens);
+    // The option reaches the module: one it does not know is refused there.
+    await assert.rejects(s.run({ backend: 'gpu', precision: 'f8' }), /precision "f8"/);
+  }, { timeout: 60_000 });
+
   it('speculative decoding with an S draft gives the same greedy tokens on the CPU', async () => {
     const s = get().s;
     const plain = await s.run({ backend: 'cpu' });
