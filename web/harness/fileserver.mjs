@@ -22,7 +22,9 @@ const etagOf = (bytes) => `"${createHash('sha256').update(bytes).digest('hex').s
  *   fail = [503, …]  answer the next requests with these statuses;
  *   corrupt = at     flip the byte at file offset `at` in the next response
  *                    that holds it (once);
- *   replace(bytes)   serve other bytes from now on (a new ETag).
+ *   replace(bytes)   serve other bytes from now on (a new ETag);
+ *   answer = f       f(entry) runs first for every request; a status it
+ *                    returns is the answer, with no body.
  */
 export async function startFileServer({ name, bytes, ranges = true, cors = true }) {
   const server = {
@@ -33,6 +35,7 @@ export async function startFileServer({ name, bytes, ranges = true, cors = true 
     stallAfter: Infinity,
     fail: [],
     corrupt: -1,
+    answer: null,
     bytes,
     etag: etagOf(bytes),
     replace(next) {
@@ -57,14 +60,19 @@ export async function startFileServer({ name, bytes, ranges = true, cors = true 
       entry.status = 404;
       return res.writeHead(404).end();
     }
-    if (server.fail.length) {
-      entry.status = server.fail.shift();
-      return res.writeHead(entry.status).end();
+    const status = server.fail.shift() ?? server.answer?.(entry);
+    if (status) {
+      entry.status = status;
+      return res.writeHead(status).end();
     }
     const file = server.bytes;
     let body = file;
     let first = 0;
     const m = ranges && /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (m && Number(m[1]) >= file.length) {
+      entry.status = 416;
+      return res.writeHead(416, { 'Content-Range': `bytes */${file.length}`, ETag: server.etag }).end();
+    }
     if (m) {
       first = Number(m[1]);
       const last = Math.min(Number(m[2]), file.length - 1);

@@ -88,18 +88,21 @@ export class RangeSource {
         yield this.slice(offset, length);
         return;
       }
+      const contentRange = response.headers.get('Content-Range');
       if (response.status !== 206) {
         await response.body?.cancel();
+        // A 416 tells the file's size: a file that shrank is a changed one.
+        const unsatisfiable = response.status === 416 && /^bytes \*\/(\d+)$/.exec(contentRange ?? '');
+        if (unsatisfiable) this.noteVersion(response, Number(unsatisfiable[1]));
         throw this.httpError(response, `bytes ${offset}-${last}`);
       }
-      const contentRange = response.headers.get('Content-Range');
       const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
+      if (range) this.noteVersion(response, range[3] === '*' ? -1 : Number(range[3]));
       if (!range || Number(range[1]) !== offset || Number(range[2]) !== last) {
         await response.body.cancel();
         const hint = contentRange === null && this.crossOrigin ? ' (a cross-origin server must expose Content-Range: Access-Control-Expose-Headers)' : '';
         throw new MatEdgeError(`matedge: ${this.url}: asked for bytes ${offset}-${last}, got Content-Range "${contentRange}"${hint}`, { code: 'ERR_FETCH' });
       }
-      this.noteVersion(response, range[3] === '*' ? -1 : Number(range[3]));
       let got = 0;
       for await (const chunk of this.chunks(response, watch)) {
         got += chunk.length;
