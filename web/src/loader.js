@@ -82,9 +82,11 @@ export class RangeSource {
     try {
       const response = await this.request({ headers: { Range: `bytes=${offset}-${last}` } }, watch);
       if (response.status === 200) {
-        this.noteVersion(response, Number(response.headers.get('Content-Length') ?? -1));
-        this.whole = await this.body(response, watch);
-        this.size = this.whole.length;
+        // Content-Length may count compressed bytes: compare the body's length.
+        this.noteVersion(response, -1);
+        const whole = await this.body(response, watch);
+        this.noteVersion(response, whole.length);
+        this.whole = whole;
         yield this.slice(offset, length);
         return;
       }

@@ -83,6 +83,21 @@ describe('RangeSource against a failing server', () => {
     await assert.rejects(read, (e) => e.code === 'ERR_CHANGED');
   });
 
+  it('a server that ignores Range is read once; a whole body of another size than known is ERR_CHANGED', async () => {
+    const plain = await startFileServer({ name: 'p.bin', bytes: FILE, ranges: false });
+    try {
+      const source = new RangeSource(`${plain.url}p.bin`);
+      assert.deepEqual(await source.bytes(0, 12), FILE.subarray(0, 12));
+      assert.deepEqual(await source.bytes(19_000, 1000), FILE.subarray(19_000));
+      assert.equal(plain.requests.length, 1);
+      const stale = new RangeSource(`${plain.url}p.bin`);
+      stale.size = 30_000; // as a cached header of an older file would set it
+      await assert.rejects(stale.bytes(0, 12), (e) => e.code === 'ERR_CHANGED');
+    } finally {
+      await plain.stop();
+    }
+  });
+
   it('an abort stops a stalled request at once, with the signal\'s reason', async () => {
     const controller = new AbortController();
     const { source } = fresh({ signal: controller.signal, stallTimeout: 60_000 });
