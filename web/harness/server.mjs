@@ -39,10 +39,10 @@ export function missingBuild() {
 /**
  * startServer runs `matedge serve` on 127.0.0.1 with a port the kernel picks,
  * serving dist (default DIST), and resolves once it listens. `requests` collects its log:
- * {method, path, range, status, bytes}.
+ * {method, path, range, status, bytes}. args are more serve flags.
  */
-export async function startServer({ dist = DIST, timeoutMs = 15_000 } = {}) {
-  const child = spawn(BIN, ['serve', '-addr', '127.0.0.1:0', '-dist', dist], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startServer({ dist = DIST, timeoutMs = 15_000, args = [] } = {}) {
+  const child = spawn(BIN, ['serve', '-addr', '127.0.0.1:0', '-dist', dist, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   const server = {
@@ -92,10 +92,10 @@ export async function startServer({ dist = DIST, timeoutMs = 15_000 } = {}) {
   return server;
 }
 
-/** generate runs `matedge generate -json` and returns its JSON object. */
-export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, backend = 'cpu', precision = 'f32' }) {
+/** generate runs `matedge generate -json` (of the default model, or of the file model) and returns its JSON object. */
+export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, backend = 'cpu', precision = 'f32', model = '' }) {
   const args = ['generate', '-json', '-backend', backend, '-precision', precision, '-prompt', prompt, '-n', String(n), '-mix', mix,
-    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP)];
+    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP), '-model', model];
   const { stdout } = await promisify(execFile)(BIN, args, { timeout: 60_000 });
   return JSON.parse(stdout);
 }

@@ -11,9 +11,10 @@
 //
 // The cache never decides what is valid: the module checks each tensor's
 // CRC-32C when it is fed, and the loader drops the blocks of a tensor that
-// fails (loader.js). The header entry is found by URL, so a file replaced
-// on the server under the same URL is not noticed until a block fails its
-// checksum; version the URL when the weights change, or call clear().
+// fails (loader.js). The header entry is found by URL and keeps the file's
+// size and ETag: a later response with another size or ETag means the file
+// was replaced on the server, and the loader drops the entry and the
+// model's blocks and starts over (loader.js, ERR_CHANGED).
 //
 // Keys are URLs because the Cache API only takes http(s) requests; they are
 // never fetched.
@@ -56,15 +57,21 @@ export class BlockCache {
 
   headerKey(url) { return `${this.origin}${PREFIX}header?url=${encodeURIComponent(url)}`; }
 
-  /** header returns the cached header of the file at url: {bytes, fileSize}, or null. */
+  /** header returns the cached header of the file at url: {bytes, fileSize, etag}, or null. */
   async header(url) {
     const response = await this.cache.match(this.headerKey(url));
     if (!response) return null;
-    return { bytes: new Uint8Array(await response.arrayBuffer()), fileSize: Number(response.headers.get('x-file-size') ?? -1) };
+    return {
+      bytes: new Uint8Array(await response.arrayBuffer()),
+      fileSize: Number(response.headers.get('x-file-size') ?? -1),
+      etag: response.headers.get('x-etag'),
+    };
   }
 
-  async putHeader(url, bytes, fileSize) {
-    await this.cache.put(this.headerKey(url), new Response(bytes, { headers: { 'x-file-size': String(fileSize) } }));
+  async putHeader(url, bytes, fileSize, etag = null) {
+    const headers = { 'x-file-size': String(fileSize) };
+    if (etag) headers['x-etag'] = etag;
+    await this.cache.put(this.headerKey(url), new Response(bytes, { headers }));
   }
 
   async dropHeader(url) { await this.cache.delete(this.headerKey(url)); }
@@ -97,4 +104,9 @@ export class BlockCache {
   }
 
   async drop(block) { await this.cache.delete(block.key); }
+
+  /** dropModel deletes every cached block of a model. */
+  async dropModel(identity) {
+    for (const block of await this.blocks(identity)) await this.drop(block);
+  }
 }

@@ -21,7 +21,7 @@ export interface Range { offset: number; length: number }
 
 export type ErrorCode =
   | 'ERR_ARG' | 'ERR_STATE' | 'ERR_FORMAT' | 'ERR_CHECKSUM' | 'ERR_MISSING' | 'ERR_BACKEND' | 'ERR_INTERNAL' // the module's (ABI.md)
-  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME';
+  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_CHANGED' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME';
 
 export declare class MatEdgeError extends Error {
   name: 'MatEdgeError';
@@ -67,6 +67,13 @@ export interface LoadOptions {
    */
   kernels?: 'simd' | 'go';
   onProgress?: (p: Progress) => void;
+  /** Aborting it stops the load (its worker and every request in flight); load then rejects with signal.reason. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds a weights request may go without a byte before it is tried again (default 15000).
+   * A stalled, 5xx or broken request is retried 3 times, resuming after the bytes already received.
+   */
+  stallTimeout?: number;
   /** Called once the device is measured and the plan chosen, before the plan's bytes are fetched. */
   onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
 }
@@ -141,6 +148,8 @@ export declare class MatEdge {
   generate(prompt: string, options?: GenerateOptions): Generation;
   /** Destroys the GPUDevice, as a driver reset would, to see recovery at work. */
   simulateDeviceLoss(): Promise<{ lost: boolean }>;
+  /** Tests: makes the module trap for real; rejects with ERR_TRAP, and later calls fail until a new load. */
+  simulateTrap(): Promise<never>;
   /** Stops the worker; calls in flight reject with ERR_CLOSED. */
   close(): void;
 }
@@ -174,6 +183,8 @@ export interface ModelInfo {
     meta?: Record<string, string>;
   };
   data_start: number;
+  /** The file's format version: 1 has no header checksum. */
+  format_version: number;
   granularities: Granularity[];
   /** ranges[g]: the file ranges uniform granularity g needs. */
   ranges: Range[][];

@@ -48,11 +48,15 @@ export class MatEdge {
    */
   static async load({
     model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced',
-    gpu = true, cache = true, kernels = 'simd', inThread = !runtime.worker, onProgress, onPlan,
+    gpu = true, cache = true, kernels = 'simd', inThread = !runtime.worker, onProgress, onPlan, signal, stallTimeout,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
     if (kernels !== 'simd' && kernels !== 'go') throw new MatEdgeError(`matedge: kernels ${kernels} (want simd or go)`, { code: 'ERR_ARG' });
+    signal?.throwIfAborted();
     const lm = new MatEdge(inThread ? await localWorker() : runtime.worker());
+    // Aborting ends the worker, and with it every request it has in flight.
+    const abort = () => lm.end(signal.reason);
+    signal?.addEventListener('abort', abort, { once: true });
     const onEvent = (e) => {
       if (e.event === 'plan') {
         lm.capabilities = e.capabilities;
@@ -67,7 +71,7 @@ export class MatEdge {
       const r = await lm.call({
         op: 'load', wasm: String(new URL(wasm, base())),
         kernels: kernels === 'simd' ? kernelsURL(new URL(wasm, base())) : null,
-        model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
+        model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache, stallTimeout,
       }, onEvent);
       lm.info = r.modelInfo;
       lm.mix = r.mixInfo;
@@ -80,6 +84,8 @@ export class MatEdge {
     } catch (err) {
       lm.close();
       throw err;
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
   }
 
@@ -141,6 +147,8 @@ export class MatEdge {
     const r = await this.call({ op: 'setMix', mix: mixSpec(mix) }, ({ id, event, ...p }) => onProgress?.(p));
     this.mix = r.mixInfo;
     this.downloaded = r.downloaded;
+    this.info = r.modelInfo; // new if the file changed on the server meanwhile
+    this.fileSize = r.fileSize;
     return this.mix;
   }
 
@@ -173,6 +181,16 @@ export class MatEdge {
    */
   simulateDeviceLoss() {
     return this.call({ op: 'loseDevice' });
+  }
+
+  /**
+   * simulateTrap makes the module trap for real (a second _initialize, as a
+   * buggy host might call), to see recovery at work: the call rejects with
+   * ERR_TRAP, later calls say the module trapped, and a new load starts
+   * over.
+   */
+  simulateTrap() {
+    return this.call({ op: 'trap' });
   }
 
   /** clearCache deletes the weights every model of this origin has cached. */

@@ -1,12 +1,13 @@
 // worker: runs one matedge module instance off the page's thread. matedge.js
 // talks to it with messages:
 //
-//   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache}   (kernels: kernels.wasm's URL, or null for the Go kernels)
+//   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache, stallTimeout}   (kernels: kernels.wasm's URL, or null for the Go kernels)
 //                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, capabilities, plan}
-//                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded}
+//                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded, modelInfo, fileSize}
 //                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
 //                  {op: 'cancel', target: id}                 (no reply; the generation ends with reason 'cancelled')
 //                  {id, op: 'loseDevice'}                     → {} (tests: destroys the GPUDevice, as a driver reset would)
+//                  {id, op: 'trap'}                           → error ERR_TRAP (tests: the module traps for real)
 //   worker → page  {id, event: 'progress', phase, loaded, total, …}
 //                  {id, event: 'plan', capabilities, plan, error, constraint}
 //                  {id, event: 'started', backend, promptTokens}
@@ -48,12 +49,13 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
   let file = null; // ModelFile of the weights
   let modelInfo = null;
   let gpuLost = null; // why the GPU was lost, once it was
+  let trapped = null; // the error that ended the last instance, once one trapped
   let queue = Promise.resolve();
   const cancelled = new Set();
   const post = (message, transfer) => port.postMessage(message, transfer);
 
   const ops = {
-    async load({ id, wasm, kernels, model, mix, budget, gpu, cache }) {
+    async load({ id, wasm, kernels, model, mix, budget, gpu, cache, stallTimeout }) {
       const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
       const [compiled, simd, host, store] = await Promise.all([
         fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
@@ -63,22 +65,38 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
       ]);
       host.onLost = (message) => { gpuLost = message; };
       mod = await ModuleInstance.instantiate(compiled, { gpu: host, kernels: simd });
-      file = new ModelFile(model, { fetch, cache: store });
-      modelInfo = await file.loadHeader(mod);
-      const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, capabilities: null, plan: null };
-      if (mix === 'auto') {
-        Object.assign(result, await plan(id, budget, host, progress));
-        mix = result.plan.spec;
-      }
-      result.mixInfo = await file.loadMix(mod, mix, { onProgress: progress('weights', { mix }) });
-      result.downloaded = file.stats;
-      return result;
+      trapped = null;
+      file = new ModelFile(model, { fetch, cache: store, stallTimeout });
+      return startOver(async () => {
+        modelInfo = await file.loadHeader(mod);
+        const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, capabilities: null, plan: null };
+        let chosen = mix;
+        if (mix === 'auto') {
+          Object.assign(result, await plan(id, budget, host, progress));
+          chosen = result.plan.spec;
+        }
+        result.mixInfo = await file.loadMix(mod, chosen, { onProgress: progress('weights', { mix: chosen }) });
+        result.downloaded = file.stats;
+        return result;
+      });
     },
 
     async setMix({ id, mix }) {
       loaded();
-      const mixInfo = await file.loadMix(mod, mix, { onProgress: (p) => post({ id, event: 'progress', phase: 'weights', mix, ...p }) });
-      return { mixInfo, downloaded: file.stats };
+      let reloaded = false;
+      return startOver(async () => {
+        if (reloaded) modelInfo = await file.loadHeader(mod);
+        reloaded = true;
+        const mixInfo = await file.loadMix(mod, mix, { onProgress: (p) => post({ id, event: 'progress', phase: 'weights', mix, ...p }) });
+        return { mixInfo, downloaded: file.stats, modelInfo, fileSize: file.size };
+      });
+    },
+
+    // trap makes the module trap for real, as a host bug would (a second
+    // _initialize), to see recovery at work (tests).
+    async trap() {
+      loaded();
+      mod.exports._initialize();
     },
 
     async generate({ id, prompt, options }) {
@@ -158,7 +176,21 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
   }
 
   function loaded() {
+    if (trapped) throw new MatEdgeError(`${trapped}; load the model again`, { code: 'ERR_TRAP' });
     if (!mod) throw new MatEdgeError('matedge: no model loaded', { code: 'ERR_STATE' });
+  }
+
+  // startOver runs load once more, from the header on, when the weights file
+  // changed on the server while it was being read (ERR_CHANGED): the module's
+  // load_header then replaces what was fed from the old file.
+  async function startOver(load) {
+    try {
+      return await load();
+    } catch (err) {
+      if (err?.code !== 'ERR_CHANGED') throw err;
+      await file.restart();
+      return load();
+    }
   }
 
   port.onmessage = ({ data }) => {
@@ -181,7 +213,8 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
         if (err instanceof WebAssembly.RuntimeError || err instanceof ProcExit) {
           // A trapped instance is in no state to go on: drop it.
           mod = null;
-          error.message = `matedge: the module trapped: ${error.message}; load the model again`;
+          trapped = `matedge: the module trapped (${error.message})`;
+          error.message = `${trapped}; load the model again`;
           error.code = 'ERR_TRAP';
         }
         if (!(err instanceof MatEdgeError)) console.error(err);
