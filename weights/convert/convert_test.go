@@ -474,3 +474,110 @@ func TestReorderKeepsFunction(t *testing.T) {
 		}
 	}
 }
+
+// TestReadGPT2StyleTokenizer: a tokenizer.json with GPT-2's pre-tokenizer
+// (ByteLevel with its regex), merges written as pairs, shuffled ids and a
+// special token reads into the same merges, with the id map and a note.
+func TestReadGPT2StyleTokenizer(t *testing.T) {
+	_, tok := tinyModel(t, 9)
+	b, err := TokenizerJSON(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.Unmarshal(b, &doc)
+	doc["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+	doc["added_tokens"] = []any{map[string]any{"id": 0, "content": "<|endoftext|>", "special": true}}
+	m := doc["model"].(map[string]any)
+	vocab := map[string]int{"<|endoftext|>": 0}
+	for s, id := range m["vocab"].(map[string]any) {
+		vocab[s] = tok.Size() - int(id.(float64)) // reversed ids, after the special token
+	}
+	m["vocab"] = vocab
+	var pairs [][2]string
+	for _, s := range m["merges"].([]any) {
+		l, r, _ := strings.Cut(s.(string), " ")
+		pairs = append(pairs, [2]string{l, r})
+	}
+	m["merges"] = pairs
+	b, _ = json.Marshal(doc)
+	imp, err := ReadTokenizerJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Tokenizer.Merges, tok.Merges) {
+		t.Fatal("merges differ")
+	}
+	for id, hf := range imp.HFID {
+		if hf != tok.Size()-id {
+			t.Fatalf("HFID[%d] = %d; want %d", id, hf, tok.Size()-id)
+		}
+	}
+	notes := strings.Join(imp.Notes, " ")
+	if !strings.Contains(notes, "GPT-2") || !strings.Contains(notes, "special") {
+		t.Errorf("notes %q do not mention GPT-2's split and the special token", notes)
+	}
+}
+
+// TestImportMapsTokenIDs: a checkpoint whose vocabulary numbers the tokens
+// differently (here reversed) imports to matedge's numbering with the
+// embedding and head rows moved along: the original weights come back.
+func TestImportMapsTokenIDs(t *testing.T) {
+	w, tok := tinyModel(t, 10)
+	c := w.Config
+	dir := t.TempDir()
+	if err := ExportHF(dir, w, tok, c.Uniform(3), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	hfID := func(id int) int { // the tokenizer's ids reversed; spare rows (no token) stay, and keep their order
+		if id < tok.Size() {
+			return tok.Size() - 1 - id
+		}
+		return id
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, TokenizerFile))
+	var doc map[string]any
+	json.Unmarshal(b, &doc)
+	m := doc["model"].(map[string]any)
+	vocab := map[string]int{}
+	for s, id := range m["vocab"].(map[string]any) {
+		vocab[s] = hfID(int(id.(float64)))
+	}
+	m["vocab"] = vocab
+	b, _ = json.Marshal(doc)
+	os.WriteFile(filepath.Join(dir, TokenizerFile), b, 0o644)
+
+	path := filepath.Join(dir, SafetensorsFile)
+	raw, _ := os.ReadFile(path)
+	f, err := safetensors.Open(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, info := range f.Tensors {
+		x, _ := f.Float32(info.Name)
+		var shape []int
+		for _, s := range info.Shape {
+			shape = append(shape, int(s))
+		}
+		if info.Name == "model.embed_tokens.weight" || info.Name == "lm_head.weight" {
+			moved := make([]float32, len(x))
+			for id := range c.Vocab {
+				copy(moved[hfID(id)*c.Dim:(hfID(id)+1)*c.Dim], x[id*c.Dim:(id+1)*c.Dim])
+			}
+			x = moved
+		}
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: shape, Data: x})
+	}
+	var buf bytes.Buffer
+	safetensors.Write(&buf, ts, nil)
+	os.WriteFile(path, buf.Bytes(), 0o644)
+
+	imp, err := ImportHF(dir, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Weights.Data, w.Data) {
+		t.Fatal("renumbered checkpoint did not import to the original weights")
+	}
+}
