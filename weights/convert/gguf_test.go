@@ -2,8 +2,10 @@ package convert
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights/safetensors"
 )
 
 const ggufCheckDir = "testdata/ggufcheck"
@@ -30,9 +33,10 @@ func needsNode(t *testing.T, packages bool) {
 }
 
 type ggufSeen struct {
-	Metadata map[string]any `json:"metadata"`
-	Types    map[string]any `json:"types"`
-	Tensors  []struct {
+	DataOffset int            `json:"dataOffset"`
+	Metadata   map[string]any `json:"metadata"`
+	Types      map[string]any `json:"types"`
+	Tensors    []struct {
 		Name   string `json:"name"`
 		Shape  []int  `json:"shape"`
 		DType  int    `json:"dtype"`
@@ -159,6 +163,62 @@ func TestGGUFParses(t *testing.T) {
 				st := seen.Tensors[i]
 				if st.Name != wt.name || !slices.Equal(st.Shape, wt.shape) || st.DType != wt.dtype || st.Offset%32 != 0 {
 					t.Errorf("tensor %d = %s %v type %d at %d; want %s %v type %d, 32-aligned", i, st.Name, st.Shape, st.DType, st.Offset, wt.name, wt.shape, wt.dtype)
+				}
+			}
+			// Values, where the parser says each tensor starts: element
+			// (i0, i1) of a [ne0, ne1] tensor is at i1·ne0 + i0.
+			file := buf.Bytes()
+			at := func(i int, k int) float32 {
+				st := seen.Tensors[i]
+				start := seen.DataOffset + st.Offset
+				if st.DType == 1 {
+					return safetensors.HalfToFloat(binary.LittleEndian.Uint16(file[start+2*k:]))
+				}
+				return math.Float32frombits(binary.LittleEndian.Uint32(file[start+4*k:]))
+			}
+			round := func(x float32, dtype int) float32 {
+				if dtype == 1 {
+					return safetensors.HalfToFloat(safetensors.FloatToHalf(x))
+				}
+				return x
+			}
+			byName := map[string]int{}
+			for i, st := range seen.Tensors {
+				byName[st.Name] = i
+			}
+			h1 := c.FFNWidths[tc.mix[1]]
+			checks := []struct {
+				tensor string
+				want   func(i0, i1 int) float32
+			}{
+				{"token_embd.weight", func(i0, i1 int) float32 { return w.Embed[i1*d+i0] }},
+				{"blk.1.attn_q.weight", func(i0, i1 int) float32 { return w.Layers[1].Query[i1*d+i0] }},
+				{"blk.1.ffn_gate.weight", func(i0, i1 int) float32 { return w.Layers[1].Gate[i1*d+i0] }},
+				{"blk.1.ffn_down.weight", func(i0, i1 int) float32 { return w.Layers[1].Down[i0*d+i1] }}, // [ne0 = hidden, ne1 = dim]
+				{"blk.0.ffn_norm.weight", func(i0, _ int) float32 { return w.Layers[0].FFNNorm[i0] }},
+				{"output.weight", func(i0, i1 int) float32 { return w.Head[i1*d+i0] }},
+			}
+			for _, ch := range checks {
+				i := byName[ch.tensor]
+				st := seen.Tensors[i]
+				ne0, ne1 := st.Shape[0], 1
+				if len(st.Shape) > 1 {
+					ne1 = st.Shape[1]
+				}
+				if ch.tensor == "blk.1.ffn_down.weight" && ne0 != h1 {
+					t.Fatalf("ffn_down ne0 %d; want layer 1's width %d", ne0, h1)
+				}
+				for i1 := range ne1 {
+					for i0 := range ne0 {
+						if got, want := at(i, i1*ne0+i0), round(ch.want(i0, i1), st.DType); got != want {
+							t.Fatalf("%s (%d, %d) = %g; want %g", ch.tensor, i0, i1, got, want)
+						}
+					}
+				}
+			}
+			for k, want := range map[string]string{"llama.rope.freq_base": "6", "llama.block_count": "4", "tokenizer.ggml.tokens": "[9,8]", "tokenizer.ggml.token_type": "[9,5]"} {
+				if got, _ := json.Marshal(seen.Types[k]); string(got) != want {
+					t.Errorf("metadata %s has type %s; want %s", k, got, want)
 				}
 			}
 		})
