@@ -581,3 +581,81 @@ func TestImportMapsTokenIDs(t *testing.T) {
 		t.Fatal("renumbered checkpoint did not import to the original weights")
 	}
 }
+
+// readTensors reads every tensor of a safetensors file.
+func readTensors(t *testing.T, path string) []safetensors.Tensor {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, info := range f.Tensors {
+		x, _ := f.Float32(info.Name)
+		var shape []int
+		for _, s := range info.Shape {
+			shape = append(shape, int(s))
+		}
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: shape, Data: x})
+	}
+	return ts
+}
+
+func writeTensors(t *testing.T, path string, ts []safetensors.Tensor) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := safetensors.Write(&buf, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShardedAndTied: a checkpoint split into two shards with an index
+// imports to the same weights; one with tied embeddings and no lm_head
+// imports with the head a copy of the embedding.
+func TestShardedAndTied(t *testing.T) {
+	w, tok := tinyModel(t, 11)
+	dir := t.TempDir()
+	if err := ExportHF(dir, w, tok, w.Config.Uniform(3), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	ts := readTensors(t, filepath.Join(dir, SafetensorsFile))
+	os.Remove(filepath.Join(dir, SafetensorsFile))
+	index := map[string]map[string]string{"weight_map": {}}
+	half := len(ts) / 2
+	for i, x := range ts {
+		index["weight_map"][x.Name] = []string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}[i/half%2]
+	}
+	writeTensors(t, filepath.Join(dir, "model-00001-of-00002.safetensors"), ts[:half])
+	writeTensors(t, filepath.Join(dir, "model-00002-of-00002.safetensors"), ts[half:])
+	b, _ := json.Marshal(index)
+	os.WriteFile(filepath.Join(dir, IndexFile), b, 0o644)
+	imp, err := ImportHF(dir, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Weights.Data, w.Data) {
+		t.Fatal("sharded checkpoint imported to different weights")
+	}
+
+	tied := t.TempDir()
+	if err := ExportHF(tied, w, tok, w.Config.Uniform(3), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	ts = slices.DeleteFunc(readTensors(t, filepath.Join(tied, SafetensorsFile)), func(x safetensors.Tensor) bool { return x.Name == "lm_head.weight" })
+	writeTensors(t, filepath.Join(tied, SafetensorsFile), ts)
+	editConfig(t, tied, map[string]any{"tie_word_embeddings": true})
+	imp, err = ImportHF(tied, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Weights.Head, w.Embed) || !slices.Equal(imp.Weights.Embed, w.Embed) {
+		t.Error("tied checkpoint: head is not the embedding")
+	}
+}
