@@ -659,3 +659,12 @@ func TestShardedAndTied(t *testing.T) {
 		t.Error("tied checkpoint: head is not the embedding")
 	}
 }
+
+func TestImportanceWithoutText(t *testing.T) {
+	w, _ := tinyModel(t, 12)
+	before := slices.Clone(w.Data)
+	Reorder(w, Importance(w, nil, 32, 4, 0))
+	if !slices.Equal(w.Data, before) {
+		t.Error("reordering by empty calibration text moved neurons")
+	}
+}
