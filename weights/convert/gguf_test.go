@@ -18,17 +18,19 @@ import (
 	"github.com/matedge/matedge/weights/safetensors"
 )
 
-const ggufCheckDir = "testdata/ggufcheck"
+const hfCheckDir = "testdata/hfcheck"
 
-// needsNode skips unless node and the npm packages of testdata/ggufcheck
+// needsNode skips unless node and the npm packages of testdata/hfcheck
 // (npm ci there; build.sh does it) are installed.
 func needsNode(t *testing.T, packages bool) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("needs node: ", err)
 	}
-	if _, err := os.Stat(filepath.Join(ggufCheckDir, "node_modules", "@huggingface", "gguf")); packages && err != nil {
-		t.Skip("needs npm ci in weights/convert/" + ggufCheckDir + " (./build.sh test runs it)")
+	for _, pkg := range []string{"gguf", "tokenizers"} {
+		if _, err := os.Stat(filepath.Join(hfCheckDir, "node_modules", "@huggingface", pkg)); packages && err != nil {
+			t.Skip("needs npm ci in weights/convert/" + hfCheckDir + " (./build.sh test runs it)")
+		}
 	}
 }
 
@@ -63,7 +65,7 @@ func TestGGUFParses(t *testing.T) {
 			}
 			os.WriteFile(path, buf.Bytes(), 0o644)
 			cmd := exec.Command("node", "check.mjs", path)
-			cmd.Dir = ggufCheckDir
+			cmd.Dir = hfCheckDir
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("node check.mjs: %v %s", err, stderrOf(err))
@@ -268,6 +270,58 @@ process.stdout.write(JSON.stringify(texts.map((t) => t.match(re) ?? [])));`
 		}
 		if strings.Join(got[i], "") != text || !slices.Equal(got[i], want) {
 			t.Errorf("text %q: the pattern cuts %q; model.Chunks cuts %q", text, got[i], want)
+		}
+	}
+}
+
+// TestTokenizerJSONInHuggingFace encodes texts with Hugging Face's own
+// JavaScript tokenizers from the exported tokenizer.json and
+// tokenizer_config.json: the ids are matedge's, and decoding gives the text
+// back.
+func TestTokenizerJSONInHuggingFace(t *testing.T) {
+	needsNode(t, true)
+	_, tok := tinyModel(t, 13)
+	b, err := TokenizerJSON(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path, cfgPath := filepath.Join(dir, TokenizerFile), filepath.Join(dir, TokenizerConfigFile)
+	os.WriteFile(path, b, 0o644)
+	os.WriteFile(cfgPath, TokenizerConfig(model.Config{Context: 64}), 0o644)
+	texts := []string{string(opticks()[20000:26000]), "It is a truth universally acknowledged, that a single man",
+		"don't  split\n\n  here\t42 times — «déjà vu» 🙂 x", "   ", "a\r\nb", "end with space "}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{" ", "  ", "\n", "\t", "the", "Light", "'", "é", "—", "7", "42", ".", ",", "(", "🙂"}
+	for range 100 {
+		var s strings.Builder
+		for range rng.IntN(20) {
+			s.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		texts = append(texts, s.String())
+	}
+	in, _ := json.Marshal(texts)
+	cmd := exec.Command("node", "tokenize.mjs", path, cfgPath)
+	cmd.Dir = hfCheckDir
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node tokenize.mjs: %v %s", err, stderrOf(err))
+	}
+	var got []struct {
+		IDs     []int  `json:"ids"`
+		Decoded string `json:"decoded"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range texts {
+		want := tok.Encode([]byte(text))
+		if !slices.Equal(got[i].IDs, want) {
+			t.Errorf("text %q: Hugging Face's tokenizer gives %v; matedge %v", trim([]byte(text)), trim([]byte(fmt.Sprint(got[i].IDs))), trim([]byte(fmt.Sprint(want))))
+		}
+		if got[i].Decoded != text {
+			t.Errorf("text %q decodes as %q", trim([]byte(text)), trim([]byte(got[i].Decoded)))
 		}
 	}
 }
