@@ -668,3 +668,28 @@ func TestImportanceWithoutText(t *testing.T) {
 		t.Error("reordering by empty calibration text moved neurons")
 	}
 }
+
+// FuzzReadTokenizerJSON: no tokenizer.json makes the reader panic, and what
+// it accepts is a valid tokenizer whose id map has no repeats.
+func FuzzReadTokenizerJSON(f *testing.F) {
+	tok := model.TrainBPE([]byte("the rays of light, the rays of the sun; 42 rays"), 280)
+	b, err := TokenizerJSON(tok)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{},"merges":[]},"pre_tokenizer":{"type":"ByteLevel"},"decoder":{"type":"ByteLevel"}}`))
+	f.Add([]byte(`{"model":{"type":"BPE","merges":[["a","b"],"c d",1]},"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"ByteLevel"}]},"decoder":{"type":"ByteLevel"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		imp, err := ReadTokenizerJSON(b)
+		if err != nil {
+			return
+		}
+		if err := imp.Tokenizer.Validate(); err != nil {
+			t.Fatalf("accepted an invalid tokenizer: %v", err)
+		}
+		if len(imp.HFID) != imp.Tokenizer.Size() {
+			t.Fatalf("%d ids mapped for %d", len(imp.HFID), imp.Tokenizer.Size())
+		}
+	})
+}
