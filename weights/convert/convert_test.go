@@ -367,7 +367,8 @@ func TestImportRefuses(t *testing.T) {
 		}, "pass a shorter context"},
 		{"per-layer intermediate", func(t *testing.T, dir string) {
 			editConfig(t, dir, map[string]any{"intermediate_size": []int{64, 32}})
-		}, "intermediate_size must be one number"},
+		}, "intermediate_size is not one number but array"},
+		{"string field", func(t *testing.T, dir string) { editConfig(t, dir, map[string]any{"hidden_size": "32"}) }, "config.json: json: cannot unmarshal string"},
 		{"missing tensor", func(t *testing.T, dir string) {
 			rewrite(t, dir, func(ts []safetensors.Tensor) []safetensors.Tensor {
 				return slices.DeleteFunc(ts, func(x safetensors.Tensor) bool { return x.Name == "model.layers.1.mlp.up_proj.weight" })

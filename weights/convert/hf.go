@@ -234,7 +234,11 @@ func readConfig(b []byte) (LlamaConfig, []string, error) {
 	}
 	cfg := LlamaConfig{NumKeyValueHeads: -1, MaxPositionEmbeddings: 2048, RopeTheta: 10000, HiddenAct: "silu"}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return LlamaConfig{}, nil, fmt.Errorf("config.json: %w (intermediate_size must be one number: matedge's FFN has one width per model)", err)
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "intermediate_size" {
+			return LlamaConfig{}, nil, fmt.Errorf("config.json: intermediate_size is not one number but %s; matedge's FFN has one width for every layer", typeErr.Value)
+		}
+		return LlamaConfig{}, nil, fmt.Errorf("config.json: %w", err)
 	}
 	var problems []error
 	bad := func(format string, a ...any) {
