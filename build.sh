@@ -80,7 +80,7 @@ pack() {
 # (independent safetensors checks), wabt (wat2wasm: the test that the committed
 # wasm/kernels/kernels.wasm is what kernels.wat assembles to), and the npm
 # packages of web/ (playwright-core, no browser download) and of
-# weights/convert/testdata/ggufcheck (@huggingface/gguf).
+# weights/convert/testdata/hfcheck (@huggingface/gguf and @huggingface/tokenizers).
 install_deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
@@ -106,11 +106,12 @@ install_deps() {
 		say "npm ci (web/)"
 		(cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 	fi
-	# @huggingface/gguf: the independent GGUF parser of weights/convert's tests.
-	local gguf=weights/convert/testdata/ggufcheck
-	if [ ! -d $gguf/node_modules/@huggingface/gguf ] || [ $gguf/package-lock.json -nt $gguf/node_modules/.package-lock.json ]; then
-		say "npm ci ($gguf/)"
-		(cd $gguf && npm ci --no-audit --no-fund --loglevel=error)
+	# @huggingface/gguf and @huggingface/tokenizers: the independent readers
+	# weights/convert's tests run on its GGUF and tokenizer.json exports.
+	local hf=weights/convert/testdata/hfcheck
+	if [ ! -d $hf/node_modules/@huggingface/tokenizers ] || [ $hf/package-lock.json -nt $hf/node_modules/.package-lock.json ]; then
+		say "npm ci ($hf/)"
+		(cd $hf && npm ci --no-audit --no-fund --loglevel=error)
 	fi
 }
 

@@ -367,7 +367,8 @@ func TestImportRefuses(t *testing.T) {
 		}, "pass a shorter context"},
 		{"per-layer intermediate", func(t *testing.T, dir string) {
 			editConfig(t, dir, map[string]any{"intermediate_size": []int{64, 32}})
-		}, "intermediate_size must be one number"},
+		}, "intermediate_size is not one number but array"},
+		{"string field", func(t *testing.T, dir string) { editConfig(t, dir, map[string]any{"hidden_size": "32"}) }, "config.json: json: cannot unmarshal string"},
 		{"missing tensor", func(t *testing.T, dir string) {
 			rewrite(t, dir, func(ts []safetensors.Tensor) []safetensors.Tensor {
 				return slices.DeleteFunc(ts, func(x safetensors.Tensor) bool { return x.Name == "model.layers.1.mlp.up_proj.weight" })
@@ -473,4 +474,223 @@ func TestReorderKeepsFunction(t *testing.T) {
 			t.Errorf("layer %d: the first neuron scores %g, it scored %g before moving", l, after[l][0], scores[l][order[l][0]])
 		}
 	}
+}
+
+// TestReadGPT2StyleTokenizer: a tokenizer.json with GPT-2's pre-tokenizer
+// (ByteLevel with its regex), merges written as pairs, shuffled ids and a
+// special token reads into the same merges, with the id map and a note.
+func TestReadGPT2StyleTokenizer(t *testing.T) {
+	_, tok := tinyModel(t, 9)
+	b, err := TokenizerJSON(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.Unmarshal(b, &doc)
+	doc["pre_tokenizer"] = map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+	doc["added_tokens"] = []any{map[string]any{"id": 0, "content": "<|endoftext|>", "special": true}}
+	m := doc["model"].(map[string]any)
+	vocab := map[string]int{"<|endoftext|>": 0}
+	for s, id := range m["vocab"].(map[string]any) {
+		vocab[s] = tok.Size() - int(id.(float64)) // reversed ids, after the special token
+	}
+	m["vocab"] = vocab
+	var pairs [][2]string
+	for _, s := range m["merges"].([]any) {
+		l, r, _ := strings.Cut(s.(string), " ")
+		pairs = append(pairs, [2]string{l, r})
+	}
+	m["merges"] = pairs
+	b, _ = json.Marshal(doc)
+	imp, err := ReadTokenizerJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Tokenizer.Merges, tok.Merges) {
+		t.Fatal("merges differ")
+	}
+	for id, hf := range imp.HFID {
+		if hf != tok.Size()-id {
+			t.Fatalf("HFID[%d] = %d; want %d", id, hf, tok.Size()-id)
+		}
+	}
+	notes := strings.Join(imp.Notes, " ")
+	if !strings.Contains(notes, "GPT-2") || !strings.Contains(notes, "special") {
+		t.Errorf("notes %q do not mention GPT-2's split and the special token", notes)
+	}
+}
+
+// TestImportMapsTokenIDs: a checkpoint whose vocabulary numbers the tokens
+// differently (here reversed) imports to matedge's numbering with the
+// embedding and head rows moved along: the original weights come back.
+func TestImportMapsTokenIDs(t *testing.T) {
+	w, tok := tinyModel(t, 10)
+	c := w.Config
+	dir := t.TempDir()
+	if err := ExportHF(dir, w, tok, c.Uniform(3), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	hfID := func(id int) int { // the tokenizer's ids reversed; spare rows (no token) stay, and keep their order
+		if id < tok.Size() {
+			return tok.Size() - 1 - id
+		}
+		return id
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, TokenizerFile))
+	var doc map[string]any
+	json.Unmarshal(b, &doc)
+	m := doc["model"].(map[string]any)
+	vocab := map[string]int{}
+	for s, id := range m["vocab"].(map[string]any) {
+		vocab[s] = hfID(int(id.(float64)))
+	}
+	m["vocab"] = vocab
+	b, _ = json.Marshal(doc)
+	os.WriteFile(filepath.Join(dir, TokenizerFile), b, 0o644)
+
+	path := filepath.Join(dir, SafetensorsFile)
+	raw, _ := os.ReadFile(path)
+	f, err := safetensors.Open(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, info := range f.Tensors {
+		x, _ := f.Float32(info.Name)
+		var shape []int
+		for _, s := range info.Shape {
+			shape = append(shape, int(s))
+		}
+		if info.Name == "model.embed_tokens.weight" || info.Name == "lm_head.weight" {
+			moved := make([]float32, len(x))
+			for id := range c.Vocab {
+				copy(moved[hfID(id)*c.Dim:(hfID(id)+1)*c.Dim], x[id*c.Dim:(id+1)*c.Dim])
+			}
+			x = moved
+		}
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: shape, Data: x})
+	}
+	var buf bytes.Buffer
+	safetensors.Write(&buf, ts, nil)
+	os.WriteFile(path, buf.Bytes(), 0o644)
+
+	imp, err := ImportHF(dir, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Weights.Data, w.Data) {
+		t.Fatal("renumbered checkpoint did not import to the original weights")
+	}
+}
+
+// readTensors reads every tensor of a safetensors file.
+func readTensors(t *testing.T, path string) []safetensors.Tensor {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []safetensors.Tensor
+	for _, info := range f.Tensors {
+		x, _ := f.Float32(info.Name)
+		var shape []int
+		for _, s := range info.Shape {
+			shape = append(shape, int(s))
+		}
+		ts = append(ts, safetensors.Tensor{Name: info.Name, DType: info.DType, Shape: shape, Data: x})
+	}
+	return ts
+}
+
+func writeTensors(t *testing.T, path string, ts []safetensors.Tensor) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := safetensors.Write(&buf, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShardedAndTied: a checkpoint split into two shards with an index
+// imports to the same weights; one with tied embeddings and no lm_head
+// imports with the head a copy of the embedding.
+func TestShardedAndTied(t *testing.T) {
+	w, tok := tinyModel(t, 11)
+	dir := t.TempDir()
+	if err := ExportHF(dir, w, tok, w.Config.Uniform(3), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	ts := readTensors(t, filepath.Join(dir, SafetensorsFile))
+	os.Remove(filepath.Join(dir, SafetensorsFile))
+	index := map[string]map[string]string{"weight_map": {}}
+	half := len(ts) / 2
+	for i, x := range ts {
+		index["weight_map"][x.Name] = []string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}[i/half%2]
+	}
+	writeTensors(t, filepath.Join(dir, "model-00001-of-00002.safetensors"), ts[:half])
+	writeTensors(t, filepath.Join(dir, "model-00002-of-00002.safetensors"), ts[half:])
+	b, _ := json.Marshal(index)
+	os.WriteFile(filepath.Join(dir, IndexFile), b, 0o644)
+	imp, err := ImportHF(dir, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Weights.Data, w.Data) {
+		t.Fatal("sharded checkpoint imported to different weights")
+	}
+
+	tied := t.TempDir()
+	if err := ExportHF(tied, w, tok, w.Config.Uniform(3), safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	ts = slices.DeleteFunc(readTensors(t, filepath.Join(tied, SafetensorsFile)), func(x safetensors.Tensor) bool { return x.Name == "lm_head.weight" })
+	writeTensors(t, filepath.Join(tied, SafetensorsFile), ts)
+	editConfig(t, tied, map[string]any{"tie_word_embeddings": true})
+	imp, err = ImportHF(tied, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(imp.Weights.Head, w.Embed) || !slices.Equal(imp.Weights.Embed, w.Embed) {
+		t.Error("tied checkpoint: head is not the embedding")
+	}
+}
+
+func TestImportanceWithoutText(t *testing.T) {
+	w, _ := tinyModel(t, 12)
+	before := slices.Clone(w.Data)
+	Reorder(w, Importance(w, nil, 32, 4, 0))
+	if !slices.Equal(w.Data, before) {
+		t.Error("reordering by empty calibration text moved neurons")
+	}
+}
+
+// FuzzReadTokenizerJSON: no tokenizer.json makes the reader panic, and what
+// it accepts is a valid tokenizer whose id map has no repeats.
+func FuzzReadTokenizerJSON(f *testing.F) {
+	tok := model.TrainBPE([]byte("the rays of light, the rays of the sun; 42 rays"), 280)
+	b, err := TokenizerJSON(tok)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{},"merges":[]},"pre_tokenizer":{"type":"ByteLevel"},"decoder":{"type":"ByteLevel"}}`))
+	f.Add([]byte(`{"model":{"type":"BPE","merges":[["a","b"],"c d",1]},"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"ByteLevel"}]},"decoder":{"type":"ByteLevel"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		imp, err := ReadTokenizerJSON(b)
+		if err != nil {
+			return
+		}
+		if err := imp.Tokenizer.Validate(); err != nil {
+			t.Fatalf("accepted an invalid tokenizer: %v", err)
+		}
+		if len(imp.HFID) != imp.Tokenizer.Size() {
+			t.Fatalf("%d ids mapped for %d", len(imp.HFID), imp.Tokenizer.Size())
+		}
+	})
 }

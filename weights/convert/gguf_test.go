@@ -2,8 +2,10 @@ package convert
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,26 +15,30 @@ import (
 	"testing"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights/safetensors"
 )
 
-const ggufCheckDir = "testdata/ggufcheck"
+const hfCheckDir = "testdata/hfcheck"
 
-// needsNode skips unless node and the npm packages of testdata/ggufcheck
+// needsNode skips unless node and the npm packages of testdata/hfcheck
 // (npm ci there; build.sh does it) are installed.
 func needsNode(t *testing.T, packages bool) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("needs node: ", err)
 	}
-	if _, err := os.Stat(filepath.Join(ggufCheckDir, "node_modules", "@huggingface", "gguf")); packages && err != nil {
-		t.Skip("needs npm ci in weights/convert/" + ggufCheckDir + " (./build.sh test runs it)")
+	for _, pkg := range []string{"gguf", "tokenizers"} {
+		if _, err := os.Stat(filepath.Join(hfCheckDir, "node_modules", "@huggingface", pkg)); packages && err != nil {
+			t.Skip("needs npm ci in weights/convert/" + hfCheckDir + " (./build.sh test runs it)")
+		}
 	}
 }
 
 type ggufSeen struct {
-	Metadata map[string]any `json:"metadata"`
-	Types    map[string]any `json:"types"`
-	Tensors  []struct {
+	DataOffset int            `json:"dataOffset"`
+	Metadata   map[string]any `json:"metadata"`
+	Types      map[string]any `json:"types"`
+	Tensors    []struct {
 		Name   string `json:"name"`
 		Shape  []int  `json:"shape"`
 		DType  int    `json:"dtype"`
@@ -59,7 +65,7 @@ func TestGGUFParses(t *testing.T) {
 			}
 			os.WriteFile(path, buf.Bytes(), 0o644)
 			cmd := exec.Command("node", "check.mjs", path)
-			cmd.Dir = ggufCheckDir
+			cmd.Dir = hfCheckDir
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("node check.mjs: %v %s", err, stderrOf(err))
@@ -161,6 +167,62 @@ func TestGGUFParses(t *testing.T) {
 					t.Errorf("tensor %d = %s %v type %d at %d; want %s %v type %d, 32-aligned", i, st.Name, st.Shape, st.DType, st.Offset, wt.name, wt.shape, wt.dtype)
 				}
 			}
+			// Values, where the parser says each tensor starts: element
+			// (i0, i1) of a [ne0, ne1] tensor is at i1·ne0 + i0.
+			file := buf.Bytes()
+			at := func(i int, k int) float32 {
+				st := seen.Tensors[i]
+				start := seen.DataOffset + st.Offset
+				if st.DType == 1 {
+					return safetensors.HalfToFloat(binary.LittleEndian.Uint16(file[start+2*k:]))
+				}
+				return math.Float32frombits(binary.LittleEndian.Uint32(file[start+4*k:]))
+			}
+			round := func(x float32, dtype int) float32 {
+				if dtype == 1 {
+					return safetensors.HalfToFloat(safetensors.FloatToHalf(x))
+				}
+				return x
+			}
+			byName := map[string]int{}
+			for i, st := range seen.Tensors {
+				byName[st.Name] = i
+			}
+			h1 := c.FFNWidths[tc.mix[1]]
+			checks := []struct {
+				tensor string
+				want   func(i0, i1 int) float32
+			}{
+				{"token_embd.weight", func(i0, i1 int) float32 { return w.Embed[i1*d+i0] }},
+				{"blk.1.attn_q.weight", func(i0, i1 int) float32 { return w.Layers[1].Query[i1*d+i0] }},
+				{"blk.1.ffn_gate.weight", func(i0, i1 int) float32 { return w.Layers[1].Gate[i1*d+i0] }},
+				{"blk.1.ffn_down.weight", func(i0, i1 int) float32 { return w.Layers[1].Down[i0*d+i1] }}, // [ne0 = hidden, ne1 = dim]
+				{"blk.0.ffn_norm.weight", func(i0, _ int) float32 { return w.Layers[0].FFNNorm[i0] }},
+				{"output.weight", func(i0, i1 int) float32 { return w.Head[i1*d+i0] }},
+			}
+			for _, ch := range checks {
+				i := byName[ch.tensor]
+				st := seen.Tensors[i]
+				ne0, ne1 := st.Shape[0], 1
+				if len(st.Shape) > 1 {
+					ne1 = st.Shape[1]
+				}
+				if ch.tensor == "blk.1.ffn_down.weight" && ne0 != h1 {
+					t.Fatalf("ffn_down ne0 %d; want layer 1's width %d", ne0, h1)
+				}
+				for i1 := range ne1 {
+					for i0 := range ne0 {
+						if got, want := at(i, i1*ne0+i0), round(ch.want(i0, i1), st.DType); got != want {
+							t.Fatalf("%s (%d, %d) = %g; want %g", ch.tensor, i0, i1, got, want)
+						}
+					}
+				}
+			}
+			for k, want := range map[string]string{"llama.rope.freq_base": "6", "llama.block_count": "4", "tokenizer.ggml.tokens": "[9,8]", "tokenizer.ggml.token_type": "[9,5]"} {
+				if got, _ := json.Marshal(seen.Types[k]); string(got) != want {
+					t.Errorf("metadata %s has type %s; want %s", k, got, want)
+				}
+			}
 		})
 	}
 }
@@ -208,6 +270,58 @@ process.stdout.write(JSON.stringify(texts.map((t) => t.match(re) ?? [])));`
 		}
 		if strings.Join(got[i], "") != text || !slices.Equal(got[i], want) {
 			t.Errorf("text %q: the pattern cuts %q; model.Chunks cuts %q", text, got[i], want)
+		}
+	}
+}
+
+// TestTokenizerJSONInHuggingFace encodes texts with Hugging Face's own
+// JavaScript tokenizers from the exported tokenizer.json and
+// tokenizer_config.json: the ids are matedge's, and decoding gives the text
+// back.
+func TestTokenizerJSONInHuggingFace(t *testing.T) {
+	needsNode(t, true)
+	_, tok := tinyModel(t, 13)
+	b, err := TokenizerJSON(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path, cfgPath := filepath.Join(dir, TokenizerFile), filepath.Join(dir, TokenizerConfigFile)
+	os.WriteFile(path, b, 0o644)
+	os.WriteFile(cfgPath, TokenizerConfig(model.Config{Context: 64}), 0o644)
+	texts := []string{string(opticks()[20000:26000]), "It is a truth universally acknowledged, that a single man",
+		"don't  split\n\n  here\t42 times — «déjà vu» 🙂 x", "   ", "a\r\nb", "end with space "}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{" ", "  ", "\n", "\t", "the", "Light", "'", "é", "—", "7", "42", ".", ",", "(", "🙂"}
+	for range 100 {
+		var s strings.Builder
+		for range rng.IntN(20) {
+			s.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		texts = append(texts, s.String())
+	}
+	in, _ := json.Marshal(texts)
+	cmd := exec.Command("node", "tokenize.mjs", path, cfgPath)
+	cmd.Dir = hfCheckDir
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node tokenize.mjs: %v %s", err, stderrOf(err))
+	}
+	var got []struct {
+		IDs     []int  `json:"ids"`
+		Decoded string `json:"decoded"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range texts {
+		want := tok.Encode([]byte(text))
+		if !slices.Equal(got[i].IDs, want) {
+			t.Errorf("text %q: Hugging Face's tokenizer gives %v; matedge %v", trim([]byte(text)), trim([]byte(fmt.Sprint(got[i].IDs))), trim([]byte(fmt.Sprint(want))))
+		}
+		if got[i].Decoded != text {
+			t.Errorf("text %q decodes as %q", trim([]byte(text)), trim([]byte(got[i].Decoded)))
 		}
 	}
 }

@@ -32,6 +32,10 @@ const (
 	IndexFile       = "model.safetensors.index.json" // a sharded checkpoint's map of tensor → shard
 	ConfigFile      = "config.json"
 	TokenizerFile   = "tokenizer.json"
+	// TokenizerConfigFile tells transformers how to use tokenizer.json:
+	// above all, not to "clean up" spaces before punctuation when decoding,
+	// which would not give the text back.
+	TokenizerConfigFile = "tokenizer_config.json"
 )
 
 // LlamaConfig is the part of a Hugging Face config.json that describes a
@@ -121,7 +125,8 @@ func uniformWidth(c model.Config, mix model.Mix) (int, error) {
 
 // ExportHF writes the submodel mix of w as a Hugging Face Llama checkpoint in
 // dir: model.safetensors with tensors of dtype (F32, F16 or BF16; norms
-// too), config.json and tokenizer.json. The mix must be uniform.
+// too), config.json, tokenizer.json and tokenizer_config.json. The mix must
+// be uniform.
 func ExportHF(dir string, w *model.Weights, tok model.Tokenizer, mix model.Mix, dtype safetensors.DType) error {
 	c := w.Config
 	width, err := uniformWidth(c, mix)
@@ -181,7 +186,24 @@ func ExportHF(dir string, w *model.Weights, tok model.Tokenizer, mix model.Mix, 
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), append(cfgJSON, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, TokenizerFile), append(tokJSON, '\n'), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, TokenizerFile), append(tokJSON, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, TokenizerConfigFile), TokenizerConfig(c), 0o644)
+}
+
+// TokenizerConfig is the tokenizer_config.json written beside
+// tokenizer.json: a fast tokenizer with no special tokens added, decoding
+// without space clean-up, up to the context length.
+func TokenizerConfig(c model.Config) []byte {
+	b, _ := json.MarshalIndent(map[string]any{
+		"tokenizer_class":              "PreTrainedTokenizerFast",
+		"clean_up_tokenization_spaces": false,
+		"add_bos_token":                false,
+		"add_eos_token":                false,
+		"model_max_length":             c.Context,
+	}, "", "  ")
+	return append(b, '\n')
 }
 
 // ImportOptions shape the matedge model an import makes.
@@ -212,7 +234,11 @@ func readConfig(b []byte) (LlamaConfig, []string, error) {
 	}
 	cfg := LlamaConfig{NumKeyValueHeads: -1, MaxPositionEmbeddings: 2048, RopeTheta: 10000, HiddenAct: "silu"}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return LlamaConfig{}, nil, fmt.Errorf("config.json: %w (intermediate_size must be one number: matedge's FFN has one width per model)", err)
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "intermediate_size" {
+			return LlamaConfig{}, nil, fmt.Errorf("config.json: intermediate_size is not one number but %s; matedge's FFN has one width for every layer", typeErr.Value)
+		}
+		return LlamaConfig{}, nil, fmt.Errorf("config.json: %w", err)
 	}
 	var problems []error
 	bad := func(format string, a ...any) {

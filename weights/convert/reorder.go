@@ -18,14 +18,14 @@ func Importance(w *model.Weights, ids []int, seqLen, batch, maxTokens int) [][]f
 		ids = ids[:maxTokens]
 	}
 	seqLen = min(seqLen, len(ids), c.Context)
-	windows := len(ids) / seqLen
 	scores := make([][]float64, c.Layers)
 	for l := range scores {
 		scores[l] = make([]float64, c.Hidden())
 	}
-	if windows == 0 {
-		return scores
+	if seqLen <= 0 || batch <= 0 {
+		return scores // no calibration text: every neuron scores 0 and Reorder keeps the order
 	}
+	windows := len(ids) / seqLen
 	b := model.NewBatch(c, batch, seqLen)
 	mix := c.Uniform(c.Granularities() - 1)
 	tokens := make([]int, batch*seqLen)

@@ -261,6 +261,7 @@ func (r *Comparison) Write(dir string, full *FullScale) error {
 	if full != nil && full.DefaultPath != "" {
 		p("The full-scale section at the end was rendered by `matedge compare %s`.\n", ShellJoin(full.Args))
 	}
+	p("Inducing nesting in a dense checkpoint instead (import, reorder, fine-tune) is measured in [INDUCE.md](INDUCE.md), by `matedge induce`.\n")
 	p("\n")
 	p("## Setup (tiny scale)\n\n")
 	p("* Corpus: %s (sha256 `%s`), %d training / %d validation bytes (validation = last ≥5%% of each document); %d-id BPE trained on the training split; %d validation tokens.\n",

@@ -199,6 +199,8 @@ func FuzzOpen(f *testing.F) {
 	f.Add(file(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551612,18446744073709551616]}}`, 4))
 	f.Add(file(`{"a":{"dtype":"X","shape":[],"data_offsets":[0,0]}}`, 0))
 	f.Add(file(`{"__metadata__":{"a":"b"}}`, 0))
+	f.Add(file(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[-1,3]}}`, 4))
+	f.Add(file(`{"a":{"dtype":"U64","shape":[1],"data_offsets":[0,8]},"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}`, 8))
 	tooLong := make([]byte, 8)
 	binary.LittleEndian.PutUint64(tooLong, math.MaxUint64-7)
 	f.Add(tooLong)

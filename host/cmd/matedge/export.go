@@ -20,8 +20,9 @@ func runExport(args []string) error {
 none is given) in a format other tools run:
 
   -format hf    a Hugging Face Llama checkpoint directory: model.safetensors,
-                config.json and a byte-level BPE tokenizer.json (uniform mixes:
-                config.json has one intermediate_size)
+                config.json, a byte-level BPE tokenizer.json and
+                tokenizer_config.json (uniform mixes: config.json has one
+                intermediate_size)
   -format gguf  one GGUF file of llama.cpp's llama architecture (any mix: a
                 per-layer one stores one feed_forward_length per layer)
 
@@ -68,8 +69,8 @@ splits text with model.Chunks' rules as a regular expression.`)
 			return err
 		}
 		st, _ := os.Stat(filepath.Join(*out, convert.SafetensorsFile))
-		fmt.Fprintf(os.Stderr, "exported %s mix %s as %s: %s/{%s,%s,%s} (%d bytes of weights)\n", name, c.MixSpec(mix), *dtype, *out,
-			convert.SafetensorsFile, convert.ConfigFile, convert.TokenizerFile, st.Size())
+		fmt.Fprintf(os.Stderr, "exported %s mix %s as %s: %s/{%s,%s,%s,%s} (%d bytes of weights)\n", name, c.MixSpec(mix), *dtype, *out,
+			convert.SafetensorsFile, convert.ConfigFile, convert.TokenizerFile, convert.TokenizerConfigFile, st.Size())
 	case "gguf":
 		if *dtype != "f32" && *dtype != "f16" {
 			return fmt.Errorf("-dtype %q: GGUF export writes f32 or f16", *dtype)

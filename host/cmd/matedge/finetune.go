@@ -100,6 +100,9 @@ flags work as in matedge train. -steps 0 only reorders.`)
 		if seqLen == 0 {
 			seqLen = c.Context
 		}
+		if seqLen > c.Context {
+			return fmt.Errorf("-seq %d: the model's context is %d", seqLen, c.Context)
+		}
 		evalIDs := validIDs
 		if *evalTokens > 0 && len(evalIDs) > *evalTokens+1 {
 			evalIDs = evalIDs[:*evalTokens+1]
