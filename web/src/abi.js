@@ -28,7 +28,7 @@ export const CODES = {
 export const PREAMBLE = 12;
 
 const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'bench_kernel'];
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
