@@ -407,4 +407,113 @@
           (local.get $w)
           (i32.add (local.get $x) (i32.mul (local.get $t) (local.get $kb)))
           (local.get $n) (local.get $k) (local.get $n)))))
+
+  ;; exp is e^x lane by lane: model.exp32's steps, one float32 operation each,
+  ;; in its order (so the bits are the same): x < -87.3 gives 0, x is clamped
+  ;; to [-87.3, 88.3], n = nearest(x·log2 e), r = (x - n·C1) - n·C2, Cephes'
+  ;; polynomial p(r), y = (p·(r·r) + r) + 1, times 2^n built in the exponent bits.
+  (func $exp (param $x v128) (result v128)
+    (local $under v128) (local $n v128) (local $r v128) (local $p v128)
+    (local.set $under (f32x4.lt (local.get $x) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+    (local.set $x (f32x4.max (f32x4.min (local.get $x) (v128.const f32x4 88.3 88.3 88.3 88.3))
+      (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+    (local.set $n (f32x4.nearest (f32x4.mul (local.get $x)
+      (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+    (local.set $r (f32x4.sub (local.get $x) (f32x4.mul (local.get $n)
+      (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))))
+    (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n)
+      (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $r))
+      (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r)))
+    (local.set $p (f32x4.add (local.get $p) (v128.const f32x4 1 1 1 1)))
+    (local.set $p (f32x4.mul (local.get $p)
+      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127)) (i32.const 23))))
+    (v128.andnot (local.get $p) (local.get $under)))
+
+  ;; exp1 is $exp of one value (the tails use it, so they round as the vectors do).
+  (func $exp1 (param $x f32) (result f32)
+    (f32x4.extract_lane 0 (call $exp (f32x4.splat (local.get $x)))))
+
+  ;; softmax replaces x [n] (n ≥ 1) by exp(x - max) / Σ exp(x - max) as
+  ;; model's reference does: the sum in dot's four-lane order, then a division.
+  (func (export "softmax") (param $x i32) (param $n i32)
+    (local $i i32) (local $n4 i32) (local $nb i32) (local $m v128) (local $s v128) (local $e v128)
+    (local $mx f32) (local $sum f32) (local $v f32)
+    (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $mx (f32.load (local.get $x)))
+    (local.set $m (f32x4.splat (local.get $mx)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (local.set $m (f32x4.max (local.get $m) (v128.load (i32.add (local.get $x) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $mx (f32.max (f32.max (f32x4.extract_lane 0 (local.get $m)) (f32x4.extract_lane 1 (local.get $m)))
+      (f32.max (f32x4.extract_lane 2 (local.get $m)) (f32x4.extract_lane 3 (local.get $m)))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (local.set $mx (f32.max (local.get $mx) (f32.load (i32.add (local.get $x) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next)))
+    (local.set $m (f32x4.splat (local.get $mx)))
+    (local.set $i (i32.const 0))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (local.set $e (call $exp (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $i))) (local.get $m))))
+      (v128.store (i32.add (local.get $x) (local.get $i)) (local.get $e))
+      (local.set $s (f32x4.add (local.get $s) (local.get $e)))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $sum (call $hsum (local.get $s)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (local.set $v (call $exp1 (f32.sub (f32.load (i32.add (local.get $x) (local.get $i))) (local.get $mx))))
+      (f32.store (i32.add (local.get $x) (local.get $i)) (local.get $v))
+      (local.set $sum (f32.add (local.get $sum) (local.get $v)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next)))
+    (local.set $s (f32x4.splat (local.get $sum)))
+    (local.set $i (i32.const 0))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (v128.store (i32.add (local.get $x) (local.get $i)) (f32x4.div (v128.load (i32.add (local.get $x) (local.get $i))) (local.get $s)))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (f32.store (i32.add (local.get $x) (local.get $i)) (f32.div (f32.load (i32.add (local.get $x) (local.get $i))) (local.get $sum)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; swiglu sets out[j] = g / (1 + exp(-g)) · up[j], g = gate[j], for j < n,
+  ;; as model's reference does; out may be gate.
+  (func (export "swiglu") (param $out i32) (param $gate i32) (param $up i32) (param $n i32)
+    (local $i i32) (local $n4 i32) (local $nb i32) (local $g v128) (local $f f32)
+    (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (local.set $g (v128.load (i32.add (local.get $gate) (local.get $i))))
+      (v128.store (i32.add (local.get $out) (local.get $i))
+        (f32x4.mul (f32x4.div (local.get $g) (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp (f32x4.neg (local.get $g)))))
+          (v128.load (i32.add (local.get $up) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (local.set $f (f32.load (i32.add (local.get $gate) (local.get $i))))
+      (f32.store (i32.add (local.get $out) (local.get $i))
+        (f32.mul (f32.div (local.get $f) (f32.add (f32.const 1) (call $exp1 (f32.neg (local.get $f)))))
+          (f32.load (i32.add (local.get $up) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
 )
