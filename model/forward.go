@@ -19,6 +19,8 @@ type State struct {
 	ropeCos    []float32 // [context][headDim/2]
 	ropeSin    []float32 // [context][headDim/2]
 	many       []float32 // [tokens][vocab] logits of the last ForwardMany
+	// manyScratch holds ForwardMany's activations: [tokens][4·dim + 2·hidden] and attention scores.
+	manyScratch []float32
 }
 
 // NewState allocates the activations and KV cache for one sequence of up to
