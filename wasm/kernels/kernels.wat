@@ -177,9 +177,30 @@
         (br $rows1))))
 
   ;; matvec_t sets out[i] = Σ_j x[j]·w[j·stride + i] for i < n, j < k, summed
-  ;; over j in increasing order from 0: Wᵀ·x for W [k][stride]. Sixteen
-  ;; outputs at a time stay in registers while j runs down the rows.
+  ;; over j in increasing order from 0: Wᵀ·x for W [k][stride]. It walks the
+  ;; rows in chunks of 32 (so that a wide matrix is read row by row, not in
+  ;; columns 16 wide), each chunk continuing the sums the last one stored.
   (func $matvec_t (export "matvec_t") (param $out i32) (param $w i32) (param $x i32) (param $n i32) (param $k i32) (param $stride i32)
+    (local $j i32)
+    (call $mtv (local.get $out) (local.get $w) (local.get $x) (local.get $n)
+      (select (local.get $k) (i32.const 32) (i32.lt_u (local.get $k) (i32.const 32))) (local.get $stride) (i32.const 0))
+    (local.set $j (i32.const 32))
+    (block $done
+      (loop $chunks
+        (br_if $done (i32.ge_u (local.get $j) (local.get $k)))
+        (call $mtv (local.get $out)
+          (i32.add (local.get $w) (i32.shl (i32.mul (local.get $j) (local.get $stride)) (i32.const 2)))
+          (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2)))
+          (local.get $n)
+          (select (i32.sub (local.get $k) (local.get $j)) (i32.const 32) (i32.lt_u (i32.sub (local.get $k) (local.get $j)) (i32.const 32)))
+          (local.get $stride) (i32.const 1))
+        (local.set $j (i32.add (local.get $j) (i32.const 32)))
+        (br $chunks))))
+
+  ;; mtv is matvec_t over the k rows given, starting from out's values when
+  ;; acc is 1 and from 0 when it is 0. Sixteen outputs at a time stay in
+  ;; registers while the rows go by.
+  (func $mtv (param $out i32) (param $w i32) (param $x i32) (param $n i32) (param $k i32) (param $stride i32) (param $acc i32)
     (local $i i32) (local $n16 i32) (local $n4 i32) (local $nb i32) (local $p i32) (local $xp i32) (local $xend i32)
     (local $s v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $t3 v128)
     (local $f f32)
@@ -191,10 +212,10 @@
     (block $done16
       (loop $outs16
         (br_if $done16 (i32.ge_u (local.get $i) (local.get $n16)))
-        (local.set $a0 (v128.const f32x4 0 0 0 0))
-        (local.set $a1 (v128.const f32x4 0 0 0 0))
-        (local.set $a2 (v128.const f32x4 0 0 0 0))
-        (local.set $a3 (v128.const f32x4 0 0 0 0))
+        (local.set $a0 (if (result v128) (local.get $acc) (then (v128.load offset=0 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a1 (if (result v128) (local.get $acc) (then (v128.load offset=16 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a2 (if (result v128) (local.get $acc) (then (v128.load offset=32 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a3 (if (result v128) (local.get $acc) (then (v128.load offset=48 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
         (local.set $p (i32.add (local.get $w) (local.get $i)))
         (local.set $xp (local.get $x))
         (block $donej
@@ -219,7 +240,7 @@
     (block $done4
       (loop $outs4
         (br_if $done4 (i32.ge_u (local.get $i) (local.get $n4)))
-        (local.set $a0 (v128.const f32x4 0 0 0 0))
+        (local.set $a0 (if (result v128) (local.get $acc) (then (v128.load offset=0 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
         (local.set $p (i32.add (local.get $w) (local.get $i)))
         (local.set $xp (local.get $x))
         (block $donej
@@ -236,7 +257,7 @@
     (block $done1
       (loop $outs1
         (br_if $done1 (i32.ge_u (local.get $i) (local.get $nb)))
-        (local.set $f (f32.const 0))
+        (local.set $f (if (result f32) (local.get $acc) (then (f32.load (i32.add (local.get $out) (local.get $i)))) (else (f32.const 0))))
         (local.set $p (i32.add (local.get $w) (local.get $i)))
         (local.set $xp (local.get $x))
         (block $donej
