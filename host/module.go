@@ -126,7 +126,7 @@ type Module struct {
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
-	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan", "bench_kernel"}
+	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
 // and then that every export of ABI.md is there.
@@ -414,7 +414,15 @@ func (m *Module) decodeOutput(ctx context.Context, v any) error {
 
 // BenchKernel runs one of the CPU path's products reps times inside the
 // module (the bench_kernel export, wasm/ABI.md), for the caller to time.
+// A module older than the export is told apart with ErrABI.
 func (m *Module) BenchKernel(ctx context.Context, kernel int32, rows, cols, tokens, reps int) error {
+	if m.fns["bench_kernel"] == nil {
+		f := m.mod.ExportedFunction("bench_kernel")
+		if f == nil {
+			return fmt.Errorf("%w: the module does not export bench_kernel; rebuild it with ./build.sh", ErrABI)
+		}
+		m.fns["bench_kernel"] = f
+	}
 	_, err := m.call(ctx, "bench_kernel", uint64(kernel), uint64(rows), uint64(cols), uint64(tokens), uint64(reps))
 	return err
 }

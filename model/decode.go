@@ -17,14 +17,35 @@ func dot4(a, b []float32) float32 {
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= n; i += 4 {
-		s0 += float32(a[i] * b[i])
-		s1 += float32(a[i+1] * b[i+1])
-		s2 += float32(a[i+2] * b[i+2])
-		s3 += float32(a[i+3] * b[i+3])
+		a4, b4 := (*[4]float32)(a[i:i+4]), (*[4]float32)(b[i:i+4]) // one bounds check each
+		s0 += float32(a4[0] * b4[0])
+		s1 += float32(a4[1] * b4[1])
+		s2 += float32(a4[2] * b4[2])
+		s3 += float32(a4[3] * b4[3])
 	}
 	s := (s0 + s2) + (s1 + s3)
 	for ; i < n; i++ {
 		s += float32(a[i] * b[i])
+	}
+	return s
+}
+
+// sum4 is Σ x[i] in the order of dot4: four lanes, combined as (lane0 +
+// lane2) + (lane1 + lane3), then the last len(x) mod 4 one by one.
+func sum4(x []float32) float32 {
+	n := len(x)
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		x4 := (*[4]float32)(x[i : i+4])
+		s0 += x4[0]
+		s1 += x4[1]
+		s2 += x4[2]
+		s3 += x4[3]
+	}
+	s := (s0 + s2) + (s1 + s3)
+	for ; i < n; i++ {
+		s += x[i]
 	}
 	return s
 }

@@ -15,12 +15,24 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 		panic("model: ForwardMany: positions out of the context")
 	}
 	// Every buffer holds the n tokens' vectors one after the other: [n][size].
-	x, xb, xb2, q := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d), make([]float32, n*d)
-	gate, up := make([]float32, n*c.Hidden()), make([]float32, n*c.Hidden())
+	// They are carved from one scratch slice kept in s, so that a prefill
+	// does not leave garbage for the collector on every call.
+	h := c.Hidden()
+	if need := n*(4*d+2*h) + pos + n; cap(s.manyScratch) < need {
+		s.manyScratch = make([]float32, need)
+	}
+	buf := s.manyScratch
+	carve := func(size int) []float32 {
+		b := buf[:size:size]
+		buf = buf[size:]
+		return b
+	}
+	x, xb, xb2, q := carve(n*d), carve(n*d), carve(n*d), carve(n*d)
+	gate, up := carve(n*h), carve(n*h)
+	att := carve(pos + n)
 	for r, tok := range tokens {
 		copy(x[r*d:(r+1)*d], w.Embed[tok*d:(tok+1)*d])
 	}
-	att := make([]float32, pos+n)
 
 	for l, layer := range w.Layers {
 		cache := l * c.Context * d

@@ -29,7 +29,9 @@ type Kernels struct {
 	Dot func(a, b []float32) float32
 	// AddScaled sets y += s·x over len(y) (len(x) ≥ len(y)).
 	AddScaled func(y []float32, s float32, x []float32)
-	// Softmax replaces x by exp(x − max) / Σ exp(x − max).
+	// Softmax replaces x by exp(x − max) / Σ exp(x − max). The reference sums
+	// in dot4's order and uses exp32, so that the module's SIMD set gives its
+	// bits; the avx2 set's differs by rounding.
 	Softmax func(x []float32)
 
 	// The products of decoding (Forward, ForwardMany). Every version gives
@@ -49,6 +51,9 @@ type Kernels struct {
 	// MatTVecBatch is MatTVec for n tokens at once: out [n][cols], x [n][k],
 	// W [k][cols], with cols = len(out)/n and k = len(x)/n.
 	MatTVecBatch func(out, w, x []float32, n int)
+	// SwiGLU sets out[j] = gate[j] / (1 + exp32(−gate[j])) · up[j] over
+	// len(gate); out may alias gate.
+	SwiGLU func(out, gate, up []float32)
 }
 
 // GoKernels is the plain-Go reference: portable, and what the wasm module runs.
@@ -65,6 +70,7 @@ var GoKernels = Kernels{
 	MatTVec:      matTVecGo,
 	MatVecBatch:  matVecBatchGo,
 	MatTVecBatch: matTVecBatchGo,
+	SwiGLU:       swiGLUGo,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -93,6 +99,9 @@ func registerKernels(k Kernels, preferred bool) {
 	}
 	if k.MatTVecBatch == nil {
 		k.MatTVecBatch = GoKernels.MatTVecBatch
+	}
+	if k.SwiGLU == nil {
+		k.SwiGLU = GoKernels.SwiGLU
 	}
 	kernelSets[k.Name] = k
 	if preferred {

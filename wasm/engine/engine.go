@@ -57,6 +57,10 @@ type Engine struct {
 	// specCosts caches the measured costs of speculative decoding's steps,
 	// by draft and verifier mix, for the weights in memory.
 	specCosts map[string]model.SpecCosts
+	// cpuState is the CPU backend's activations and KV cache, kept across
+	// sequences of one header: a sequence overwrites each cache position
+	// before reading it, and reusing it leaves no garbage for the collector.
+	cpuState *model.State
 }
 
 // Backend runs the network one step at a time for one Mix and samples the
@@ -206,7 +210,7 @@ func (e *Engine) Reset(o Options) error {
 	}
 	switch o.Backend {
 	case "", "cpu":
-		e.backend = newCPU(e.asm.Weights, e.mix, o)
+		e.backend = e.newCPU(o)
 	case "gpu":
 		g, err := e.startGPU(o)
 		if err != nil {
@@ -217,7 +221,7 @@ func (e *Engine) Reset(o Options) error {
 		if g, err := e.startGPU(o); err == nil {
 			e.backend = g
 		} else {
-			e.backend = newCPU(e.asm.Weights, e.mix, o)
+			e.backend = e.newCPU(o)
 		}
 	default:
 		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
@@ -327,8 +331,12 @@ type cpu struct {
 	token   int
 }
 
-func newCPU(w *model.Weights, mix model.Mix, o Options) *cpu {
-	return &cpu{weights: w, mix: mix, state: model.NewState(w.Config),
+func (e *Engine) newCPU(o Options) *cpu {
+	w := e.asm.Weights
+	if e.cpuState == nil {
+		e.cpuState = model.NewState(w.Config)
+	}
+	return &cpu{weights: w, mix: e.mix, state: e.cpuState,
 		sampler: model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, RNG: model.NewRNG(o.Seed)}}
 }
 

@@ -15,10 +15,11 @@ var Shapes = [][3]int{
 	{4, 128, 128}, {7, 96, 128}, {1, 2048, 128}, {3, 15, 63}, {6, 33, 9}, {1, 130, 257},
 }
 
-// Check runs the products of decoding of set and of the reference,
-// model.GoKernels, on seeded random inputs of every shape in Shapes (and with
-// a row stride wider than the row, as attention uses), and returns an error
-// naming the first output that differs in any bit.
+// Check runs the products of decoding, Softmax and SwiGLU of set and of the
+// reference, model.GoKernels, on seeded random inputs of every shape in
+// Shapes (the products also with a row stride wider than the row, as
+// attention uses), and returns an error naming the first output that differs
+// in any bit.
 func Check(set model.Kernels, seed uint64) error {
 	rng := model.NewRNG(seed)
 	random := func(n int) []float32 {
@@ -60,6 +61,30 @@ func Check(set model.Kernels, seed uint64) error {
 		set.MatTVecBatch(got, w, y, tokens)
 		model.GoKernels.MatTVecBatch(want, w, y, tokens)
 		if err := same("MatTVecBatch", sh, cols, got, want); err != nil {
+			return err
+		}
+		// Softmax and SwiGLU over rows·cols values, with large, tiny and
+		// infinite ones among them (e^x clamps and underflows).
+		v := random(rows * cols)
+		for i := range v {
+			v[i] *= 12
+		}
+		v[len(v)/2] = 95
+		if len(v) > 2 {
+			v[1], v[len(v)-1] = -200, float32(math.Inf(-1))
+		}
+		got, want = append([]float32(nil), v...), append([]float32(nil), v...)
+		set.Softmax(got)
+		model.GoKernels.Softmax(want)
+		if err := same("Softmax", sh, cols, got, want); err != nil {
+			return err
+		}
+		up := random(rows * cols)
+		v[len(v)-1] = -95
+		got, want = random(rows*cols), random(rows*cols)
+		set.SwiGLU(got, v, up)
+		model.GoKernels.SwiGLU(want, v, up)
+		if err := same("SwiGLU", sh, cols, got, want); err != nil {
 			return err
 		}
 	}

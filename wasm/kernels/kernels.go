@@ -46,4 +46,6 @@ var Functions = []Function{
 	{"matvec_t", 6}, // (out, w, x, n, k, stride): out[i] = Σ_j x[j]·w[j·stride+i]
 	{"matmul", 6},   // (out, w, x, tokens, rows, cols): matvec for each token
 	{"matmul_t", 6}, // (out, w, x, tokens, n, k): matvec_t for each token
+	{"softmax", 2},  // (x, n): x = exp(x - max) / Σ exp(x - max)
+	{"swiglu", 4},   // (out, gate, up, n): out[j] = g / (1 + exp(-g)) · up[j]
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/matedge/matedge/model"
 )
 
-// The "simd" kernel set: model.GoKernels with the products of decoding done
-// by kernels.wasm through the host. It is registered, and preferred, when the
+// The "simd" kernel set: model.GoKernels with the products of decoding, the
+// softmax and the SwiGLU done by kernels.wasm through the host. It is registered, and preferred, when the
 // host linked the companion module (the "version" import says so).
 
 //go:wasmimport kernels version
@@ -27,6 +27,12 @@ func matmul(out, w, x unsafe.Pointer, tokens, rows, cols int32)
 //go:wasmimport kernels matmul_t
 func matmulT(out, w, x unsafe.Pointer, tokens, n, k int32)
 
+//go:wasmimport kernels softmax
+func softmax(x unsafe.Pointer, n int32)
+
+//go:wasmimport kernels swiglu
+func swiglu(out, gate, up unsafe.Pointer, n int32)
+
 func init() {
 	if version() != Version {
 		return
@@ -35,6 +41,7 @@ func init() {
 	set.Name = "simd"
 	set.MatVec, set.MatTVec = matVec, matTVec
 	set.MatVecBatch, set.MatTVecBatch = matVecBatch, matTVecBatch
+	set.Softmax, set.SwiGLU = softmaxSIMD, swiGLU
 	model.RegisterKernels(set, true)
 }
 
@@ -100,4 +107,22 @@ func matTVecBatch(out, w, x []float32, n int) {
 		panic("kernels: MatTVecBatch: slices do not match the shape")
 	}
 	matmulT(unsafe.Pointer(&out[0]), unsafe.Pointer(&w[0]), unsafe.Pointer(&x[0]), int32(n), int32(cols), int32(k))
+}
+
+func softmaxSIMD(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	softmax(unsafe.Pointer(&x[0]), int32(len(x)))
+}
+
+func swiGLU(out, gate, up []float32) {
+	n := len(gate)
+	if n == 0 {
+		return
+	}
+	if len(out) < n || len(up) < n {
+		panic("kernels: SwiGLU: out or up shorter than gate")
+	}
+	swiglu(unsafe.Pointer(&out[0]), unsafe.Pointer(&gate[0]), unsafe.Pointer(&up[0]), int32(n))
 }

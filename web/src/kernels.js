@@ -10,7 +10,7 @@
 export const KERNELS_VERSION = 1;
 
 /** KERNEL_FUNCTIONS are the imports forwarded to kernels.wasm, besides version. */
-export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t'];
+export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu'];
 
 /**
  * fetchKernels downloads and compiles kernels.wasm; it resolves to null when

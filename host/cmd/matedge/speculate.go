@@ -50,6 +50,7 @@ type specReport struct {
 	PromptToks int       `json:"prompt_tokens"`
 	NewTokens  int       `json:"new_tokens"`
 	Repeats    int       `json:"repeats"`
+	Clock      string    `json:"clock"` // what the speeds are timed in
 	Text       string    `json:"text"`
 	Alone      []specRow `json:"verifier_alone"` // K 0, speed-up 1: one per place and temperature
 	Rows       []specRow `json:"rows"`
@@ -199,8 +200,9 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	progress := func(what string) { status.Stage("%s", what) }
 	// Decoding runs on this goroutine; pinned to one thread, its thread CPU
 	// time leaves out what other processes take on a shared machine.
-	runtime.LockOSThread()
+	threadCPU, clockKind := threadClock()
 	defer runtime.UnlockOSThread()
+	report.Clock = clockKind
 
 	// Natively, in Go on this CPU. The machine may be shared, so each
 	// configuration is timed prompt by prompt interleaved with the verifier
@@ -381,6 +383,7 @@ func speculateInModule(report *specReport, modelPath, wasmPath string, decode fu
 	if _, err := mod.FetchMix(ctx, file, info, c.MixSpec(verify)); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	threadCPU, _ := threadClock()
 	one := func(o abi.Options, i int) (*host.Result, error) {
 		o.Seed = uint64(i + 1)
 		start := threadCPU()
@@ -509,8 +512,8 @@ func sameOrDash(b *bool) string {
 func renderSpec(r specReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Self-speculative decoding, measured\n\n")
-	fmt.Fprintf(&b, "Written by `%s` (rerun it to refresh this file). Verifier %s of %s; %d prompts of %d tokens from the validation split of %s, %d new tokens each; native rows run in Go on this CPU with the %s kernels, wazero rows in the wasm module's CPU backend. Speeds are timed in "+threadClockName+", each configuration interleaved prompt by prompt with the verifier alone, the fastest of %d runs of each counted; the speed-up is the ratio within that stretch.",
-		r.Command, r.Verifier, r.Model, r.Prompts, r.PromptToks, r.Text, r.NewTokens, r.Kernels, r.Repeats)
+	fmt.Fprintf(&b, "Written by `%s` (rerun it to refresh this file). Verifier %s of %s; %d prompts of %d tokens from the validation split of %s, %d new tokens each; native rows run in Go on this CPU with the %s kernels, wazero rows in the wasm module's CPU backend. Speeds are timed in %s, each configuration interleaved prompt by prompt with the verifier alone, the fastest of %d runs of each counted; the speed-up is the ratio within that stretch.",
+		r.Command, r.Verifier, r.Model, r.Prompts, r.PromptToks, r.Text, r.NewTokens, r.Kernels, r.Clock, r.Repeats)
 	if r.Baseline != "" {
 		fmt.Fprintf(&b, " Baseline rows: %s, independently trained with the same data, tokenizer and steps.", r.Baseline)
 	}
