@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights"
@@ -126,4 +127,25 @@ func TestReentrantCalls(t *testing.T) {
 	if _, _, _, err := m.Step(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestModelPastMemoryLimit: under a host's memory limit, load_header refuses
+// a model whose weights would not fit (ERR_FORMAT, too large), where the
+// first feed would trap on allocation (issue 15, defect 14).
+func TestModelPastMemoryLimit(t *testing.T) {
+	ctx := context.Background()
+	c := weights.TinyConfig()
+	c.Dim, c.Heads, c.Layers, c.FFNWidths = 512, 8, 4, model.NestedWidths(4096) // 118 MB of f32 weights
+	h := weights.Header{Config: c, Entries: weights.Plan(c, weights.F32)}
+	last := h.Entries[len(h.Entries)-1]
+	h.DataSize = last.Offset + last.Length
+	head, err := weights.EncodeHeader(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startWith(t, Config{GPU: webgpuNone, MemoryLimit: 128 << 20})
+	if _, err := m.LoadHeader(ctx, head, -1); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "can hold") {
+		t.Fatalf("LoadHeader(%d-byte model) under a 128 MiB limit = %v; want ERR_FORMAT, too large", h.DataSize, err)
+	}
+	generateAfter(t, m)
 }

@@ -216,6 +216,9 @@ func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
 	if !ok {
 		return badPointer(ptr, n)
 	}
+	if limit := memoryLimit(); limit < maxMemory {
+		eng.MaxBytes = int64(limit / 4 * 3) // as MaxModelBytes is of 4 GiB
+	}
 	h, err := eng.LoadHeader(b, fileSize)
 	if err != nil {
 		return failErr(err)

@@ -450,7 +450,8 @@ func TestFuzzSeeds(t *testing.T) {
 
 // FuzzLoad feeds whole files to the three loaders — Load, Verify and an
 // Assembler fed in chunks of a fuzzed size — which must agree: all accept
-// the file with the same weights, or all refuse it; none panics.
+// the file with the same weights, or all refuse it; none panics. Each input
+// is also tried with its header checksum set right (withHeaderCRC).
 func FuzzLoad(f *testing.F) {
 	c := model.Config{Vocab: 258, Dim: 4, Layers: 1, Heads: 2, FFNWidths: []int{4, 8},
 		Context: 8, RopeTheta: 10000, NormEps: 1e-5}
@@ -468,31 +469,38 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, file []byte, chunk uint16) {
-		w, h, errLoad := Load(bytes.NewReader(file), int64(len(file)))
-		_, errVerify := Verify(bytes.NewReader(file), int64(len(file)))
-		if (errLoad == nil) != (errVerify == nil) {
-			t.Fatalf("Load = %v, Verify = %v", errLoad, errVerify)
-		}
-		if errLoad != nil {
-			return
-		}
-		if i := firstNonFinite(w.Data); i >= 0 {
-			t.Fatalf("Load accepted a non-finite weight at %d", i)
-		}
-		a := NewAssembler(h)
-		step := max(int(chunk), 1)
-		var errs []error
-		for off := 0; off < len(file); off += step {
-			errs = append(errs, a.Feed(int64(off), file[off:min(off+step, len(file))]))
-		}
-		full := h.Config.Uniform(h.Config.Granularities() - 1)
-		if err := errors.Join(errs...); err != nil || len(a.Missing(full)) != 0 {
-			t.Fatalf("Load accepted the file; the assembler in %d-byte chunks: %v, missing %v", step, err, a.Missing(full))
-		}
-		if !bytesEqualF32(a.Weights.Data, w.Data) {
-			t.Fatal("the assembler's weights differ from Load's")
-		}
+		checkLoaders(t, file, chunk)
+		checkLoaders(t, withHeaderCRC(file), chunk) // past the header checksum, as in FuzzParseHeader
 	})
+}
+
+// checkLoaders checks that Load, Verify and an Assembler fed in chunks agree on file.
+func checkLoaders(t *testing.T, file []byte, chunk uint16) {
+	t.Helper()
+	w, h, errLoad := Load(bytes.NewReader(file), int64(len(file)))
+	_, errVerify := Verify(bytes.NewReader(file), int64(len(file)))
+	if (errLoad == nil) != (errVerify == nil) {
+		t.Fatalf("Load = %v, Verify = %v", errLoad, errVerify)
+	}
+	if errLoad != nil {
+		return
+	}
+	if i := firstNonFinite(w.Data); i >= 0 {
+		t.Fatalf("Load accepted a non-finite weight at %d", i)
+	}
+	a := NewAssembler(h)
+	step := max(int(chunk), 1)
+	var errs []error
+	for off := 0; off < len(file); off += step {
+		errs = append(errs, a.Feed(int64(off), file[off:min(off+step, len(file))]))
+	}
+	full := h.Config.Uniform(h.Config.Granularities() - 1)
+	if err := errors.Join(errs...); err != nil || len(a.Missing(full)) != 0 {
+		t.Fatalf("Load accepted the file; the assembler in %d-byte chunks: %v, missing %v", step, err, a.Missing(full))
+	}
+	if !bytesEqualF32(a.Weights.Data, w.Data) {
+		t.Fatal("the assembler's weights differ from Load's")
+	}
 }
 
 // TestWriteRefusesUnreadable: Write refuses what no reader would accept.

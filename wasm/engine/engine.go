@@ -49,7 +49,11 @@ type Engine struct {
 
 	// OpenGPU opens the device of the gpu backend; nil means webgpu.Open.
 	// The device, once open, and its weight buffers outlive a sequence.
-	OpenGPU   func() (webgpu.Device, error)
+	OpenGPU func() (webgpu.Device, error)
+	// MaxBytes bounds what a model's weights and one sequence's state may
+	// take, for a host that caps the module's memory below 4 GiB; 0 means
+	// MaxModelBytes. Like OpenGPU, it outlives LoadHeader.
+	MaxBytes  int64
 	device    webgpu.Device
 	deviceErr error // why OpenGPU failed, so that auto does not retry it every reset
 	gpu       *gpu  // weights and buffers on device, for header
@@ -89,13 +93,17 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	// file size unknown) is refused here rather than by an out-of-memory trap.
 	// DataSize comes from the file and may be up to 2^63-1: compare without
 	// adding it (the state is bounded by the config's limits, below 2^44).
-	if state := maxStateBytes(h); state > MaxModelBytes || h.DataSize > MaxModelBytes-state {
-		return nil, fmt.Errorf("%w: the model needs %d bytes of weights and %d of state, a wasm32 module can hold %d", weights.ErrTooLarge, h.DataSize, state, int64(MaxModelBytes))
+	limit := int64(MaxModelBytes)
+	if e.MaxBytes > 0 {
+		limit = min(limit, e.MaxBytes)
+	}
+	if state := maxStateBytes(h); state > limit || h.DataSize > limit-state {
+		return nil, fmt.Errorf("%w: the model needs %d bytes of weights and %d of state, this module can hold %d", weights.ErrTooLarge, h.DataSize, state, limit)
 	}
 	if e.gpu != nil {
 		e.gpu.release()
 	}
-	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, device: e.device, deviceErr: e.deviceErr}
+	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, MaxBytes: e.MaxBytes, device: e.device, deviceErr: e.deviceErr}
 	return h, nil
 }
 
