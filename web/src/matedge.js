@@ -36,7 +36,9 @@ export class MatEdge {
     gpu = true, cache = true, kernels = 'simd', onProgress, onPlan,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
-    if (kernels !== 'simd' && kernels !== 'go') throw new MatEdgeError(`matedge: kernels ${kernels} (want simd or go)`, { code: 'ERR_ARG' });
+    if (kernels === 'simd') kernels = new URL('./kernels.wasm', import.meta.url);
+    else if (kernels === 'go') kernels = null;
+    else if (!(kernels instanceof URL) && typeof kernels !== 'string') throw new MatEdgeError(`matedge: kernels ${kernels} (want 'simd', 'go' or the URL of kernels.wasm)`, { code: 'ERR_ARG' });
     const lm = new MatEdge(new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'matedge' }));
     const onEvent = (e) => {
       if (e.event === 'plan') {
@@ -51,7 +53,7 @@ export class MatEdge {
     try {
       const r = await lm.call({
         op: 'load', wasm: String(new URL(wasm, base())),
-        kernels: kernels === 'simd' ? String(new URL('./kernels.wasm', new URL(wasm, base()))) : null,
+        kernels: kernels && String(new URL(kernels, base())),
         model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
       }, onEvent);
       lm.info = r.modelInfo;
@@ -61,6 +63,7 @@ export class MatEdge {
       lm.gpu = r.gpu;
       lm.gpuReason = r.gpuReason;
       lm.kernels = r.kernels;
+      lm.kernelsReason = r.kernelsReason;
       return lm;
     } catch (err) {
       lm.close();
@@ -80,8 +83,9 @@ export class MatEdge {
     /** The WebGPU device the module may use (webgpu.Info: name, limits, features), or null; gpuReason says why not. */
     this.gpu = null;
     this.gpuReason = '';
-    /** The kernel set of the CPU path: 'simd' (kernels.wasm linked) or 'go'. */
+    /** The kernel set of the CPU path: 'simd' (kernels.wasm linked) or 'go'; kernelsReason says why not simd. */
     this.kernels = 'go';
+    this.kernelsReason = '';
     /** Why the GPU was lost, once it was; generations then run on the CPU. */
     this.gpuLost = null;
     /** With mix 'auto': the planner.Capabilities measured here (benchmarks included), and the chosen planner.Plan. */

@@ -2,6 +2,7 @@
 // talks to it with messages:
 //
 //   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache}   (kernels: kernels.wasm's URL, or null for the Go kernels)
+//                      → {…, kernels: 'simd' | 'go', kernelsReason}
 //                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, capabilities, plan}
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded}
 //                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
@@ -51,15 +52,18 @@ const ops = {
     const progress = (phase, extra) => (p) => self.postMessage({ id, event: 'progress', phase, ...extra, ...p });
     const [compiled, simd, host, store] = await Promise.all([
       fetchModule(wasm, { onProgress: progress('wasm') }),
-      kernels ? fetchKernels(kernels) : null,
+      // Without kernels.wasm the module runs its Go kernels: the same tokens, slower.
+      kernels ? fetchKernels(kernels).catch((err) => err) : null,
       gpu ? requestGPU() : noGPU('the page asked for no GPU'),
       cache ? BlockCache.open() : null,
     ]);
     host.onLost = (message) => { gpuLost = message; };
-    mod = await ModuleInstance.instantiate(compiled, { gpu: host, kernels: simd });
+    const kernelsReason = !kernels ? 'the page asked for the Go kernels'
+      : simd instanceof Error ? `kernels.wasm: ${simd.message}` : simd === null ? 'this engine cannot compile SIMD128' : '';
+    mod = await ModuleInstance.instantiate(compiled, { gpu: host, kernels: simd instanceof WebAssembly.Module ? simd : null });
     file = new ModelFile(model, { cache: store });
     modelInfo = await file.loadHeader(mod);
-    const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, capabilities: null, plan: null };
+    const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, kernelsReason, capabilities: null, plan: null };
     if (mix === 'auto') {
       Object.assign(result, await plan(id, budget, host, progress));
       mix = result.plan.spec;
