@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,5 +128,22 @@ func TestKernelsUsed(t *testing.T) {
 func TestKernelsConfig(t *testing.T) {
 	if _, err := NewRuntime(context.Background(), testmodule.Bytes(t), Config{Kernels: "avx"}); err == nil {
 		t.Fatal("NewRuntime accepted kernel set \"avx\"")
+	}
+}
+
+// TestBenchKernel runs bench_kernel, which matedge bench times, and checks
+// that it refuses what it cannot run.
+func TestBenchKernel(t *testing.T) {
+	ctx := context.Background()
+	m := startWith(t, Config{})
+	for kernel := range int32(3) {
+		if err := m.BenchKernel(ctx, kernel, 17, 33, 5, 2); err != nil {
+			t.Errorf("bench_kernel(%d, 17, 33, 5, 2): %v", kernel, err)
+		}
+	}
+	for _, bad := range [][5]int{{3, 4, 4, 1, 1}, {-1, 4, 4, 1, 1}, {0, 0, 4, 1, 1}, {0, 4, 4, 0, 1}, {0, 1 << 13, 1 << 12, 1, 1}, {0, 4, 4, 1, -1}} {
+		if err := m.BenchKernel(ctx, int32(bad[0]), bad[1], bad[2], bad[3], bad[4]); !errors.Is(err, ErrArg) {
+			t.Errorf("bench_kernel%v = %v; want ErrArg", bad, err)
+		}
 	}
 }

@@ -6,16 +6,18 @@ import (
 )
 
 // Kernels are the hot loops of the CPU path: the three batched products of
-// training, and the dot product, scaled add and softmax that the per-token forward
-// pass and attention are made of. Everything else in this package is written
-// once, in plain Go; these five have faster versions where the machine allows
-// (vector units, a SIMD companion module), and every version is tested
-// against the plain-Go reference, GoKernels.
+// training, the dot product, scaled add and softmax of attention, and the
+// matrix–vector products and SwiGLU of decoding. Everything else in this
+// package is written once, in plain Go; these have faster versions where the
+// machine allows (vector units, a SIMD companion module), and every version
+// is tested against the plain-Go reference, GoKernels.
 //
 // Each version sums every output element in one fixed order that does not
 // depend on how work is split between goroutines, so a training run is
-// bit-for-bit reproducible on a given machine and kernel set. Different kernel
-// sets round differently: results agree to float32 rounding, not bit for bit.
+// bit-for-bit reproducible on a given machine and kernel set. The training
+// products of different sets round differently (they agree to float32
+// rounding); the products of decoding below are bit-identical in every set
+// (avx2 keeps its own Softmax, which agrees to rounding).
 type Kernels struct {
 	Name string
 
@@ -56,7 +58,8 @@ type Kernels struct {
 	SwiGLU func(out, gate, up []float32)
 }
 
-// GoKernels is the plain-Go reference: portable, and what the wasm module runs.
+// GoKernels is the plain-Go reference: portable, and what the wasm module runs
+// when its host does not link the SIMD companion (wasm/kernels).
 var GoKernels = Kernels{
 	Name:       "go",
 	MatMulT:    matMulTGo,

@@ -61,11 +61,12 @@ export interface LoadOptions {
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
   cache?: boolean;
   /**
-   * The CPU path's kernels: 'simd' (default) links kernels.wasm, next to the
-   * module, where the engine has SIMD128; 'go' runs the module's plain-Go
-   * kernels. Same tokens either way.
+   * The CPU path's kernels: 'simd' (default) links kernels.wasm, next to
+   * matedge.js (or give its URL), where the engine has SIMD128; 'go' runs the
+   * module's plain-Go kernels. Same tokens either way; if kernels.wasm cannot
+   * be fetched or compiled the module runs its Go kernels (kernelsReason says why).
    */
-  kernels?: 'simd' | 'go';
+  kernels?: 'simd' | 'go' | string | URL;
   onProgress?: (p: Progress) => void;
   /** Aborting it stops the load (its worker and every request in flight); load then rejects with signal.reason. */
   signal?: AbortSignal;
@@ -136,6 +137,8 @@ export declare class MatEdge {
   gpuReason: string;
   /** The kernel set the CPU path runs: 'simd' (kernels.wasm linked) or 'go'. */
   kernels: 'simd' | 'go';
+  /** Why the CPU path runs the Go kernels, or ''. */
+  kernelsReason: string;
   /** Why the GPU was lost, once it was; generations then run on the CPU. */
   gpuLost: string | null;
   /** With mix 'auto': what was measured, benchmarks included. */

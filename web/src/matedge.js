@@ -51,7 +51,9 @@ export class MatEdge {
     gpu = true, cache = true, kernels = 'simd', inThread = !runtime.worker, onProgress, onPlan, signal, stallTimeout,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
-    if (kernels !== 'simd' && kernels !== 'go') throw new MatEdgeError(`matedge: kernels ${kernels} (want simd or go)`, { code: 'ERR_ARG' });
+    if (kernels === 'simd') kernels = new URL('./kernels.wasm', import.meta.url);
+    else if (kernels === 'go') kernels = null;
+    else if (!(kernels instanceof URL) && typeof kernels !== 'string') throw new MatEdgeError(`matedge: kernels ${kernels} (want 'simd', 'go' or the URL of kernels.wasm)`, { code: 'ERR_ARG' });
     signal?.throwIfAborted();
     const lm = new MatEdge(inThread ? await localWorker() : runtime.worker());
     // Aborting ends the worker, and with it every request it has in flight.
@@ -70,7 +72,7 @@ export class MatEdge {
     try {
       const r = await lm.call({
         op: 'load', wasm: String(new URL(wasm, base())),
-        kernels: kernels === 'simd' ? kernelsURL(new URL(wasm, base())) : null,
+        kernels: kernels && String(new URL(kernels, base())),
         model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache, stallTimeout,
       }, onEvent);
       lm.info = r.modelInfo;
@@ -80,6 +82,7 @@ export class MatEdge {
       lm.gpu = r.gpu;
       lm.gpuReason = r.gpuReason;
       lm.kernels = r.kernels;
+      lm.kernelsReason = r.kernelsReason;
       return lm;
     } catch (err) {
       lm.close();
@@ -103,6 +106,8 @@ export class MatEdge {
     this.gpuReason = '';
     /** The kernel set of the CPU path: 'simd' (kernels.wasm linked) or 'go'. */
     this.kernels = 'go';
+    /** Why the CPU path runs the Go kernels, when it does ('' with kernels.wasm). */
+    this.kernelsReason = '';
     /** Why the GPU was lost, once it was; generations then run on the CPU. */
     this.gpuLost = null;
     /** With mix 'auto': the planner.Capabilities measured here (benchmarks included), and the chosen planner.Plan. */
@@ -336,14 +341,3 @@ export class Generation {
   }
 }
 
-/**
- * kernelsURL is where kernels.wasm is: next to the module, or next to this
- * file when the module's URL cannot be a base (a blob: or data: URL).
- */
-function kernelsURL(wasm) {
-  try {
-    return String(new URL('./kernels.wasm', wasm));
-  } catch {
-    return String(new URL('./kernels.wasm', import.meta.url));
-  }
-}

@@ -2,7 +2,7 @@
 // talks to it with messages:
 //
 //   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache, stallTimeout}   (kernels: kernels.wasm's URL, or null for the Go kernels)
-//                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, capabilities, plan}
+//                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, kernels: 'simd' | 'go', kernelsReason, capabilities, plan}
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded, modelInfo, fileSize}
 //                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
 //                  {op: 'cancel', target: id}                 (no reply; the generation ends with reason 'cancelled')
@@ -59,17 +59,20 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
       const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
       const [compiled, simd, host, store] = await Promise.all([
         fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
-        kernels ? fetchKernels(kernels, { fetch }) : null,
+        // Without kernels.wasm the module runs its Go kernels: the same tokens, slower.
+        kernels ? fetchKernels(kernels, { fetch }).catch((err) => err) : null,
         gpu ? requestGPU() : noGPU('the page asked for no GPU'),
         cache ? BlockCache.open() : null,
       ]);
       host.onLost = (message) => { gpuLost = message; };
-      mod = await ModuleInstance.instantiate(compiled, { gpu: host, kernels: simd });
+      const kernelsReason = !kernels ? 'the page asked for the Go kernels'
+        : simd instanceof Error ? `kernels.wasm: ${simd.message}` : simd === null ? 'this engine cannot compile SIMD128' : '';
+      mod = await ModuleInstance.instantiate(compiled, { gpu: host, kernels: simd instanceof WebAssembly.Module ? simd : null });
       trapped = null;
       file = new ModelFile(model, { fetch, cache: store, stallTimeout });
       return startOver(async () => {
         modelInfo = await file.loadHeader(mod);
-        const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, capabilities: null, plan: null };
+        const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, kernelsReason, capabilities: null, plan: null };
         let chosen = mix;
         if (mix === 'auto') {
           Object.assign(result, await plan(id, budget, host, progress));

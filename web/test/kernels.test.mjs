@@ -112,6 +112,17 @@ if (missing && CI) {
       }
     });
 
+    it('a kernels.wasm that cannot be fetched leaves the module on its Go kernels, and says why', async () => {
+      const got = await page.evaluate(async () => {
+        const { MatEdge } = await import('/matedge.js');
+        const lm = await MatEdge.load({ model: '/models/default.matw', mix: 'S', kernels: '/nope.wasm', gpu: false, cache: false });
+        lm.close();
+        return { kernels: lm.kernels, reason: lm.kernelsReason };
+      });
+      assert.equal(got.kernels, 'go');
+      assert.match(got.reason, /nope\.wasm.*HTTP 404/);
+    });
+
     it('raised no uncaught errors in the page', () => assert.deepEqual(errors, []));
   });
 }
