@@ -6,7 +6,11 @@
 export declare const ABI_VERSION: number;
 
 /** Generation defaults: `matedge generate`'s flags, so the same call gives the same tokens in both hosts. */
-export declare const DEFAULTS: Readonly<Required<GenerateOptions>>;
+export declare const DEFAULTS: Readonly<Required<Omit<GenerateOptions, 'signal' | 'draft' | 'draftTokens'>>>;
+
+/** What generate does when the prompt, or the prompt and the text generated, outgrow the model's context. */
+export type ContextPolicy = 'refuse' | 'truncate-left' | 'slide';
+export declare const CONTEXT_POLICIES: readonly ContextPolicy[];
 
 /** Granularity names, smallest first: 'S' | 'M' | 'L' | 'XL' for the paper's four. */
 export type Granularity = string;
@@ -21,7 +25,8 @@ export interface Range { offset: number; length: number }
 
 export type ErrorCode =
   | 'ERR_ARG' | 'ERR_STATE' | 'ERR_FORMAT' | 'ERR_CHECKSUM' | 'ERR_MISSING' | 'ERR_BACKEND' | 'ERR_INTERNAL' // the module's (ABI.md)
-  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME';
+  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME'
+  | 'ERR_ABORTED'; // an AbortSignal fired
 
 export declare class MatEdgeError extends Error {
   name: 'MatEdgeError';
@@ -60,13 +65,21 @@ export interface LoadOptions {
   gpu?: boolean;
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
   cache?: boolean;
+  /** Aborting ends the load: its worker stops and load rejects with ERR_ABORTED; cached blocks stay. */
+  signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   /** Called once the device is measured and the plan chosen, before the plan's bytes are fetched. */
   onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
 }
 
-export type Progress =
-  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown
+/** Every progress event also carries the rate so far and the time left at that rate. */
+export type Progress = ({
+  /** Bytes per second since the phase (and mix) began: cached bytes count, so a cache hit is fast. */
+  bytesPerSecond: number;
+  /** Seconds left at that rate; null until there is a rate, or when total is unknown. */
+  etaSeconds: number | null;
+}) & (
+  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown (a compressed response)
   | {
       phase: 'weights';
       /** The mix being fetched: S first with mix 'auto' (benchmark true), then the plan's. */
@@ -77,7 +90,7 @@ export type Progress =
       total: number;
       /** The same, split by the granularity that first needs the bytes. */
       granularities: { name: Granularity; loaded: number; total: number }[];
-    };
+    });
 
 export interface GenerateOptions {
   maxTokens?: number;
@@ -98,12 +111,40 @@ export interface GenerateOptions {
   draft?: string;
   /** Tokens the draft proposes per round, 1…64; default 4. */
   draftTokens?: number;
+  /**
+   * The generation ends before the first of these strings appears; its text never shows it
+   * (pieces that might begin one are held back until they cannot). Default none.
+   */
+  stop?: string | string[];
+  /**
+   * Default 'refuse': a prompt that does not fit the context fails with ERR_ARG, and generation ends
+   * with reason 'context' when the context is full. 'truncate-left' cuts whole characters from the
+   * prompt's start until it leaves room for maxTokens (at most half the context). 'slide' does the same,
+   * and when the context fills, starts again on the last half of the prompt and text so far.
+   */
+  context?: ContextPolicy;
+  /** Aborting stops the generation after the current step; finished and the iterator reject with ERR_ABORTED. */
+  signal?: AbortSignal;
+}
+
+/** A model in this origin's cache. */
+export interface CachedModel {
+  url: string;
+  /** SHA-256 of its header: the same weights under another URL share the blocks. */
+  identity: string;
+  /** Header and blocks, in bytes. */
+  bytes: number;
+  blocks: number;
 }
 
 export declare class MatEdge {
   static load(options: LoadOptions): Promise<MatEdge>;
   /** Deletes every model this origin has cached. */
   static clearCache(): Promise<void>;
+  /** The models this origin has cached, with their sizes; [] where there is no Cache API (Node, http on a LAN). */
+  static cachedModels(): Promise<CachedModel[]>;
+  /** Deletes one model's cached header and blocks; resolves with the bytes freed (0 if it was not cached). */
+  static deleteCachedModel(url: string | URL): Promise<number>;
 
   info: ModelInfo;
   mix: MixInfo;
@@ -122,7 +163,8 @@ export declare class MatEdge {
   plan: Plan | null;
 
   /** Switches mix live, fetching (or reading from the cache) only the bytes it adds. */
-  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void }): Promise<MixInfo>;
+  /** Aborting stops fetching and keeps the current mix; setMix rejects with ERR_ABORTED. */
+  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void; signal?: AbortSignal }): Promise<MixInfo>;
   generate(prompt: string, options?: GenerateOptions): Generation;
   /** Destroys the GPUDevice, as a driver reset would, to see recovery at work. */
   simulateDeviceLoss(): Promise<{ lost: boolean }>;
@@ -138,7 +180,11 @@ export declare class Generation implements AsyncIterable<string> {
   backend: 'cpu' | 'gpu' | null;
   /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
   deviceLost: string | null;
-  reason: 'length' | 'context' | 'cancelled' | null;
+  /** Characters cut from the prompt's start to fit the context ('truncate-left', 'slide'). */
+  droppedChars: number;
+  /** Times the window slid ('slide'). */
+  slides: number;
+  reason: 'length' | 'stop' | 'context' | 'cancelled' | null;
   seconds: number;
   readonly tokensPerSecond: number;
   /** Resolves with this generation when it ends; rejects with its error. */
