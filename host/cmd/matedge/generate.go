@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,7 +34,8 @@ and why (planned, or given by a flag); -q silences it and the progress lines.
 (one granularity per layer), backend, model, seed, temperature, seconds,
 tokens_per_second, context_full, and with planning "plan": the planner's plan
 (spec, mix_names, backend, download_bytes, predicted_tokens_per_second,
-reasons, …) with "error" and "constraint" when nothing fit the budget.`)
+reasons, …) with "error" and "constraint" when nothing fit the budget, and
+reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	prompt := fs.String("prompt", "It is a truth universally acknowledged", "text to continue")
 	n := fs.Int("n", 64, "tokens to generate")
 	mix := fs.String("mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
@@ -51,6 +53,12 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text (fields: -help)")
 	quiet := fs.Bool("q", false, "print nothing to stderr but errors")
+	var stops []string
+	fs.Func("stop", "end before this string appears in the text, which then does not show it (repeatable)", func(s string) error {
+		stops = append(stops, s)
+		return nil
+	})
+	contextPolicy := fs.String("context", host.ContextRefuse, "a prompt or text longer than the context: refuse (fail; stop when full), truncate-left (cut the prompt's start), or slide (cut, and move the window when full)")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -63,6 +71,11 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	case "auto", "cpu", "gpu":
 	default:
 		return fmt.Errorf("-backend %q: want cpu, gpu or auto", *backend)
+	}
+	switch *contextPolicy {
+	case host.ContextRefuse, host.ContextTruncateLeft, host.ContextSlide:
+	default:
+		return fmt.Errorf("-context %q: want refuse, truncate-left or slide", *contextPolicy)
 	}
 	st := newStatus("generate", *quiet)
 	defer st.Stop()
@@ -112,7 +125,7 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	st.Say("%s", choiceLine(mixGiven, backendGiven, *budgetName, plan, *draft, *draftTokens))
-	req := host.Request{Prompt: *prompt, MaxTokens: *n, Options: abi.Options{
+	req := host.Request{Prompt: *prompt, MaxTokens: *n, Stop: stops, Context: *contextPolicy, Options: abi.Options{
 		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
 	}}
 	if *draft != "" {
@@ -125,6 +138,9 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	}
 	res, err := mod.Generate(ctx, req, stream)
 	if err != nil {
+		if errors.Is(err, host.ErrArg) && strings.Contains(err.Error(), "context is") {
+			return fmt.Errorf("%w (-context truncate-left or slide cuts it to fit)", err)
+		}
 		return err
 	}
 	if !*asJSON {
