@@ -93,9 +93,9 @@ export async function startServer({ dist = DIST, timeoutMs = 15_000 } = {}) {
 }
 
 /** generate runs `matedge generate -json` and returns its JSON object. */
-export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95 }) {
-  const args = ['generate', '-json', '-backend', 'cpu', '-prompt', prompt, '-n', String(n), '-mix', mix,
-    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP)];
+export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, extra = [] }) {
+  const args = ['generate', '-q', '-json', '-backend', 'cpu', '-prompt', prompt, '-n', String(n), '-mix', mix,
+    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP), ...extra];
   const { stdout } = await promisify(execFile)(BIN, args, { timeout: 60_000 });
   return JSON.parse(stdout);
 }

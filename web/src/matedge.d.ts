@@ -125,6 +125,18 @@ export interface GenerateOptions {
   context?: ContextPolicy;
   /** Aborting stops the generation after the current step; finished and the iterator reject with ERR_ABORTED. */
   signal?: AbortSignal;
+  /**
+   * CTRL repetition penalty, 1…10 (> 1 discourages repeats; 0 or 1: off): the logit of each token among the
+   * last penaltyWindow tokens is divided by it when positive, multiplied when negative. Greedy decoding too.
+   * The penalties and minP run on the CPU backend (the default backend is then 'cpu').
+   */
+  repetitionPenalty?: number;
+  /** −2…2, subtracted from the logit of each token among the last penaltyWindow; 0: off. */
+  presencePenalty?: number;
+  /** Recent tokens, the prompt's included, the penalties look at; 0 (default): 64. */
+  penaltyWindow?: number;
+  /** When sampling, keep only tokens at least minP times as likely as the most likely one (0…1; 0: off). */
+  minP?: number;
 }
 
 /** A model in this origin's cache. */

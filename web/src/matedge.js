@@ -193,7 +193,9 @@ export class MatEdge {
    *   'S': self-speculative decoding on the CPU), draftTokens (default 4); DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
-    const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
+    // A draft, the penalties and min-p run on the CPU backend.
+    const shapes = (options.repetitionPenalty ?? 0) > 1 || (options.presencePenalty ?? 0) !== 0 || (options.minP ?? 0) !== 0;
+    const planned = options.draft || shapes ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
     const { signal, ...rest } = options;
     const o = { ...DEFAULTS, backend: planned, ...rest };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);
@@ -204,6 +206,7 @@ export class MatEdge {
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
       draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0, stop: stop.filter((s) => s !== ''), context_policy: o.context,
+      repetition_penalty: o.repetitionPenalty ?? 0, presence_penalty: o.presencePenalty ?? 0, penalty_window: o.penaltyWindow ?? 0, min_p: o.minP ?? 0,
     }, signal);
   }
 

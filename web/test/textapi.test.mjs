@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { missingBuild } from '../harness/server.mjs';
+import { generate, missingBuild } from '../harness/server.mjs';
 import { StopScanner } from '../src/stop.js';
 
 const CI = process.env.CI === 'true';
@@ -152,6 +152,29 @@ if (missing && CI) {
         assert.deepEqual(after.tokens.slice(0, 3), gen.tokens.slice(0, 3));
         assert.equal(after.reason, 'length');
         await assert.rejects(collect(lm.generate(PROMPT, { signal: AbortSignal.abort() })), { code: 'ERR_ABORTED' });
+      } finally {
+        lm.close();
+      }
+    });
+
+    it("gives matedge generate's tokens with penalties and min-p, and they change the text", async () => {
+      const lm = await MatEdge.load({ model: MODEL, wasm: WASM, mix: 'S', inThread: true });
+      try {
+        for (const [options, flags] of [
+          [{ temperature: 0, repetitionPenalty: 1.5 }, ['-repeat-penalty', '1.5']],
+          [{ temperature: 0, presencePenalty: 1, penaltyWindow: 16 }, ['-presence-penalty', '1', '-penalty-window', '16']],
+          [{ temperature: 0.9, seed: 3, minP: 0.2, repetitionPenalty: 1.2 }, ['-min-p', '0.2', '-repeat-penalty', '1.2']],
+        ]) {
+          const gen = lm.generate(PROMPT, { maxTokens: 40, ...options });
+          await collect(gen);
+          assert.equal(gen.backend, 'cpu');
+          const want = await generate({ prompt: PROMPT, n: 40, mix: 'S', seed: options.seed ?? 1, temperature: options.temperature, extra: flags });
+          assert.deepEqual(gen.tokens, want.tokens, JSON.stringify(options));
+          const plain = lm.generate(PROMPT, { maxTokens: 40, temperature: options.temperature, seed: options.seed ?? 1 });
+          await collect(plain);
+          assert.notDeepEqual(plain.tokens, gen.tokens, `${JSON.stringify(options)} changed nothing`);
+        }
+        await assert.rejects(collect(lm.generate(PROMPT, { repetitionPenalty: 0.5 })), { code: 'ERR_ARG' });
       } finally {
         lm.close();
       }

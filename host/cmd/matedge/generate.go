@@ -48,6 +48,10 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
 	draft := fs.String("draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged")
 	draftTokens := fs.Int("k", 4, "tokens the draft proposes per round (with -draft)")
+	repeatPenalty := fs.Float64("repeat-penalty", 0, "CTRL repetition penalty over the last -penalty-window tokens: 1 to 10, > 1 discourages repeats; 0 is off (cpu backend)")
+	presencePenalty := fs.Float64("presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off (cpu backend)")
+	penaltyWindow := fs.Int("penalty-window", 0, "recent tokens (prompt included) the penalties look at; 0 is 64")
+	minP := fs.Float64("min-p", 0, "when sampling, keep tokens at least this share as likely as the most likely: 0 to 1; 0 is off (cpu backend)")
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
@@ -94,7 +98,9 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	backendNote := "-backend"
 	if *draft != "" {
+		backendNote = "-draft runs on the cpu"
 		if *backend == "gpu" {
 			return fmt.Errorf("-draft: speculative decoding runs on the cpu backend; drop -backend gpu")
 		}
@@ -107,6 +113,14 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 		if _, err := modelInfo.Header.Config.ParseMix(*mix); err != nil {
 			return fmt.Errorf("-mix: %w", err) // before measuring the device for nothing
 		}
+	}
+	shaping := abi.Options{RepetitionPenalty: float32(*repeatPenalty), PresencePenalty: float32(*presencePenalty), PenaltyWindow: *penaltyWindow, MinP: float32(*minP)}
+	if shaping.Shapes() {
+		if *backend == "gpu" {
+			return fmt.Errorf("-repeat-penalty, -presence-penalty and -min-p run on the cpu backend; drop -backend gpu")
+		}
+		*backend = "cpu"
+		backendNote = "the penalties and -min-p run on the cpu"
 	}
 	var plan *abi.PlanResult
 	mixGiven, backendGiven := *mix, *backend
@@ -124,9 +138,10 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	st.Say("%s", choiceLine(mixGiven, backendGiven, *budgetName, plan, *draft, *draftTokens))
+	st.Say("%s", choiceLine(mixGiven, backendGiven, backendNote, *budgetName, plan, *draft, *draftTokens))
 	req := host.Request{Prompt: *prompt, MaxTokens: *n, Stop: stops, Context: *contextPolicy, Options: abi.Options{
 		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
+		RepetitionPenalty: shaping.RepetitionPenalty, PresencePenalty: shaping.PresencePenalty, PenaltyWindow: shaping.PenaltyWindow, MinP: shaping.MinP,
 	}}
 	if *draft != "" {
 		req.Options.Draft, req.Options.DraftTokens = *draft, *draftTokens
@@ -178,11 +193,11 @@ func flatPlan(r *abi.PlanResult) *planJSON {
 
 // choiceLine is generate's one stderr line: the mix and backend it runs and
 // why — the flag that gave them, or the planner's main reasons.
-func choiceLine(mixFlag, backendFlag, budget string, plan *abi.PlanResult, draft string, draftTokens int) string {
+func choiceLine(mixFlag, backendFlag, backendNote, budget string, plan *abi.PlanResult, draft string, draftTokens int) string {
 	var mix, backend, why string
 	switch {
 	case plan == nil:
-		return fmt.Sprintf("mix %s (-mix) on %s (-backend)%s", mixFlag, backendFlag, draftNote(draft, draftTokens))
+		return fmt.Sprintf("mix %s (-mix) on %s (%s)%s", mixFlag, backendFlag, backendNote, draftNote(draft, draftTokens))
 	case mixFlag != "auto":
 		mix, backend = plan.Plan.Spec+" (-mix)", plan.Plan.Backend+" (planned: measured fastest for this mix)"
 	default:
