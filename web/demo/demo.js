@@ -132,7 +132,7 @@ function renderPlan(plan) {
     ...(plan.expected_loss ? [['Expected loss', `${plan.expected_loss.toFixed(3)} nats/token`]] : []),
   ]);
   body.push(dl);
-  if (plan.error) body.push(el('p', { class: 'warning' }, `Nothing fits the budget (${plan.constraint}): ${plan.error}. Running the smallest plan.`));
+  if (plan.error) body.push(el('p', { class: 'warning' }, `Nothing fits the budget (${plan.constraint}): ${plan.error}. Running the smallest plan (best effort).`));
   body.push(el('details', { open: '' }, el('summary', {}, 'Why'), el('ul', { class: 'reasons' }, ...plan.reasons.map((r) => el('li', {}, r)))));
   $('plan').replaceChildren(...body);
 }
@@ -234,6 +234,7 @@ async function start() {
       model: MODEL,
       mix: params.get('mix') ?? 'auto',
       budget,
+      bestEffort: true, // the demo shows the plan's warning and runs the smallest plan
       onProgress,
       onPlan: ({ capabilities, plan }) => {
         renderDevice(capabilities);

@@ -26,7 +26,8 @@ export interface Range { offset: number; length: number }
 export type ErrorCode =
   | 'ERR_ARG' | 'ERR_STATE' | 'ERR_FORMAT' | 'ERR_CHECKSUM' | 'ERR_MISSING' | 'ERR_BACKEND' | 'ERR_INTERNAL' // the module's (ABI.md)
   | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME'
-  | 'ERR_ABORTED'; // an AbortSignal fired
+  | 'ERR_ABORTED' // an AbortSignal fired
+  | 'ERR_BUDGET'; // mix 'auto': nothing fits the budget (and bestEffort is off)
 
 export declare class MatEdgeError extends Error {
   name: 'MatEdgeError';
@@ -35,7 +36,7 @@ export declare class MatEdgeError extends Error {
   call?: string;
 }
 
-/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard. */
+/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard unless bestEffort. */
 export type Budget = 'fast' | 'balanced' | 'best' | {
   name?: string;
   /** The slowest predicted decode speed accepted. */
@@ -61,6 +62,11 @@ export interface LoadOptions {
   mix?: MixSpec;
   /** With mix 'auto'. Default 'balanced'. */
   budget?: Budget;
+  /**
+   * With mix 'auto': when nothing fits the budget, false (the default) rejects with ERR_BUDGET and the
+   * reason (onPlan has seen the plan); true runs the smallest plan instead, with plan.error saying why.
+   */
+  bestEffort?: boolean;
   /** false: offer the module no GPU (the CPU backend only). Default true. */
   gpu?: boolean;
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */

@@ -64,7 +64,7 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
   const fetch = (url, init = {}) => fetchBase(url, { ...init, signal: running?.controller.signal });
 
   const ops = {
-    async load({ id, wasm, model, mix, budget, gpu, cache }) {
+    async load({ id, wasm, model, mix, budget, bestEffort, gpu, cache }) {
       const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
       const [compiled, host, store] = await Promise.all([
         fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
@@ -78,6 +78,9 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
       const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, capabilities: null, plan: null };
       if (mix === 'auto') {
         Object.assign(result, await plan(id, budget, host, progress));
+        if (result.plan.error && !bestEffort) {
+          throw new MatEdgeError(`matedge: nothing fits the budget (${result.plan.constraint}): ${result.plan.error}; relax the budget, or load with bestEffort: true to run the smallest plan`, { code: 'ERR_BUDGET' });
+        }
         mix = result.plan.spec;
       }
       result.mixInfo = await file.loadMix(mod, mix, { onProgress: progress('weights', { mix }) });

@@ -180,6 +180,21 @@ if (missing && CI) {
       }
     });
 
+    it('refuses a budget nothing fits, unless bestEffort', async () => {
+      let seen = null;
+      await assert.rejects(MatEdge.load({ model: MODEL, wasm: WASM, inThread: true, budget: { maxMemoryBytes: 1000 }, onPlan: ({ plan }) => { seen = plan; } }),
+        (err) => err.code === 'ERR_BUDGET' && /nothing fits the budget \(memory\)/.test(err.message) && /bestEffort/.test(err.message));
+      assert.equal(seen?.constraint, 'memory');
+      const lm = await MatEdge.load({ model: MODEL, wasm: WASM, inThread: true, budget: { maxMemoryBytes: 1000 }, bestEffort: true });
+      try {
+        assert.equal(lm.plan.constraint, 'memory');
+        assert.ok(lm.plan.error);
+        assert.deepEqual(lm.mix.mix, ['S', 'S', 'S', 'S']);
+      } finally {
+        lm.close();
+      }
+    });
+
     it('reports progress with a rate and a time left', async () => {
       const events = [];
       const lm = await MatEdge.load({ model: MODEL, wasm: WASM, mix: 'XL', inThread: true, onProgress: (p) => events.push(p) });

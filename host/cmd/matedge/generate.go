@@ -46,6 +46,9 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	backend := fs.String("backend", "auto", "cpu, gpu, or auto (the planner measures both and picks)")
 	budgetName := fs.String("budget", "balanced", "what auto plans for: fast, balanced or best (see matedge plan -help)")
 	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
+	maxDownload := fs.String("max-download", "", "with -mix auto: largest download (bytes, or with kB, MB, GB, KiB, MiB, GiB); empty keeps the budget's")
+	maxMemory := fs.String("max-memory", "", "with -mix auto: most memory the plan may keep (same units); empty keeps the budget's")
+	bestEffort := fs.Bool("best-effort", false, "with -mix auto: when nothing fits the budget, run the smallest plan instead of failing")
 	draft := fs.String("draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged")
 	draftTokens := fs.Int("k", 4, "tokens the draft proposes per round (with -draft)")
 	repeatPenalty := fs.Float64("repeat-penalty", 0, "CTRL repetition penalty over the last -penalty-window tokens: 1 to 10, > 1 discourages repeats; 0 is off (cpu backend)")
@@ -126,8 +129,25 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	mixGiven, backendGiven := *mix, *backend
 	if *mix == "auto" || *backend == "auto" {
 		st.Stage("measuring this device to plan (decode steps of S and XL on each backend)")
-		if plan, err = planFor(ctx, mod, *wasmPath, *budgetName, *mix, *backend); err != nil {
+		budget, err := planner.Preset(*budgetName)
+		if err != nil {
 			return err
+		}
+		for _, o := range []struct {
+			flag, value string
+			field       *int64
+		}{{"-max-download", *maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", *maxMemory, &budget.MaxMemoryBytes}} {
+			if o.value != "" {
+				if *o.field, err = parseBytes(o.value); err != nil {
+					return fmt.Errorf("%s %q: %w", o.flag, o.value, err)
+				}
+			}
+		}
+		if plan, err = planFor(ctx, mod, *wasmPath, budget, *mix, *backend); err != nil {
+			return err
+		}
+		if plan.Error != "" && mixGiven == "auto" && !*bestEffort {
+			return fmt.Errorf("nothing fits the budget %s (%s): %s; relax it, or -best-effort runs the smallest plan", *budgetName, plan.Constraint, plan.Error)
 		}
 		*mix, *backend = plan.Plan.Spec, plan.Plan.Backend
 		if *verbose || plan.Error != "" {
@@ -204,7 +224,7 @@ func choiceLine(mixFlag, backendFlag, backendNote, budget string, plan *abi.Plan
 		mix, backend = plan.Plan.Spec, plan.Plan.Backend
 		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, humanBytes(plan.Plan.DownloadBytes))
 		if plan.Error != "" {
-			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs"
+			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs (-best-effort)"
 		} else if r := sizeReason(plan.Plan.Reasons); r != "" {
 			why += "; " + strings.TrimSuffix(r, ".")
 		}
@@ -299,11 +319,7 @@ func startModuleWith(ctx context.Context, wasmPath string, cfg host.Config) (*ho
 
 // planFor measures this machine and asks the module's planner for a plan:
 // the whole plan when mix is auto, only the backend when mix is given.
-func planFor(ctx context.Context, mod *host.Module, wasmPath, budgetName, mix, backend string) (*abi.PlanResult, error) {
-	budget, err := planner.Preset(budgetName)
-	if err != nil {
-		return nil, err
-	}
+func planFor(ctx context.Context, mod *host.Module, wasmPath string, budget planner.Budget, mix, backend string) (*abi.PlanResult, error) {
 	if backend != "auto" {
 		budget.Backend = backend
 	}

@@ -87,3 +87,33 @@ func TestGenerateTextFlags(t *testing.T) {
 		t.Errorf("-context wrap: exit %d, %q", code, stderr)
 	}
 }
+
+// TestGenerateBudgetIsHard: with -mix auto, a budget nothing fits is an
+// error that says which limit, unless -best-effort, which runs the smallest
+// plan and says so.
+func TestGenerateBudgetIsHard(t *testing.T) {
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	base := []string{"generate", "-model", path, "-n", "2", "-temperature", "0", "-backend", "cpu", "-max-memory", "1kB"}
+	if _, stderr, code := run(base...); code == 0 || !strings.Contains(stderr, "nothing fits the budget balanced (memory)") || !strings.Contains(stderr, "-best-effort") {
+		t.Errorf("an impossible budget: exit %d, %q; want a refusal naming the limit", code, stderr)
+	}
+	stdout, stderr, code := run(append(base, "-best-effort", "-json")...)
+	if code != 0 || !strings.Contains(stderr, "so the smallest plan runs") {
+		t.Fatalf("-best-effort: exit %d, %q", code, stderr)
+	}
+	var out struct {
+		Mix  []string `json:"mix"`
+		Plan struct {
+			Error      string `json:"error"`
+			Constraint string `json:"constraint"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Plan.Error == "" || out.Plan.Constraint != "memory" || out.Mix[0] != "S" {
+		t.Errorf("-best-effort -json: %v %+v; want the smallest plan with its error", err, out)
+	}
+	if _, stderr, code := run("generate", "-model", path, "-n", "2", "-max-memory", "lots"); code == 0 || !strings.Contains(stderr, "-max-memory") {
+		t.Errorf("-max-memory lots: exit %d, %q", code, stderr)
+	}
+}
