@@ -98,6 +98,21 @@ export class BlockCache {
 
   async drop(block) { await this.cache.delete(block.key); }
 
+  benchmarkKey(key) { return `${this.origin}${PREFIX}benchmark?key=${encodeURIComponent(key)}`; }
+
+  /** benchmark returns the stored micro-benchmark for key, {benchmarks, measuredAt}, or null if none or older than maxAgeMs. */
+  async benchmark(key, maxAgeMs, now = Date.now()) {
+    const response = await this.cache.match(this.benchmarkKey(key));
+    if (!response) return null;
+    const stored = await response.json().catch(() => null);
+    if (!stored || !Array.isArray(stored.benchmarks) || !(now - stored.measuredAt < maxAgeMs)) return null;
+    return stored;
+  }
+
+  async putBenchmark(key, benchmarks, measuredAt = Date.now()) {
+    await this.cache.put(this.benchmarkKey(key), new Response(JSON.stringify({ benchmarks, measuredAt })));
+  }
+
   /**
    * models lists the cached models: [{url, identity, bytes, blocks}], one per
    * cached header (a model under two URLs is listed twice, with the same

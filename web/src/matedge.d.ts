@@ -67,6 +67,11 @@ export interface LoadOptions {
    * reason (onPlan has seen the plan); true runs the smallest plan instead, with plan.error saying why.
    */
   bestEffort?: boolean;
+  /**
+   * With mix 'auto': the micro-benchmark is stored (Cache API) per device and model shape for a week, so a
+   * later visit plans before downloading any weights. true measures again and replaces it. Default false.
+   */
+  remeasure?: boolean;
   /** false: offer the module no GPU (the CPU backend only). Default true. */
   gpu?: boolean;
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
@@ -264,6 +269,10 @@ export interface Capabilities {
   logicalCores: number;
   storageQuotaBytes: number;
   network: { effectiveType: string; downlink: number; saveData: boolean };
+  /** Bytes of this model already in the cache: free to download, so the planner does not count them. */
+  cachedRanges: Range[];
+  /** When the benchmarks were measured (ms since the epoch): earlier than now when a stored result was used. */
+  benchmarkMeasuredAt: number;
   benchmarks: {
     backend: 'cpu' | 'gpu';
     method: string;

@@ -73,7 +73,7 @@ export class MatEdge {
    * matedge.d.ts for the options and the events.
    */
   static async load({
-    model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced', bestEffort = false,
+    model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced', bestEffort = false, remeasure = false,
     gpu = true, cache = true, inThread = !runtime.worker, signal, onProgress, onPlan,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
@@ -95,7 +95,7 @@ export class MatEdge {
     };
     try {
       const r = await lm.call({
-        op: 'load', wasm: String(new URL(wasm, base())), model: String(new URL(model, base())), mix: mixSpec(mix), budget, bestEffort, gpu, cache,
+        op: 'load', wasm: String(new URL(wasm, base())), model: String(new URL(model, base())), mix: mixSpec(mix), budget, bestEffort, remeasure, gpu, cache,
       }, onEvent);
       lm.info = r.modelInfo;
       lm.mix = r.mixInfo;

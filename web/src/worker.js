@@ -30,8 +30,8 @@
 
 import { DONE, MatEdgeError, ModuleInstance } from './abi.js';
 import { BlockCache } from './cache.js';
-import { benchmark, collectCapabilities } from './caps.js';
-import { ModelFile, fetchModule } from './loader.js';
+import { BENCHMARK_TTL_MS, benchmark, benchmarkKey, collectCapabilities } from './caps.js';
+import { ModelFile, fetchModule, mergeAdjacent } from './loader.js';
 import { StopScanner } from './stop.js';
 import { ProcExit } from './wasi.js';
 import { noGPU, requestGPU } from './webgpu.js';
@@ -64,7 +64,7 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
   const fetch = (url, init = {}) => fetchBase(url, { ...init, signal: running?.controller.signal });
 
   const ops = {
-    async load({ id, wasm, model, mix, budget, bestEffort, gpu, cache }) {
+    async load({ id, wasm, model, mix, budget, bestEffort, remeasure, gpu, cache }) {
       const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
       const [compiled, host, store] = await Promise.all([
         fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
@@ -77,7 +77,7 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
       modelInfo = await file.loadHeader(mod);
       const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, capabilities: null, plan: null };
       if (mix === 'auto') {
-        Object.assign(result, await plan(id, budget, host, progress));
+        Object.assign(result, await plan(id, budget, host, progress, remeasure));
         if (result.plan.error && !bestEffort) {
           throw new MatEdgeError(`matedge: nothing fits the budget (${result.plan.constraint}): ${result.plan.error}; relax the budget, or load with bestEffort: true to run the smallest plan`, { code: 'ERR_BUDGET' });
         }
@@ -204,16 +204,30 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
   // plan measures the device and asks the module's planner which mix to run:
   // capabilities, then S (which every plan needs) and the micro-benchmark on
   // it, then the plan. It posts a 'plan' event and returns its parts.
-  async function plan(id, budget, host, progress) {
+  async function plan(id, budget, host, progress, remeasure) {
     if (!mod.hasPlan) throw new MatEdgeError('matedge: this matedge.wasm has no plan export; rebuild it with ./build.sh, or load a fixed mix', { code: 'ERR_ABI' });
     const capabilities = await collectCapabilities(host);
-    const smallest = modelInfo.granularities[0];
-    await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
     const backends = host.device && !gpuLost ? ['gpu', 'cpu'] : ['cpu'];
-    const measured = await benchmark(mod, modelInfo, backends);
+    // A benchmark measured on this device for a model of this shape stands
+    // for a week (remeasure: measure again); without one, S — which every
+    // plan needs — is fetched first and timed.
+    const key = benchmarkKey(capabilities, modelInfo.header.config, backends);
+    const stored = file.cache && !remeasure ? await file.cache.benchmark(key, BENCHMARK_TTL_MS) : null;
+    let measured = stored?.benchmarks;
+    let measuredAt = stored?.measuredAt;
+    if (!measured) {
+      const smallest = modelInfo.granularities[0];
+      await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
+      measured = await benchmark(mod, modelInfo, backends);
+      measuredAt = Date.now();
+      await file.cache?.putBenchmark(key, measured, measuredAt).catch(() => {});
+    }
     capabilities.benchmarks = measured.map(({ tokensPerSecond, ...b }) => b);
+    // Cached bytes of this model cost nothing to download.
+    capabilities.cachedRanges = file.cache && file.identity
+      ? mergeAdjacent((await file.cache.blocks(file.identity)).map(({ offset, length }) => ({ offset, length }))) : [];
     const answer = mod.plan({ capabilities, budget: budgetDocument(budget) });
-    const chosen = { capabilities: { ...capabilities, benchmarks: measured }, plan: { ...answer.plan, error: answer.error || '', constraint: answer.constraint || '' } };
+    const chosen = { capabilities: { ...capabilities, benchmarks: measured, benchmarkMeasuredAt: measuredAt }, plan: { ...answer.plan, error: answer.error || '', constraint: answer.constraint || '' } };
     post({ id, event: 'plan', ...chosen });
     return chosen;
   }

@@ -164,6 +164,25 @@ function core(get) {
     assert.ok(cached > 0 && cached <= loaded.info.data_start, `header (${cached} bytes) and XL came from the cache`);
     assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
   }, { timeout: 40_000 });
+
+  it('plans from a stored benchmark, with cached bytes free, before fetching any weights', async () => {
+    const s = get().s;
+    // XL is cached (above): under a 1000-byte download limit only cached bytes fit.
+    const budget = { name: 'cached only', maxDownloadBytes: 1000 };
+    const before = Date.now();
+    const measured = await s.load({ budget, remeasure: true });
+    assert.ok(measured.capabilities.benchmarkMeasuredAt >= before, 'remeasure measures');
+    await s.reload();
+    const mark = await s.mark();
+    const stored = await s.load({ budget });
+    assert.equal(stored.capabilities.benchmarkMeasuredAt, measured.capabilities.benchmarkMeasuredAt, 'the stored benchmark was used');
+    assert.deepEqual(await s.modelRequests(mark), [], 'no model request reached the server');
+    assert.equal(stored.plan.error, '');
+    assert.equal(stored.plan.spec, 'XL');
+    assert.equal(stored.plan.fetch_bytes, 0);
+    assert.equal(stored.plan.download_bytes, sum(stored.plan.ranges));
+    assert.ok(stored.plan.reasons.some((r) => /is cached already/.test(r)), stored.plan.reasons.join(' '));
+  }, { timeout: 60_000 });
 }
 
 // demo drives the demo page: it plans, shows the device and the plan,
