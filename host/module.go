@@ -123,6 +123,7 @@ type Module struct {
 	scratch uint32 // a buffer from alloc that inputs are copied into
 	size    uint32 // its size
 	trapped error  // why the instance is gone, once an export trapped
+	context int    // the loaded model's context, in tokens (0 before LoadHeader)
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
@@ -319,7 +320,13 @@ func (m *Module) LoadHeader(ctx context.Context, header []byte, fileSize int64) 
 		return nil, err
 	}
 	var info abi.ModelInfo
-	return &info, m.decodeOutput(ctx, &info)
+	if err := m.decodeOutput(ctx, &info); err != nil {
+		return nil, err
+	}
+	if info.Header != nil {
+		m.context = info.Header.Config.Context
+	}
+	return &info, nil
 }
 
 // Feed hands the module weights bytes that start at offset in the file.

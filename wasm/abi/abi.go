@@ -58,6 +58,26 @@ type Options struct {
 	// (temperature only: top_k and top_p must be unset).
 	Draft       string `msgpack:"draft"`
 	DraftTokens int    `msgpack:"draft_tokens"`
+	// Penalties and min_p shape the logits before sampling (greedy decoding
+	// too), on the CPU backend. RepetitionPenalty (CTRL, > 1 discourages
+	// repeats; 0 or 1: off) divides a positive logit and multiplies a
+	// negative one of every token among the last PenaltyWindow tokens (the
+	// prompt's included; 0: 64); PresencePenalty is subtracted from them;
+	// MinP keeps, when sampling, only tokens at least MinP times as likely as
+	// the most likely one (0: off).
+	RepetitionPenalty float32 `msgpack:"repetition_penalty"`
+	PresencePenalty   float32 `msgpack:"presence_penalty"`
+	PenaltyWindow     int     `msgpack:"penalty_window"`
+	MinP              float32 `msgpack:"min_p"`
+}
+
+// DefaultPenaltyWindow is how many recent tokens the penalties look at when
+// Options.PenaltyWindow is 0.
+const DefaultPenaltyWindow = 64
+
+// Shapes reports whether o asks for penalties or min_p.
+func (o Options) Shapes() bool {
+	return (o.RepetitionPenalty != 0 && o.RepetitionPenalty != 1) || o.PresencePenalty != 0 || o.MinP != 0
 }
 
 // PlanRequest is plan's input: what the host detected and what the caller

@@ -204,6 +204,9 @@ func (e *Engine) Reset(o Options) error {
 	if err := CheckOptions(o); err != nil {
 		return err
 	}
+	if err := e.checkShaping(o); err != nil {
+		return err
+	}
 	if o.Draft != "" {
 		spec, err := e.speculator(o)
 		if err != nil {
@@ -220,13 +223,18 @@ func (e *Engine) Reset(o Options) error {
 	case "", "cpu":
 		e.backend = e.newCPU(o)
 	case "gpu":
+		if o.Shapes() {
+			return fmt.Errorf("%w: repetition_penalty, presence_penalty and min_p run on the cpu backend", ErrBackend)
+		}
 		g, err := e.startGPU(o)
 		if err != nil {
 			return err
 		}
 		e.backend = g
 	case "auto":
-		if g, err := e.startGPU(o); err == nil {
+		if o.Shapes() {
+			e.backend = e.newCPU(o)
+		} else if g, err := e.startGPU(o); err == nil {
 			e.backend = g
 		} else {
 			e.backend = e.newCPU(o)
@@ -235,6 +243,20 @@ func (e *Engine) Reset(o Options) error {
 		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
 	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+	return nil
+}
+
+// checkShaping refuses penalties and min_p out of range, or with a draft.
+func (e *Engine) checkShaping(o Options) error {
+	rep, pres, minP := o.RepetitionPenalty, o.PresencePenalty, o.MinP
+	if !(rep == 0 || (rep >= 1 && rep <= 10)) || !(pres >= -2 && pres <= 2) || !(minP >= 0 && minP <= 1) ||
+		o.PenaltyWindow < 0 || o.PenaltyWindow > e.header.Config.Context {
+		return fmt.Errorf("%w: repetition_penalty %g (want 0, or 1 to 10), presence_penalty %g (want -2 to 2), min_p %g (want 0 to 1), penalty_window %d (want 0 to %d)",
+			ErrArg, rep, pres, minP, o.PenaltyWindow, e.header.Config.Context)
+	}
+	if o.Draft != "" && o.Shapes() {
+		return fmt.Errorf("%w: repetition_penalty, presence_penalty and min_p do not combine with a draft", ErrArg)
+	}
 	return nil
 }
 
@@ -337,6 +359,10 @@ type cpu struct {
 	state   *model.State
 	sampler model.Sampler
 	token   int
+	// The penalties, and the tokens fed so far when they are on.
+	repetition, presence float32
+	window               int
+	history              []int
 }
 
 func (e *Engine) newCPU(o Options) *cpu {
@@ -344,8 +370,13 @@ func (e *Engine) newCPU(o Options) *cpu {
 	if e.cpuState == nil {
 		e.cpuState = model.NewState(w.Config)
 	}
+	window := o.PenaltyWindow
+	if window == 0 {
+		window = abi.DefaultPenaltyWindow
+	}
 	return &cpu{weights: w, mix: e.mix, state: e.cpuState,
-		sampler: model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, RNG: model.NewRNG(o.Seed)}}
+		sampler:    model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP, RNG: model.NewRNG(o.Seed)},
+		repetition: o.RepetitionPenalty, presence: o.PresencePenalty, window: window}
 }
 
 func (c *cpu) Name() string { return "cpu" }
@@ -360,6 +391,12 @@ func (c *cpu) Start(tokens []int, pos int) error {
 	} else {
 		vocab := c.weights.Config.Vocab
 		logits = model.ForwardMany(c.weights, c.state, c.mix, tokens, pos)[(len(tokens)-1)*vocab:]
+	}
+	if c.repetition > 1 || c.presence != 0 {
+		c.history = append(c.history, tokens...)
+		recent := c.history[max(0, len(c.history)-c.window):]
+		model.Penalize(logits, recent, c.repetition)
+		model.PenalizePresence(logits, recent, c.presence)
 	}
 	c.token = c.sampler.Sample(logits)
 	return nil

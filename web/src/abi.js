@@ -175,8 +175,14 @@ export class ModuleInstance {
     return { ...info, missing: info.missing ?? [], needed: info.needed ?? [] };
   }
 
-  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, precision, draft, draft_tokens}; it returns the backend name. */
-  reset({ seed, temperature, top_k, top_p, backend, precision = '', draft = '', draft_tokens = 0 }) {
+  /**
+   * reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, precision, draft, draft_tokens,
+   * repetition_penalty, presence_penalty, penalty_window, min_p}; it returns the backend name.
+   */
+  reset({
+    seed, temperature, top_k, top_p, backend, precision = '', draft = '', draft_tokens = 0,
+    repetition_penalty = 0, presence_penalty = 0, penalty_window = 0, min_p = 0,
+  }) {
     const options = msgpack.encode({
       seed: BigInt(seed),
       temperature: msgpack.float32(temperature),
@@ -186,6 +192,10 @@ export class ModuleInstance {
       precision,
       draft,
       draft_tokens,
+      repetition_penalty: msgpack.float32(repetition_penalty),
+      presence_penalty: msgpack.float32(presence_penalty),
+      penalty_window,
+      min_p: msgpack.float32(min_p),
     });
     this.callBytes('reset', options);
     return new TextDecoder().decode(this.output());

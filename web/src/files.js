@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 export async function fileFetch(input, init = {}) {
   const url = new URL(String(input));
   if (url.protocol !== 'file:') return fetch(input, init);
+  init.signal?.throwIfAborted();
   let handle;
   try {
     handle = await open(fileURLToPath(url));
@@ -35,6 +36,7 @@ export async function fileFetch(input, init = {}) {
       if (bytesRead === 0) break; // the file shrank meanwhile: the loader reports the short body
       at += bytesRead;
     }
+    init.signal?.throwIfAborted();
     return new Response(bytes, {
       status: 206,
       headers: { 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': String(bytes.length) },

@@ -6,7 +6,11 @@
 export declare const ABI_VERSION: number;
 
 /** Generation defaults: `matedge generate`'s flags, so the same call gives the same tokens in both hosts. */
-export declare const DEFAULTS: Readonly<Required<GenerateOptions>>;
+export declare const DEFAULTS: Readonly<Required<Omit<GenerateOptions, 'signal' | 'draft' | 'draftTokens'>>>;
+
+/** What generate does when the prompt, or the prompt and the text generated, outgrow the model's context. */
+export type ContextPolicy = 'refuse' | 'truncate-left' | 'slide';
+export declare const CONTEXT_POLICIES: readonly ContextPolicy[];
 
 /** Granularity names, smallest first: 'S' | 'M' | 'L' | 'XL' for the paper's four. */
 export type Granularity = string;
@@ -21,7 +25,9 @@ export interface Range { offset: number; length: number }
 
 export type ErrorCode =
   | 'ERR_ARG' | 'ERR_STATE' | 'ERR_FORMAT' | 'ERR_CHECKSUM' | 'ERR_MISSING' | 'ERR_BACKEND' | 'ERR_INTERNAL' // the module's (ABI.md)
-  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_CHANGED' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME';
+  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_CHANGED' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME'
+  | 'ERR_ABORTED' // an AbortSignal fired
+  | 'ERR_BUDGET'; // mix 'auto': nothing fits the budget (and bestEffort is off)
 
 export declare class MatEdgeError extends Error {
   name: 'MatEdgeError';
@@ -30,7 +36,7 @@ export declare class MatEdgeError extends Error {
   call?: string;
 }
 
-/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard. */
+/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard unless bestEffort. */
 export type Budget = 'fast' | 'balanced' | 'best' | {
   name?: string;
   /** The slowest predicted decode speed accepted. */
@@ -56,6 +62,16 @@ export interface LoadOptions {
   mix?: MixSpec;
   /** With mix 'auto'. Default 'balanced'. */
   budget?: Budget;
+  /**
+   * With mix 'auto': when nothing fits the budget, false (the default) rejects with ERR_BUDGET and the
+   * reason (onPlan has seen the plan); true runs the smallest plan instead, with plan.error saying why.
+   */
+  bestEffort?: boolean;
+  /**
+   * With mix 'auto': the micro-benchmark is stored (Cache API) per device and model shape for a week, so a
+   * later visit plans before downloading any weights. true measures again and replaces it. Default false.
+   */
+  remeasure?: boolean;
   /** false: offer the module no GPU (the CPU backend only). Default true. */
   gpu?: boolean;
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
@@ -68,7 +84,7 @@ export interface LoadOptions {
    */
   kernels?: 'simd' | 'go' | string | URL;
   onProgress?: (p: Progress) => void;
-  /** Aborting it stops the load (its worker and every request in flight); load then rejects with signal.reason. */
+  /** Aborting it stops the load (its worker and every request in flight); load then rejects with ERR_ABORTED; cached blocks stay. */
   signal?: AbortSignal;
   /**
    * Milliseconds a weights request may go without a byte before it is tried again (default 15000).
@@ -79,8 +95,14 @@ export interface LoadOptions {
   onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
 }
 
-export type Progress =
-  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown
+/** Every progress event also carries the rate so far and the time left at that rate. */
+export type Progress = ({
+  /** Bytes per second since the phase (and mix) began: cached bytes count, so a cache hit is fast. */
+  bytesPerSecond: number;
+  /** Seconds left at that rate; null until there is a rate, or when total is unknown. */
+  etaSeconds: number | null;
+}) & (
+  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown (a compressed response)
   | {
       phase: 'weights';
       /** The mix being fetched: S first with mix 'auto' (benchmark true), then the plan's. */
@@ -91,7 +113,7 @@ export type Progress =
       total: number;
       /** The same, split by the granularity that first needs the bytes. */
       granularities: { name: Granularity; loaded: number; total: number }[];
-    };
+    });
 
 export interface GenerateOptions {
   maxTokens?: number;
@@ -119,12 +141,52 @@ export interface GenerateOptions {
    * where speculation would not pay.
    */
   draftTokens?: number;
+  /**
+   * The generation ends before the first of these strings appears; its text never shows it
+   * (pieces that might begin one are held back until they cannot). Default none.
+   */
+  stop?: string | string[];
+  /**
+   * Default 'refuse': a prompt that does not fit the context fails with ERR_ARG, and generation ends
+   * with reason 'context' when the context is full. 'truncate-left' cuts whole characters from the
+   * prompt's start until it leaves room for maxTokens (at most half the context). 'slide' does the same,
+   * and when the context fills, starts again on the last half of the prompt and text so far.
+   */
+  context?: ContextPolicy;
+  /** Aborting stops the generation after the current step; finished and the iterator reject with ERR_ABORTED. */
+  signal?: AbortSignal;
+  /**
+   * CTRL repetition penalty, 1…10 (> 1 discourages repeats; 0 or 1: off): the logit of each token among the
+   * last penaltyWindow tokens is divided by it when positive, multiplied when negative. Greedy decoding too.
+   * The penalties and minP run on the CPU backend (the default backend is then 'cpu').
+   */
+  repetitionPenalty?: number;
+  /** −2…2, subtracted from the logit of each token among the last penaltyWindow; 0: off. */
+  presencePenalty?: number;
+  /** Recent tokens, the prompt's included, the penalties look at; 0 (default): 64. */
+  penaltyWindow?: number;
+  /** When sampling, keep only tokens at least minP times as likely as the most likely one (0…1; 0: off). */
+  minP?: number;
+}
+
+/** A model in this origin's cache. */
+export interface CachedModel {
+  url: string;
+  /** SHA-256 of its header: the same weights under another URL share the blocks. */
+  identity: string;
+  /** Header and blocks, in bytes. */
+  bytes: number;
+  blocks: number;
 }
 
 export declare class MatEdge {
   static load(options: LoadOptions): Promise<MatEdge>;
   /** Deletes every model this origin has cached. */
   static clearCache(): Promise<void>;
+  /** The models this origin has cached, with their sizes; [] where there is no Cache API (Node, http on a LAN). */
+  static cachedModels(): Promise<CachedModel[]>;
+  /** Deletes one model's cached header and blocks; resolves with the bytes freed (0 if it was not cached). */
+  static deleteCachedModel(url: string | URL): Promise<number>;
 
   info: ModelInfo;
   mix: MixInfo;
@@ -147,7 +209,8 @@ export declare class MatEdge {
   plan: Plan | null;
 
   /** Switches mix live, fetching (or reading from the cache) only the bytes it adds. */
-  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void }): Promise<MixInfo>;
+  /** Aborting stops fetching and keeps the current mix; setMix rejects with ERR_ABORTED. */
+  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void; signal?: AbortSignal }): Promise<MixInfo>;
   generate(prompt: string, options?: GenerateOptions): Generation;
   /** Destroys the GPUDevice, as a driver reset would, to see recovery at work. */
   simulateDeviceLoss(): Promise<{ lost: boolean }>;
@@ -165,7 +228,11 @@ export declare class Generation implements AsyncIterable<string> {
   backend: 'cpu' | 'gpu' | null;
   /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
   deviceLost: string | null;
-  reason: 'length' | 'context' | 'cancelled' | null;
+  /** Characters cut from the prompt's start to fit the context ('truncate-left', 'slide'). */
+  droppedChars: number;
+  /** Times the window slid ('slide'). */
+  slides: number;
+  reason: 'length' | 'stop' | 'context' | 'cancelled' | null;
   seconds: number;
   readonly tokensPerSecond: number;
   /** Resolves with this generation when it ends; rejects with its error. */
@@ -229,6 +296,10 @@ export interface Capabilities {
   logicalCores: number;
   storageQuotaBytes: number;
   network: { effectiveType: string; downlink: number; saveData: boolean };
+  /** Bytes of this model already in the cache: free to download, so the planner does not count them. */
+  cachedRanges: Range[];
+  /** When the benchmarks were measured (ms since the epoch): earlier than now when a stored result was used. */
+  benchmarkMeasuredAt: number;
   benchmarks: {
     backend: 'cpu' | 'gpu';
     method: string;

@@ -6,12 +6,16 @@
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded, modelInfo, fileSize}
 //                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
 //                  {op: 'cancel', target: id}                 (no reply; the generation ends with reason 'cancelled')
+//                  {op: 'abort', target: id}                  (no reply; a setMix in flight or queued fails with ERR_ABORTED)
 //                  {id, op: 'loseDevice'}                     → {} (tests: destroys the GPUDevice, as a driver reset would)
 //                  {id, op: 'trap'}                           → error ERR_TRAP (tests: the module traps for real)
 //   worker → page  {id, event: 'progress', phase, loaded, total, …}
 //                  {id, event: 'plan', capabilities, plan, error, constraint}
-//                  {id, event: 'started', backend, promptTokens}
-//                  {id, event: 'token', token, piece}         (piece: the token's bytes, maybe part of a UTF-8 character)
+//                  {id, event: 'started', backend, promptTokens, droppedChars}
+//                  {id, event: 'token', token, piece}         (piece: the bytes now safe to show, maybe part of a UTF-8
+//                                                              character; fewer than the token's with stop strings)
+//                  {id, event: 'text', piece}                 (bytes held back for stop strings, released at the end)
+//                  {id, event: 'slid', promptTokens, droppedChars} (context 'slide': the window moved)
 //                  {id, event: 'device-lost', message}        (the generation goes on on the CPU)
 //                  {id, result} or {id, error: {message, code}}
 //
@@ -27,9 +31,10 @@
 
 import { DONE, MatEdgeError, ModuleInstance } from './abi.js';
 import { BlockCache } from './cache.js';
-import { benchmark, collectCapabilities } from './caps.js';
+import { BENCHMARK_TTL_MS, benchmark, benchmarkKey, collectCapabilities } from './caps.js';
 import { fetchKernels } from './kernels.js';
-import { ModelFile, fetchModule } from './loader.js';
+import { ModelFile, fetchModule, mergeAdjacent } from './loader.js';
+import { StopScanner } from './stop.js';
 import { ProcExit } from './wasi.js';
 import { noGPU, requestGPU } from './webgpu.js';
 
@@ -44,18 +49,23 @@ const PRESET_NAMES = ['fast', 'balanced', 'best'];
  * (Node's worker passes one that also reads file: URLs). It returns close(),
  * which drops the instance.
  */
-export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {}) {
+export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalThis) } = {}) {
   let mod = null; // ModuleInstance
   let file = null; // ModelFile of the weights
   let modelInfo = null;
   let gpuLost = null; // why the GPU was lost, once it was
   let trapped = null; // the error that ended the last instance, once one trapped
+  let currentMix = null; // the last mix loaded whole
   let queue = Promise.resolve();
   const cancelled = new Set();
+  const aborted = new Set(); // ids of operations the page aborted
+  let running = null; // {id, controller} of the operation in flight
   const post = (message, transfer) => port.postMessage(message, transfer);
+  // Every fetch of an operation carries its abort signal.
+  const fetch = (url, init = {}) => fetchBase(url, { ...init, signal: running?.controller.signal });
 
   const ops = {
-    async load({ id, wasm, kernels, model, mix, budget, gpu, cache, stallTimeout }) {
+    async load({ id, wasm, kernels, model, mix, budget, bestEffort, remeasure, gpu, cache, stallTimeout }) {
       const progress = (phase, extra) => (p) => post({ id, event: 'progress', phase, ...extra, ...p });
       const [compiled, simd, host, store] = await Promise.all([
         fetchModule(wasm, { fetch, onProgress: progress('wasm') }),
@@ -75,11 +85,15 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
         const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, kernelsReason, capabilities: null, plan: null };
         let chosen = mix;
         if (mix === 'auto') {
-          Object.assign(result, await plan(id, budget, host, progress));
+          Object.assign(result, await plan(id, budget, host, progress, remeasure));
+          if (result.plan.error && !bestEffort) {
+            throw new MatEdgeError(`matedge: nothing fits the budget (${result.plan.constraint}): ${result.plan.error}; relax the budget, or load with bestEffort: true to run the smallest plan`, { code: 'ERR_BUDGET' });
+          }
           chosen = result.plan.spec;
         }
         result.mixInfo = await file.loadMix(mod, chosen, { onProgress: progress('weights', { mix: chosen }) });
         result.downloaded = file.stats;
+        currentMix = chosen;
         return result;
       });
     },
@@ -90,7 +104,15 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
       return startOver(async () => {
         if (reloaded) modelInfo = await file.loadHeader(mod);
         reloaded = true;
-        const mixInfo = await file.loadMix(mod, mix, { onProgress: (p) => post({ id, event: 'progress', phase: 'weights', mix, ...p }) });
+        let mixInfo;
+        try {
+          mixInfo = await file.loadMix(mod, mix, { onProgress: (p) => post({ id, event: 'progress', phase: 'weights', mix, ...p }) });
+          if (running?.controller.signal.aborted) throw abortError(); // aborted after the last byte: keep the mix as it was
+        } catch (err) {
+          if (currentMix && err?.code !== 'ERR_CHANGED') mod.setMix(currentMix); // whole: feeding more bytes never removes any
+          throw err;
+        }
+        currentMix = mix;
         return { mixInfo, downloaded: file.stats, modelInfo, fileSize: file.size };
       });
     },
@@ -108,12 +130,20 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
         throw new MatEdgeError(`matedge: the GPU backend is gone: ${gpuLost}`, { code: 'ERR_BACKEND' });
       }
       const start = performance.now();
-      let backend = begin(options);
-      const promptTokens = mod.prompt(prompt);
-      post({ id, event: 'started', backend, promptTokens });
-      const tokens = [];
+      const contextTokens = modelInfo.header.config.context;
+      // The sequence the module holds: its text and the tokens generated since.
+      const window = { text: prompt, tokens: [] };
+      let backend;
+      let promptTokens;
+      ({ backend, promptTokens, text: window.text, dropped: window.dropped } = fit(prompt, options, options.context_policy === 'refuse'
+        ? 0 : contextTokens - 1 - Math.min(options.max_tokens, Math.floor(contextTokens / 2))));
+      post({ id, event: 'started', backend, promptTokens, droppedChars: window.dropped });
+      const stops = options.stop?.length ? new StopScanner(options.stop) : null;
+      const decoder = new TextDecoder();
+      let generated = ''; // the text of every token so far, for sliding
+      let count = 0;
       let reason = 'length';
-      while (tokens.length < options.max_tokens) {
+      while (count < options.max_tokens) {
         // Let a 'cancel' message in between steps.
         await nextTask();
         if (cancelled.delete(id)) {
@@ -129,35 +159,95 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
           if (!gpuLost || backend !== 'gpu' || !(err instanceof MatEdgeError)) throw err;
           post({ id, event: 'device-lost', message: gpuLost });
           backend = begin(options);
-          mod.prompt(prompt);
-          await replay(tokens);
+          mod.prompt(window.text);
+          await replay(window.tokens);
           continue;
         }
         if (status === DONE) {
-          reason = 'context';
+          if (options.context_policy !== 'slide') {
+            reason = 'context';
+            break;
+          }
+          // Start again on the last half of the context: the prompt and text so far, cut from the left.
+          const slid = fit(prompt + generated, options, Math.floor(contextTokens / 2));
+          backend = slid.backend;
+          window.text = slid.text;
+          window.tokens = [];
+          post({ id, event: 'slid', promptTokens: slid.promptTokens, droppedChars: slid.dropped });
+          continue;
+        }
+        const bytes = mod.output();
+        count++;
+        window.tokens.push(status);
+        generated += decoder.decode(bytes, { stream: true });
+        const { out, stopped } = stops ? stops.push(bytes) : { out: bytes, stopped: false };
+        post({ id, event: 'token', token: status, piece: out }, [out.buffer]);
+        if (stopped) {
+          reason = 'stop';
           break;
         }
-        const piece = mod.output();
-        tokens.push(status);
-        post({ id, event: 'token', token: status, piece }, [piece.buffer]);
+      }
+      if (stops && reason !== 'stop') {
+        const rest = stops.flush();
+        if (rest.length) post({ id, event: 'text', piece: rest }, [rest.buffer]);
       }
       cancelled.delete(id);
-      return { reason, tokens: tokens.length, seconds: (performance.now() - start) / 1000, backend };
+      return { reason, tokens: count, seconds: (performance.now() - start) / 1000, backend };
     },
   };
+
+  // fit resets the module and queues the end of text that tokenizes to at
+  // most limit tokens (0: all of it, or the module's error), cutting whole
+  // characters from the left. It returns the backend, the prompt's tokens,
+  // the text kept and how many characters were dropped.
+  function fit(text, options, limit) {
+    let keep = text;
+    for (;;) {
+      const backend = begin(options);
+      let n;
+      try {
+        const promptTokens = mod.prompt(keep);
+        if (!limit || promptTokens.length <= limit) return { backend, promptTokens, text: keep, dropped: text.length - keep.length };
+        n = promptTokens.length;
+      } catch (err) {
+        const m = /prompt is (\d+) tokens/.exec(err.message);
+        if (!limit || err.code !== 'ERR_ARG' || !m) throw err;
+        n = Number(m[1]);
+      }
+      // Drop the share of characters the excess tokens are, and a little more.
+      const chars = [...keep];
+      const drop = Math.min(chars.length - 1, Math.ceil((chars.length * (n - limit)) / n) + 1);
+      if (drop <= 0) throw new MatEdgeError(`matedge: cannot cut the prompt to ${limit} tokens`, { code: 'ERR_ARG' });
+      keep = chars.slice(drop).join('');
+    }
+  }
 
   // plan measures the device and asks the module's planner which mix to run:
   // capabilities, then S (which every plan needs) and the micro-benchmark on
   // it, then the plan. It posts a 'plan' event and returns its parts.
-  async function plan(id, budget, host, progress) {
+  async function plan(id, budget, host, progress, remeasure) {
     const capabilities = await collectCapabilities(host);
-    const smallest = modelInfo.granularities[0];
-    await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
     const backends = host.device && !gpuLost ? ['gpu', 'cpu'] : ['cpu'];
-    const measured = await benchmark(mod, modelInfo, backends);
+    // A benchmark measured on this device for a model of this shape stands
+    // for a week (remeasure: measure again); without one, S — which every
+    // plan needs — is fetched first and timed.
+    const key = benchmarkKey(capabilities, modelInfo.header.config, backends);
+    const stored = file.cache && !remeasure ? await file.cache.benchmark(key, BENCHMARK_TTL_MS) : null;
+    let measured = stored?.benchmarks;
+    let measuredAt = stored?.measuredAt;
+    if (!measured) {
+      const smallest = modelInfo.granularities[0];
+      await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
+      measured = await benchmark(mod, modelInfo, backends);
+      measuredAt = Date.now();
+      await file.cache?.putBenchmark(key, measured, measuredAt).catch(() => {});
+    }
     capabilities.benchmarks = measured.map(({ tokensPerSecond, ...b }) => b);
+    // Cached bytes of this model cost nothing to download.
+    capabilities.cachedRanges = file.cache && file.identity
+      ? mergeAdjacent((await file.cache.blocks(file.identity)).map(({ offset, length }) => ({ offset, length }))) : [];
     const answer = mod.plan({ capabilities, budget: budgetDocument(budget) });
-    const chosen = { capabilities: { ...capabilities, benchmarks: measured }, plan: { ...answer.plan, error: answer.error || '', constraint: answer.constraint || '' } };
+    const chosen = { capabilities: { ...capabilities, benchmarks: measured, benchmarkMeasuredAt: measuredAt }, plan: { ...answer.plan, error: answer.error || '', constraint: answer.constraint || '' } };
     post({ id, event: 'plan', ...chosen });
     return chosen;
   }
@@ -201,17 +291,26 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
       cancelled.add(data.target);
       return;
     }
+    if (data.op === 'abort') {
+      if (running?.id === data.target) running.controller.abort();
+      else aborted.add(data.target);
+      return;
+    }
     if (data.op === 'loseDevice') {
       mod?.gpu.device?.destroy();
       post({ id: data.id, result: { lost: Boolean(mod?.gpu.device) } });
       return;
     }
     queue = queue.then(async () => {
+      running = { id: data.id, controller: new AbortController() };
       try {
         const op = ops[data.op];
         if (!op) throw new MatEdgeError(`matedge: unknown worker operation ${data.op}`);
+        if (aborted.delete(data.id)) running.controller.abort();
+        if (running.controller.signal.aborted) throw abortError();
         post({ id: data.id, result: await op(data) });
-      } catch (err) {
+      } catch (caught) {
+        const err = running.controller.signal.aborted ? abortError() : caught;
         const error = { message: err?.message ?? String(err), code: err?.code ?? 'ERR_RUNTIME' };
         if (err instanceof WebAssembly.RuntimeError || err instanceof ProcExit) {
           // A trapped instance is in no state to go on: drop it.
@@ -222,6 +321,8 @@ export function serve(port, { fetch = globalThis.fetch?.bind(globalThis) } = {})
         }
         if (!(err instanceof MatEdgeError)) console.error(err);
         post({ id: data.id, error });
+      } finally {
+        running = null;
       }
     });
   };
@@ -250,6 +351,8 @@ function budgetDocument(budget = 'balanced') {
     backend: budget.backend ?? '',
   };
 }
+
+const abortError = () => new MatEdgeError('matedge: aborted', { code: 'ERR_ABORTED' });
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

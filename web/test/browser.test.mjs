@@ -186,6 +186,25 @@ function core(get) {
     assert.ok(cached > 0 && cached <= loaded.info.data_start, `header (${cached} bytes) and XL came from the cache`);
     assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
   }, { timeout: 40_000 });
+
+  it('plans from a stored benchmark, with cached bytes free, before fetching any weights', async () => {
+    const s = get().s;
+    // XL is cached (above): under a 1000-byte download limit only cached bytes fit.
+    const budget = { name: 'cached only', maxDownloadBytes: 1000 };
+    const before = Date.now();
+    const measured = await s.load({ budget, remeasure: true });
+    assert.ok(measured.capabilities.benchmarkMeasuredAt >= before, 'remeasure measures');
+    await s.reload();
+    const mark = await s.mark();
+    const stored = await s.load({ budget });
+    assert.equal(stored.capabilities.benchmarkMeasuredAt, measured.capabilities.benchmarkMeasuredAt, 'the stored benchmark was used');
+    assert.deepEqual(await s.modelRequests(mark), [], 'no model request reached the server');
+    assert.equal(stored.plan.error, '');
+    assert.equal(stored.plan.spec, 'XL');
+    assert.equal(stored.plan.fetch_bytes, 0);
+    assert.equal(stored.plan.download_bytes, sum(stored.plan.ranges));
+    assert.ok(stored.plan.reasons.some((r) => /is cached already/.test(r)), stored.plan.reasons.join(' '));
+  }, { timeout: 60_000 });
 }
 
 // demo drives the demo page: it plans, shows the device and the plan,
@@ -205,10 +224,18 @@ async function demo(browser, server, log, { screenshots }) {
     assert.match(await page.textContent('#device'), /GB\/s/);
     assert.match(await page.textContent('#plan'), /tokens\/s/);
     assert.ok(await page.locator('#chart svg .current').count() === 1, 'the chart marks the current mix');
+    assert.match(await page.textContent('#chart svg'), /bits per byte/);
+    assert.match(await page.textContent('#model-card'), /Jane Austen's six novels: 4 layers of width 128/);
+    assert.match(await page.textContent('#plan'), /the planner's choice/);
 
     await page.click('.sizes label:has(input[value="M"])');
     await settled(['ready', 'error']);
     assert.match(await status(), /^Ready: M — /);
+    assert.match(await page.textContent('#plan'), /^M on the (CPU|GPU) — chosen by hand; the planner chose /, 'the plan card follows a manual switch');
+    // An empty prompt is refused beside the button, in plain words; the next success clears it.
+    await page.fill('#prompt', '  ');
+    await page.click('#generate');
+    assert.equal(await page.textContent('#prompt-error'), 'Type a prompt first: the model continues your text.');
     await page.fill('#prompt', 'It is a truth universally acknowledged');
     await page.click('summary:has-text("Sampling")');
     await page.fill('#max-tokens', '32');
@@ -217,13 +244,21 @@ async function demo(browser, server, log, { screenshots }) {
     assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
     assert.ok((await page.textContent('#out-text')).length > 0, 'some text was generated');
     assert.match(await page.textContent('#stats'), /^32 tokens · [\d.]+ tokens\/s · (cpu|gpu) backend · mix M$/);
+    assert.equal(await page.textContent('#prompt-error'), '', 'the error is cleared by a success');
     if (screenshots) {
       await mkdir(RESULTS, { recursive: true });
+      await page.click('#diagnostics > summary'); // the desktop shot shows the device, the plan and the chart too
       await page.screenshot({ path: join(RESULTS, 'demo.png'), fullPage: true });
+      await page.click('#diagnostics > summary');
     }
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    for (const id of ['#prompt', '#generate', '#output']) {
+      const box = await page.locator(id).boundingBox();
+      assert.ok(box && box.y + Math.min(box.height, 40) <= 844, `${id} is below the fold on a phone (y ${box?.y})`);
+    }
     if (screenshots) await page.screenshot({ path: join(RESULTS, 'demo-phone.png'), fullPage: true });
 
     // A reload finds everything in the cache.

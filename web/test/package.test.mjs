@@ -158,6 +158,28 @@ window.result = use(MatEdge, '/models/default.matw');
         });
       }
 
+      it('lists a cached model with its size and deletes it', async () => {
+        const page = await browser.context.newPage();
+        await page.goto(server.url);
+        await page.evaluate(() => window.result);
+        const got = await page.evaluate(async () => {
+          const { MatEdge } = await import('matedge');
+          const before = await MatEdge.cachedModels();
+          const freed = await MatEdge.deleteCachedModel('models/default.matw');
+          return { before, freed, after: await MatEdge.cachedModels(), again: await MatEdge.deleteCachedModel('models/default.matw') };
+        });
+        await page.close();
+        assert.equal(got.before.length, 1, JSON.stringify(got.before));
+        const [model] = got.before;
+        assert.equal(model.url, `${server.url}models/default.matw`);
+        assert.match(model.identity, /^[0-9a-f]{64}$/);
+        // S was fetched (mix 'S'): its bytes and the header are cached, in blocks.
+        assert.ok(model.blocks > 0 && model.bytes > 1_000_000 && model.bytes < 7_890_688, JSON.stringify(model));
+        assert.equal(got.freed, model.bytes);
+        assert.deepEqual(got.after, []);
+        assert.equal(got.again, 0);
+      });
+
       it('keeps Node modules out of the browser bundle', async () => {
         const js = await readFile(join(project, 'bundle', 'app.js'), 'utf8');
         assert.doesNotMatch(js, /node:(worker_threads|fs|url)/);

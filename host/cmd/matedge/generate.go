@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,7 +35,8 @@ and why (planned, or given by a flag); -q silences it and the progress lines.
 (one granularity per layer), backend, model, seed, temperature, seconds,
 tokens_per_second, context_full, and with planning "plan": the planner's plan
 (spec, mix_names, backend, download_bytes, predicted_tokens_per_second,
-reasons, …) with "error" and "constraint" when nothing fit the budget.`)
+reasons, …) with "error" and "constraint" when nothing fit the budget, and
+reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	prompt := fs.String("prompt", "It is a truth universally acknowledged", "text to continue")
 	n := fs.Int("n", 64, "tokens to generate")
 	mix := fs.String("mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
@@ -45,14 +47,27 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	backend := fs.String("backend", "auto", "cpu, gpu, or auto (the planner measures both and picks)")
 	budgetName := fs.String("budget", "balanced", "what auto plans for: fast, balanced or best (see matedge plan -help)")
 	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
+	maxDownload := fs.String("max-download", "", "with -mix auto: largest download (bytes, or with kB, MB, GB, KiB, MiB, GiB); empty keeps the budget's")
+	maxMemory := fs.String("max-memory", "", "with -mix auto: most memory the plan may keep (same units); empty keeps the budget's")
+	bestEffort := fs.Bool("best-effort", false, "with -mix auto: when nothing fits the budget, run the smallest plan instead of failing")
 	draft := fs.String("draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged. auto picks the granularity expected to pay most on this device")
 	draftTokens := fs.Int("k", 0, "tokens the draft proposes per round (with -draft), 1…64; 0 chooses k round by round from the acceptance rate and the measured cost of draft and verify steps, down to plain decoding where speculation does not pay")
+	repeatPenalty := fs.Float64("repeat-penalty", 0, "CTRL repetition penalty over the last -penalty-window tokens: 1 to 10, > 1 discourages repeats; 0 is off (cpu backend)")
+	presencePenalty := fs.Float64("presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off (cpu backend)")
+	penaltyWindow := fs.Int("penalty-window", 0, "recent tokens (prompt included) the penalties look at; 0 is 64")
+	minP := fs.Float64("min-p", 0, "when sampling, keep tokens at least this share as likely as the most likely: 0 to 1; 0 is off (cpu backend)")
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text (fields: -help)")
 	quiet := fs.Bool("q", false, "print nothing to stderr but errors")
 	kernelSet := fs.String("kernels", host.KernelsSIMD, "the module's CPU kernels: simd (link the SIMD128 companion module) or go (its plain-Go reference; same tokens, slower)")
+	var stops []string
+	fs.Func("stop", "end before this string appears in the text, which then does not show it (repeatable)", func(s string) error {
+		stops = append(stops, s)
+		return nil
+	})
+	contextPolicy := fs.String("context", host.ContextRefuse, "a prompt or text longer than the context: refuse (fail; stop when full), truncate-left (cut the prompt's start), or slide (cut, and move the window when full)")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -76,6 +91,11 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 		Backend: *backend, Precision: *precision}); err != nil {
 		return err
 	}
+	switch *contextPolicy {
+	case host.ContextRefuse, host.ContextTruncateLeft, host.ContextSlide:
+	default:
+		return fmt.Errorf("-context %q: want refuse, truncate-left or slide", *contextPolicy)
+	}
 	st := newStatus("generate", *quiet)
 	defer st.Stop()
 
@@ -93,7 +113,9 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	backendNote := "-backend"
 	if *draft != "" {
+		backendNote = "-draft runs on the cpu"
 		if *backend == "gpu" {
 			return fmt.Errorf("-draft: speculative decoding runs on the cpu backend; drop -backend gpu")
 		}
@@ -107,12 +129,37 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 			return fmt.Errorf("-mix: %w", err) // before measuring the device for nothing
 		}
 	}
+	shaping := abi.Options{RepetitionPenalty: float32(*repeatPenalty), PresencePenalty: float32(*presencePenalty), PenaltyWindow: *penaltyWindow, MinP: float32(*minP)}
+	if shaping.Shapes() {
+		if *backend == "gpu" {
+			return fmt.Errorf("-repeat-penalty, -presence-penalty and -min-p run on the cpu backend; drop -backend gpu")
+		}
+		*backend = "cpu"
+		backendNote = "the penalties and -min-p run on the cpu"
+	}
 	var plan *abi.PlanResult
 	mixGiven, backendGiven := *mix, *backend
 	if *mix == "auto" || *backend == "auto" {
 		st.Stage("measuring this device to plan (decode steps of S and XL on each backend)")
-		if plan, err = planFor(ctx, mod, *wasmPath, *budgetName, *mix, *backend); err != nil {
+		budget, err := planner.Preset(*budgetName)
+		if err != nil {
 			return err
+		}
+		for _, o := range []struct {
+			flag, value string
+			field       *int64
+		}{{"-max-download", *maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", *maxMemory, &budget.MaxMemoryBytes}} {
+			if o.value != "" {
+				if *o.field, err = parseBytes(o.value); err != nil {
+					return fmt.Errorf("%s %q: %w", o.flag, o.value, err)
+				}
+			}
+		}
+		if plan, err = planFor(ctx, mod, *wasmPath, budget, *mix, *backend); err != nil {
+			return err
+		}
+		if plan.Error != "" && mixGiven == "auto" && !*bestEffort {
+			return fmt.Errorf("nothing fits the budget %s (%s): %s; relax it, or -best-effort runs the smallest plan", *budgetName, plan.Constraint, plan.Error)
 		}
 		*mix, *backend = plan.Plan.Spec, plan.Plan.Backend
 		if *verbose || plan.Error != "" {
@@ -123,9 +170,10 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	st.Say("%s", choiceLine(mixGiven, backendGiven, *budgetName, plan, *draft, *draftTokens))
-	req := host.Request{Prompt: *prompt, MaxTokens: *n, Options: abi.Options{
+	st.Say("%s", choiceLine(mixGiven, backendGiven, backendNote, *budgetName, plan, *draft, *draftTokens))
+	req := host.Request{Prompt: *prompt, MaxTokens: *n, Stop: stops, Context: *contextPolicy, Options: abi.Options{
 		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
+		RepetitionPenalty: shaping.RepetitionPenalty, PresencePenalty: shaping.PresencePenalty, PenaltyWindow: shaping.PenaltyWindow, MinP: shaping.MinP,
 	}}
 	if *draft != "" {
 		req.Options.Draft, req.Options.DraftTokens = *draft, *draftTokens
@@ -147,6 +195,9 @@ reasons, …) with "error" and "constraint" when nothing fit the budget.`)
 	if err != nil {
 		if echoed {
 			fmt.Println()
+		}
+		if errors.Is(err, host.ErrArg) && strings.Contains(err.Error(), "context is") {
+			return fmt.Errorf("%w (-context truncate-left or slide cuts it to fit)", err)
 		}
 		return err
 	}
@@ -194,18 +245,18 @@ func flatPlan(r *abi.PlanResult) *planJSON {
 
 // choiceLine is generate's one stderr line: the mix and backend it runs and
 // why — the flag that gave them, or the planner's main reasons.
-func choiceLine(mixFlag, backendFlag, budget string, plan *abi.PlanResult, draft string, draftTokens int) string {
+func choiceLine(mixFlag, backendFlag, backendNote, budget string, plan *abi.PlanResult, draft string, draftTokens int) string {
 	var mix, backend, why string
 	switch {
 	case plan == nil:
-		return fmt.Sprintf("mix %s (-mix) on %s (-backend)%s", mixFlag, backendFlag, draftNote(draft, draftTokens))
+		return fmt.Sprintf("mix %s (-mix) on %s (%s)%s", mixFlag, backendFlag, backendNote, draftNote(draft, draftTokens))
 	case mixFlag != "auto":
 		mix, backend = plan.Plan.Spec+" (-mix)", plan.Plan.Backend+" (planned: measured fastest for this mix)"
 	default:
 		mix, backend = plan.Plan.Spec, plan.Plan.Backend
 		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, humanBytes(plan.Plan.DownloadBytes))
 		if plan.Error != "" {
-			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs"
+			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs (-best-effort)"
 		} else if r := sizeReason(plan.Plan.Reasons); r != "" {
 			why += "; " + strings.TrimSuffix(r, ".")
 		}
@@ -297,11 +348,7 @@ func startModuleWith(ctx context.Context, wasmPath string, cfg host.Config) (*ho
 
 // planFor measures this machine and asks the module's planner for a plan:
 // the whole plan when mix is auto, only the backend when mix is given.
-func planFor(ctx context.Context, mod *host.Module, wasmPath, budgetName, mix, backend string) (*abi.PlanResult, error) {
-	budget, err := planner.Preset(budgetName)
-	if err != nil {
-		return nil, err
-	}
+func planFor(ctx context.Context, mod *host.Module, wasmPath string, budget planner.Budget, mix, backend string) (*abi.PlanResult, error) {
 	if backend != "auto" {
 		budget.Backend = backend
 	}

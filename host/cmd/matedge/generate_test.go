@@ -49,3 +49,71 @@ func TestGenerateSaysWhy(t *testing.T) {
 		t.Errorf("-backend tpu: exit %d, stderr %q; want one line refusing it", code, stderr)
 	}
 }
+
+// TestGenerateTextFlags: -stop ends before the string, -context picks the
+// policy for a prompt longer than the context, and a bad one is refused.
+func TestGenerateTextFlags(t *testing.T) {
+	run := matedge(t)
+	// The embedded default model: its text is UTF-8, which flags carry.
+	base := []string{"generate", "-q", "-json", "-mix", "S", "-backend", "cpu", "-temperature", "0"}
+	decode := func(stdout string) (out struct {
+		Text   string `json:"text"`
+		Reason string `json:"reason"`
+		Tokens []int  `json:"tokens"`
+	}) {
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatalf("%v: %s", err, stdout)
+		}
+		return out
+	}
+	stdout, stderr, code := run(append(base, "-n", "20")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	plain := decode(stdout)
+	stop := plain.Text[8:10]
+	stdout, stderr, code = run(append(base, "-n", "20", "-stop", stop)...)
+	if got := decode(stdout); code != 0 || got.Reason != "stop" || got.Text != plain.Text[:strings.Index(plain.Text, stop)] {
+		t.Errorf("-stop %q: exit %d %s, text %q reason %q; want %q, stop", stop, code, stderr, got.Text, got.Reason, plain.Text[:strings.Index(plain.Text, stop)])
+	}
+	long := strings.Repeat("a truth ", 200)
+	if _, stderr, code := run(append(base, "-n", "2", "-prompt", long)...); code == 0 || !strings.Contains(stderr, "-context truncate-left") {
+		t.Errorf("a long prompt: exit %d, %q; want a refusal that names -context", code, stderr)
+	}
+	if stdout, stderr, code := run(append(base, "-n", "2", "-prompt", long, "-context", "truncate-left")...); code != 0 || len(decode(stdout).Tokens) != 2 {
+		t.Errorf("-context truncate-left: exit %d, %s %s", code, stderr, stdout)
+	}
+	if _, stderr, code := run(append(base, "-context", "wrap")...); code == 0 || !strings.Contains(stderr, "want refuse, truncate-left or slide") {
+		t.Errorf("-context wrap: exit %d, %q", code, stderr)
+	}
+}
+
+// TestGenerateBudgetIsHard: with -mix auto, a budget nothing fits is an
+// error that says which limit, unless -best-effort, which runs the smallest
+// plan and says so.
+func TestGenerateBudgetIsHard(t *testing.T) {
+	run := matedge(t)
+	path := filepath.Join(t.TempDir(), "tiny.matw")
+	os.WriteFile(path, tinyFile(t), 0o644)
+	base := []string{"generate", "-model", path, "-n", "2", "-temperature", "0", "-backend", "cpu", "-max-memory", "1kB"}
+	if _, stderr, code := run(base...); code == 0 || !strings.Contains(stderr, "nothing fits the budget balanced (memory)") || !strings.Contains(stderr, "-best-effort") {
+		t.Errorf("an impossible budget: exit %d, %q; want a refusal naming the limit", code, stderr)
+	}
+	stdout, stderr, code := run(append(base, "-best-effort", "-json")...)
+	if code != 0 || !strings.Contains(stderr, "so the smallest plan runs") {
+		t.Fatalf("-best-effort: exit %d, %q", code, stderr)
+	}
+	var out struct {
+		Mix  []string `json:"mix"`
+		Plan struct {
+			Error      string `json:"error"`
+			Constraint string `json:"constraint"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Plan.Error == "" || out.Plan.Constraint != "memory" || out.Mix[0] != "S" {
+		t.Errorf("-best-effort -json: %v %+v; want the smallest plan with its error", err, out)
+	}
+	if _, stderr, code := run("generate", "-model", path, "-n", "2", "-max-memory", "lots"); code == 0 || !strings.Contains(stderr, "-max-memory") {
+		t.Errorf("-max-memory lots: exit %d, %q", code, stderr)
+	}
+}
