@@ -90,6 +90,9 @@ type Result struct {
 	Backend      string        `json:"backend"`
 	Duration     time.Duration `json:"-"`
 	Done         bool          `json:"context_full"` // stopped at the context limit
+	// Widths is, with a route option, each generated token's granularity per
+	// layer ([tokens][layers]): the widths of the step that sampled it.
+	Widths [][]int `json:"widths,omitempty"`
 }
 
 // Generate runs a generation on the loaded mix, calling onPiece (if not nil)
@@ -115,6 +118,13 @@ func (m *Module) Generate(ctx context.Context, req Request, onPiece func([]byte)
 			break
 		}
 		res.Tokens = append(res.Tokens, token)
+		if req.Options.Route != 0 {
+			w, err := m.Widths(ctx)
+			if err != nil {
+				return nil, err
+			}
+			res.Widths = append(res.Widths, w)
+		}
 		text = append(text, piece...)
 		if onPiece != nil {
 			onPiece(piece)

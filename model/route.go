@@ -11,21 +11,27 @@ import (
 // hard one runs XL, in the same layer of the same step.
 //
 // The router of layer l is linear: from the FFN input n = rmsnorm(x) ([dim])
-// it predicts, for each granularity g but XL,
+// it scores each granularity g but XL,
 //
-//	e_g = w_g · n + b_g  ≈  log( ‖ffn_XL(n) − ffn_g(n)‖ / ‖x + ffn_XL(n)‖ )
+//	s_g = w_g · n + b_g  ≈  log Δloss_g(n)
 //
-// the log of how far g's output is from XL's, relative to the residual stream
-// it is added to. Given a threshold τ the token runs the narrowest g with
-// e_g ≤ τ, and XL when there is none. Raising τ sends more tokens narrow: one
-// trained router serves every budget, and a budget table in the file (rows
-// (fraction of XL's FFN FLOPs, τ), measured on training text when the router
-// was fitted) turns a budget into τ. τ = −∞ is XL for every token and τ = +∞
-// S for every token, exactly: the routed network then computes what Forward
-// computes for the uniform mix.
+// the log of how much running g instead of XL in this layer, for this token,
+// adds to the loss (nats). Given a price τ (log nats per unit of FFN width,
+// in units of XL's) the token runs the granularity that minimises
+//
+//	exp(s_g) + exp(τ) · width_g / width_XL        (XL: exp(τ), s = −∞)
+//
+// predicted loss plus priced compute, the Lagrangian of "least loss for a
+// mean FLOPs budget". Raising τ sends more tokens narrow: one trained router
+// serves every budget, and a budget table in the file (rows (fraction of XL's
+// FFN FLOPs, τ), measured on training text when the router was fitted) turns a
+// budget into τ. τ = −∞ is XL for every token and τ = +∞ S for every token,
+// exactly: the routed network then computes what Forward computes for the
+// uniform mix. How the scores are fitted is routefit.go and
+// weights/experiment/route.go.
 //
 // The router costs 2·(G−1)·(dim+1) FLOPs per token and layer, against
-// 6·dim·width for the FFN it sizes (0.17 % of XL's for the default model).
+// 6·dim·width for the FFN it sizes (0.13 % of XL's for the default model).
 
 // maxRouterBudgets bounds the budget table.
 const maxRouterBudgets = 1024
@@ -43,18 +49,28 @@ func (c Config) RouterFLOPs() float64 {
 }
 
 // RoutePick returns the granularity a token whose FFN input is n ([dim]) runs
-// under a router ([G-1][dim+1]) at threshold tau: the narrowest g whose
-// predicted log error is at most tau, or the widest (G-1) if none is.
-func RoutePick(router, n []float32, tau float32) int {
+// under a router ([G-1][dim+1]) at price tau, for FFN widths ([G]): the one
+// minimising exp(s_g) + exp(tau)·widths[g]/widths[G-1] (on a tie, XL over
+// the others and the narrower among them); 0 for tau = +∞, G-1 for tau = −∞.
+func RoutePick(router, n []float32, tau float32, widths []int) int {
+	G := len(widths)
+	switch {
+	case math.IsInf(float64(tau), 1):
+		return 0
+	case math.IsInf(float64(tau), -1):
+		return G - 1
+	}
 	d := len(n)
-	rows := len(router) / (d + 1)
-	for g := range rows {
+	price := math.Exp(float64(tau))
+	best, bestCost := G-1, price
+	for g := range G - 1 {
 		row := router[g*(d+1) : (g+1)*(d+1)]
-		if Dot(row[:d], n)+row[d] <= tau {
-			return g
+		cost := math.Exp(float64(Dot(row[:d], n)+row[d])) + price*float64(widths[g])/float64(widths[G-1])
+		if cost < bestCost {
+			best, bestCost = g, cost
 		}
 	}
-	return rows
+	return best
 }
 
 // CheckRouter reports whether w's router can be used: the config has one and
@@ -111,9 +127,9 @@ func (w *Weights) RouteThreshold(budget float64) float32 {
 // ([dim]).
 type Picker func(l int, n []float32) int
 
-// Threshold is the Picker of w's routers at threshold tau.
+// Threshold is the Picker of w's routers at price tau.
 func (w *Weights) Threshold(tau float32) Picker {
-	return func(l int, n []float32) int { return RoutePick(w.Layers[l].Router, n, tau) }
+	return func(l int, n []float32) int { return RoutePick(w.Layers[l].Router, n, tau, w.Config.FFNWidths) }
 }
 
 // ForwardRouted is Forward with the granularity of each layer chosen for this

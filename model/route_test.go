@@ -7,7 +7,8 @@ import (
 )
 
 // constantRouter returns w with routers that always pick z at τ = 0: zero
-// weights, bias +1 for every granularity below z and −1 from z on.
+// weights, a score of 10 (e^10 nats) for every granularity below z and −30
+// from z on, so that z is the cheapest of those that cost almost no loss.
 func constantRouter(t *testing.T, w *Weights, z int) *Weights {
 	t.Helper()
 	c := w.Config
@@ -16,9 +17,9 @@ func constantRouter(t *testing.T, w *Weights, z int) *Weights {
 	for l := range routers {
 		routers[l] = make([]float32, (c.Granularities()-1)*k)
 		for g := range c.Granularities() - 1 {
-			routers[l][g*k+c.Dim] = 1
+			routers[l][g*k+c.Dim] = 10
 			if g >= z {
-				routers[l][g*k+c.Dim] = -1
+				routers[l][g*k+c.Dim] = -30
 			}
 		}
 	}

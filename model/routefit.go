@@ -144,26 +144,30 @@ func choleskySolve(lo, b []float64, k int) []float64 {
 }
 
 // BudgetTable builds the budget table from calibration records: preds
-// ([records][G-1], each record one token in one layer: its router's
-// predictions) and the threshold each budget needs. For candidate thresholds
-// at rows quantiles of the predictions it measures the mean width the records
-// would run, as a fraction of XL's, and keeps the rows whose fraction
-// strictly ascends: at most rows rows, (fraction, τ) each.
+// ([records][G-1], each record one token in one layer: its router's scores).
+// For candidate prices at rows quantiles of the prices where some
+// granularity starts to beat XL, it measures the mean width the records would
+// run, as a fraction of XL's, and keeps the rows whose fraction strictly
+// ascends below 1: at most rows rows, (fraction, τ) each.
 func BudgetTable(c Config, preds []float32, rows int) []float32 {
 	G := c.Granularities()
-	sorted := slices.Clone(preds)
-	slices.Sort(sorted)
+	var switches []float32
+	for i, s := range preds {
+		g := i % (G - 1)
+		switches = append(switches, s-float32(math.Log(1-float64(c.FFNWidths[g])/float64(c.Hidden()))))
+	}
+	slices.Sort(switches)
 	var table []float32
 	for i := range rows {
-		tau := sorted[min(len(sorted)-1, i*len(sorted)/rows)]
+		tau := switches[min(len(switches)-1, i*len(switches)/rows)]
 		var width float64
 		for r := range len(preds) / (G - 1) {
-			width += float64(c.FFNWidths[pickPredicted(preds[r*(G-1):(r+1)*(G-1)], tau)])
+			width += float64(c.FFNWidths[pickScores(preds[r*(G-1):(r+1)*(G-1)], tau, c.FFNWidths)])
 		}
 		frac := float32(width / float64(len(preds)/(G-1)) / float64(c.Hidden()))
 		table = append(table, frac, tau)
 	}
-	// Higher τ sends more tokens narrow: walk from the highest τ up in fraction.
+	// A higher price sends more tokens narrow: walk from the highest up in fraction.
 	var out []float32
 	for i := len(table)/2 - 1; i >= 0; i-- {
 		if f := table[2*i]; (len(out) == 0 || f > out[len(out)-2]) && f < 1 {
@@ -173,14 +177,17 @@ func BudgetTable(c Config, preds []float32, rows int) []float32 {
 	return out
 }
 
-// pickPredicted is RoutePick on predictions already computed.
-func pickPredicted(pred []float32, tau float32) int {
-	for g, e := range pred {
-		if e <= tau {
-			return g
+// pickScores is RoutePick on scores already computed.
+func pickScores(scores []float32, tau float32, widths []int) int {
+	G := len(widths)
+	price := math.Exp(float64(tau))
+	best, bestCost := G-1, price
+	for g, s := range scores {
+		if cost := math.Exp(float64(s)) + price*float64(widths[g])/float64(widths[G-1]); cost < bestCost {
+			best, bestCost = g, cost
 		}
 	}
-	return len(pred)
+	return best
 }
 
 // WithRouter returns a copy of w that carries routers ([layers][G-1][dim+1])

@@ -57,6 +57,11 @@ type Options struct {
 	// (temperature only: top_k and top_p must be unset).
 	Draft       string `msgpack:"draft"`
 	DraftTokens int    `msgpack:"draft_tokens"`
+	// Route, when set (0 < route ≤ 1), turns on token routing on the CPU
+	// backend: each token's FFN width in each layer is picked by the file's
+	// routers, for a mean of about this fraction of XL's FFN FLOPs, never
+	// wider than the set_mix mix's granularity in that layer.
+	Route float32 `msgpack:"route"`
 }
 
 // PlanRequest is plan's input: what the host detected and what the caller

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
@@ -36,6 +37,7 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
 	draft := fs.String("draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged. auto picks the granularity expected to pay most on this device")
 	draftTokens := fs.Int("k", 0, "tokens the draft proposes per round (with -draft), 1…64; 0 chooses k round by round from the acceptance rate and the measured cost of draft and verify steps, down to plain decoding where speculation does not pay")
+	route := fs.Float64("route", 0, "token routing: each token's FFN width per layer picked by the file's routers for a mean of about this fraction of XL's FFN FLOPs (0 < BUDGET ≤ 1; 0 is off), never wider than -mix (auto means XL here); CPU backend only")
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
@@ -72,6 +74,18 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 			*topK, *topP = 0, 1 // speculative sampling draws from the whole distribution
 		}
 	}
+	if *route != 0 {
+		if !(*route > 0 && *route <= 1) {
+			return fmt.Errorf("-route %g: want a fraction of XL's FFN FLOPs in (0, 1]", *route)
+		}
+		if *backend == "gpu" {
+			return fmt.Errorf("-route: token routing runs on the cpu backend only; drop -backend gpu")
+		}
+		*backend = "cpu"
+		if *mix == "auto" {
+			*mix = "XL" // the widest each layer may run; the routers pick below it
+		}
+	}
 	var plan *abi.PlanResult
 	if *mix == "auto" || *backend == "auto" {
 		if plan, err = planFor(ctx, mod, *wasmPath, *budgetName, *mix, *backend); err != nil {
@@ -92,6 +106,7 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	if *draft != "" {
 		req.Options.Draft, req.Options.DraftTokens = *draft, *draftTokens
 	}
+	req.Options.Route = float32(*route)
 	var stream func([]byte)
 	if !*asJSON {
 		fmt.Print(*prompt)
@@ -103,6 +118,9 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 	}
 	if !*asJSON {
 		fmt.Println()
+		if *route != 0 {
+			fmt.Fprintln(os.Stderr, describeWidths(modelInfo.Header.Config, res.Widths))
+		}
 		return nil
 	}
 	out := struct {
@@ -117,6 +135,28 @@ a comma list with one granularity per layer (Mix'n'Match), or auto.`)
 		Plan            *abi.PlanResult `json:"plan,omitempty"`
 	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), plan}
 	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// describeWidths summarises a routed generation's widths: the mean FFN width
+// over tokens and layers as a share of XL's, and each granularity's share.
+func describeWidths(c model.Config, widths [][]int) string {
+	if len(widths) == 0 {
+		return "routed: no tokens"
+	}
+	count := make([]int, c.Granularities())
+	var width, n float64
+	for _, tok := range widths {
+		for _, g := range tok {
+			count[g]++
+			width += float64(c.FFNWidths[g])
+			n++
+		}
+	}
+	parts := make([]string, len(count))
+	for g, k := range count {
+		parts[g] = fmt.Sprintf("%s %.0f%%", c.GranularityName(g), 100*float64(k)/n)
+	}
+	return fmt.Sprintf("routed: mean FFN width %.0f%% of XL over %d tokens (%s)", 100*width/n/float64(c.Hidden()), len(widths), strings.Join(parts, ", "))
 }
 
 // openModel opens a weights file, or the embedded default for an empty path.
