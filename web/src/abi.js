@@ -27,7 +27,7 @@ export const CODES = {
 export const PREAMBLE = 12;
 
 const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step'];
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'widths'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -162,8 +162,8 @@ export class ModuleInstance {
     return { ...info, missing: info.missing ?? [], needed: info.needed ?? [] };
   }
 
-  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, draft, draft_tokens}; it returns the backend name. */
-  reset({ seed, temperature, top_k, top_p, backend, draft = '', draft_tokens = 0 }) {
+  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, draft, draft_tokens, route}; it returns the backend name. */
+  reset({ seed, temperature, top_k, top_p, backend, draft = '', draft_tokens = 0, route = 0 }) {
     const options = msgpack.encode({
       seed: BigInt(seed),
       temperature: msgpack.float32(temperature),
@@ -172,6 +172,7 @@ export class ModuleInstance {
       backend,
       draft,
       draft_tokens,
+      route: msgpack.float32(route),
     });
     this.callBytes('reset', options);
     return new TextDecoder().decode(this.output());
@@ -180,6 +181,12 @@ export class ModuleInstance {
   /** prompt queues text and returns its token ids. */
   prompt(text) {
     this.callBytes('prompt', utf8.encode(text));
+    return this.decodeOutput();
+  }
+
+  /** widths returns the granularity each layer ran for the token the last step fed: the routers' picks with a route, else the mix. */
+  widths() {
+    this.check('widths', this.exports.widths());
     return this.decodeOutput();
   }
 

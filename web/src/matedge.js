@@ -128,17 +128,18 @@ export class MatEdge {
    * @param {string} prompt
    * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
    *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
-   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round);
-   *   DEFAULTS fills the rest
+   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round),
+   *   route (0 < route ≤ 1: token routing on the CPU for about that fraction of XL's FFN FLOPs; see
+   *   Generation.widths); DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
-    const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
+    const planned = options.draft || options.route ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
     const o = { ...DEFAULTS, backend: planned, ...options };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);
     if (!(Number.isSafeInteger(o.seed) || typeof o.seed === 'bigint') || o.seed < 0) throw new RangeError(`matedge: seed ${o.seed}: want an integer ≥ 0`);
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
-      draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0,
+      draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0, route: o.route ?? 0,
     });
   }
 
@@ -182,6 +183,8 @@ export class Generation {
     this.promptTokens = null;
     /** Generated token ids so far. */
     this.tokens = [];
+    /** With a route: each generated token's granularity per layer (0 is S), to colour tokens by. */
+    this.widths = [];
     /** Generated text so far. */
     this.text = '';
     /** The backend that runs it ('cpu' or 'gpu'), once started; 'cpu' after the GPU was lost. */
@@ -229,6 +232,7 @@ export class Generation {
       this.backend = 'cpu';
     } else if (e.event === 'token') {
       this.tokens.push(e.token);
+      if (e.widths) this.widths.push(e.widths);
       this.push(this.decoder.decode(e.piece, { stream: true }));
     }
   }

@@ -10,7 +10,7 @@
 //   worker → page  {id, event: 'progress', phase, loaded, total, …}
 //                  {id, event: 'plan', capabilities, plan, error, constraint}
 //                  {id, event: 'started', backend, promptTokens}
-//                  {id, event: 'token', token, piece}         (piece: the token's bytes, maybe part of a UTF-8 character)
+//                  {id, event: 'token', token, piece, widths} (piece: the token's bytes, maybe part of a UTF-8 character; widths: with a route, the granularity per layer)
 //                  {id, event: 'device-lost', message}        (the generation goes on on the CPU)
 //                  {id, result} or {id, error: {message, code}}
 //
@@ -110,7 +110,8 @@ const ops = {
       }
       const piece = mod.output();
       tokens.push(status);
-      self.postMessage({ id, event: 'token', token: status, piece }, [piece.buffer]);
+      const widths = options.route ? mod.widths() : undefined;
+      self.postMessage({ id, event: 'token', token: status, piece, widths }, [piece.buffer]);
     }
     cancelled.delete(id);
     return { reason, tokens: tokens.length, seconds: (performance.now() - start) / 1000, backend };
