@@ -49,6 +49,7 @@ type RoutePoint struct {
 	// and Share the share of each granularity over tokens and layers.
 	Frontier float64   `json:"frontier,omitempty"`
 	Share    []float64 `json:"share,omitempty"`
+	LayerXL  []float64 `json:"layer_xl,omitempty"` // per layer, the share of tokens that ran XL
 }
 
 // TokenWidth is a token's mean FFN width over its occurrences and layers.
@@ -277,11 +278,14 @@ func Route(s RouteSetup, progress func(string)) (*RouteStudy, *model.Weights, er
 	var widest []int
 	for _, budget := range s.Budgets {
 		loss, picks := eval(routed.Threshold(routed.RouteThreshold(budget)), evalIDs)
-		p := RoutePoint{Name: fmt.Sprintf("routed %.2f", budget), Budget: budget, Loss: loss, Share: make([]float64, G)}
+		p := RoutePoint{Name: fmt.Sprintf("routed %.2f", budget), Budget: budget, Loss: loss, Share: make([]float64, G), LayerXL: make([]float64, c.Layers)}
 		var width float64
-		for _, g := range picks {
+		for i, g := range picks {
 			width += float64(c.FFNWidths[g])
 			p.Share[g]++
+			if g == G-1 {
+				p.LayerXL[i%c.Layers] += float64(c.Layers) / float64(len(picks))
+			}
 		}
 		for g := range p.Share {
 			p.Share[g] /= float64(len(picks))
@@ -530,6 +534,22 @@ func (r *RouteStudy) Write(dir string) error {
 		if q.FFNShare <= 0.6 && q.Loss-xlLoss <= 0.02 {
 			metBudget = append(metBudget, fmt.Sprintf("%.2f", q.Budget))
 		}
+	}
+	p("\nShare of tokens that ran XL, per layer (a layer that never does could be capped at L by the mix, and its XL bytes never fetched):\n\n| budget |")
+	for l := range c.Layers {
+		p(" layer %d |", l)
+	}
+	p("\n|---:|")
+	for range c.Layers {
+		p("---:|")
+	}
+	p("\n")
+	for _, q := range r.Routed {
+		p("| %.2f |", q.Budget)
+		for _, v := range q.LayerXL {
+			p(" %.0f%% |", 100*v)
+		}
+		p("\n")
 	}
 	p("\nThe frontier column is the lower envelope of the measured uniform and Mix'n'Match networks at the routed point's cost, linear between neighbouring networks.\n\n")
 	p("| target | measured | met |\n|---|---|:-:|\n")
