@@ -80,9 +80,9 @@ export async function startServer({ timeoutMs = 15_000 } = {}) {
 }
 
 /** generate runs `matedge generate -json` and returns its JSON object. */
-export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95 }) {
+export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, route = 0 }) {
   const args = ['generate', '-json', '-backend', 'cpu', '-prompt', prompt, '-n', String(n), '-mix', mix,
-    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP)];
+    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP), '-route', String(route)];
   const { stdout } = await promisify(execFile)(BIN, args, { timeout: 60_000 });
   return JSON.parse(stdout);
 }
