@@ -115,6 +115,9 @@ type Result struct {
 	Reason       string `json:"reason"`
 	DroppedChars int    `json:"dropped_chars,omitempty"` // cut from the prompt's start to fit (truncate-left, slide)
 	Slides       int    `json:"slides,omitempty"`        // times the window slid (slide)
+	// Widths is, with a route option, each generated token's granularity per
+	// layer ([tokens][layers]): the widths of the step that sampled it.
+	Widths [][]int `json:"widths,omitempty"`
 }
 
 // Generate runs a generation on the loaded mix, calling onPiece (if not nil)
@@ -161,6 +164,13 @@ func (m *Module) Generate(ctx context.Context, req Request, onPiece func([]byte)
 			continue
 		}
 		res.Tokens = append(res.Tokens, token)
+		if req.Options.Route != 0 {
+			w, err := m.Widths(ctx)
+			if err != nil {
+				return nil, err
+			}
+			res.Widths = append(res.Widths, w)
+		}
 		generated = append(generated, piece...)
 		out, stopped := stops.push(piece)
 		emit(out)

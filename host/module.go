@@ -127,7 +127,7 @@ type Module struct {
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
-	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan"}
+	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan", "widths"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
 // and then that every export of ABI.md is there.
@@ -407,6 +407,16 @@ func (m *Module) Step(ctx context.Context) (token int, piece []byte, done bool, 
 }
 
 const maxPending = 1000
+
+// Widths returns the granularity each layer ran for the last position of the
+// last step: the router's picks on a routed sequence, else the mix.
+func (m *Module) Widths(ctx context.Context) ([]int, error) {
+	if _, err := m.call(ctx, "widths"); err != nil {
+		return nil, err
+	}
+	var w []int
+	return w, m.decodeOutput(ctx, &w)
+}
 
 func (m *Module) decodeOutput(ctx context.Context, v any) error {
 	b, err := m.output(ctx)

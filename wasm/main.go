@@ -327,6 +327,16 @@ func step() (code int32) {
 	return int32(token)
 }
 
+//go:wasmexport widths
+func widths() (code int32) {
+	defer guard(&code)
+	w, err := eng.Widths()
+	if err != nil {
+		return failErr(err)
+	}
+	return setOutput(w)
+}
+
 //go:wasmexport plan
 func plan(ptr, n uint32) (code int32) {
 	if c := enter("plan"); c != 0 {

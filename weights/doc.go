@@ -69,6 +69,7 @@
 //	context     int            longest sequence (positions 0…context-1)
 //	rope_theta  float32        θ, the base of the rotary frequencies; finite, ≥ 1
 //	norm_eps    float32        ε of every RMSNorm; finite, from 2^-126 (the smallest normal float32) to 1
+//	router_budgets  int        rows K of the token router's budget table, 2…1024; absent (0): no router tensors
 //
 // vocab is at most 2^20 (model.MaxVocab). With four granularities their names are S, M, L, XL; otherwise g0, g1, ….
 //
@@ -119,6 +120,7 @@
 //	corpus_sha256  hex SHA-256 of the corpus's documents joined, before the train/validation split
 //	command        the matedge train command line that made the file
 //	quality        the quality table, JSON text inside the msgpack string (below)
+//	router         the matedge route command line that fitted the file's routers
 //
 // # Tensors and sections
 //
@@ -140,12 +142,19 @@
 //	layers.L.ffn_down   [hidden][d]    W2ᵀ: row j is what neuron j adds to the residual stream
 //	final_norm          [d]            RMSNorm gain after the last block
 //	head                [vocab][d]     [out][in]: logits = head · x; not tied to embed
+//	layers.L.router     [G-1][d+1]     only with router_budgets: row g scores granularity g from the FFN input n, w·n + b (w then b)
+//	router_budget       [K][2]         only with router_budgets: rows (fraction of XL's FFN FLOPs, price τ), fractions ascending
+//
+// The router tensors (model/route.go) are shared tensors: one entry each,
+// granularity 0, layer L (router_budget: -1), after head in section 0, so a
+// file without them lays out every other tensor at the same offsets.
 //
 // The attention matrices are square, so their shape cannot tell their
 // orientation: it is [out][in] as stated. Entries come in this order:
 //
 //	section 0   embed, then per layer: attn_norm query key value output ffn_norm
-//	            ffn_gate[0:h0) ffn_up[0:h0) ffn_down[0:h0), then final_norm, head
+//	            ffn_gate[0:h0) ffn_up[0:h0) ffn_down[0:h0), then final_norm, head,
+//	            then (with router_budgets) layers.L.router for each layer, router_budget
 //	section 1   per layer: ffn_gate[h0:h1) ffn_up[h0:h1) ffn_down[h0:h1)
 //	...
 //	section G-1 per layer: ffn_gate[h(G-2):h(G-1)) ...

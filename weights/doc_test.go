@@ -157,7 +157,12 @@ func TestDocHeaderKeys(t *testing.T) {
 		if !slices.Equal(got, header) {
 			t.Errorf("%s: header keys %v; doc.go lists %v", path, got, header)
 		}
-		if got := sortedKeys(h["config"].(map[string]any)); !slices.Equal(got, config) {
+		gotConfig := sortedKeys(h["config"].(map[string]any))
+		if !slices.Contains(gotConfig, "router_budgets") {
+			gotConfig = append(gotConfig, "router_budgets") // absent without a router
+			slices.Sort(gotConfig)
+		}
+		if got := gotConfig; !slices.Equal(got, config) {
 			t.Errorf("%s: config keys %v; doc.go lists %v", path, got, config)
 		}
 		if got := sortedKeys(h["tokenizer"].(map[string]any)); !slices.Equal(got, tokenizer) {
@@ -198,11 +203,12 @@ func TestDocTensors(t *testing.T) {
 		t.Fatal("doc.go has no tensor table after \"The tensors, with their shapes …\"")
 	}
 	c := weights.TinyConfig()
-	size := map[string]int{"d": c.Dim, "vocab": c.Vocab, "hidden": c.Hidden()}
+	c.RouterBudgets = 5 // the router's tensors too
+	size := map[string]int{"d": c.Dim, "vocab": c.Vocab, "hidden": c.Hidden(), "G-1": c.Granularities() - 1, "d+1": c.Dim + 1, "K": c.RouterBudgets, "2": 2}
 	doc := map[string][]int{}
 	for _, r := range table {
 		var shape []int
-		for _, m := range regexp.MustCompile(`\[(\w+)\]`).FindAllStringSubmatch(r[1], -1) {
+		for _, m := range regexp.MustCompile(`\[([\w+-]+)\]`).FindAllStringSubmatch(r[1], -1) {
 			shape = append(shape, size[m[1]])
 		}
 		doc[r[0]] = shape

@@ -69,6 +69,11 @@ type Options struct {
 	PresencePenalty   float32 `msgpack:"presence_penalty"`
 	PenaltyWindow     int     `msgpack:"penalty_window"`
 	MinP              float32 `msgpack:"min_p"`
+	// Route, when set (0 < route ≤ 1), turns on token routing on the CPU
+	// backend: each token's FFN width in each layer is picked by the file's
+	// routers, for a mean of about this fraction of XL's FFN FLOPs, never
+	// wider than the set_mix mix's granularity in that layer.
+	Route float32 `msgpack:"route"`
 }
 
 // DefaultPenaltyWindow is how many recent tokens the penalties look at when

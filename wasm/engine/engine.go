@@ -15,6 +15,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
@@ -207,6 +208,9 @@ func (e *Engine) Reset(o Options) error {
 	if err := e.checkShaping(o); err != nil {
 		return err
 	}
+	if o.Route != 0 {
+		return e.resetRouted(o)
+	}
 	if o.Draft != "" {
 		spec, err := e.speculator(o)
 		if err != nil {
@@ -349,6 +353,48 @@ func (e *Engine) Step() (int, error) {
 	return token, nil
 }
 
+// resetRouted starts a routed sequence on the CPU backend: o.Route is the
+// budget, a fraction of XL's FFN FLOPs, and the mix caps each layer's width.
+func (e *Engine) resetRouted(o Options) error {
+	switch {
+	case !(o.Route > 0 && o.Route <= 1):
+		return fmt.Errorf("%w: route %g (want a fraction of XL's FFN FLOPs in (0, 1], or 0 for off)", ErrArg, o.Route)
+	case o.Draft != "" || o.DraftTokens != 0:
+		return fmt.Errorf("%w: route and draft together are not supported", ErrArg)
+	case o.Backend == "gpu":
+		return fmt.Errorf("%w: token routing runs on the cpu backend only (the GPU router kernel is not written); use backend cpu or auto", ErrBackend)
+	case o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto":
+		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
+	}
+	w := e.asm.Weights
+	if err := w.CheckRouter(); err != nil {
+		return fmt.Errorf("%w: route: %v", ErrArg, err)
+	}
+	c := e.newCPU(o)
+	pick, mix := w.Threshold(w.RouteThreshold(float64(o.Route))), e.mix
+	c.route = func(l int, n []float32) int { return min(pick(l, n), mix[l]) }
+	c.widths = slices.Clone(mix)
+	e.backend = c
+	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+	return nil
+}
+
+// Widths returns the granularity each layer ran for the last position of the
+// last step: the router's picks on a routed sequence, else the mix. ErrState
+// before a sequence has stepped.
+func (e *Engine) Widths() ([]int, error) {
+	if e.backend == nil || e.pos == 0 {
+		return nil, fmt.Errorf("%w: widths before the first step", ErrState)
+	}
+	if c, ok := e.backend.(*cpu); ok {
+		if c.route != nil {
+			return slices.Clone(c.widths), nil
+		}
+		return slices.Clone(c.mix), nil
+	}
+	return slices.Clone(e.mix), nil
+}
+
 // Piece is the bytes of a token.
 func (e *Engine) Piece(token int) []byte { return e.header.Tokenizer.Piece(token) }
 
@@ -363,6 +409,10 @@ type cpu struct {
 	repetition, presence float32
 	window               int
 	history              []int
+	// route, when not nil, picks each token's granularity per layer
+	// (capped at mix); widths holds the last position's picks.
+	route  model.Picker
+	widths []int // [layers]
 }
 
 func (e *Engine) newCPU(o Options) *cpu {
@@ -386,9 +436,14 @@ func (c *cpu) Name() string { return "cpu" }
 // through Forward; both give the bits of one Forward per token.
 func (c *cpu) Start(tokens []int, pos int) error {
 	var logits []float32
-	if len(tokens) == 1 {
+	switch {
+	case c.route != nil:
+		for i, t := range tokens {
+			logits = model.ForwardRouted(c.weights, c.state, c.route, t, pos+i, c.widths)
+		}
+	case len(tokens) == 1:
 		logits = model.Forward(c.weights, c.state, c.mix, tokens[0], pos)
-	} else {
+	default:
 		vocab := c.weights.Config.Vocab
 		logits = model.ForwardMany(c.weights, c.state, c.mix, tokens, pos)[(len(tokens)-1)*vocab:]
 	}

@@ -93,9 +93,9 @@ export async function startServer({ dist = DIST, timeoutMs = 15_000, args = [] }
 }
 
 /** generate runs `matedge generate -json` (of the default model, or of the file model) and returns its JSON object. */
-export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, backend = 'cpu', precision = 'f32', model = '', extra = [] }) {
+export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, backend = 'cpu', precision = 'f32', model = '', route = 0, extra = [] }) {
   const args = ['generate', '-q', '-json', '-backend', backend, '-precision', precision, '-prompt', prompt, '-n', String(n), '-mix', mix,
-    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP), '-model', model, ...extra];
+    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP), '-model', model, '-route', String(route), ...extra];
   const { stdout } = await promisify(execFile)(BIN, args, { timeout: 60_000 });
   return JSON.parse(stdout);
 }

@@ -33,7 +33,7 @@ export const PREAMBLE = 12;
  * module), plus WASI's _initialize and the memory.
  */
 export const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel'];
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel', 'widths'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -177,11 +177,11 @@ export class ModuleInstance {
 
   /**
    * reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, precision, draft, draft_tokens,
-   * repetition_penalty, presence_penalty, penalty_window, min_p}; it returns the backend name.
+   * repetition_penalty, presence_penalty, penalty_window, min_p, route}; it returns the backend name.
    */
   reset({
     seed, temperature, top_k, top_p, backend, precision = '', draft = '', draft_tokens = 0,
-    repetition_penalty = 0, presence_penalty = 0, penalty_window = 0, min_p = 0,
+    repetition_penalty = 0, presence_penalty = 0, penalty_window = 0, min_p = 0, route = 0,
   }) {
     const options = msgpack.encode({
       seed: BigInt(seed),
@@ -196,6 +196,7 @@ export class ModuleInstance {
       presence_penalty: msgpack.float32(presence_penalty),
       penalty_window,
       min_p: msgpack.float32(min_p),
+      route: msgpack.float32(route),
     });
     this.callBytes('reset', options);
     return new TextDecoder().decode(this.output());
@@ -204,6 +205,12 @@ export class ModuleInstance {
   /** prompt queues text and returns its token ids. */
   prompt(text) {
     this.callBytes('prompt', utf8.encode(text));
+    return this.decodeOutput();
+  }
+
+  /** widths returns the granularity each layer ran for the token the last step fed: the routers' picks with a route, else the mix. */
+  widths() {
+    this.check('widths', this.exports.widths());
     return this.decodeOutput();
   }
 

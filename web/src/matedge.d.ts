@@ -167,6 +167,12 @@ export interface GenerateOptions {
   penaltyWindow?: number;
   /** When sampling, keep only tokens at least minP times as likely as the most likely one (0…1; 0: off). */
   minP?: number;
+  /**
+   * Token routing, 0 < route ≤ 1: each token's FFN width in each layer is picked by the file's
+   * routers for a mean of about this fraction of XL's FFN FLOPs, never wider than the mix; runs on
+   * the CPU (backend 'gpu' is refused with ERR_BACKEND). Needs a file with routers. Default 0: off.
+   */
+  route?: number;
 }
 
 /** A model in this origin's cache. */
@@ -224,6 +230,8 @@ export declare class MatEdge {
 export declare class Generation implements AsyncIterable<string> {
   promptTokens: number[] | null;
   tokens: number[];
+  /** With a route: each generated token's granularity index per layer (0 is S), e.g. to colour it. */
+  widths: number[][];
   text: string;
   backend: 'cpu' | 'gpu' | null;
   /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
@@ -245,7 +253,7 @@ export declare class Generation implements AsyncIterable<string> {
 
 export interface ModelInfo {
   header: {
-    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number };
+    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number; router_budgets?: number };
     tokenizer: unknown;
     entries: { tensor: string; dtype: string; shape: number[]; row_start: number; row_end: number; layer: number; granularity: number; offset: number; length: number; crc32c: number }[];
     data_size: number;

@@ -204,13 +204,14 @@ export class MatEdge {
    * @param {string} prompt
    * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
    *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
-   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round);
-   *   DEFAULTS fills the rest
+   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round),
+   *   route (0 < route ≤ 1: token routing on the CPU for about that fraction of XL's FFN FLOPs; see
+   *   Generation.widths); DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
-    // A draft, the penalties and min-p run on the CPU backend.
+    // A draft, a route, the penalties and min-p run on the CPU backend.
     const shapes = (options.repetitionPenalty ?? 0) > 1 || (options.presencePenalty ?? 0) !== 0 || (options.minP ?? 0) !== 0;
-    const planned = options.draft || shapes ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
+    const planned = options.draft || options.route || shapes ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
     const { signal, ...rest } = options;
     const o = { ...DEFAULTS, backend: planned, ...rest };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);
@@ -221,7 +222,7 @@ export class MatEdge {
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
       precision: o.precision ?? '', draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0, stop: stop.filter((s) => s !== ''), context_policy: o.context,
-      repetition_penalty: o.repetitionPenalty ?? 0, presence_penalty: o.presencePenalty ?? 0, penalty_window: o.penaltyWindow ?? 0, min_p: o.minP ?? 0,
+      repetition_penalty: o.repetitionPenalty ?? 0, presence_penalty: o.presencePenalty ?? 0, penalty_window: o.penaltyWindow ?? 0, min_p: o.minP ?? 0, route: o.route ?? 0,
     }, signal);
   }
 
@@ -322,6 +323,8 @@ export class Generation {
     this.aborted = false;
     /** Generated token ids so far. */
     this.tokens = [];
+    /** With a route: each generated token's granularity per layer (0 is S), to colour tokens by. */
+    this.widths = [];
     /** Generated text so far. */
     this.text = '';
     /** The backend that runs it ('cpu' or 'gpu'), once started; 'cpu' after the GPU was lost. */
@@ -386,6 +389,7 @@ export class Generation {
       this.backend = 'cpu';
     } else if (e.event === 'token') {
       this.tokens.push(e.token);
+      if (e.widths) this.widths.push(e.widths);
       this.push(this.decoder.decode(e.piece, { stream: true }));
     }
   }

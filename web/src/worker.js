@@ -12,8 +12,9 @@
 //   worker → page  {id, event: 'progress', phase, loaded, total, …}
 //                  {id, event: 'plan', capabilities, plan, error, constraint}
 //                  {id, event: 'started', backend, promptTokens, droppedChars}
-//                  {id, event: 'token', token, piece}         (piece: the bytes now safe to show, maybe part of a UTF-8
-//                                                              character; fewer than the token's with stop strings)
+//                  {id, event: 'token', token, piece, widths} (piece: the bytes now safe to show, maybe part of a UTF-8
+//                                                              character; fewer than the token's with stop strings;
+//                                                              widths: with a route, the granularity per layer)
 //                  {id, event: 'text', piece}                 (bytes held back for stop strings, released at the end)
 //                  {id, event: 'slid', promptTokens, droppedChars} (context 'slide': the window moved)
 //                  {id, event: 'device-lost', message}        (the generation goes on on the CPU)
@@ -181,7 +182,8 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
         window.tokens.push(status);
         generated += decoder.decode(bytes, { stream: true });
         const { out, stopped } = stops ? stops.push(bytes) : { out: bytes, stopped: false };
-        post({ id, event: 'token', token: status, piece: out }, [out.buffer]);
+        const widths = options.route ? mod.widths() : undefined;
+        post({ id, event: 'token', token: status, piece: out, widths }, [out.buffer]);
         if (stopped) {
           reason = 'stop';
           break;

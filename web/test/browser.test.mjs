@@ -61,7 +61,7 @@ async function session(browser, server, log) {
       const gen = window.lm.generate(prompt, options);
       let text = '';
       for await (const piece of gen) text += piece;
-      return { text, tokens: gen.tokens, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
+      return { text, tokens: gen.tokens, widths: gen.widths, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
     }, { prompt: PROMPT, options: { maxTokens: N, temperature: 0, seed: 1, ...options } }),
     // modelRequests returns the model requests logged since mark, waiting
     // (up to 5 s) until there are at least count of them.
@@ -173,6 +173,25 @@ function core(get) {
     } finally {
       await s.setMix(before);
     }
+  }, { timeout: 60_000 });
+
+  it('routed decoding gives the CLI\'s tokens and per-token widths on the CPU; the GPU refuses it', async () => {
+    const s = get().s;
+    await s.setMix('XL');
+    const [routed, want] = await Promise.all([s.run({ route: 0.6 }), generate({ prompt: PROMPT, n: N, mix: 'XL', route: 0.6 })]);
+    assert.equal(routed.backend, 'cpu');
+    assert.deepEqual(routed.tokens, want.tokens);
+    assert.deepEqual(routed.widths, want.widths);
+    assert.ok(new Set(routed.widths.flat()).size > 1, `the routers picked one width only: ${JSON.stringify(routed.widths)}`);
+    const refused = await s.page.evaluate(async (prompt) => {
+      try {
+        await window.lm.generate(prompt, { route: 0.6, backend: 'gpu', maxTokens: 1 }).finished;
+        return null;
+      } catch (err) {
+        return err.code;
+      }
+    }, PROMPT);
+    assert.equal(refused, 'ERR_BACKEND');
   }, { timeout: 60_000 });
 
   it('a reload uses the cache: zero model bytes over the network', async () => {

@@ -56,6 +56,7 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	presencePenalty := fs.Float64("presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off (cpu backend)")
 	penaltyWindow := fs.Int("penalty-window", 0, "recent tokens (prompt included) the penalties look at; 0 is 64")
 	minP := fs.Float64("min-p", 0, "when sampling, keep tokens at least this share as likely as the most likely: 0 to 1; 0 is off (cpu backend)")
+	route := fs.Float64("route", 0, "token routing: each token's FFN width per layer picked by the file's routers for a mean of about this fraction of XL's FFN FLOPs (0 < BUDGET ≤ 1; 0 is off), never wider than -mix (auto means XL here); CPU backend only")
 	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
@@ -137,6 +138,19 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 		*backend = "cpu"
 		backendNote = "the penalties and -min-p run on the cpu"
 	}
+	if *route != 0 {
+		if !(*route > 0 && *route <= 1) {
+			return fmt.Errorf("-route %g: want a fraction of XL's FFN FLOPs in (0, 1]", *route)
+		}
+		if *backend == "gpu" {
+			return fmt.Errorf("-route: token routing runs on the cpu backend only; drop -backend gpu")
+		}
+		*backend = "cpu"
+		backendNote = "token routing runs on the cpu"
+		if *mix == "auto" {
+			*mix = "XL" // the widest each layer may run; the routers pick below it
+		}
+	}
 	var plan *abi.PlanResult
 	mixGiven, backendGiven := *mix, *backend
 	if *mix == "auto" || *backend == "auto" {
@@ -180,6 +194,7 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	}
 	// The prompt is echoed with the first token, so that options the module
 	// refuses at reset leave nothing on stdout.
+	req.Options.Route = float32(*route)
 	var stream func([]byte)
 	echoed := false
 	echo := func() {
@@ -204,6 +219,9 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	if !*asJSON {
 		echo()
 		fmt.Println()
+		if *route != 0 {
+			fmt.Fprintln(os.Stderr, describeWidths(modelInfo.Header.Config, res.Widths))
+		}
 		if res.Done {
 			fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's context limit of %d tokens (%d of the prompt, %d generated of the %d asked for)\n",
 				modelInfo.Header.Config.Context, len(res.PromptTokens), len(res.Tokens), *n)
@@ -286,6 +304,28 @@ func draftNote(draft string, k int) string {
 		return fmt.Sprintf(", drafting with %s (-draft), k chosen round by round", draft)
 	}
 	return fmt.Sprintf(", drafting %d tokens a round with %s (-draft)", k, draft)
+}
+
+// describeWidths summarises a routed generation's widths: the mean FFN width
+// over tokens and layers as a share of XL's, and each granularity's share.
+func describeWidths(c model.Config, widths [][]int) string {
+	if len(widths) == 0 {
+		return "routed: no tokens"
+	}
+	count := make([]int, c.Granularities())
+	var width, n float64
+	for _, tok := range widths {
+		for _, g := range tok {
+			count[g]++
+			width += float64(c.FFNWidths[g])
+			n++
+		}
+	}
+	parts := make([]string, len(count))
+	for g, k := range count {
+		parts[g] = fmt.Sprintf("%s %.0f%%", c.GranularityName(g), 100*float64(k)/n)
+	}
+	return fmt.Sprintf("routed: mean FFN width %.0f%% of XL over %d tokens (%s)", 100*width/n/float64(c.Hidden()), len(widths), strings.Join(parts, ", "))
 }
 
 // openModel opens a weights file, or the embedded default for an empty path.
