@@ -154,20 +154,9 @@ func ForwardRouted(w *Weights, s *State, pick Picker, token, pos int, picks []in
 		MatVec(v, layer.Value, s.xb)
 		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
 		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		scale := 1 / sqrt32(float32(hd))
 		for h := 0; h < c.Heads; h++ {
-			q := s.q[h*hd : (h+1)*hd]
 			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
-			for t := range att {
-				kt := s.keyCache[cache+t*d+h*hd : cache+t*d+(h+1)*hd]
-				att[t] = Dot(q, kt) * scale
-			}
-			Softmax(att)
-			out := s.xb[h*hd : (h+1)*hd]
-			clear(out)
-			for t, a := range att {
-				kern.AddScaled(out, a, s.valueCache[cache+t*d+h*hd:cache+t*d+(h+1)*hd])
-			}
+			attend(s.xb[h*hd:(h+1)*hd], att, s.q[h*hd:(h+1)*hd], s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
 		}
 		MatVec(s.xb2, layer.Output, s.xb)
 		Add(s.x, s.xb2)
