@@ -62,8 +62,12 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
   const aborted = new Set(); // ids of operations the page aborted
   let running = null; // {id, controller} of the operation in flight
   const post = (message, transfer) => port.postMessage(message, transfer);
-  // Every fetch of an operation carries its abort signal.
-  const fetch = (url, init = {}) => fetchBase(url, { ...init, signal: running?.controller.signal });
+  // Every fetch of an operation carries its abort signal, beside any the
+  // caller set (the loader's stall watchdog).
+  const fetch = (url, init = {}) => {
+    const signals = [init.signal, running?.controller.signal].filter(Boolean);
+    return fetchBase(url, { ...init, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0] });
+  };
 
   const ops = {
     async load({ id, wasm, kernels, model, mix, budget, bestEffort, remeasure, gpu, cache, stallTimeout }) {
