@@ -8,7 +8,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/matedge/matedge/host/internal/testmodule"
 	"github.com/matedge/matedge/host/webgpuhost"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/kernels"
 	"github.com/matedge/matedge/weights"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -141,6 +141,7 @@ func compiledModule(t *testing.T) wazero.CompiledModule {
 func TestDocImportsExports(t *testing.T) {
 	compiled := compiledModule(t)
 	webgpuImports := map[string][]string{}
+	kernelImports := map[string][]string{}
 	var wasi []string
 	for _, f := range compiled.ImportedFunctions() {
 		module, name, _ := f.Import()
@@ -152,6 +153,9 @@ func TestDocImportsExports(t *testing.T) {
 			}
 		case wasi_snapshot_preview1.ModuleName:
 			wasi = append(wasi, name)
+		case kernels.ImportModule:
+			kernelImports[name] = append(valueTypes(f.ParamTypes()), "→")
+			kernelImports[name] = append(kernelImports[name], valueTypes(f.ResultTypes())...)
 		default:
 			t.Errorf("the module imports %s.%s, which wasm/ABI.md does not list", module, name)
 		}
@@ -178,6 +182,30 @@ func TestDocImportsExports(t *testing.T) {
 		t.Fatal(err)
 	} else if want := fmt.Sprintf("**`webgpu`** — %d functions", len(webgpuImports)); !strings.Contains(string(b), want) {
 		t.Errorf("wasm/ABI.md does not say %q", want)
+	}
+
+	// wasm/ABI.md: the kernels table lists every kernels import with its signature.
+	docKernels := map[string]bool{}
+	for _, row := range tablesUnder(t, "../wasm/ABI.md", "Imports")[0].rows {
+		name := names(row[0])[0]
+		docKernels[name] = true
+		sig := strings.Trim(row[1], "`")
+		params, result, _ := strings.Cut(sig, "→")
+		want := append(paramTypes(params), "→")
+		want = append(want, strings.Fields(result)...)
+		if got, ok := kernelImports[name]; !ok {
+			t.Errorf("wasm/ABI.md lists kernels %s; the module does not import it", name)
+		} else if !slices.Equal(got, want) {
+			t.Errorf("kernels %s is %v; wasm/ABI.md says %v", name, got, want)
+		}
+	}
+	for name := range kernelImports {
+		if !docKernels[name] {
+			t.Errorf("the module imports kernels %s; wasm/ABI.md's kernels table does not list it", name)
+		}
+	}
+	if len(kernelImports) != len(kernels.Functions)+1 {
+		t.Errorf("the module imports %d kernels functions; wasm/kernels lists %d and version", len(kernelImports), len(kernels.Functions))
 	}
 
 	// wasm/ABI.md: the WASI list is the block after **`wasi_snapshot_preview1`**.
@@ -284,7 +312,11 @@ func recordingRuntime(t *testing.T, rec *gpuRecorder) *Runtime {
 	if _, err := b.Instantiate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &Runtime{runtime: rt, compiled: compiled}
+	kern, err := instantiateKernels(ctx, rt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Runtime{runtime: rt, compiled: compiled, kernels: kern}
 }
 
 // TestDocNoGPU checks webgpu/ABI.md's table of the imports each backend
@@ -634,10 +666,10 @@ func TestDocFeedNonFinite(t *testing.T) {
 	bad := &h.Entries[2]
 	copy(data[bad.Offset+8:], []byte{0x00, 0x00, 0xc0, 0x7f}) // a quiet NaN
 	bad.CRC32C = weights.Checksum(data[bad.Offset : bad.Offset+bad.Length])
-	header := mustMsgpack(t, h)
-	crafted := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte(weights.Magic), weights.Version), uint32(len(header)))
-	crafted = append(crafted, header...)
-	crafted = append(crafted, make([]byte, (weights.Align-len(crafted)%weights.Align)%weights.Align)...)
+	crafted, err := weights.EncodeHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dataStart := int64(len(crafted))
 	crafted = append(crafted, data...)
 

@@ -93,19 +93,26 @@ func TestModuleMatchesNative(t *testing.T) {
 		{"S,L,XL", model.Mix{0, 2, 3}, abi.Options{}},
 		{"M", c.Uniform(1), abi.Options{Seed: 42, Temperature: 0.9, TopK: 20, TopP: 0.9}},
 	} {
-		t.Run(tt.mix, func(t *testing.T) {
-			res, err := generate(t, file, tt.mix, tt.opts, 24)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := nativeGenerate(w, tt.want, testPrompt, 24, tt.opts)
-			if !slices.Equal(res.Tokens, want) {
-				t.Fatalf("module tokens %v\nnative tokens %v", res.Tokens, want)
-			}
-			if res.Backend != "cpu" {
-				t.Fatalf("backend = %q; want cpu", res.Backend)
-			}
-		})
+		for _, kernels := range []string{KernelsSIMD, KernelsGo} {
+			t.Run(tt.mix+"/"+kernels, func(t *testing.T) {
+				ctx := context.Background()
+				m := startWith(t, Config{Kernels: kernels})
+				if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), tt.mix); err != nil {
+					t.Fatal(err)
+				}
+				res, err := m.Generate(ctx, Request{Prompt: testPrompt, MaxTokens: 24, Options: tt.opts}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := nativeGenerate(w, tt.want, testPrompt, 24, tt.opts)
+				if !slices.Equal(res.Tokens, want) {
+					t.Fatalf("module tokens %v\nnative tokens %v", res.Tokens, want)
+				}
+				if res.Backend != "cpu" {
+					t.Fatalf("backend = %q; want cpu", res.Backend)
+				}
+			})
+		}
 	}
 }
 
@@ -310,6 +317,11 @@ func TestSpeculativeInModule(t *testing.T) {
 		{"S", 4, abi.Options{}},
 		{"M,S,L", 3, abi.Options{Backend: "auto"}},
 		{"S", 3, abi.Options{Temperature: 0.8, Seed: 9}},
+		// k chosen round by round from costs measured in the module, and
+		// the draft chosen by the module: greedy output is still the mix's.
+		{"S", 0, abi.Options{}},
+		{"auto", 0, abi.Options{}},
+		{"auto", 2, abi.Options{}},
 	} {
 		t.Run(fmt.Sprintf("%s/k%d/t%g", tt.draft, tt.k, tt.opts.Temperature), func(t *testing.T) {
 			o := tt.opts
@@ -338,6 +350,7 @@ func TestSpeculativeInModule(t *testing.T) {
 	for _, o := range []abi.Options{
 		{Draft: "S", Backend: "gpu", Temperature: 0.8}, // the gpu backend speculates greedily only
 		{Draft: "S", DraftTokens: 65},
+		{Draft: "S", DraftTokens: -1},
 		{DraftTokens: 3},
 		{Draft: "Q"},
 		{Draft: "S", Temperature: 0.8, TopK: 5},
@@ -345,5 +358,9 @@ func TestSpeculativeInModule(t *testing.T) {
 		if _, err := generate(t, file, "XL", o, 4); err == nil {
 			t.Errorf("options %+v: no error", o)
 		}
+	}
+	// S is the narrowest: there is nothing to draft with.
+	if _, err := generate(t, file, "S", abi.Options{Draft: "auto"}, 4); !errors.Is(err, ErrArg) {
+		t.Errorf("draft auto for S: %v; want ErrArg", err)
 	}
 }

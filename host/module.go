@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/matedge/matedge/host/webgpuhost"
 	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/kernels"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -24,12 +26,20 @@ import (
 // ErrABI means the module and this host were built from different ABI versions.
 var ErrABI = errors.New("host: module ABI version mismatch")
 
+// ErrTrapped means the instance trapped (a bug in the module, or memory that
+// could not grow) and was closed: its state is gone, so this call and every
+// later one fail with it. Instantiate a new one.
+var ErrTrapped = errors.New("host: the module instance trapped and was closed")
+
 // Runtime is a compiled module, ready to instantiate, with the host modules
 // it imports: WASI and webgpu.
 type Runtime struct {
 	runtime  wazero.Runtime
 	compiled wazero.CompiledModule
 	gpu      *webgpuhost.Host
+	kernels  *kernelHost
+
+	memoryLimit uint64 // Config.MemoryLimit
 }
 
 // Config configures a Runtime. The zero value offers the module this
@@ -38,6 +48,15 @@ type Config struct {
 	// GPU opens the device the module's webgpu imports drive, when the module
 	// asks for one; webgpuhost.NoGPU offers none.
 	GPU func() (webgpu.Device, error)
+	// MemoryLimit, when set, caps each instance's memory at this many bytes
+	// (rounded down to 64 KiB pages; at most 4 GiB, wasm32's limit) and
+	// tells the module (MATEDGE_MEMORY_LIMIT), whose alloc then returns 0
+	// rather than trap when a buffer would not fit.
+	MemoryLimit uint64
+	// Kernels is the kernel set of the module's CPU path: KernelsSIMD (or
+	// empty) links the SIMD128 companion module, wasm/kernels; KernelsGo
+	// leaves the module on its plain-Go kernels. Both give the same tokens.
+	Kernels string
 }
 
 // NewRuntime compiles the module. Compiled code is cached on disk (in the user
@@ -49,6 +68,9 @@ func NewRuntime(ctx context.Context, wasm []byte, cfg Config) (*Runtime, error) 
 			rtConfig = rtConfig.WithCompilationCache(cache)
 		}
 	}
+	if cfg.MemoryLimit > 0 {
+		rtConfig = rtConfig.WithMemoryLimitPages(uint32(min(cfg.MemoryLimit, 4<<30) >> 16))
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rtConfig)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)
@@ -59,12 +81,31 @@ func NewRuntime(ctx context.Context, wasm []byte, cfg Config) (*Runtime, error) 
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: %w", err)
 	}
+	if cfg.Kernels != "" && cfg.Kernels != KernelsSIMD && cfg.Kernels != KernelsGo {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: kernel set %q (want %s or %s)", cfg.Kernels, KernelsSIMD, KernelsGo)
+	}
+	kern, err := instantiateKernels(ctx, rt, cfg.Kernels != KernelsGo)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("host: compile module: %w", err)
 	}
-	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu}, nil
+	// A module that does not import "kernels" gets no companion instance.
+	imports := false
+	for _, f := range compiled.ImportedFunctions() {
+		if module, _, _ := f.Import(); module == kernels.ImportModule {
+			imports = true
+		}
+	}
+	if !imports {
+		kern.compiled = nil
+	}
+	return &Runtime{runtime: rt, compiled: compiled, gpu: gpu, kernels: kern, memoryLimit: cfg.MemoryLimit}, nil
 }
 
 // Close releases the runtime, every module instantiated from it and the GPU
@@ -76,43 +117,56 @@ func (r *Runtime) Close(ctx context.Context) error {
 // Module is one instance of the matedge module: one engine, one sequence.
 type Module struct {
 	mod     api.Module
+	unlink  func(context.Context) error // closes the module's kernels.wasm instance
 	mem     api.Memory
 	fns     map[string]api.Function
 	scratch uint32 // a buffer from alloc that inputs are copied into
 	size    uint32 // its size
+	trapped error  // why the instance is gone, once an export trapped
+	context int    // the loaded model's context, in tokens (0 before LoadHeader)
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
-	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan"}
+	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan", "widths"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
 // and then that every export of ABI.md is there.
 func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
-		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+	cfg := moduleConfig()
+	if r.memoryLimit > 0 {
+		cfg = cfg.WithEnv("MATEDGE_MEMORY_LIMIT", strconv.FormatUint(min(r.memoryLimit, 4<<30)>>16<<16, 10))
+	}
 	mod, err := r.runtime.InstantiateModule(ctx, r.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("host: instantiate module: %w", err)
 	}
+	unlink, err := r.kernels.link(ctx, mod)
+	if err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
 	version := mod.ExportedFunction("abi_version")
 	if version == nil {
+		unlink(ctx)
 		mod.Close(ctx)
 		return nil, fmt.Errorf("%w: the module does not export abi_version (is it a matedge module?)", ErrABI)
 	}
 	res, err := version.Call(ctx)
 	if err != nil {
+		unlink(ctx)
 		mod.Close(ctx)
 		return nil, fmt.Errorf("host: abi_version: %w", err)
 	}
 	if v := uint32(res[0]); v != abi.Version {
+		unlink(ctx)
 		mod.Close(ctx)
 		return nil, fmt.Errorf("%w: module has version %d, this host speaks %d; rebuild both with ./build.sh", ErrABI, v, abi.Version)
 	}
-	m := &Module{mod: mod, mem: mod.Memory(), fns: map[string]api.Function{}}
+	m := &Module{mod: mod, unlink: unlink, mem: mod.Memory(), fns: map[string]api.Function{}}
 	for _, name := range exports {
 		f := mod.ExportedFunction(name)
 		if f == nil {
-			mod.Close(ctx)
+			m.Close(ctx)
 			return nil, fmt.Errorf("%w: the module does not export %q", ErrABI, name)
 		}
 		m.fns[name] = f
@@ -120,8 +174,17 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 	return m, nil
 }
 
+// moduleConfig is how every instance starts: anonymous (so that one runtime
+// holds many), _initialize run, stderr passed on, random_get all zeros.
+func moduleConfig() wazero.ModuleConfig {
+	return wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
+		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+}
+
 // Close ends the instance.
-func (m *Module) Close(ctx context.Context) error { return m.mod.Close(ctx) }
+func (m *Module) Close(ctx context.Context) error {
+	return errors.Join(m.unlink(ctx), m.mod.Close(ctx))
+}
 
 // zeroReader makes the module's random_get deterministic: matedge seeds its
 // own sampler, and nothing in the module may depend on host randomness.
@@ -157,11 +220,27 @@ var (
 	ErrBackend  = &Error{Code: abi.ErrBackend, Msg: "backend not available"}
 )
 
-// call runs an export and returns its first result as a signed status.
-func (m *Module) call(ctx context.Context, name string, args ...uint64) (int64, error) {
+// invoke calls an export. After a trap the instance is closed and every
+// call returns the first trap's error (ErrTrapped) instead of running
+// code in a module whose state is broken.
+func (m *Module) invoke(ctx context.Context, name string, args ...uint64) ([]uint64, error) {
+	if m.trapped != nil {
+		return nil, m.trapped
+	}
 	res, err := m.fns[name].Call(ctx, args...)
 	if err != nil {
-		return 0, fmt.Errorf("host: %s trapped: %w", name, err)
+		m.trapped = fmt.Errorf("%w: %s trapped (%v); instantiate a new one", ErrTrapped, name, err)
+		m.mod.Close(ctx)
+		return nil, m.trapped
+	}
+	return res, nil
+}
+
+// call runs an export and returns its first result as a signed status.
+func (m *Module) call(ctx context.Context, name string, args ...uint64) (int64, error) {
+	res, err := m.invoke(ctx, name, args...)
+	if err != nil {
+		return 0, err
 	}
 	var status int64
 	if len(res) > 0 {
@@ -180,11 +259,11 @@ func (m *Module) call(ctx context.Context, name string, args ...uint64) (int64, 
 
 // output copies the module's output buffer.
 func (m *Module) output(ctx context.Context) ([]byte, error) {
-	p, err := m.fns["output_ptr"].Call(ctx)
+	p, err := m.invoke(ctx, "output_ptr")
 	if err != nil {
 		return nil, err
 	}
-	n, err := m.fns["output_len"].Call(ctx)
+	n, err := m.invoke(ctx, "output_len")
 	if err != nil {
 		return nil, err
 	}
@@ -199,14 +278,18 @@ func (m *Module) output(ctx context.Context) ([]byte, error) {
 func (m *Module) put(ctx context.Context, b []byte) (uint32, error) {
 	if uint32(len(b)) > m.size {
 		if m.scratch != 0 {
-			if _, err := m.fns["free"].Call(ctx, uint64(m.scratch)); err != nil {
-				return 0, fmt.Errorf("host: free: %w", err)
+			if _, err := m.invoke(ctx, "free", uint64(m.scratch)); err != nil {
+				return 0, err
 			}
+			m.scratch, m.size = 0, 0
 		}
 		size := max(uint32(len(b)), 64<<10)
-		res, err := m.fns["alloc"].Call(ctx, uint64(size))
-		if err != nil || res[0] == 0 {
-			return 0, fmt.Errorf("host: module could not allocate %d bytes", size)
+		res, err := m.invoke(ctx, "alloc", uint64(size))
+		if err != nil {
+			return 0, err
+		}
+		if res[0] == 0 {
+			return 0, fmt.Errorf("host: the module could not allocate %d bytes (out of memory)", size)
 		}
 		m.scratch, m.size = uint32(res[0]), size
 	}
@@ -237,7 +320,13 @@ func (m *Module) LoadHeader(ctx context.Context, header []byte, fileSize int64) 
 		return nil, err
 	}
 	var info abi.ModelInfo
-	return &info, m.decodeOutput(ctx, &info)
+	if err := m.decodeOutput(ctx, &info); err != nil {
+		return nil, err
+	}
+	if info.Header != nil {
+		m.context = info.Header.Config.Context
+	}
+	return &info, nil
 }
 
 // Feed hands the module weights bytes that start at offset in the file.
@@ -319,6 +408,16 @@ func (m *Module) Step(ctx context.Context) (token int, piece []byte, done bool, 
 
 const maxPending = 1000
 
+// Widths returns the granularity each layer ran for the last position of the
+// last step: the router's picks on a routed sequence, else the mix.
+func (m *Module) Widths(ctx context.Context) ([]int, error) {
+	if _, err := m.call(ctx, "widths"); err != nil {
+		return nil, err
+	}
+	var w []int
+	return w, m.decodeOutput(ctx, &w)
+}
+
 func (m *Module) decodeOutput(ctx context.Context, v any) error {
 	b, err := m.output(ctx)
 	if err != nil {
@@ -328,4 +427,19 @@ func (m *Module) decodeOutput(ctx context.Context, v any) error {
 		return fmt.Errorf("host: decode module output: %w", err)
 	}
 	return nil
+}
+
+// BenchKernel runs one of the CPU path's products reps times inside the
+// module (the bench_kernel export, wasm/ABI.md), for the caller to time.
+// A module older than the export is told apart with ErrABI.
+func (m *Module) BenchKernel(ctx context.Context, kernel int32, rows, cols, tokens, reps int) error {
+	if m.fns["bench_kernel"] == nil {
+		f := m.mod.ExportedFunction("bench_kernel")
+		if f == nil {
+			return fmt.Errorf("%w: the module does not export bench_kernel; rebuild it with ./build.sh", ErrABI)
+		}
+		m.fns["bench_kernel"] = f
+	}
+	_, err := m.call(ctx, "bench_kernel", uint64(kernel), uint64(rows), uint64(cols), uint64(tokens), uint64(reps))
+	return err
 }

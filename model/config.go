@@ -47,6 +47,10 @@ type Config struct {
 	Context   int     `msgpack:"context" json:"context"`       // longest sequence (KV cache length)
 	RopeTheta float32 `msgpack:"rope_theta" json:"rope_theta"` // base of the rotary position frequencies
 	NormEps   float32 `msgpack:"norm_eps" json:"norm_eps"`     // RMSNorm epsilon
+	// RouterBudgets is the number of rows of the token router's budget table
+	// (route.go); 0, the default and what files without a router carry, means
+	// the network has no router tensors.
+	RouterBudgets int `msgpack:"router_budgets,omitempty" json:"router_budgets,omitempty"`
 }
 
 // NestedWidths returns the default MatFormer granularities for an XL hidden width:
@@ -85,6 +89,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model: rope_theta %g must be finite and at least %d", c.RopeTheta, minRopeTheta)
 	case !(c.NormEps >= minNormEps && c.NormEps <= maxNormEps):
 		return fmt.Errorf("model: norm_eps %g out of range [%g, %d] (finite, not denormal)", c.NormEps, float32(minNormEps), maxNormEps)
+	}
+	if c.RouterBudgets != 0 && (c.RouterBudgets < 2 || c.RouterBudgets > maxRouterBudgets || len(c.FFNWidths) < 2) {
+		return fmt.Errorf("model: router_budgets %d: a router needs 2 to %d budget rows and at least 2 granularities (have %d)", c.RouterBudgets, maxRouterBudgets, len(c.FFNWidths))
 	}
 	prev := 0
 	for g, w := range c.FFNWidths {

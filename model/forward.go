@@ -19,6 +19,8 @@ type State struct {
 	ropeCos    []float32 // [context][headDim/2]
 	ropeSin    []float32 // [context][headDim/2]
 	many       []float32 // [tokens][vocab] logits of the last ForwardMany
+	// manyScratch holds ForwardMany's activations: [tokens][4·dim + 2·hidden] and attention scores.
+	manyScratch []float32
 }
 
 // NewState allocates the activations and KV cache for one sequence of up to
@@ -73,20 +75,9 @@ func Forward(w *Weights, s *State, mix Mix, token, pos int) []float32 {
 		MatVec(v, layer.Value, s.xb)
 		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
 		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		scale := 1 / sqrt32(float32(hd))
 		for h := 0; h < c.Heads; h++ {
-			q := s.q[h*hd : (h+1)*hd]
 			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
-			for t := range att {
-				kt := s.keyCache[cache+t*d+h*hd : cache+t*d+(h+1)*hd]
-				att[t] = Dot(q, kt) * scale
-			}
-			Softmax(att)
-			out := s.xb[h*hd : (h+1)*hd]
-			clear(out)
-			for t, a := range att {
-				kern.AddScaled(out, a, s.valueCache[cache+t*d+h*hd:cache+t*d+(h+1)*hd])
-			}
+			attend(s.xb[h*hd:(h+1)*hd], att, s.q[h*hd:(h+1)*hd], s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
 		}
 		MatVec(s.xb2, layer.Output, s.xb)
 		Add(s.x, s.xb2)
@@ -120,22 +111,27 @@ func RMSNorm(out, x, gain []float32, eps float32) {
 	}
 }
 
-// MatVec sets out = W·x for W [len(out)][len(x)].
-func MatVec(out, w, x []float32) {
-	n := len(x)
-	for i := range out {
-		out[i] = Dot(w[i*n:(i+1)*n], x)
+// attend is one head's attention at position len(att)-1: att[t] =
+// softmax_t(q·k_t / √headDim), out = Σ_t att[t]·v_t, where k_t =
+// keys[t·stride:][:len(q)] and v_t likewise in values (the KV cache of one
+// layer, offset to the head). att [positions], out and q [headDim].
+func attend(out, att, q, keys, values []float32, stride int) {
+	kern.MatVec(att, keys, q, stride)
+	scale := 1 / sqrt32(float32(len(q)))
+	for t := range att {
+		att[t] *= scale
 	}
+	Softmax(att)
+	kern.MatTVec(out, values, att, stride)
 }
 
-// MatTVec sets out = Wᵀ·x for W [len(x)][len(out)] (a neuron-major matrix).
-func MatTVec(out, w, x []float32) {
-	n := len(out)
-	clear(out)
-	for j, xj := range x {
-		kern.AddScaled(out, xj, w[j*n:(j+1)*n])
-	}
-}
+// MatVec sets out = W·x for W [len(out)][len(x)], each row summed in the
+// order of dot4 by the active kernel set.
+func MatVec(out, w, x []float32) { kern.MatVec(out, w, x, len(x)) }
+
+// MatTVec sets out = Wᵀ·x for W [len(x)][len(out)] (a neuron-major matrix),
+// summed over the rows of W in order.
+func MatTVec(out, w, x []float32) { kern.MatTVec(out, w, x, len(out)) }
 
 // Dot is Σ a[i]·b[i] with the active kernel set (summed left to right by
 // GoKernels).
@@ -164,28 +160,60 @@ func Rope(x, cos, sin []float32, headDim int) {
 // kernel set.
 func Softmax(x []float32) { kern.Softmax(x) }
 
-// softmaxGo is Softmax in plain Go: the reference.
+// softmaxGo is Softmax in plain Go: the reference. The sum is summed in the
+// four-lane order of dot4 (sum4), so that a vector version gives the same bits.
 func softmaxGo(x []float32) {
 	maxv := x[0]
 	for _, v := range x[1:] {
 		maxv = max(maxv, v)
 	}
-	var sum float32
 	for i, v := range x {
 		x[i] = exp32(v - maxv)
-		sum += x[i]
 	}
+	sum := sum4(x)
 	for i := range x {
 		x[i] /= sum
 	}
 }
 
-// SwiGLU sets out[j] = silu(gate[j]) · up[j], silu(z) = z / (1 + e^-z). out may alias gate.
-func SwiGLU(out, gate, up []float32) {
+// SwiGLU sets out[j] = silu(gate[j]) · up[j], silu(z) = z / (1 + e^-z), with
+// the active kernel set. out may alias gate.
+func SwiGLU(out, gate, up []float32) { kern.SwiGLU(out, gate, up) }
+
+// swiGLUGo is SwiGLU in plain Go: the reference.
+func swiGLUGo(out, gate, up []float32) {
+	up = up[:len(gate)]
+	out = out[:len(gate)]
 	for j, g := range gate {
 		out[j] = g / (1 + exp32(-g)) * up[j]
 	}
 }
 
 func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
-func exp32(x float32) float32  { return float32(math.Exp(float64(x))) }
+
+// exp32 is e^x in float32, to about 2 ulp: x = n·ln 2 + r with n the integer
+// nearest x·log₂e, e^r by Cephes' expf polynomial, 2^n put into the exponent
+// bits. Each step is one float32 operation, rounded (no fused multiply-add), in
+// the order the SIMD kernels follow ($exp in wasm/kernels/kernels.wat), so both
+// give the same bits. x < −87.3 gives 0 (e^x is not a normal float32 there,
+// and e^−∞ is 0); x > 88.3 gives e^88.3 ≈ 2.2e38; NaN stays NaN.
+func exp32(x float32) float32 {
+	under := x < -87.3
+	x = max(min(x, 88.3), -87.3)
+	n := float32(math.RoundToEven(float64(x * 1.44269504088896341)))
+	r := x - float32(n*0.693359375)
+	r -= float32(n * -2.12194440e-4)
+	p := float32(1.9875691500e-4)
+	p = float32(p*r) + 1.3981999507e-3
+	p = float32(p*r) + 8.3334519073e-3
+	p = float32(p*r) + 4.1665795894e-2
+	p = float32(p*r) + 1.6666665459e-1
+	p = float32(p*r) + 5.0000001201e-1
+	y := float32(p*float32(r*r)) + r
+	y++
+	y *= math.Float32frombits(uint32(int32(n)+127) << 23)
+	if under {
+		return 0
+	}
+	return y
+}

@@ -14,73 +14,62 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 	if n == 0 || pos < 0 || pos+n > c.Context {
 		panic("model: ForwardMany: positions out of the context")
 	}
-	rows := func(size int) [][]float32 {
-		r := make([][]float32, n)
-		for i := range r {
-			r[i] = make([]float32, size)
-		}
-		return r
+	// Every buffer holds the n tokens' vectors one after the other: [n][size].
+	// They are carved from one scratch slice kept in s, so that a prefill
+	// does not leave garbage for the collector on every call.
+	h := c.Hidden()
+	if need := n*(4*d+2*h) + pos + n; cap(s.manyScratch) < need {
+		s.manyScratch = make([]float32, need)
 	}
-	x, xb, xb2, q := rows(d), rows(d), rows(d), rows(d)
-	gate, up := rows(c.Hidden()), rows(c.Hidden())
+	buf := s.manyScratch
+	carve := func(size int) []float32 {
+		b := buf[:size:size]
+		buf = buf[size:]
+		return b
+	}
+	x, xb, xb2, q := carve(n*d), carve(n*d), carve(n*d), carve(n*d)
+	gate, up := carve(n*h), carve(n*h)
+	att := carve(pos + n)
 	for r, tok := range tokens {
-		copy(x[r], w.Embed[tok*d:(tok+1)*d])
+		copy(x[r*d:(r+1)*d], w.Embed[tok*d:(tok+1)*d])
 	}
-	scale := 1 / sqrt32(float32(hd))
-	att := make([]float32, pos+n)
 
 	for l, layer := range w.Layers {
 		cache := l * c.Context * d
-		keys, values := make([][]float32, n), make([][]float32, n)
-		for r := range tokens {
-			p := pos + r
-			keys[r] = s.keyCache[cache+p*d : cache+(p+1)*d]
-			values[r] = s.valueCache[cache+p*d : cache+(p+1)*d]
-			RMSNorm(xb[r], x[r], layer.AttnNorm, c.NormEps)
+		keys := s.keyCache[cache+pos*d : cache+(pos+n)*d]     // [n][d]
+		values := s.valueCache[cache+pos*d : cache+(pos+n)*d] // [n][d]
+		for r := range n {
+			RMSNorm(xb[r*d:(r+1)*d], x[r*d:(r+1)*d], layer.AttnNorm, c.NormEps)
 		}
-		matVecRows(q, layer.Query, xb)
-		matVecRows(keys, layer.Key, xb)
-		matVecRows(values, layer.Value, xb)
-		for r := range tokens {
+		kern.MatVecBatch(q, layer.Query, xb, n)
+		kern.MatVecBatch(keys, layer.Key, xb, n)
+		kern.MatVecBatch(values, layer.Value, xb, n)
+		for r := range n {
 			p := pos + r
-			Rope(q[r], s.ropeCos[p*hd/2:(p+1)*hd/2], s.ropeSin[p*hd/2:(p+1)*hd/2], hd)
-			Rope(keys[r], s.ropeCos[p*hd/2:(p+1)*hd/2], s.ropeSin[p*hd/2:(p+1)*hd/2], hd)
+			Rope(q[r*d:(r+1)*d], s.ropeCos[p*hd/2:(p+1)*hd/2], s.ropeSin[p*hd/2:(p+1)*hd/2], hd)
+			Rope(keys[r*d:(r+1)*d], s.ropeCos[p*hd/2:(p+1)*hd/2], s.ropeSin[p*hd/2:(p+1)*hd/2], hd)
 		}
-		for r := range tokens {
+		for r := range n {
 			p := pos + r
 			for h := 0; h < c.Heads; h++ {
-				qh := q[r][h*hd : (h+1)*hd]
-				a := att[:p+1]
-				for t := range a {
-					a[t] = Dot(qh, s.keyCache[cache+t*d+h*hd:cache+t*d+(h+1)*hd]) * scale
-				}
-				Softmax(a)
-				out := xb[r][h*hd : (h+1)*hd]
-				clear(out)
-				for t, v := range a {
-					kern.AddScaled(out, v, s.valueCache[cache+t*d+h*hd:cache+t*d+(h+1)*hd])
-				}
+				attend(xb[r*d+h*hd:r*d+(h+1)*hd], att[:p+1], q[r*d+h*hd:r*d+(h+1)*hd],
+					s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
 			}
 		}
-		matVecRows(xb2, layer.Output, xb)
-		for r := range tokens {
-			Add(x[r], xb2[r])
-			RMSNorm(xb[r], x[r], layer.FFNNorm, c.NormEps)
+		kern.MatVecBatch(xb2, layer.Output, xb, n)
+		for r := range n {
+			Add(x[r*d:(r+1)*d], xb2[r*d:(r+1)*d])
+			RMSNorm(xb[r*d:(r+1)*d], x[r*d:(r+1)*d], layer.FFNNorm, c.NormEps)
 		}
 
 		width := c.FFNWidths[mix[l]]
-		gw, uw := make([][]float32, n), make([][]float32, n)
-		for r := range tokens {
-			gw[r], uw[r] = gate[r][:width], up[r][:width]
-		}
-		matVecRows(gw, layer.Gate[:width*d], xb)
-		matVecRows(uw, layer.Up[:width*d], xb)
-		for r := range tokens {
-			SwiGLU(gw[r], gw[r], uw[r])
-		}
-		matTVecRows(xb2, layer.Down[:width*d], gw)
-		for r := range tokens {
-			Add(x[r], xb2[r])
+		gw, uw := gate[:n*width], up[:n*width] // [n][width]
+		kern.MatVecBatch(gw, layer.Gate[:width*d], xb, n)
+		kern.MatVecBatch(uw, layer.Up[:width*d], xb, n)
+		SwiGLU(gw, gw, uw)
+		kern.MatTVecBatch(xb2, layer.Down[:width*d], gw, n)
+		for r := range n {
+			Add(x[r*d:(r+1)*d], xb2[r*d:(r+1)*d])
 		}
 	}
 
@@ -88,40 +77,9 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 		s.many = make([]float32, n*c.Vocab)
 	}
 	logits := s.many[:n*c.Vocab]
-	for r := range tokens {
-		RMSNorm(x[r], x[r], w.FinalNorm, c.NormEps)
+	for r := range n {
+		RMSNorm(x[r*d:(r+1)*d], x[r*d:(r+1)*d], w.FinalNorm, c.NormEps)
 	}
-	out := make([][]float32, n)
-	for r := range out {
-		out[r] = logits[r*c.Vocab : (r+1)*c.Vocab]
-	}
-	matVecRows(out, w.Head, x)
+	kern.MatVecBatch(logits, w.Head, x, n)
 	return logits
-}
-
-// matVecRows sets out[r] = W·x[r] for every r, as MatVec does row by row,
-// visiting each row of W once.
-func matVecRows(out [][]float32, w []float32, x [][]float32) {
-	n := len(x[0])
-	for i := range out[0] {
-		wi := w[i*n : (i+1)*n]
-		for r := range x {
-			out[r][i] = Dot(wi, x[r])
-		}
-	}
-}
-
-// matTVecRows sets out[r] = Wᵀ·x[r] for every r, as MatTVec does, visiting
-// each row of W once.
-func matTVecRows(out [][]float32, w []float32, x [][]float32) {
-	n := len(out[0])
-	for r := range out {
-		clear(out[r])
-	}
-	for j := range x[0] {
-		row := w[j*n : (j+1)*n]
-		for r := range x {
-			kern.AddScaled(out[r], x[r][j], row)
-		}
-	}
 }

@@ -6,16 +6,18 @@ import (
 )
 
 // Kernels are the hot loops of the CPU path: the three batched products of
-// training, and the dot product, scaled add and softmax that the per-token forward
-// pass and attention are made of. Everything else in this package is written
-// once, in plain Go; these five have faster versions where the machine allows
-// (vector units, a SIMD companion module), and every version is tested
-// against the plain-Go reference, GoKernels.
+// training, the dot product, scaled add and softmax of attention, and the
+// matrix–vector products and SwiGLU of decoding. Everything else in this
+// package is written once, in plain Go; these have faster versions where the
+// machine allows (vector units, a SIMD companion module), and every version
+// is tested against the plain-Go reference, GoKernels.
 //
 // Each version sums every output element in one fixed order that does not
 // depend on how work is split between goroutines, so a training run is
-// bit-for-bit reproducible on a given machine and kernel set. Different kernel
-// sets round differently: results agree to float32 rounding, not bit for bit.
+// bit-for-bit reproducible on a given machine and kernel set. The training
+// products of different sets round differently (they agree to float32
+// rounding); the products of decoding below are bit-identical in every set
+// (avx2 keeps its own Softmax, which agrees to rounding).
 type Kernels struct {
 	Name string
 
@@ -29,11 +31,35 @@ type Kernels struct {
 	Dot func(a, b []float32) float32
 	// AddScaled sets y += s·x over len(y) (len(x) ≥ len(y)).
 	AddScaled func(y []float32, s float32, x []float32)
-	// Softmax replaces x by exp(x − max) / Σ exp(x − max).
+	// Softmax replaces x by exp(x − max) / Σ exp(x − max). The reference sums
+	// in dot4's order and uses exp32, so that the module's SIMD set gives its
+	// bits; the avx2 set's differs by rounding.
 	Softmax func(x []float32)
+
+	// The products of decoding (Forward, ForwardMany). Every version gives
+	// bit-identical results to the reference, because each output element is
+	// summed in one order that vector units can follow (see dot4): the same
+	// prompt and seed give the same tokens whatever set a host runs.
+
+	// MatVec sets out[r] = dot4(w[r·stride:][:len(x)], x) for r < len(out):
+	// W [len(out)][stride], of which the first len(x) columns are used.
+	MatVec func(out, w, x []float32, stride int)
+	// MatTVec sets out[i] = Σ_j x[j]·w[j·stride+i] for i < len(out), summed
+	// over j in increasing order from 0: Wᵀ·x for W [len(x)][stride].
+	MatTVec func(out, w, x []float32, stride int)
+	// MatVecBatch is MatVec for n tokens at once: out [n][rows], x [n][cols],
+	// W [rows][cols], with rows = len(out)/n and cols = len(x)/n.
+	MatVecBatch func(out, w, x []float32, n int)
+	// MatTVecBatch is MatTVec for n tokens at once: out [n][cols], x [n][k],
+	// W [k][cols], with cols = len(out)/n and k = len(x)/n.
+	MatTVecBatch func(out, w, x []float32, n int)
+	// SwiGLU sets out[j] = gate[j] / (1 + exp32(−gate[j])) · up[j] over
+	// len(gate); out may alias gate.
+	SwiGLU func(out, gate, up []float32)
 }
 
-// GoKernels is the plain-Go reference: portable, and what the wasm module runs.
+// GoKernels is the plain-Go reference: portable, and what the wasm module runs
+// when its host does not link the SIMD companion (wasm/kernels).
 var GoKernels = Kernels{
 	Name:       "go",
 	MatMulT:    matMulTGo,
@@ -42,6 +68,12 @@ var GoKernels = Kernels{
 	Dot:        dotGo,
 	AddScaled:  addScaledGo,
 	Softmax:    softmaxGo,
+
+	MatVec:       matVecGo,
+	MatTVec:      matTVecGo,
+	MatVecBatch:  matVecBatchGo,
+	MatTVecBatch: matTVecBatchGo,
+	SwiGLU:       swiGLUGo,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -52,7 +84,28 @@ var (
 	kern       = GoKernels
 )
 
+// RegisterKernels adds a kernel set, made preferred (used from now on) if
+// preferred is true. The module's SIMD companion (wasm/kernels) registers
+// itself this way when its host linked it. A set that leaves a product nil
+// gets the reference's.
+func RegisterKernels(k Kernels, preferred bool) { registerKernels(k, preferred) }
+
 func registerKernels(k Kernels, preferred bool) {
+	if k.MatVec == nil {
+		k.MatVec = GoKernels.MatVec
+	}
+	if k.MatTVec == nil {
+		k.MatTVec = GoKernels.MatTVec
+	}
+	if k.MatVecBatch == nil {
+		k.MatVecBatch = GoKernels.MatVecBatch
+	}
+	if k.MatTVecBatch == nil {
+		k.MatTVecBatch = GoKernels.MatTVecBatch
+	}
+	if k.SwiGLU == nil {
+		k.SwiGLU = GoKernels.SwiGLU
+	}
 	kernelSets[k.Name] = k
 	if preferred {
 		kern = k

@@ -30,6 +30,7 @@ type Sampler struct {
 	Temperature float32 // 0 means greedy (argmax)
 	TopK        int     // keep the K most likely tokens; 0 keeps all
 	TopP        float32 // keep the smallest set whose probability reaches P; 0 or 1 keeps all
+	MinP        float32 // keep tokens at least MinP times as likely as the most likely; 0 keeps all
 	RNG         *RNG
 }
 
@@ -48,6 +49,15 @@ func (s *Sampler) Sample(logits []float32) int {
 		ids[i] = i
 	}
 	sort.SliceStable(ids, func(a, b int) bool { return logits[ids[a]] > logits[ids[b]] })
+	if s.MinP > 0 {
+		floor := s.MinP * logits[ids[0]]
+		for n, id := range ids {
+			if logits[id] < floor {
+				ids = ids[:n]
+				break
+			}
+		}
+	}
 	if s.TopK > 0 && s.TopK < len(ids) {
 		ids = ids[:s.TopK]
 	}
@@ -88,6 +98,22 @@ func Penalize(logits []float32, recent []int, penalty float32) {
 		} else {
 			logits[id] *= penalty
 		}
+	}
+}
+
+// PenalizePresence subtracts presence from the logit of every distinct token
+// in recent (the presence penalty of OpenAI's API); 0 leaves logits as they are.
+func PenalizePresence(logits []float32, recent []int, presence float32) {
+	if presence == 0 {
+		return
+	}
+	seen := make(map[int]bool, len(recent))
+	for _, id := range recent {
+		if id < 0 || id >= len(logits) || seen[id] {
+			continue
+		}
+		seen[id] = true
+		logits[id] -= presence
 	}
 }
 

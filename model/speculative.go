@@ -23,6 +23,27 @@ type Speculator struct {
 	// distribution.
 	Temperature float32
 	RNG         *RNG
+	// Adaptive, when set, chooses each round's k (K is then ignored); k = 0
+	// rounds are plain decoding steps of the verifier.
+	Adaptive *KChooser
+	// DraftWeights, when set, are another model's weights to draft with (an
+	// independently trained small model with the same tokenizer); Draft is
+	// then a mix of those weights, and the caches cannot be shared.
+	DraftWeights *Weights
+
+	// lag holds the tokens, from position lagPos on, that plain (k = 0)
+	// rounds gave the verifier but not yet a separate draft cache: the draft
+	// reads them in one pass when it next drafts.
+	lag    []int
+	lagPos int
+}
+
+// DraftModel is the weights the draft runs on: DraftWeights, or Weights.
+func (sp *Speculator) DraftModel() *Weights {
+	if sp.DraftWeights != nil {
+		return sp.DraftWeights
+	}
+	return sp.Weights
 }
 
 // SpecStats counts what a speculative decode did.
@@ -42,8 +63,8 @@ func (s SpecStats) AcceptanceRate() float64 {
 // stopping early when the context is full.
 func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	c := sp.Weights.Config
-	if len(prompt) == 0 || len(prompt) > c.Context || sp.K < 1 {
-		panic("model: Speculator.Generate: empty or too long prompt, or K < 1")
+	if len(prompt) == 0 || len(prompt) > c.Context || (sp.K < 1 && sp.Adaptive == nil) {
+		panic("model: Speculator.Generate: empty or too long prompt, or K < 1 and not adaptive")
 	}
 	verifier, draft := sp.NewStates()
 	// The verifier has read the prompt up to its last token, which is the
@@ -55,7 +76,8 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	for len(out) < n && pos < c.Context {
 		// Always K, as a decoder that does not know n would: the same seed
 		// then gives the same tokens whoever drives the rounds.
-		tokens, accepted, proposed := sp.Round(verifier, draft, cur, pos, sp.K)
+		tokens, accepted, proposed := sp.Round(verifier, draft, cur, pos, sp.NextK())
+		sp.Observe(accepted, proposed)
 		st.Rounds++
 		st.Proposed += proposed
 		st.Accepted += accepted
@@ -70,14 +92,31 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	return out, st
 }
 
+// NextK is the number of draft tokens for the next round: K, or the adaptive
+// choice.
+func (sp *Speculator) NextK() int {
+	if sp.Adaptive != nil {
+		return sp.Adaptive.K()
+	}
+	return sp.K
+}
+
+// Observe tells the adaptive choice of k what a round did.
+func (sp *Speculator) Observe(accepted, proposed int) {
+	if sp.Adaptive != nil {
+		sp.Adaptive.Observe(accepted, proposed)
+	}
+}
+
 // NewStates allocates the verifier's state and the draft's: the same one
 // when the cache is shared.
 func (sp *Speculator) NewStates() (verifier, draft *State) {
+	sp.lag = sp.lag[:0]
 	verifier = NewState(sp.Weights.Config)
-	if sp.Shared {
+	if sp.Shared && sp.DraftWeights == nil {
 		return verifier, verifier
 	}
-	return verifier, NewState(sp.Weights.Config)
+	return verifier, NewState(sp.DraftModel().Config)
 }
 
 // Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache
@@ -88,7 +127,7 @@ func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
 	}
 	ForwardMany(sp.Weights, verifier, sp.Verify, tokens, pos)
 	if draft != verifier {
-		ForwardMany(sp.Weights, draft, sp.Draft, tokens, pos)
+		ForwardMany(sp.DraftModel(), draft, sp.Draft, tokens, pos)
 	}
 }
 
@@ -103,16 +142,32 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	c := sp.Weights.Config
 	vocab := c.Vocab
 	k = max(min(k, c.Context-1-pos), 0)
+	if k > 0 && len(sp.lag) > 0 {
+		ForwardMany(sp.DraftModel(), draft, sp.Draft, sp.lag, sp.lagPos)
+		sp.lag = sp.lag[:0]
+	}
 	proposal := make([]int, 0, k)
 	dists := make([][]float32, 0, k)
 	tok := cur
 	for i := range k {
-		logits := Forward(sp.Weights, draft, sp.Draft, tok, pos+i)
+		logits := Forward(sp.DraftModel(), draft, sp.Draft, tok, pos+i)
 		q := append([]float32(nil), logits...)
 		tok = sp.pick(q)
 		proposal, dists = append(proposal, tok), append(dists, q)
 	}
-	logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+	var logits []float32
+	if k == 0 {
+		// A plain step; the same numbers as ForwardMany over one position.
+		logits = Forward(sp.Weights, verifier, sp.Verify, cur, pos)
+		if draft != verifier {
+			if len(sp.lag) == 0 {
+				sp.lagPos = pos
+			}
+			sp.lag = append(sp.lag, cur) // for the draft's cache, when it next drafts
+		}
+	} else {
+		logits = ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+	}
 	var next int
 	for i := 0; ; i++ {
 		p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)
@@ -129,7 +184,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	if draft != verifier && k > 0 && accepted == k {
 		// The draft never read its last proposal; its cache at that position
 		// must hold the draft's own keys and values.
-		Forward(sp.Weights, draft, sp.Draft, proposal[k-1], pos+k)
+		Forward(sp.DraftModel(), draft, sp.Draft, proposal[k-1], pos+k)
 	}
 	return append(proposal[:accepted:accepted], next), accepted, k
 }

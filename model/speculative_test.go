@@ -169,3 +169,26 @@ func fmtDist(p []float64) string {
 	}
 	return s
 }
+
+// TestSpeculativeOtherDraftModel: an independently trained draft (other
+// weights, same vocabulary) still gives the verifier's greedy output, with
+// its own cache even when sharing is asked for.
+func TestSpeculativeOtherDraftModel(t *testing.T) {
+	w := specWeights(t)
+	c := w.Config
+	small := Config{Vocab: c.Vocab, Dim: 8, Layers: 1, Heads: 1, FFNWidths: []int{16}, Context: c.Context, RopeTheta: 10000, NormEps: 1e-5}
+	dw := NewWeights(small)
+	dw.InitRandom(5)
+	prompt := []int{2, 7, 1}
+	want := greedyDecode(w, c.Uniform(3), prompt, 20)
+	for _, k := range []int{1, 3} {
+		sp := Speculator{Weights: w, DraftWeights: dw, Draft: small.Uniform(0), Verify: c.Uniform(3), K: k, Shared: true}
+		if v, d := sp.NewStates(); v == d {
+			t.Fatalf("another model's draft shares the verifier's cache")
+		}
+		got, _ := sp.Generate(prompt, 20)
+		if !slices.Equal(got, want) {
+			t.Fatalf("k %d: %v; verifier alone %v", k, got, want)
+		}
+	}
+}

@@ -75,6 +75,21 @@ func FuzzTokenizerValidate(f *testing.F) {
 	f.Add(enc(doubling(8)), []byte("aaaaaaaaaaaaaaaaaaaaa"))
 	f.Add(enc(doubling(9)), []byte("aaaa"))
 	f.Add(enc([][2]int{{'a', 'b'}, {256, 'c'}, {257, 256}}), []byte("abcab abc"))
+	// Boundaries: a piece of MaxPieceLen+1 bytes (the longest valid piece
+	// and one byte more, on either side), a merge naming itself, one naming
+	// a later merge, the largest id the encoding can name, the last byte id
+	// twice, and no merges with every byte value as text.
+	f.Add(enc(append(doubling(8), [2]int{255 + 8, 'a'})), []byte("a"))
+	f.Add(enc(append(doubling(8), [2]int{'a', 255 + 8})), []byte("aaa"))
+	f.Add(enc([][2]int{{256, 256}}), []byte("x"))
+	f.Add(enc([][2]int{{'a', 'a'}, {258, 'a'}}), []byte("aaa"))
+	f.Add(enc([][2]int{{0xffff, 'a'}}), []byte("a"))
+	f.Add(enc([][2]int{{255, 255}}), []byte{255, 255, 255})
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	f.Add([]byte{}, all)
 	f.Fuzz(func(t *testing.T, b []byte, text []byte) {
 		var tok Tokenizer
 		for i := 0; i+4 <= len(b); i += 4 {

@@ -27,6 +27,7 @@ type Batch struct {
 	finalRstd []float32 // [N]
 	logits    []float32 // [N][V]
 	probs     []float32 // [N][V] softmax(logits), then ∂loss/∂logits in Backward
+	nll       []float64 // [N] −log p(target) of the last Forward; 0 where the target is -1
 
 	ropeCos, ropeSin []float32 // [Context][hd/2]
 
@@ -128,8 +129,17 @@ func (b *Batch) Forward(w *Weights, mix Mix, tokens, targets []int) float64 {
 		return 0
 	}
 	copy(b.targets, targets)
-	return crossEntropyForward(b.probs, b.logits, targets, c.Vocab)
+	if cap(b.nll) < n {
+		b.nll = make([]float64, n)
+	}
+	b.nll = b.nll[:n]
+	return crossEntropyForward(b.probs, b.logits, b.nll, targets, c.Vocab)
 }
+
+// NLL returns the cross-entropy of each position of the last Forward, [B·T]
+// (0 where the target was -1): what a caller sums, in position order, for a
+// total that does not depend on how positions were grouped into batches.
+func (b *Batch) NLL() []float64 { return b.nll }
 
 // blockForward: out = mid + ffn(rmsnorm(mid)), mid = in + attn(rmsnorm(in)).
 func (b *Batch) blockForward(layer *Layer, a *layerActs, width int, out []float32) {
@@ -375,11 +385,11 @@ func swiGLUBackward(dGate, dUp, dAct, gate, up []float32) {
 }
 
 // crossEntropyForward sets probs = softmax(logits) row by row ([N][V]) and
-// returns the mean of −log probs[r][targets[r]] over rows whose target is not
-// -1, summed in float64 in row order. Rows are independent and shared out
-// between goroutines.
-func crossEntropyForward(probs, logits []float32, targets []int, vocab int) float64 {
-	nll := make([]float64, len(targets))
+// nll[r] = −log probs[r][targets[r]] (0 where the target is -1), and returns
+// the mean of nll over rows whose target is not -1, summed in float64 in row
+// order. Rows are independent and shared out between goroutines.
+func crossEntropyForward(probs, logits []float32, nll []float64, targets []int, vocab int) float64 {
+	clear(nll)
 	parallelFor(len(targets), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := probs[r*vocab : (r+1)*vocab]

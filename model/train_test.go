@@ -130,7 +130,9 @@ func TestCrossEntropyBackward(t *testing.T) {
 	logits := randomSlice(r, rows*vocab, 3)
 	targets := []int{2, -1, 6, 0}
 	probs := make([]float32, rows*vocab)
-	loss := func() float64 { return crossEntropyForward(probs, logits, targets, vocab) }
+	loss := func() float64 {
+		return crossEntropyForward(probs, logits, make([]float64, len(targets)), targets, vocab)
+	}
 	loss()
 	crossEntropyBackward(probs, targets, vocab, 1)
 	dLogits := append([]float32(nil), probs...)

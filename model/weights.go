@@ -18,6 +18,10 @@ type Layer struct {
 	Gate     []float32 // [hidden][dim] W1: neuron j's gate weights are row j
 	Up       []float32 // [hidden][dim] W3: neuron j's up weights are row j
 	Down     []float32 // [hidden][dim] W2ᵀ: neuron j's contribution to the output is row j
+	// Router predicts, from the FFN input n = rmsnorm(x), the log error of each
+	// granularity but XL: row g is [w_g · n + b_g] stored as w_g then b_g
+	// (route.go). nil when the config has no router.
+	Router []float32 // [G-1][dim+1]
 }
 
 // Weights are all parameters of a network, carved as named views out of one
@@ -33,6 +37,10 @@ type Weights struct {
 	Layers     []Layer   // [layers]
 	FinalNorm  []float32 // [dim]
 	Head       []float32 // [vocab][dim] LM head
+	// RouterBudget maps a budget (a fraction of XL's FFN FLOPs) to the
+	// router's threshold: rows (fraction, τ), fractions ascending (route.go).
+	// nil when the config has no router.
+	RouterBudget []float32 // [RouterBudgets][2]
 }
 
 // Tensor is a named view of a parameter.
@@ -117,10 +125,19 @@ func (w *Weights) layout() []slot {
 			mk(p+"ffn_down", &l.Down, i, true, w.rows(i), d),
 		)
 	}
-	return append(s,
+	s = append(s,
 		mk("final_norm", &w.FinalNorm, -1, false, d),
 		mk("head", &w.Head, -1, false, v, d),
 	)
+	if c.RouterBudgets > 0 {
+		// After every tensor of a network without a router, so that adding one
+		// moves no other tensor in memory.
+		for i := range w.Layers {
+			s = append(s, mk(fmt.Sprintf("layers.%d.router", i), &w.Layers[i].Router, i, false, c.Granularities()-1, d+1))
+		}
+		s = append(s, mk("router_budget", &w.RouterBudget, -1, false, c.RouterBudgets, 2))
+	}
+	return s
 }
 
 // rows is how many FFN neurons of layer l are allocated.

@@ -8,10 +8,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
 	"unsafe"
 
+	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/engine"
+	_ "github.com/matedge/matedge/wasm/kernels" // the simd kernel set, when the host links it
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
 	"github.com/vmihailenco/msgpack/v5"
@@ -82,6 +88,24 @@ func setOutput(v any) int32 {
 	return int32(len(b))
 }
 
+// busy names the export that is running. An export can call an import (the
+// webgpu module, WASI) and the host could call back into the module from
+// there; that would change the engine under the running export's feet, so
+// enter refuses it.
+var busy string
+
+// enter marks export name as running, or returns ERR_STATE's code when
+// another one is (a re-entrant call from inside an import); leave ends it.
+func enter(name string) int32 {
+	if busy != "" {
+		return fail(abi.ErrState, fmt.Errorf("%s called while %s is running (from inside an import): re-entrant calls are refused", name, busy))
+	}
+	busy = name
+	return 0
+}
+
+func leave() { busy = "" }
+
 // guard turns a panic in an export into ErrInternal instead of a trap that
 // would leave the module unusable.
 func guard(code *int32) {
@@ -97,9 +121,40 @@ func badPointer(ptr, n uint32) int32 {
 //go:wasmexport abi_version
 func abiVersion() uint32 { return abi.Version }
 
+// A wasm32 memory holds at most 4 GiB; a host may allow less and say so
+// in the environment variable MATEDGE_MEMORY_LIMIT (bytes). Go's runtime
+// aborts the module (a trap) when it cannot grow memory, so alloc checks
+// first; the headroom is for what the runtime and the next export allocate
+// besides.
+const (
+	maxMemory      = 4 << 30
+	memoryHeadroom = 64 << 20
+)
+
+// memoryLimit is maxMemory or the host's lower MATEDGE_MEMORY_LIMIT.
+var memoryLimit = sync.OnceValue(func() uint64 {
+	if n, err := strconv.ParseUint(os.Getenv("MATEDGE_MEMORY_LIMIT"), 10, 64); err == nil && n > 0 && n < maxMemory {
+		return n
+	}
+	return maxMemory
+})
+
+// canAllocate reports whether size more bytes fit in the module's memory:
+// below the limit as it is, or in heap that a collection leaves free.
+func canAllocate(size uint64) bool {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.Sys+size+memoryHeadroom <= memoryLimit() {
+		return true
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.Sys+size+memoryHeadroom <= memoryLimit() || ms.HeapIdle-ms.HeapReleased >= size+memoryHeadroom
+}
+
 //go:wasmexport alloc
 func alloc(size uint32) uint32 {
-	if size == 0 || size > 1<<30 {
+	if size == 0 || size > 1<<30 || busy != "" || !canAllocate(uint64(size)) {
 		return 0
 	}
 	b := make([]byte, size)
@@ -109,7 +164,11 @@ func alloc(size uint32) uint32 {
 }
 
 //go:wasmexport free
-func free(ptr uint32) { delete(allocs, ptr) }
+func free(ptr uint32) {
+	if busy == "" { // an export running may be reading the buffer
+		delete(allocs, ptr)
+	}
+}
 
 //go:wasmexport output_ptr
 func outputPtr() uint32 {
@@ -124,6 +183,10 @@ func outputLen() uint32 { return uint32(len(output)) }
 
 //go:wasmexport header_len
 func headerLen(ptr, n uint32) (code int64) {
+	if c := enter("header_len"); c != 0 {
+		return int64(c)
+	}
+	defer leave()
 	var status int32
 	defer func() {
 		if status != 0 {
@@ -144,16 +207,23 @@ func headerLen(ptr, n uint32) (code int64) {
 
 //go:wasmexport load_header
 func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
+	if c := enter("load_header"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
 		return badPointer(ptr, n)
 	}
+	if limit := memoryLimit(); limit < maxMemory {
+		eng.MaxBytes = int64(limit / 4 * 3) // as MaxModelBytes is of 4 GiB
+	}
 	h, err := eng.LoadHeader(b, fileSize)
 	if err != nil {
 		return failErr(err)
 	}
-	info := abi.ModelInfo{Header: h, DataStart: h.DataStart}
+	info := abi.ModelInfo{Header: h, DataStart: h.DataStart, FormatVersion: h.FormatVersion}
 	for g := range h.Config.Granularities() {
 		info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
 		info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))
@@ -163,6 +233,10 @@ func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
 
 //go:wasmexport feed
 func feed(offset int64, ptr, n uint32) (code int32) {
+	if c := enter("feed"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
@@ -176,6 +250,10 @@ func feed(offset int64, ptr, n uint32) (code int32) {
 
 //go:wasmexport set_mix
 func setMix(ptr, n uint32) (code int32) {
+	if c := enter("set_mix"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
@@ -196,6 +274,10 @@ func setMix(ptr, n uint32) (code int32) {
 
 //go:wasmexport reset
 func reset(ptr, n uint32) (code int32) {
+	if c := enter("reset"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
@@ -214,6 +296,10 @@ func reset(ptr, n uint32) (code int32) {
 
 //go:wasmexport prompt
 func prompt(ptr, n uint32) (code int32) {
+	if c := enter("prompt"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
@@ -228,6 +314,10 @@ func prompt(ptr, n uint32) (code int32) {
 
 //go:wasmexport step
 func step() (code int32) {
+	if c := enter("step"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	token, err := eng.Step()
 	if err != nil {
@@ -237,8 +327,22 @@ func step() (code int32) {
 	return int32(token)
 }
 
+//go:wasmexport widths
+func widths() (code int32) {
+	defer guard(&code)
+	w, err := eng.Widths()
+	if err != nil {
+		return failErr(err)
+	}
+	return setOutput(w)
+}
+
 //go:wasmexport plan
 func plan(ptr, n uint32) (code int32) {
+	if c := enter("plan"); c != 0 {
+		return c
+	}
+	defer leave()
 	defer guard(&code)
 	b, ok := bytesAt(ptr, n)
 	if !ok {
@@ -283,4 +387,57 @@ func plan(ptr, n uint32) (code int32) {
 		return fail(abi.ErrArg, err)
 	}
 	return setOutput(res)
+}
+
+// Products bench_kernel runs (wasm/ABI.md).
+const (
+	benchMatVec  = 0 // MatVec: out [rows] = W [rows][cols] · x [cols]
+	benchMatTVec = 1 // MatTVec: out [cols] = W [rows][cols]ᵀ · x [rows]
+	benchMatMul  = 2 // MatVecBatch: out [tokens][rows] = x [tokens][cols] · Wᵀ
+)
+
+// benchBuffers are bench_kernel's operands, kept between calls.
+var benchBuffers struct{ w, x, out []float32 }
+
+// benchKernel runs one product of the CPU backend's kernel set reps times on
+// seeded operands in the module's memory, for a host to time: the module's
+// CPU path as the engine runs it (simd when the host linked kernels.wasm,
+// else go). It returns 0, or ERR_ARG for a bad kernel or a shape over 2^24
+// elements per operand.
+//
+//go:wasmexport bench_kernel
+func benchKernel(kernel, rows, cols, tokens, reps int32) (code int32) {
+	defer guard(&code)
+	const maxElements = 1 << 24
+	if kernel < benchMatVec || kernel > benchMatMul || rows < 1 || cols < 1 || tokens < 1 || reps < 0 ||
+		int64(rows)*int64(cols) > maxElements || int64(tokens)*int64(max(rows, cols)) > maxElements {
+		return fail(abi.ErrArg, fmt.Errorf("bench_kernel(%d, %d, %d, %d, %d): want kernel 0…2, shapes ≥ 1 of at most %d elements, reps ≥ 0", kernel, rows, cols, tokens, reps, maxElements))
+	}
+	r, c, n := int(rows), int(cols), int(tokens)
+	b := &benchBuffers
+	fill := func(s []float32, size int) []float32 {
+		if cap(s) < size {
+			s = make([]float32, size)
+			rng := model.NewRNG(uint64(size))
+			for i := range s {
+				s[i] = 2*rng.Float32() - 1
+			}
+		}
+		return s[:size]
+	}
+	b.w = fill(b.w, r*c)
+	b.x = fill(b.x, n*max(r, c))
+	b.out = fill(b.out, n*max(r, c))
+	k := model.ActiveKernels()
+	for range reps {
+		switch kernel {
+		case benchMatVec:
+			k.MatVec(b.out[:r], b.w, b.x[:c], c)
+		case benchMatTVec:
+			k.MatTVec(b.out[:c], b.w, b.x[:r], c)
+		case benchMatMul:
+			k.MatVecBatch(b.out[:n*r], b.w, b.x[:n*c], n)
+		}
+	}
+	return 0
 }

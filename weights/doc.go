@@ -8,21 +8,39 @@
 // documentation (model/doc.go); doc_test.go checks the claims below against
 // the code and the committed files.
 //
-// # Format, version 1
+// # Format, version 2
 //
-// The preamble's integers are little-endian.
+// The preamble's integers and the header checksum are little-endian.
 //
 //	offset        size  field
 //	0             4     magic "MATW"
-//	4             4     u32 format version (1)
+//	4             4     u32 format version (2)
 //	8             4     u32 header length H (at most 64 MiB)
-//	12            H     msgpack header: one map, keys below
-//	12+H          pad   zero bytes up to DataStart = roundup(12+H, 256)
+//	12            H     msgpack header: exactly one msgpack document, a map (keys below)
+//	12+H          4     u32 header checksum: CRC-32C of bytes [0, 12+H) (see Checksums)
+//	16+H          pad   zero bytes up to DataStart = roundup(16+H, 256)
 //	DataStart     ...   data: the entries, back to back, in header order
+//
+// The header checksum covers every byte before it: magic, version, header
+// length and the msgpack document (not the padding, which readers ignore).
+// It is the same CRC-32C as the entries' crc32c, stored as a u32
+// little-endian (a header whose CRC is 0xe3069283 ends in 83 92 06 e3). A
+// reader computes it over bytes [0, 12+H) and refuses the file when it
+// differs, before decoding the document. The msgpack document must end
+// exactly at byte 12+H: a reader refuses a header with bytes after the
+// document's end (in version 1 too).
 //
 // The file is at least DataStart + data_size bytes long; bytes after that
 // are ignored. DataStart + data_size must stay below 2^63 (a reader compares
 // without adding, so no sum can wrap). DataStart is not stored: compute it from H.
+//
+// # Format, version 1
+//
+// Version 1 is version 2 without the header checksum: the version field
+// holds 1, the padding starts at 12+H and DataStart = roundup(12+H, 256).
+// This package still reads it (matedge inspect warns that its header is
+// unchecked, and its -upgrade flag rewrites it as version 2, data bytes
+// unchanged: Upgrade); it writes version 2 only.
 //
 // # Header keys
 //
@@ -51,6 +69,7 @@
 //	context     int            longest sequence (positions 0…context-1)
 //	rope_theta  float32        θ, the base of the rotary frequencies; finite, ≥ 1
 //	norm_eps    float32        ε of every RMSNorm; finite, from 2^-126 (the smallest normal float32) to 1
+//	router_budgets  int        rows K of the token router's budget table, 2…1024; absent (0): no router tensors
 //
 // vocab is at most 2^20 (model.MaxVocab). With four granularities their names are S, M, L, XL; otherwise g0, g1, ….
 //
@@ -101,6 +120,7 @@
 //	corpus_sha256  hex SHA-256 of the corpus's documents joined, before the train/validation split
 //	command        the matedge train command line that made the file
 //	quality        the quality table, JSON text inside the msgpack string (below)
+//	router         the matedge route command line that fitted the file's routers
 //
 // # Tensors and sections
 //
@@ -122,12 +142,19 @@
 //	layers.L.ffn_down   [hidden][d]    W2ᵀ: row j is what neuron j adds to the residual stream
 //	final_norm          [d]            RMSNorm gain after the last block
 //	head                [vocab][d]     [out][in]: logits = head · x; not tied to embed
+//	layers.L.router     [G-1][d+1]     only with router_budgets: row g scores granularity g from the FFN input n, w·n + b (w then b)
+//	router_budget       [K][2]         only with router_budgets: rows (fraction of XL's FFN FLOPs, price τ), fractions ascending
+//
+// The router tensors (model/route.go) are shared tensors: one entry each,
+// granularity 0, layer L (router_budget: -1), after head in section 0, so a
+// file without them lays out every other tensor at the same offsets.
 //
 // The attention matrices are square, so their shape cannot tell their
 // orientation: it is [out][in] as stated. Entries come in this order:
 //
 //	section 0   embed, then per layer: attn_norm query key value output ffn_norm
-//	            ffn_gate[0:h0) ffn_up[0:h0) ffn_down[0:h0), then final_norm, head
+//	            ffn_gate[0:h0) ffn_up[0:h0) ffn_down[0:h0), then final_norm, head,
+//	            then (with router_budgets) layers.L.router for each layer, router_budget
 //	section 1   per layer: ffn_gate[h0:h1) ffn_up[h0:h1) ffn_down[h0:h1)
 //	...
 //	section G-1 per layer: ffn_gate[h(G-2):h(G-1)) ...
@@ -141,7 +168,9 @@
 // layer.
 //
 // A reader checks, before trusting anything: the magic, the version (a newer
-// one is refused with a hint), the header length (at most 64 MiB), the config
+// one is refused with a hint), the header length (at most 64 MiB), the
+// header checksum (version 2), that the msgpack document fills the header
+// length exactly, the config
 // (the ranges model.Config.Validate states), that the entries cover every
 // tensor exactly once in row order without overlap and inside data_size, that
 // the file is as long as the header says, and, before an entry's bytes are
@@ -152,10 +181,11 @@
 //
 // # Checksums
 //
-// crc32c is the CRC-32C (Castagnoli) of an entry's bytes: reflected
-// polynomial 0x82F63B78, initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF —
-// the CRC of iSCSI and SSE4.2's crc32 instruction, not zlib's CRC-32. Check
-// values for a reader's implementation:
+// An entry's crc32c and the header checksum are the CRC-32C (Castagnoli)
+// of their bytes: reflected polynomial 0x82F63B78, initial value
+// 0xFFFFFFFF, final XOR 0xFFFFFFFF — the CRC of iSCSI and SSE4.2's crc32
+// instruction, not zlib's CRC-32. Check values for a reader's
+// implementation:
 //
 //	CRC-32C("123456789")     = 0xe3069283
 //	CRC-32C(32 zero bytes)   = 0x8a9136aa
@@ -224,4 +254,6 @@
 // # Version history
 //
 //	1  2026-11  first version
+//	2  2026-12  a CRC-32C of the preamble and header after the header; no
+//	            bytes allowed after the msgpack document (in version 1 either)
 package weights

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"regexp"
@@ -103,20 +104,32 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// rawHeader decodes a file's header the way a third party would: a generic
-// msgpack map.
+// rawHeader decodes a file's header the way a third party would, by
+// doc.go's preamble table: a generic msgpack map, the header checksum
+// checked with the doc's CRC in version 2.
 func rawHeader(t *testing.T, file []byte) (map[string]any, int64) {
 	t.Helper()
-	if string(file[:4]) != "MATW" || binary.LittleEndian.Uint32(file[4:]) != 1 {
+	version := binary.LittleEndian.Uint32(file[4:])
+	if string(file[:4]) != "MATW" || version < 1 || version > 2 {
 		t.Fatalf("preamble %q", file[:8])
 	}
 	n := int64(binary.LittleEndian.Uint32(file[8:]))
 	var h map[string]any
-	if err := msgpack.Unmarshal(file[12:12+n], &h); err != nil {
+	dec := msgpack.NewDecoder(bytes.NewReader(file[12 : 12+n]))
+	if err := dec.Decode(&h); err != nil {
 		t.Fatal(err)
 	}
-	dataStart := (12 + n + 255) / 256 * 256
-	return h, dataStart
+	if _, err := dec.DecodeInterface(); err != io.EOF {
+		t.Fatalf("bytes after the header's msgpack document (%v)", err)
+	}
+	end := 12 + n // bytes before the padding
+	if version == 2 {
+		if got, want := crc32cFromDoc(file[:12+n]), binary.LittleEndian.Uint32(file[12+n:]); got != want {
+			t.Fatalf("header CRC-32C %08x, the file says %08x", got, want)
+		}
+		end += 4
+	}
+	return h, (end + 255) / 256 * 256
 }
 
 var docFiles = []string{"testdata/tiny.matw", "defaultmodel/default.matw"}
@@ -144,7 +157,12 @@ func TestDocHeaderKeys(t *testing.T) {
 		if !slices.Equal(got, header) {
 			t.Errorf("%s: header keys %v; doc.go lists %v", path, got, header)
 		}
-		if got := sortedKeys(h["config"].(map[string]any)); !slices.Equal(got, config) {
+		gotConfig := sortedKeys(h["config"].(map[string]any))
+		if !slices.Contains(gotConfig, "router_budgets") {
+			gotConfig = append(gotConfig, "router_budgets") // absent without a router
+			slices.Sort(gotConfig)
+		}
+		if got := gotConfig; !slices.Equal(got, config) {
 			t.Errorf("%s: config keys %v; doc.go lists %v", path, got, config)
 		}
 		if got := sortedKeys(h["tokenizer"].(map[string]any)); !slices.Equal(got, tokenizer) {
@@ -185,11 +203,12 @@ func TestDocTensors(t *testing.T) {
 		t.Fatal("doc.go has no tensor table after \"The tensors, with their shapes …\"")
 	}
 	c := weights.TinyConfig()
-	size := map[string]int{"d": c.Dim, "vocab": c.Vocab, "hidden": c.Hidden()}
+	c.RouterBudgets = 5 // the router's tensors too
+	size := map[string]int{"d": c.Dim, "vocab": c.Vocab, "hidden": c.Hidden(), "G-1": c.Granularities() - 1, "d+1": c.Dim + 1, "K": c.RouterBudgets, "2": 2}
 	doc := map[string][]int{}
 	for _, r := range table {
 		var shape []int
-		for _, m := range regexp.MustCompile(`\[(\w+)\]`).FindAllStringSubmatch(r[1], -1) {
+		for _, m := range regexp.MustCompile(`\[([\w+-]+)\]`).FindAllStringSubmatch(r[1], -1) {
 			shape = append(shape, size[m[1]])
 		}
 		doc[r[0]] = shape

@@ -11,9 +11,17 @@ import (
 // The fixed part of every weights file.
 const (
 	Magic    = "MATW" // first four bytes
-	Version  = 1      // the newest format version this package reads and writes
+	Version  = 2      // the format version this package writes, and the newest it reads
 	Align    = 256    // the data section starts at a multiple of Align
 	Preamble = 12     // magic + u32 version + u32 header length
+
+	// OldestVersion is the oldest format version this package still reads.
+	// Version 1 has no header checksum (doc.go).
+	OldestVersion = 1
+
+	// HeaderCRCLen is the size of the header checksum that follows the
+	// msgpack header from version 2 on: a u32 CRC-32C of every byte before it.
+	HeaderCRCLen = 4
 
 	// MaxHeaderLen bounds the msgpack header so that a lying length cannot make a
 	// reader allocate gigabytes before it has seen a byte of it.
@@ -27,7 +35,12 @@ var (
 	ErrTruncated = errors.New("weights file is truncated")
 	ErrCorrupt   = errors.New("weights header is inconsistent")
 	ErrChecksum  = errors.New("checksum mismatch")
-	ErrTooLarge  = errors.New("weights header too large") // or the data it describes: past 2^63 bytes, or past what the reader can hold
+	// ErrHeaderChecksum: the header's own CRC-32C (format version 2) does
+	// not match its bytes. It matches ErrCorrupt too, so hosts that refuse a
+	// bad header on ErrCorrupt refuse this one; fetching the header again
+	// may help (bytes damaged in transit or in a cache).
+	ErrHeaderChecksum error = headerChecksumError{}
+	ErrTooLarge             = errors.New("weights header too large") // or the data it describes: past 2^63 bytes, or past what the reader can hold
 	// ErrArchitecture: the file holds a network this build does not run (a
 	// vision model given to text generation, say). It matches ErrCorrupt for
 	// hosts that only tell good files from bad.
@@ -38,6 +51,11 @@ var (
 	// ErrCorrupt refuse this one too; fetching the bytes again cannot help.
 	ErrNonFinite error = nonFiniteError{}
 )
+
+type headerChecksumError struct{}
+
+func (headerChecksumError) Error() string        { return "weights header checksum mismatch" }
+func (headerChecksumError) Is(target error) bool { return target == ErrCorrupt }
 
 type architectureError struct{}
 
@@ -86,6 +104,9 @@ type Header struct {
 	// DataStart is where the data section begins, from the start of the file. It
 	// is not stored; the reader computes it from the header length.
 	DataStart int64 `msgpack:"-" json:"data_start"`
+	// FormatVersion is the preamble's format version (1 or 2), set by the
+	// reader; Write always writes Version.
+	FormatVersion int `msgpack:"-" json:"format_version"`
 }
 
 // Entry is one stored run of a tensor's rows. Shared tensors are one entry.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/matedge/matedge/model"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Regression tests for issue 15: files crafted to get past the checks.
@@ -328,13 +328,11 @@ func boundarySeeds(t testing.TB) []fuzzSeed {
 		h.Entries = slices.Clone(h0.Entries)
 		h.Config.FFNWidths = slices.Clone(h0.Config.FFNWidths)
 		edit(&h)
-		head, err := msgpack.Marshal(&h)
+		head, err := encodeHeader(&h, Version)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := append([]byte{}, file[:Preamble]...)
-		binary.LittleEndian.PutUint32(b[8:], uint32(len(head)))
-		seeds = append(seeds, fuzzSeed{name, append(b, head...), size})
+		seeds = append(seeds, fuzzSeed{name, head, size})
 	}
 	ints := map[string]int64{"0": 0, "-1": -1, "2^31": 1 << 31, "2^32": 1 << 32, "2^63-1": math.MaxInt64, "-2^63": math.MinInt64}
 	last := len(h0.Entries) - 1
@@ -393,6 +391,23 @@ func boundarySeeds(t testing.TB) []fuzzSeed {
 		binary.LittleEndian.PutUint32(b[8:], n)
 		seeds = append(seeds, fuzzSeed{fmt.Sprintf("header-length-%d", n), b, size})
 	}
+	// The format versions around those this package reads; the header's
+	// checksum flipped; bytes after the msgpack document (issue 15, defect 13).
+	for _, v := range []uint32{0, 1, 2, 3, math.MaxUint32} {
+		b := slices.Clone(head)
+		binary.LittleEndian.PutUint32(b[4:], v)
+		seeds = append(seeds, fuzzSeed{fmt.Sprintf("version-%d", v), b, size})
+	}
+	doc := head[Preamble : Preamble+binary.LittleEndian.Uint32(head[8:])]
+	seeds = append(seeds, fuzzSeed{"version-1-header", frameHeader(doc, 1), -1})
+	crcFlipped := slices.Clone(head)
+	crcFlipped[Preamble+len(doc)] ^= 1
+	seeds = append(seeds, fuzzSeed{"header-crc-flipped", crcFlipped, size})
+	for name, extra := range map[string][]byte{"nil": {0xc0}, "zero": {0}, "document": doc} {
+		trailing := append(slices.Clone(doc), extra...)
+		seeds = append(seeds, fuzzSeed{"trailing-" + name, frameHeader(trailing, 2), -1})
+		seeds = append(seeds, fuzzSeed{"trailing-" + name + "-version-1", frameHeader(trailing, 1), -1})
+	}
 	for _, s := range []int64{-1, 0, Preamble, h0.DataStart - 1, h0.DataStart, size - 1, math.MaxInt64, math.MinInt64} {
 		seeds = append(seeds, fuzzSeed{fmt.Sprintf("file-size-%d", s), head, s})
 	}
@@ -435,7 +450,8 @@ func TestFuzzSeeds(t *testing.T) {
 
 // FuzzLoad feeds whole files to the three loaders — Load, Verify and an
 // Assembler fed in chunks of a fuzzed size — which must agree: all accept
-// the file with the same weights, or all refuse it; none panics.
+// the file with the same weights, or all refuse it; none panics. Each input
+// is also tried with its header checksum set right (withHeaderCRC).
 func FuzzLoad(f *testing.F) {
 	c := model.Config{Vocab: 258, Dim: 4, Layers: 1, Heads: 2, FFNWidths: []int{4, 8},
 		Context: 8, RopeTheta: 10000, NormEps: 1e-5}
@@ -453,31 +469,38 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, file []byte, chunk uint16) {
-		w, h, errLoad := Load(bytes.NewReader(file), int64(len(file)))
-		_, errVerify := Verify(bytes.NewReader(file), int64(len(file)))
-		if (errLoad == nil) != (errVerify == nil) {
-			t.Fatalf("Load = %v, Verify = %v", errLoad, errVerify)
-		}
-		if errLoad != nil {
-			return
-		}
-		if i := firstNonFinite(w.Data); i >= 0 {
-			t.Fatalf("Load accepted a non-finite weight at %d", i)
-		}
-		a := NewAssembler(h)
-		step := max(int(chunk), 1)
-		var errs []error
-		for off := 0; off < len(file); off += step {
-			errs = append(errs, a.Feed(int64(off), file[off:min(off+step, len(file))]))
-		}
-		full := h.Config.Uniform(h.Config.Granularities() - 1)
-		if err := errors.Join(errs...); err != nil || len(a.Missing(full)) != 0 {
-			t.Fatalf("Load accepted the file; the assembler in %d-byte chunks: %v, missing %v", step, err, a.Missing(full))
-		}
-		if !bytesEqualF32(a.Weights.Data, w.Data) {
-			t.Fatal("the assembler's weights differ from Load's")
-		}
+		checkLoaders(t, file, chunk)
+		checkLoaders(t, withHeaderCRC(file), chunk) // past the header checksum, as in FuzzParseHeader
 	})
+}
+
+// checkLoaders checks that Load, Verify and an Assembler fed in chunks agree on file.
+func checkLoaders(t *testing.T, file []byte, chunk uint16) {
+	t.Helper()
+	w, h, errLoad := Load(bytes.NewReader(file), int64(len(file)))
+	_, errVerify := Verify(bytes.NewReader(file), int64(len(file)))
+	if (errLoad == nil) != (errVerify == nil) {
+		t.Fatalf("Load = %v, Verify = %v", errLoad, errVerify)
+	}
+	if errLoad != nil {
+		return
+	}
+	if i := firstNonFinite(w.Data); i >= 0 {
+		t.Fatalf("Load accepted a non-finite weight at %d", i)
+	}
+	a := NewAssembler(h)
+	step := max(int(chunk), 1)
+	var errs []error
+	for off := 0; off < len(file); off += step {
+		errs = append(errs, a.Feed(int64(off), file[off:min(off+step, len(file))]))
+	}
+	full := h.Config.Uniform(h.Config.Granularities() - 1)
+	if err := errors.Join(errs...); err != nil || len(a.Missing(full)) != 0 {
+		t.Fatalf("Load accepted the file; the assembler in %d-byte chunks: %v, missing %v", step, err, a.Missing(full))
+	}
+	if !bytesEqualF32(a.Weights.Data, w.Data) {
+		t.Fatal("the assembler's weights differ from Load's")
+	}
 }
 
 // TestWriteRefusesUnreadable: Write refuses what no reader would accept.
@@ -537,6 +560,99 @@ func TestArchitecture(t *testing.T) {
 		_, err := ParseHeader(f, int64(len(f)))
 		if tt.want == nil && err != nil || tt.want != nil && (!errors.Is(err, tt.want) || !errors.Is(err, ErrCorrupt)) {
 			t.Errorf("architecture %q: ParseHeader = %v; want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestHeaderChecksum: every single-bit flip in a version-2 file's preamble,
+// header and header checksum is refused. Version 1 had no header checksum,
+// and a quarter of such flips were accepted, half of them changing the
+// tokenizer silently (issue 15, defect 13).
+func TestHeaderChecksum(t *testing.T) {
+	file := tinyFile(t)
+	need, err := HeaderLen(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint32(file[4:]); v != Version || Version != 2 {
+		t.Fatalf("Write wrote version %d; want 2", v)
+	}
+	var accepted []string
+	for i := range need {
+		for bit := range 8 {
+			b := slices.Clone(file[:need])
+			b[i] ^= 1 << bit
+			if _, err := ParseHeader(b, int64(len(file))); err == nil {
+				accepted = append(accepted, fmt.Sprintf("byte %d bit %d", i, bit))
+			}
+		}
+	}
+	if len(accepted) > 0 {
+		t.Errorf("%d of %d single-bit flips accepted: %v", len(accepted), 8*need, accepted[:min(5, len(accepted))])
+	}
+	flipped := slices.Clone(file)
+	flipped[Preamble+3] ^= 0x10
+	_, err = ParseHeader(flipped, int64(len(flipped)))
+	if !errors.Is(err, ErrHeaderChecksum) || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ParseHeader(flipped header byte) = %v; want ErrHeaderChecksum, which is also ErrCorrupt", err)
+	}
+}
+
+// TestVersion1 reads a version-1 file (no header checksum), as files
+// written before version 2 are, and Upgrade rewrites it as version 2 with
+// the data section byte for byte.
+func TestVersion1(t *testing.T) {
+	file := tinyFile(t)
+	h, err := ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := encodeHeader(h, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append(head, file[h.DataStart:]...)
+	w, h1, err := Load(bytes.NewReader(v1), int64(len(v1)))
+	if err != nil {
+		t.Fatalf("Load(version 1) = %v", err)
+	}
+	if h1.FormatVersion != 1 || h.FormatVersion != 2 {
+		t.Errorf("FormatVersion = %d (version-1 file), %d (Write's); want 1, 2", h1.FormatVersion, h.FormatVersion)
+	}
+	if want := Random(TinyConfig(), 7); !slices.Equal(w.Data, want.Data) {
+		t.Error("version-1 weights differ from version 2's")
+	}
+	var out bytes.Buffer
+	up, err := Upgrade(&out, bytes.NewReader(v1), int64(len(v1)))
+	if err != nil {
+		t.Fatalf("Upgrade = %v", err)
+	}
+	if !bytes.Equal(out.Bytes(), file) || up.FormatVersion != 2 || up.DataStart != h.DataStart {
+		t.Errorf("Upgrade(version 1) is not the file Write gives (%d bytes, want %d; version %d, data at %d)", out.Len(), len(file), up.FormatVersion, up.DataStart)
+	}
+	damaged := slices.Clone(v1)
+	damaged[len(damaged)-1] ^= 1
+	if _, err := Upgrade(io.Discard, bytes.NewReader(damaged), int64(len(damaged))); !errors.Is(err, ErrChecksum) {
+		t.Errorf("Upgrade(damaged data) = %v; want ErrChecksum", err)
+	}
+}
+
+// TestTrailingBytes: the header length must end exactly at the end of the
+// msgpack document, in every version; bytes after it were ignored before.
+func TestTrailingBytes(t *testing.T) {
+	file := tinyFile(t)
+	h, err := ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := file[Preamble : Preamble+binary.LittleEndian.Uint32(file[8:])]
+	for _, version := range []int{1, 2} {
+		for name, extra := range map[string][]byte{"nil": {0xc0}, "zero byte": {0}, "second document": doc} {
+			head := frameHeader(append(slices.Clone(doc), extra...), version)
+			b := append(head, file[h.DataStart:]...)
+			if _, err := ParseHeader(b, int64(len(b))); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("version %d, %s after the document: ParseHeader = %v; want ErrCorrupt", version, name, err)
+			}
 		}
 	}
 }

@@ -6,7 +6,8 @@ import (
 )
 
 // checkMsgpack walks one msgpack document without decoding it and checks that
-// every length it declares fits in the bytes that follow. The msgpack decoder
+// every length it declares fits in the bytes that follow, and that the
+// document is all of b: no bytes follow it. The msgpack decoder
 // allocates a slice of the declared length before reading its elements, so a
 // 40-byte header that claims a 4-billion-entry array would otherwise exhaust
 // memory; after this check no declared length exceeds len(b).
@@ -96,6 +97,9 @@ func checkMsgpack(b []byte) error {
 			return fmt.Errorf("msgpack: %d elements declared at byte %d, only %d bytes left", elems, pos, len(b)-pos)
 		}
 		pending += int(elems)
+	}
+	if pos != len(b) {
+		return fmt.Errorf("msgpack: %d bytes after the document's end at byte %d", len(b)-pos, pos)
 	}
 	return nil
 }

@@ -18,3 +18,23 @@ func Random(c model.Config, seed uint64) *model.Weights {
 	w.InitRandom(seed)
 	return w
 }
+
+// RandomRouted returns w with seeded random routers (model/route.go) and the
+// budget table (0.3, 1), (0.6, 0), (0.9, −1), so that routed decoding picks
+// different widths for different tokens: for tests.
+func RandomRouted(w *model.Weights, seed uint64) *model.Weights {
+	c := w.Config
+	r := model.NewRNG(seed)
+	routers := make([][]float32, c.Layers)
+	for l := range routers {
+		routers[l] = make([]float32, (c.Granularities()-1)*(c.Dim+1))
+		for i := range routers[l] {
+			routers[l][i] = 2*r.Float32() - 1
+		}
+	}
+	routed, err := model.WithRouter(w, routers, []float32{0.3, 1, 0.6, 0, 0.9, -1})
+	if err != nil {
+		panic(err) // the table above is valid for any config with two granularities
+	}
+	return routed
+}

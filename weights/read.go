@@ -11,7 +11,8 @@ import (
 )
 
 // HeaderLen reads the preamble (the first Preamble bytes of a file) and returns
-// how many bytes from the start of the file ParseHeader needs.
+// how many bytes from the start of the file ParseHeader needs: the preamble,
+// the msgpack header and, from version 2 on, the header's checksum.
 func HeaderLen(pre []byte) (int64, error) {
 	if len(pre) < Preamble {
 		return 0, fmt.Errorf("weights: %w: %d bytes, the preamble alone is %d", ErrTruncated, len(pre), Preamble)
@@ -19,18 +20,22 @@ func HeaderLen(pre []byte) (int64, error) {
 	if string(pre[:4]) != Magic {
 		return 0, fmt.Errorf("weights: %w: starts with %q, want %q", ErrMagic, pre[:4], Magic)
 	}
-	if v := binary.LittleEndian.Uint32(pre[4:]); v != Version {
+	v := binary.LittleEndian.Uint32(pre[4:])
+	if v < OldestVersion || v > Version {
 		hint := ""
 		if v > Version {
 			hint = "; this file needs a newer matedge"
 		}
-		return 0, fmt.Errorf("weights: %w %d (this build reads version %d%s)", ErrVersion, v, Version, hint)
+		return 0, fmt.Errorf("weights: %w %d (this build reads versions %d to %d%s)", ErrVersion, v, OldestVersion, Version, hint)
 	}
 	n := binary.LittleEndian.Uint32(pre[8:])
 	if n > MaxHeaderLen {
 		return 0, fmt.Errorf("weights: %w: %d bytes, limit %d", ErrTooLarge, n, MaxHeaderLen)
 	}
-	return Preamble + int64(n), nil
+	if v == 1 {
+		return Preamble + int64(n), nil
+	}
+	return Preamble + int64(n) + HeaderCRCLen, nil
 }
 
 // ParseHeader decodes and validates the header from the first bytes of a file
@@ -44,15 +49,25 @@ func ParseHeader(b []byte, fileSize int64) (*Header, error) {
 	if int64(len(b)) < need {
 		return nil, fmt.Errorf("weights: %w: header needs %d bytes, have %d", ErrTruncated, need, len(b))
 	}
-	if err := checkMsgpack(b[Preamble:need]); err != nil {
+	version := int(binary.LittleEndian.Uint32(b[4:]))
+	docEnd := Preamble + int64(binary.LittleEndian.Uint32(b[8:])) // the msgpack document is b[Preamble:docEnd]
+	if version >= 2 {
+		// The checksum covers every byte before it: magic, version, length and document.
+		stored := binary.LittleEndian.Uint32(b[docEnd:])
+		if got := Checksum(b[:docEnd]); got != stored {
+			return nil, fmt.Errorf("weights: %w: bytes 0-%d have CRC-32C %08x, the header says %08x", ErrHeaderChecksum, docEnd-1, got, stored)
+		}
+	}
+	if err := checkMsgpack(b[Preamble:docEnd]); err != nil {
 		return nil, fmt.Errorf("weights: %w: %v", ErrCorrupt, err)
 	}
 	var h Header
-	dec := msgpack.NewDecoder(bytes.NewReader(b[Preamble:need]))
+	dec := msgpack.NewDecoder(bytes.NewReader(b[Preamble:docEnd]))
 	if err := dec.Decode(&h); err != nil {
 		return nil, fmt.Errorf("weights: %w: decode header: %v", ErrCorrupt, err)
 	}
-	h.DataStart = dataStart(int(need - Preamble))
+	h.DataStart = dataStart(need)
+	h.FormatVersion = version
 	if err := h.Validate(); err != nil {
 		return nil, fmt.Errorf("weights: %w", err)
 	}

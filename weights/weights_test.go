@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/matedge/matedge/model"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/tiny.matw")
@@ -143,15 +142,11 @@ func rewriteHeader(t *testing.T, file []byte, edit func(*Header)) []byte {
 		t.Fatal(err)
 	}
 	edit(h)
-	head, err := msgpack.Marshal(h)
+	head, err := encodeHeader(h, h.FormatVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := append([]byte{}, file[:Preamble]...)
-	binary.LittleEndian.PutUint32(out[8:], uint32(len(head)))
-	out = append(out, head...)
-	out = append(out, make([]byte, dataStart(len(head))-int64(len(out)))...)
-	return append(out, file[h.DataStart:]...)
+	return append(head, file[h.DataStart:]...)
 }
 
 func TestBadFiles(t *testing.T) {
@@ -197,6 +192,9 @@ func TestBadFiles(t *testing.T) {
 // a header or an error, never panic or allocate without bound. The corpus is
 // seeded from testdata/tiny.matw and its mutations, and with the boundary
 // values of testdata/fuzz/FuzzParseHeader (boundarySeeds, TestFuzzSeeds).
+// Almost every mutation of a version-2 header fails its checksum, so each
+// input is also parsed with its checksum set right (withHeaderCRC): the
+// fuzzer then reaches the decoder and the checks behind the checksum.
 func FuzzParseHeader(f *testing.F) {
 	seed, err := os.ReadFile(filepath.Join("testdata", "tiny.matw"))
 	if err != nil {
@@ -210,37 +208,59 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(seed[:Preamble], int64(-1))
 	f.Add(seed[:h.DataStart/2], int64(len(seed)))
 	f.Fuzz(func(t *testing.T, b []byte, size int64) {
-		h, err := ParseHeader(b, size)
-		if err != nil {
-			return
-		}
-		// A header that validates describes a data section inside the file
-		// (when its size is known), every entry inside the data section, and
-		// every range of every submodel inside the entries, with no sum wrapping.
-		if h.DataStart < Preamble || h.DataSize < 0 || h.DataSize > math.MaxInt64-h.DataStart {
-			t.Fatalf("data [%d, +%d) wraps", h.DataStart, h.DataSize)
-		}
-		dataEnd := h.DataStart + h.DataSize
-		if size >= 0 && dataEnd > size {
-			t.Fatalf("data [%d, %d) past the file's %d bytes", h.DataStart, dataEnd, size)
-		}
-		for _, e := range h.Entries {
-			if e.Offset < 0 || e.Length <= 0 || e.Offset > h.DataSize-e.Length {
-				t.Fatalf("entry %q at %d, length %d, outside data of %d bytes", e.Tensor, e.Offset, e.Length, h.DataSize)
-			}
-		}
-		for g := range h.Config.Granularities() {
-			for _, r := range h.Ranges(h.Config.Uniform(g)) {
-				if r.Offset < h.DataStart || r.Length < 0 || r.End() < r.Offset || r.End() > dataEnd {
-					t.Fatalf("range %v outside data [%d, %d)", r, h.DataStart, dataEnd)
-				}
-			}
-		}
-		// The tokenizer's pieces are bounded, so building them is cheap.
-		if n := len(h.Tokenizer.Piece(h.Tokenizer.Size() - 1)); n > model.MaxPieceLen {
-			t.Fatalf("last piece is %d bytes", n)
-		}
+		checkParsedHeader(t, b, size)
+		checkParsedHeader(t, withHeaderCRC(b), size)
 	})
+}
+
+// withHeaderCRC returns b with its version-2 header checksum recomputed, or
+// b itself when b is not that long or not version 2.
+func withHeaderCRC(b []byte) []byte {
+	if len(b) < Preamble || binary.LittleEndian.Uint32(b[4:]) != 2 {
+		return b
+	}
+	end := Preamble + uint64(binary.LittleEndian.Uint32(b[8:]))
+	if uint64(len(b)) < end+HeaderCRCLen {
+		return b
+	}
+	out := slices.Clone(b)
+	binary.LittleEndian.PutUint32(out[end:], Checksum(out[:end]))
+	return out
+}
+
+// checkParsedHeader checks what ParseHeader promises about a header it accepts.
+func checkParsedHeader(t *testing.T, b []byte, size int64) {
+	t.Helper()
+	h, err := ParseHeader(b, size)
+	if err != nil {
+		return
+	}
+	// A header that validates describes a data section inside the file
+	// (when its size is known), every entry inside the data section, and
+	// every range of every submodel inside the entries, with no sum wrapping.
+	if h.DataStart < Preamble || h.DataSize < 0 || h.DataSize > math.MaxInt64-h.DataStart {
+		t.Fatalf("data [%d, +%d) wraps", h.DataStart, h.DataSize)
+	}
+	dataEnd := h.DataStart + h.DataSize
+	if size >= 0 && dataEnd > size {
+		t.Fatalf("data [%d, %d) past the file's %d bytes", h.DataStart, dataEnd, size)
+	}
+	for _, e := range h.Entries {
+		if e.Offset < 0 || e.Length <= 0 || e.Offset > h.DataSize-e.Length {
+			t.Fatalf("entry %q at %d, length %d, outside data of %d bytes", e.Tensor, e.Offset, e.Length, h.DataSize)
+		}
+	}
+	for g := range h.Config.Granularities() {
+		for _, r := range h.Ranges(h.Config.Uniform(g)) {
+			if r.Offset < h.DataStart || r.Length < 0 || r.End() < r.Offset || r.End() > dataEnd {
+				t.Fatalf("range %v outside data [%d, %d)", r, h.DataStart, dataEnd)
+			}
+		}
+	}
+	// The tokenizer's pieces are bounded, so building them is cheap.
+	if n := len(h.Tokenizer.Piece(h.Tokenizer.Size() - 1)); n > model.MaxPieceLen {
+		t.Fatalf("last piece is %d bytes", n)
+	}
 }
 
 func TestHeaderClaimsHugeArray(t *testing.T) {

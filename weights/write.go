@@ -49,7 +49,7 @@ func Plan(c model.Config, dtype DType) []Entry {
 	return entries
 }
 
-// Write stores w and its tokenizer as a version-1 weights file. It refuses,
+// Write stores w and its tokenizer as a weights file of the current Version. It refuses,
 // with the error a reader would give, weights or a tokenizer that no reader
 // would accept: non-finite values (ErrNonFinite), an invalid config or
 // tokenizer (ErrCorrupt).
@@ -94,22 +94,11 @@ func writeFile(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[st
 		e.CRC32C = Checksum(data[i])
 		h.DataSize = e.Offset + e.Length
 	}
-	var head bytes.Buffer
-	enc := msgpack.NewEncoder(&head)
-	enc.SetSortMapKeys(true) // the same weights always give the same bytes
-	if err := enc.Encode(&h); err != nil {
-		return fmt.Errorf("weights: encode header: %w", err)
+	head, err := encodeHeader(&h, Version)
+	if err != nil {
+		return err
 	}
-	var pre [Preamble]byte
-	copy(pre[:], Magic)
-	binary.LittleEndian.PutUint32(pre[4:], Version)
-	binary.LittleEndian.PutUint32(pre[8:], uint32(head.Len()))
-	pad := make([]byte, dataStart(head.Len())-int64(Preamble+head.Len()))
-	var buf bytes.Buffer
-	buf.Write(pre[:])
-	buf.Write(head.Bytes())
-	buf.Write(pad)
-	if _, err := out.Write(buf.Bytes()); err != nil {
+	if _, err := out.Write(head); err != nil {
 		return fmt.Errorf("weights: write header: %w", err)
 	}
 	for i, d := range data {
@@ -120,9 +109,41 @@ func writeFile(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[st
 	return nil
 }
 
-// dataStart is where data begins for a header of headerLen bytes.
-func dataStart(headerLen int) int64 {
-	n := int64(Preamble + headerLen)
+// EncodeHeader returns the bytes of a file before its data section, in the
+// current Version: preamble, msgpack header, header checksum and padding.
+// Write uses it; tests use it to craft headers that Write would refuse.
+func EncodeHeader(h *Header) ([]byte, error) { return encodeHeader(h, Version) }
+
+// encodeHeader returns the bytes of a file before its data section for
+// format version 1 or 2 (frameHeader). Map keys are sorted, so the same
+// header always gives the same bytes.
+func encodeHeader(h *Header, version int) ([]byte, error) {
+	var doc bytes.Buffer
+	enc := msgpack.NewEncoder(&doc)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(h); err != nil {
+		return nil, fmt.Errorf("weights: encode header: %w", err)
+	}
+	return frameHeader(doc.Bytes(), version), nil
+}
+
+// frameHeader returns the preamble, the msgpack document doc, (version 2)
+// the CRC-32C of every byte before it, and zero padding up to DataStart.
+func frameHeader(doc []byte, version int) []byte {
+	b := make([]byte, Preamble, Preamble+len(doc)+HeaderCRCLen+Align)
+	copy(b, Magic)
+	binary.LittleEndian.PutUint32(b[4:], uint32(version))
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(doc)))
+	b = append(b, doc...)
+	if version >= 2 {
+		b = binary.LittleEndian.AppendUint32(b, Checksum(b))
+	}
+	return append(b, make([]byte, dataStart(int64(len(b)))-int64(len(b)))...)
+}
+
+// dataStart is where data begins after n bytes of preamble, header and
+// header checksum: the next multiple of Align.
+func dataStart(n int64) int64 {
 	return (n + Align - 1) / Align * Align
 }
 

@@ -29,9 +29,10 @@ const (
 // ModelInfo is load_header's output.
 type ModelInfo struct {
 	Header        *weights.Header   `msgpack:"header"`
-	DataStart     int64             `msgpack:"data_start"`    // file offset of the data section (not stored in the header itself)
-	Granularities []string          `msgpack:"granularities"` // names, smallest first
-	Ranges        [][]weights.Range `msgpack:"ranges"`        // per uniform granularity: the bytes it needs after the header
+	DataStart     int64             `msgpack:"data_start"`     // file offset of the data section (not stored in the header itself)
+	FormatVersion int               `msgpack:"format_version"` // the preamble's version: 1 has no header checksum
+	Granularities []string          `msgpack:"granularities"`  // names, smallest first
+	Ranges        [][]weights.Range `msgpack:"ranges"`         // per uniform granularity: the bytes it needs after the header
 }
 
 // MixInfo is set_mix's output.
@@ -58,6 +59,31 @@ type Options struct {
 	// only: top_k and top_p must be unset).
 	Draft       string `msgpack:"draft"`
 	DraftTokens int    `msgpack:"draft_tokens"`
+	// Penalties and min_p shape the logits before sampling (greedy decoding
+	// too), on the CPU backend. RepetitionPenalty (CTRL, > 1 discourages
+	// repeats; 0 or 1: off) divides a positive logit and multiplies a
+	// negative one of every token among the last PenaltyWindow tokens (the
+	// prompt's included; 0: 64); PresencePenalty is subtracted from them;
+	// MinP keeps, when sampling, only tokens at least MinP times as likely as
+	// the most likely one (0: off).
+	RepetitionPenalty float32 `msgpack:"repetition_penalty"`
+	PresencePenalty   float32 `msgpack:"presence_penalty"`
+	PenaltyWindow     int     `msgpack:"penalty_window"`
+	MinP              float32 `msgpack:"min_p"`
+	// Route, when set (0 < route ≤ 1), turns on token routing on the CPU
+	// backend: each token's FFN width in each layer is picked by the file's
+	// routers, for a mean of about this fraction of XL's FFN FLOPs, never
+	// wider than the set_mix mix's granularity in that layer.
+	Route float32 `msgpack:"route"`
+}
+
+// DefaultPenaltyWindow is how many recent tokens the penalties look at when
+// Options.PenaltyWindow is 0.
+const DefaultPenaltyWindow = 64
+
+// Shapes reports whether o asks for penalties or min_p.
+func (o Options) Shapes() bool {
+	return (o.RepetitionPenalty != 0 && o.RepetitionPenalty != 1) || o.PresencePenalty != 0 || o.MinP != 0
 }
 
 // PlanRequest is plan's input: what the host detected and what the caller

@@ -18,7 +18,7 @@ var documents = map[string]any{
 	"Options": Options{}, "PlanRequest": PlanRequest{}, "Capabilities": planner.Capabilities{},
 	"Adapter": planner.Adapter{}, "Limits": planner.Limits{}, "Network": planner.Network{},
 	"Benchmark": planner.Benchmark{}, "Budget": planner.Budget{}, "PlanResult": PlanResult{},
-	"Plan": planner.Plan{}, "Work": planner.Work{}, "Split": planner.Split{},
+	"Plan": planner.Plan{}, "Work": planner.Work{}, "Split": planner.Split{}, "Speculation": planner.Speculation{},
 }
 
 // TestDocDocuments checks that each document ABI.md defines has exactly the

@@ -15,6 +15,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
@@ -49,10 +50,22 @@ type Engine struct {
 
 	// OpenGPU opens the device of the gpu backend; nil means webgpu.Open.
 	// The device, once open, and its weight buffers outlive a sequence.
-	OpenGPU   func() (webgpu.Device, error)
+	OpenGPU func() (webgpu.Device, error)
+	// MaxBytes bounds what a model's weights and one sequence's state may
+	// take, for a host that caps the module's memory below 4 GiB; 0 means
+	// MaxModelBytes. Like OpenGPU, it outlives LoadHeader.
+	MaxBytes  int64
 	device    webgpu.Device
 	deviceErr error // why OpenGPU failed, so that auto does not retry it every reset
 	gpu       *gpu  // weights and buffers on device, for header
+
+	// specCosts caches the measured costs of speculative decoding's steps,
+	// by draft and verifier mix, for the weights in memory.
+	specCosts map[string]model.SpecCosts
+	// cpuState is the CPU backend's activations and KV cache, kept across
+	// sequences of one header: a sequence overwrites each cache position
+	// before reading it, and reusing it leaves no garbage for the collector.
+	cpuState *model.State
 }
 
 // Backend runs the network one step at a time for one Mix and samples the
@@ -81,13 +94,17 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	// file size unknown) is refused here rather than by an out-of-memory trap.
 	// DataSize comes from the file and may be up to 2^63-1: compare without
 	// adding it (the state is bounded by the config's limits, below 2^44).
-	if state := maxStateBytes(h); state > MaxModelBytes || h.DataSize > MaxModelBytes-state {
-		return nil, fmt.Errorf("%w: the model needs %d bytes of weights and %d of state, a wasm32 module can hold %d", weights.ErrTooLarge, h.DataSize, state, int64(MaxModelBytes))
+	limit := int64(MaxModelBytes)
+	if e.MaxBytes > 0 {
+		limit = min(limit, e.MaxBytes)
+	}
+	if state := maxStateBytes(h); state > limit || h.DataSize > limit-state {
+		return nil, fmt.Errorf("%w: the model needs %d bytes of weights and %d of state, this module can hold %d", weights.ErrTooLarge, h.DataSize, state, limit)
 	}
 	if e.gpu != nil {
 		e.gpu.release()
 	}
-	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, device: e.device, deviceErr: e.deviceErr}
+	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, MaxBytes: e.MaxBytes, device: e.device, deviceErr: e.deviceErr}
 	return h, nil
 }
 
@@ -155,14 +172,10 @@ func (e *Engine) SetMix(mix model.Mix) error {
 // Mix is the current mix.
 func (e *Engine) Mix() model.Mix { return e.mix }
 
-// Reset starts a new sequence with the given options on the current Mix.
-func (e *Engine) Reset(o Options) error {
-	if e.mix == nil {
-		return fmt.Errorf("%w: reset before set_mix", ErrState)
-	}
-	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
-		return fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
-	}
+// CheckOptions checks what Reset can check of o without a model: the
+// sampling ranges, the precision and the backend's name. Hosts call it to
+// refuse bad options before any work; Reset calls it too.
+func CheckOptions(o Options) error {
 	// NaN fails every comparison, so the ranges are written to accept, not
 	// to refuse. A temperature below 0.01 or above 100 would overflow or
 	// flatten the logits to nothing useful: 0 is greedy.
@@ -172,6 +185,31 @@ func (e *Engine) Reset(o Options) error {
 	}
 	if o.Precision != "" && o.Precision != "f32" && o.Precision != "f16" {
 		return fmt.Errorf("%w: precision %q (want f32 or f16)", ErrArg, o.Precision)
+	}
+	switch o.Backend {
+	case "", "cpu", "gpu", "auto":
+	default:
+		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
+	}
+	return nil
+}
+
+// Reset starts a new sequence with the given options on the current Mix.
+func (e *Engine) Reset(o Options) error {
+	if e.mix == nil {
+		return fmt.Errorf("%w: reset before set_mix", ErrState)
+	}
+	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
+		return fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
+	}
+	if err := CheckOptions(o); err != nil {
+		return err
+	}
+	if err := e.checkShaping(o); err != nil {
+		return err
+	}
+	if o.Route != 0 {
+		return e.resetRouted(o)
 	}
 	if o.Draft != "" {
 		spec, err := e.speculator(o)
@@ -187,23 +225,42 @@ func (e *Engine) Reset(o Options) error {
 	}
 	switch o.Backend {
 	case "", "cpu":
-		e.backend = newCPU(e.asm.Weights, e.mix, o)
+		e.backend = e.newCPU(o)
 	case "gpu":
+		if o.Shapes() {
+			return fmt.Errorf("%w: repetition_penalty, presence_penalty and min_p run on the cpu backend", ErrBackend)
+		}
 		g, err := e.startGPU(o)
 		if err != nil {
 			return err
 		}
 		e.backend = g
 	case "auto":
-		if g, err := e.startGPU(o); err == nil {
+		if o.Shapes() {
+			e.backend = e.newCPU(o)
+		} else if g, err := e.startGPU(o); err == nil {
 			e.backend = g
 		} else {
-			e.backend = newCPU(e.asm.Weights, e.mix, o)
+			e.backend = e.newCPU(o)
 		}
 	default:
 		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
 	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+	return nil
+}
+
+// checkShaping refuses penalties and min_p out of range, or with a draft.
+func (e *Engine) checkShaping(o Options) error {
+	rep, pres, minP := o.RepetitionPenalty, o.PresencePenalty, o.MinP
+	if !(rep == 0 || (rep >= 1 && rep <= 10)) || !(pres >= -2 && pres <= 2) || !(minP >= 0 && minP <= 1) ||
+		o.PenaltyWindow < 0 || o.PenaltyWindow > e.header.Config.Context {
+		return fmt.Errorf("%w: repetition_penalty %g (want 0, or 1 to 10), presence_penalty %g (want -2 to 2), min_p %g (want 0 to 1), penalty_window %d (want 0 to %d)",
+			ErrArg, rep, pres, minP, o.PenaltyWindow, e.header.Config.Context)
+	}
+	if o.Draft != "" && o.Shapes() {
+		return fmt.Errorf("%w: repetition_penalty, presence_penalty and min_p do not combine with a draft", ErrArg)
+	}
 	return nil
 }
 
@@ -296,6 +353,48 @@ func (e *Engine) Step() (int, error) {
 	return token, nil
 }
 
+// resetRouted starts a routed sequence on the CPU backend: o.Route is the
+// budget, a fraction of XL's FFN FLOPs, and the mix caps each layer's width.
+func (e *Engine) resetRouted(o Options) error {
+	switch {
+	case !(o.Route > 0 && o.Route <= 1):
+		return fmt.Errorf("%w: route %g (want a fraction of XL's FFN FLOPs in (0, 1], or 0 for off)", ErrArg, o.Route)
+	case o.Draft != "" || o.DraftTokens != 0:
+		return fmt.Errorf("%w: route and draft together are not supported", ErrArg)
+	case o.Backend == "gpu":
+		return fmt.Errorf("%w: token routing runs on the cpu backend only (the GPU router kernel is not written); use backend cpu or auto", ErrBackend)
+	case o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto":
+		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
+	}
+	w := e.asm.Weights
+	if err := w.CheckRouter(); err != nil {
+		return fmt.Errorf("%w: route: %v", ErrArg, err)
+	}
+	c := e.newCPU(o)
+	pick, mix := w.Threshold(w.RouteThreshold(float64(o.Route))), e.mix
+	c.route = func(l int, n []float32) int { return min(pick(l, n), mix[l]) }
+	c.widths = slices.Clone(mix)
+	e.backend = c
+	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+	return nil
+}
+
+// Widths returns the granularity each layer ran for the last position of the
+// last step: the router's picks on a routed sequence, else the mix. ErrState
+// before a sequence has stepped.
+func (e *Engine) Widths() ([]int, error) {
+	if e.backend == nil || e.pos == 0 {
+		return nil, fmt.Errorf("%w: widths before the first step", ErrState)
+	}
+	if c, ok := e.backend.(*cpu); ok {
+		if c.route != nil {
+			return slices.Clone(c.widths), nil
+		}
+		return slices.Clone(c.mix), nil
+	}
+	return slices.Clone(e.mix), nil
+}
+
 // Piece is the bytes of a token.
 func (e *Engine) Piece(token int) []byte { return e.header.Tokenizer.Piece(token) }
 
@@ -306,19 +405,53 @@ type cpu struct {
 	state   *model.State
 	sampler model.Sampler
 	token   int
+	// The penalties, and the tokens fed so far when they are on.
+	repetition, presence float32
+	window               int
+	history              []int
+	// route, when not nil, picks each token's granularity per layer
+	// (capped at mix); widths holds the last position's picks.
+	route  model.Picker
+	widths []int // [layers]
 }
 
-func newCPU(w *model.Weights, mix model.Mix, o Options) *cpu {
-	return &cpu{weights: w, mix: mix, state: model.NewState(w.Config),
-		sampler: model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, RNG: model.NewRNG(o.Seed)}}
+func (e *Engine) newCPU(o Options) *cpu {
+	w := e.asm.Weights
+	if e.cpuState == nil {
+		e.cpuState = model.NewState(w.Config)
+	}
+	window := o.PenaltyWindow
+	if window == 0 {
+		window = abi.DefaultPenaltyWindow
+	}
+	return &cpu{weights: w, mix: e.mix, state: e.cpuState,
+		sampler:    model.Sampler{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP, RNG: model.NewRNG(o.Seed)},
+		repetition: o.RepetitionPenalty, presence: o.PresencePenalty, window: window}
 }
 
 func (c *cpu) Name() string { return "cpu" }
 
+// Start runs a prompt through ForwardMany, which visits each weight row once
+// for all its tokens (the kernels' batched products), and a single token
+// through Forward; both give the bits of one Forward per token.
 func (c *cpu) Start(tokens []int, pos int) error {
 	var logits []float32
-	for i, t := range tokens {
-		logits = model.Forward(c.weights, c.state, c.mix, t, pos+i)
+	switch {
+	case c.route != nil:
+		for i, t := range tokens {
+			logits = model.ForwardRouted(c.weights, c.state, c.route, t, pos+i, c.widths)
+		}
+	case len(tokens) == 1:
+		logits = model.Forward(c.weights, c.state, c.mix, tokens[0], pos)
+	default:
+		vocab := c.weights.Config.Vocab
+		logits = model.ForwardMany(c.weights, c.state, c.mix, tokens, pos)[(len(tokens)-1)*vocab:]
+	}
+	if c.repetition > 1 || c.presence != 0 {
+		c.history = append(c.history, tokens...)
+		recent := c.history[max(0, len(c.history)-c.window):]
+		model.Penalize(logits, recent, c.repetition)
+		model.PenalizePresence(logits, recent, c.presence)
 	}
 	c.token = c.sampler.Sample(logits)
 	return nil
@@ -334,29 +467,38 @@ func (e *Engine) speculator(o Options) (Backend, error) {
 	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" && o.Backend != "gpu" {
 		return nil, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
-	if o.Draft == "auto" {
-		return nil, fmt.Errorf("%w: draft must be a mix, not auto", ErrArg)
-	}
-	draft, err := e.ParseMix(o.Draft)
-	if err != nil {
-		return nil, fmt.Errorf("draft: %w", err)
-	}
-	if missing := e.asm.Missing(draft); len(missing) > 0 {
-		return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, o.Draft, weights.Bytes(missing))
-	}
 	k := o.DraftTokens
-	if k == 0 {
-		k = 4
-	}
-	if k < 1 || k > 64 {
-		return nil, fmt.Errorf("%w: draft_tokens %d (want 1…64)", ErrArg, k)
+	if k < 0 || k > 64 {
+		return nil, fmt.Errorf("%w: draft_tokens %d (want 1…64, or 0 to choose k round by round)", ErrArg, k)
 	}
 	if o.Temperature > 0 && (o.TopK != 0 || (o.TopP != 0 && o.TopP != 1)) {
 		return nil, fmt.Errorf("%w: speculative sampling draws from the whole distribution: unset top_k and top_p", ErrArg)
 	}
+	var draft model.Mix
+	var costs model.SpecCosts
+	if o.Draft == "auto" {
+		var err error
+		if draft, costs, err = e.autoDraft(); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if draft, err = e.ParseMix(o.Draft); err != nil {
+			return nil, fmt.Errorf("draft: %w", err)
+		}
+		if missing := e.asm.Missing(draft); len(missing) > 0 {
+			return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, o.Draft, weights.Bytes(missing))
+		}
+		if k == 0 {
+			costs = e.measureSpec(draft)
+		}
+	}
 	if o.Backend == "gpu" {
 		if o.Temperature > 0 {
 			return nil, fmt.Errorf("%w: the gpu backend speculates greedily (temperature 0); speculative sampling runs on the cpu backend", ErrBackend)
+		}
+		if k == 0 {
+			k = 4 // k round by round is the cpu backend's; the gpu backend's k is fixed
 		}
 		g, err := e.startGPU(o)
 		if err != nil {
@@ -371,10 +513,72 @@ func (e *Engine) speculator(o Options) (Backend, error) {
 		}
 		return &gpuSpeculative{g: g, draft: draft, verify: e.mix, k: k}, nil
 	}
+	var adaptive *model.KChooser
+	if k == 0 {
+		adaptive = &model.KChooser{Costs: costs, MaxK: maxAdaptiveK, Prior: specPrior}
+	}
 	sp := &speculative{sp: model.Speculator{Weights: e.asm.Weights, Draft: draft, Verify: e.mix, K: k, Shared: true,
-		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed)}}
+		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed), Adaptive: adaptive}}
 	sp.verifier, sp.draft = sp.sp.NewStates()
 	return sp, nil
+}
+
+const (
+	// maxAdaptiveK bounds the draft tokens per round when k is chosen round
+	// by round.
+	maxAdaptiveK = 8
+	// specPrior is the acceptance rate assumed before a sequence has shown
+	// its own: nested drafts of the default model keep 56–80 % of their
+	// tokens at k = 2 (matedge speculate). A few rounds outweigh it.
+	specPrior = 0.6
+)
+
+// measureSpec measures (once per draft and mix) what a draft step and a
+// verifier pass cost on this device.
+func (e *Engine) measureSpec(draft model.Mix) model.SpecCosts {
+	key := fmt.Sprint(draft, e.mix)
+	if c, ok := e.specCosts[key]; ok {
+		return c
+	}
+	if e.specCosts == nil {
+		e.specCosts = map[string]model.SpecCosts{}
+	}
+	c := model.MeasureSpecCosts(e.asm.Weights, draft, e.mix, maxAdaptiveK)
+	e.specCosts[key] = c
+	return c
+}
+
+// autoDraft picks the draft for "auto": of the uniform granularities narrower
+// than the mix in every layer and already in memory, the one with the best
+// expected speed-up at the prior acceptance rate, as measured on this device.
+// When none is expected to pay, the adaptive k keeps speculation off.
+func (e *Engine) autoDraft() (model.Mix, model.SpecCosts, error) {
+	c := e.header.Config
+	var best model.Mix
+	var bestCosts model.SpecCosts
+	bestSpeedup := 0.0
+	for g := range c.FFNWidths {
+		draft := c.Uniform(g)
+		narrower := false
+		for l := range draft {
+			if draft[l] > e.mix[l] {
+				narrower = false
+				break
+			}
+			narrower = narrower || draft[l] < e.mix[l]
+		}
+		if !narrower || len(e.asm.Missing(draft)) > 0 {
+			continue
+		}
+		costs := e.measureSpec(draft)
+		if _, s := costs.BestK(specPrior, maxAdaptiveK); best == nil || s > bestSpeedup {
+			best, bestCosts, bestSpeedup = draft, costs, s
+		}
+	}
+	if best == nil {
+		return nil, model.SpecCosts{}, fmt.Errorf("%w: draft auto: no granularity is narrower than the mix %s", ErrArg, c.MixSpec(e.mix))
+	}
+	return best, bestCosts, nil
 }
 
 // speculative is the CPU backend with self-speculative decoding. A round
@@ -396,7 +600,9 @@ func (s *speculative) Start(tokens []int, pos int) error {
 		return nil
 	}
 	s.sp.Prefill(s.verifier, s.draft, tokens[:len(tokens)-1], pos)
-	s.round, _, _ = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.K)
+	var accepted, proposed int
+	s.round, accepted, proposed = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.NextK())
+	s.sp.Observe(accepted, proposed)
 	s.returned = 0
 	return nil
 }

@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"encoding/binary"
 	"errors"
 	"testing"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // TestHeaderTooLarge: a consistent header for a model larger than a wasm32
@@ -19,15 +17,10 @@ func TestHeaderTooLarge(t *testing.T) {
 	h := weights.Header{Config: c, Entries: weights.Plan(c, weights.F32)}
 	last := h.Entries[len(h.Entries)-1]
 	h.DataSize = last.Offset + last.Length
-	head, err := msgpack.Marshal(&h)
+	file, err := weights.EncodeHeader(&h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := make([]byte, weights.Preamble, weights.Preamble+len(head))
-	copy(file, weights.Magic)
-	binary.LittleEndian.PutUint32(file[4:], weights.Version)
-	binary.LittleEndian.PutUint32(file[8:], uint32(len(head)))
-	file = append(file, head...)
 	var e Engine
 	if _, err := e.LoadHeader(file, -1); !errors.Is(err, weights.ErrTooLarge) {
 		t.Fatalf("LoadHeader(%d-byte model) = %v; want ErrTooLarge", h.DataSize, err)

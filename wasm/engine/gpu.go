@@ -129,6 +129,9 @@ func (g *gpu) allocate() error {
 		g.batch /= 2
 	}
 	for _, t := range model.Layout(c) {
+		if !onGPU(t.Name) {
+			continue
+		}
 		gt := &gpuTensor{name: t.Name, cols: 1, half: g.half && halfTensor(t), layer: t.Layer, nested: t.Nested}
 		if len(t.Shape) == 2 {
 			gt.cols = t.Shape[1]
@@ -264,7 +267,7 @@ func (g *gpu) release() {
 func (g *gpu) prepare(w *model.Weights, mix model.Mix, o Options) error {
 	for _, lt := range model.Layout(g.config) { // in layout order, so buffers are made deterministically
 		t := g.tensors[lt.Name]
-		if !t.nested {
+		if t == nil || !t.nested {
 			continue
 		}
 		if need := g.config.FFNWidths[mix[t.layer]]; t.rows < need {
@@ -275,7 +278,7 @@ func (g *gpu) prepare(w *model.Weights, mix model.Mix, o Options) error {
 	}
 	var byName map[string]model.Tensor // built once, on the first upload: Tensor(name) would list every tensor per entry
 	for i, e := range g.header.Entries {
-		if g.uploaded[i] || !e.NeededBy(mix) {
+		if g.uploaded[i] || !e.NeededBy(mix) || !onGPU(e.Tensor) {
 			continue
 		}
 		if byName == nil {

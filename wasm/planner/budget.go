@@ -45,11 +45,16 @@ func Preset(name string) (Budget, error) {
 	return Budget{}, fmt.Errorf("planner: budget %q: want fast, balanced or best", name)
 }
 
-// validate reports a budget no plan can be measured against.
-func (b Budget) validate() error {
+// MaxTargetTokensPerSecond bounds a budget's speed target: far above any
+// device, and small enough that the planner's arithmetic stays finite.
+const MaxTargetTokensPerSecond = 1e9
+
+// Validate reports a budget no plan can be measured against. Choose calls
+// it; hosts call it to refuse a bad budget before measuring the device.
+func (b Budget) Validate() error {
 	switch {
-	case !(b.TargetTokensPerSecond >= 0) || b.TargetTokensPerSecond > 1e9:
-		return fmt.Errorf("planner: target %g tokens/s: want ≥ 0", b.TargetTokensPerSecond)
+	case !(b.TargetTokensPerSecond >= 0) || b.TargetTokensPerSecond > MaxTargetTokensPerSecond:
+		return fmt.Errorf("planner: target %g tokens/s: want 0 to %g", b.TargetTokensPerSecond, float64(MaxTargetTokensPerSecond))
 	case b.MaxDownloadBytes < 0 || b.MaxMemoryBytes < 0:
 		return fmt.Errorf("planner: negative byte budget (download %d, memory %d)", b.MaxDownloadBytes, b.MaxMemoryBytes)
 	case !(b.MaxDownloadSeconds >= 0):

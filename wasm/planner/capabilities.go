@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/matedge/matedge/weights"
 )
 
 // Capabilities is what a device reports about itself. The browser runtime
@@ -34,6 +36,10 @@ type Capabilities struct {
 	// per backend. A backend without one is predicted from conservative
 	// assumptions (see Plan.Reasons).
 	Benchmarks []Benchmark `msgpack:"benchmarks" json:"benchmarks"`
+	// CachedRanges are the bytes of the weights file the host already holds
+	// (the browser's Cache API): they cost nothing to download, so a limit on
+	// the download applies only to the rest.
+	CachedRanges []weights.Range `msgpack:"cachedRanges" json:"cachedRanges,omitempty"`
 }
 
 // Adapter describes a WebGPU adapter: GPUAdapter.info, .limits, .features.

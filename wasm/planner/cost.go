@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights"
@@ -80,6 +81,29 @@ func newCostModel(h *weights.Header) *costModel {
 
 // download is the bytes of the file mix needs after the header:
 // weights.Bytes(h.Ranges(mix)).
+// subtractRanges is the parts of ranges (sorted, disjoint) that lie in no
+// range of cut (in any order).
+func subtractRanges(ranges, cut []weights.Range) []weights.Range {
+	out := slices.Clone(ranges)
+	for _, c := range cut {
+		var next []weights.Range
+		for _, r := range out {
+			if c.End() <= r.Offset || c.Offset >= r.End() {
+				next = append(next, r)
+				continue
+			}
+			if c.Offset > r.Offset {
+				next = append(next, weights.Range{Offset: r.Offset, Length: c.Offset - r.Offset})
+			}
+			if c.End() < r.End() {
+				next = append(next, weights.Range{Offset: c.End(), Length: r.End() - c.End()})
+			}
+		}
+		out = next
+	}
+	return out
+}
+
 func (m *costModel) download(mix model.Mix) int64 {
 	n := m.sharedDownload
 	for l, g := range mix {

@@ -52,6 +52,7 @@ type Plan struct {
 	// sorted and merged (weights.Header.Ranges).
 	Ranges        []weights.Range `msgpack:"ranges" json:"ranges"`
 	DownloadBytes int64           `msgpack:"download_bytes" json:"download_bytes"` // total of Ranges
+	FetchBytes    int64           `msgpack:"fetch_bytes" json:"fetch_bytes"`       // of those, the bytes not in Capabilities.CachedRanges
 	// MemoryBytes is what the plan keeps resident against the device's
 	// memory: the module's copy of the weights, one sequence's state and
 	// the assembly buffer, plus the GPU's copy unless the GPU is discrete.
@@ -67,8 +68,11 @@ type Plan struct {
 	// gives or interpolates; 0 when the model has no table.
 	ExpectedLoss float64 `msgpack:"expected_loss" json:"expected_loss,omitempty"`
 	// Splits are tensors the GPU backend binds in pieces.
-	Splits  []Split  `msgpack:"splits" json:"splits,omitempty"`
-	Reasons []string `msgpack:"reasons" json:"reasons"`
+	Splits []Split `msgpack:"splits" json:"splits,omitempty"`
+	// Speculation is the expected gain of self-speculative decoding with a
+	// narrower draft; nil when there is none.
+	Speculation *Speculation `msgpack:"speculation" json:"speculation,omitempty"`
+	Reasons     []string     `msgpack:"reasons" json:"reasons"`
 }
 
 // Choose returns the plan with the best expected quality that meets every
@@ -125,7 +129,7 @@ func Choose(caps Capabilities, h *weights.Header, budget Budget) (Plan, error) {
 		}
 		why := "is predicted slower"
 		switch {
-		case p.caps.Network.SaveData && w.download != best.download:
+		case p.caps.Network.SaveData && w.fetch != best.fetch:
 			why = "downloads more"
 		case w.score != best.score:
 			why = "is expected to be worse"
@@ -221,7 +225,7 @@ func newPlanning(caps *Capabilities, h *weights.Header, budget Budget) (*plannin
 	if err := caps.Validate(); err != nil {
 		return nil, err
 	}
-	if err := budget.validate(); err != nil {
+	if err := budget.Validate(); err != nil {
 		return nil, err
 	}
 	p := &planning{caps: caps, header: h, budget: budget, costs: newCostModel(h), quality: newQualityModel(h),
@@ -269,7 +273,8 @@ func (p *planning) backends() []string {
 type candidate struct {
 	mix        model.Mix
 	backend    string
-	download   int64
+	download   int64 // bytes of the mix's ranges
+	fetch      int64 // of those, the bytes not cached: what a download limit counts
 	wasmMemory int64
 	gpuMemory  int64
 	memory     int64
@@ -285,6 +290,10 @@ func (p *planning) price(mix model.Mix, backend string) *candidate {
 	c := p.header.Config
 	x := &candidate{mix: mix, backend: backend, params: c.NonEmbeddingParams(mix), score: p.quality.score(mix)}
 	x.download = p.costs.download(mix)
+	x.fetch = x.download
+	if len(p.caps.CachedRanges) > 0 {
+		x.fetch = weights.Bytes(subtractRanges(p.header.Ranges(mix), p.caps.CachedRanges))
+	}
 	x.wasmMemory = p.costs.wasmMemory(mix, x.download)
 	x.memory = x.wasmMemory
 	x.work = DecodeWork(c, mix, typicalPosition(c))
@@ -308,7 +317,7 @@ func (p *planning) violation(x *candidate) Constraint {
 		return ConstraintWasmMemory
 	case p.memoryLimit > 0 && x.memory > p.memoryLimit:
 		return ConstraintMemory
-	case p.downloadLimit > 0 && x.download > p.downloadLimit:
+	case p.downloadLimit > 0 && x.fetch > p.downloadLimit:
 		return ConstraintDownload
 	case x.tps < p.budget.TargetTokensPerSecond:
 		return ConstraintSpeed
@@ -330,8 +339,8 @@ func (p *planning) explain(x *candidate, v Constraint) *ConstraintError {
 		e.Need, e.Limit = float64(x.memory), float64(p.memoryLimit)
 		e.Detail = fmt.Sprintf("needs %s of memory; the limit is %s", formatBytes(x.memory), p.memoryLimitWhy)
 	case ConstraintDownload:
-		e.Need, e.Limit = float64(x.download), float64(p.downloadLimit)
-		e.Detail = fmt.Sprintf("needs a %s download; the limit is %s", formatBytes(x.download), p.downloadLimitWhy)
+		e.Need, e.Limit = float64(x.fetch), float64(p.downloadLimit)
+		e.Detail = fmt.Sprintf("needs a %s download; the limit is %s", formatBytes(x.fetch), p.downloadLimitWhy)
 	case ConstraintSpeed:
 		e.Need, e.Limit, e.Unit = x.tps, p.budget.TargetTokensPerSecond, "tokens/s"
 		e.Detail = fmt.Sprintf("is predicted at %s tokens/s; the target is %s", formatRate(x.tps), formatRate(p.budget.TargetTokensPerSecond))
@@ -350,8 +359,8 @@ func (p *planning) closer(a, b *ConstraintError) bool {
 // to save data; then expected quality; then speed; then the mix itself, so
 // that the order is total and the plan deterministic.
 func (p *planning) better(a, b *candidate) bool {
-	if p.caps.Network.SaveData && a.download != b.download {
-		return a.download < b.download
+	if p.caps.Network.SaveData && a.fetch != b.fetch {
+		return a.fetch < b.fetch
 	}
 	if a.score != b.score {
 		return a.score < b.score
@@ -473,7 +482,7 @@ func (p *planning) plan(x *candidate, chosen bool) Plan {
 	loss, how := p.quality.loss(x.mix)
 	plan := Plan{
 		Mix: x.mix, MixNames: c.MixNames(x.mix), Spec: p.spec(x.mix), Backend: x.backend, DType: string(weights.F32),
-		Ranges: ranges, DownloadBytes: weights.Bytes(ranges), MemoryBytes: x.memory, GPUMemoryBytes: x.gpuMemory,
+		Ranges: ranges, DownloadBytes: weights.Bytes(ranges), FetchBytes: x.fetch, MemoryBytes: x.memory, GPUMemoryBytes: x.gpuMemory,
 		NonEmbeddingParams: x.params, Work: x.work, PredictedTokensPerSecond: x.tps,
 		SpeedMeasured: p.speeds[x.backend].measured, ExpectedLoss: loss, Splits: x.binds.splits,
 	}
@@ -529,9 +538,16 @@ func (p *planning) plan(x *candidate, chosen bool) Plan {
 	if len(x.binds.splits) > 0 {
 		add("This GPU binds at most %s per buffer, so %s.", formatBytes(x.binds.limit), describeSplits(x.binds.splits))
 	}
+	if cached := plan.DownloadBytes - x.fetch; cached > 0 {
+		add("%s of it is cached already, so %s is left to download.", formatBytes(cached), formatBytes(x.fetch))
+	}
 	if chosen {
 		p.whyNotBigger(x, add)
 	}
+	if speculationBackends[x.backend] {
+		plan.Speculation = p.speculation(x)
+	}
+	p.explainSpeculation(x, plan.Speculation, add)
 	if q := p.caps.StorageQuotaBytes; q > 0 && plan.DownloadBytes > q {
 		add("The download (%s) is more than the storage quota (%s): it cannot be cached for the next visit.",
 			formatBytes(plan.DownloadBytes), formatBytes(q))

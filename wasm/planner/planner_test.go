@@ -529,3 +529,34 @@ func TestFastest(t *testing.T) {
 		t.Fatalf("Fastest without an adapter = %s, %v; want cpu", p.Backend, err)
 	}
 }
+
+// TestCachedBytesAreFree: a download limit between S's and XL's sizes rules
+// XL out, until XL's bytes are cached (nothing left to fetch) or S's are
+// (only the rest counts); the plan says what is cached.
+func TestCachedBytesAreFree(t *testing.T) {
+	h := layoutHeader(midConfig())
+	c := h.Config
+	xl, s := h.Ranges(c.Uniform(c.Granularities()-1)), h.Ranges(c.Uniform(0))
+	caps := profile(t, "desktop-dgpu")
+	budget := Budget{Name: "test", MaxDownloadBytes: weights.Bytes(s) + (weights.Bytes(xl)-weights.Bytes(s))/2}
+	before, err := Choose(caps, h, budget)
+	if err != nil || uniform(before, 3) {
+		t.Fatalf("nothing cached: plan %s, %v; want less than XL", before.Spec, err)
+	}
+	caps.CachedRanges = xl
+	after, err := Choose(caps, h, budget)
+	if err != nil || !uniform(after, 3) || after.FetchBytes != 0 || after.DownloadBytes != weights.Bytes(xl) {
+		t.Fatalf("XL cached: plan %s, fetch %d of %d, %v; want XL with nothing to fetch", after.Spec, after.FetchBytes, after.DownloadBytes, err)
+	}
+	if !slices.ContainsFunc(after.Reasons, func(r string) bool { return strings.Contains(r, "is cached already") }) {
+		t.Errorf("reasons %q do not say what is cached", after.Reasons)
+	}
+	caps.CachedRanges = s
+	part, err := Choose(caps, h, budget)
+	if err != nil || !uniform(part, 3) || part.FetchBytes != weights.Bytes(xl)-weights.Bytes(s) {
+		t.Errorf("S cached: plan %s, fetch %d of %d, %v; want XL, fetching what S lacks", part.Spec, part.FetchBytes, part.DownloadBytes, err)
+	}
+	if got := subtractRanges([]weights.Range{{Offset: 0, Length: 10}, {Offset: 20, Length: 10}}, []weights.Range{{Offset: 5, Length: 20}}); !slices.Equal(got, []weights.Range{{Offset: 0, Length: 5}, {Offset: 25, Length: 5}}) {
+		t.Errorf("subtractRanges = %v", got)
+	}
+}

@@ -15,6 +15,17 @@ import { DIST } from './server.mjs';
 /** NGINX is the nginx binary: $MATEDGE_NGINX, else the one on PATH or Debian's. */
 export const NGINX = process.env.MATEDGE_NGINX || ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p)) || 'nginx';
 
+/**
+ * BROTLI_STATIC is Debian's brotli_static module (libnginx-mod-http-brotli-static),
+ * loaded when present so that nginx sends matedge.wasm.br; gzip_static is built in.
+ */
+export const BROTLI_STATIC = '/usr/lib/nginx/modules/ngx_http_brotli_static_module.so';
+
+/** missingBrotliStatic returns why nginx cannot send .br files ("needs …"), or null. */
+export function missingBrotliStatic() {
+  return existsSync(BROTLI_STATIC) ? null : `needs ${BROTLI_STATIC} (apt-get install libnginx-mod-http-brotli-static)`;
+}
+
 /** missingNginx returns why nginx cannot run ("needs …"), or null. */
 export function missingNginx() {
   const probe = spawnSync(NGINX, ['-v'], { encoding: 'utf8' });
@@ -45,7 +56,9 @@ export async function startNginx({ models, timeoutMs = 10_000 }) {
   // Running as root, nginx would switch its workers to "nobody"; keep the
   // caller's user so that it reads whatever the caller can.
   const user = process.getuid?.() === 0 ? 'user root;' : '';
+  const brotli = !missingBrotliStatic();
   const conf = `${user}
+${brotli ? `load_module ${BROTLI_STATIC};` : ''}
 daemon off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -68,6 +81,11 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   sendfile on;
+  # ./build.sh writes matedge.wasm.br and .gz beside the module: send them to
+  # clients that accept them, with Vary: Accept-Encoding.
+  gzip_static on;
+  gzip_vary on;
+${brotli ? '  brotli_static on;' : ''}
   server {
     listen 127.0.0.1:${port};
     root ${resolve(DIST)};

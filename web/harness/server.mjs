@@ -2,7 +2,7 @@
 // port with its request log, and `matedge generate -json` as the oracle.
 
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,21 +15,34 @@ export const BIN = process.env.MATEDGE_BIN || join(web, '..', 'bin', 'matedge');
 /** DIST is the folder ./build.sh fills: $MATEDGE_DIST, else ../dist. */
 export const DIST = process.env.MATEDGE_DIST || join(web, '..', 'dist');
 
+/** missingPackage returns why the package tests cannot run ("needs …"), or null. */
+export function missingPackage() {
+  const dir = join(DIST, 'npm');
+  const tgz = existsSync(dir) ? readdirSync(dir).find((f) => /^matedge-.*\.tgz$/.test(f)) : null;
+  return tgz ? null : `needs ${dir}/matedge-VERSION.tgz: run ./build.sh first (it needs npm)`;
+}
+
+/** packageTarball is the path of the npm package ./build.sh made. */
+export function packageTarball() {
+  const dir = join(DIST, 'npm');
+  return join(dir, readdirSync(dir).find((f) => /^matedge-.*\.tgz$/.test(f)));
+}
+
 /** missingBuild returns why the tests cannot run ("needs …"), or null. */
 export function missingBuild() {
-  for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
+  for (const f of [BIN, join(DIST, 'matedge.wasm'), join(DIST, 'kernels.wasm'), join(DIST, 'index.html'), join(DIST, 'matedge.js')]) {
     if (!existsSync(f)) return `needs ${f}: run ./build.sh first`;
   }
   return null;
 }
 
 /**
- * startServer runs `matedge serve` on 127.0.0.1 with a port the kernel picks
- * and resolves once it listens. `requests` collects its log:
- * {method, path, range, status, bytes}.
+ * startServer runs `matedge serve` on 127.0.0.1 with a port the kernel picks,
+ * serving dist (default DIST), and resolves once it listens. `requests` collects its log:
+ * {method, path, range, status, bytes}. args are more serve flags.
  */
-export async function startServer({ timeoutMs = 15_000 } = {}) {
-  const child = spawn(BIN, ['serve', '-addr', '127.0.0.1:0', '-dist', DIST], { stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startServer({ dist = DIST, timeoutMs = 15_000, args = [] } = {}) {
+  const child = spawn(BIN, ['serve', '-addr', '127.0.0.1:0', '-dist', dist, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
   const server = {
@@ -79,10 +92,10 @@ export async function startServer({ timeoutMs = 15_000 } = {}) {
   return server;
 }
 
-/** generate runs `matedge generate -json` and returns its JSON object. */
-export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95 }) {
-  const args = ['generate', '-json', '-backend', 'cpu', '-prompt', prompt, '-n', String(n), '-mix', mix,
-    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP)];
+/** generate runs `matedge generate -json` (of the default model, or of the file model) and returns its JSON object. */
+export async function generate({ prompt, n, mix, seed = 1, temperature = 0, topK = 40, topP = 0.95, backend = 'cpu', precision = 'f32', model = '', route = 0, extra = [] }) {
+  const args = ['generate', '-q', '-json', '-backend', backend, '-precision', precision, '-prompt', prompt, '-n', String(n), '-mix', mix,
+    '-seed', String(seed), '-temperature', String(temperature), '-top-k', String(topK), '-top-p', String(topP), '-model', model, '-route', String(route), ...extra];
   const { stdout } = await promisify(execFile)(BIN, args, { timeout: 60_000 });
   return JSON.parse(stdout);
 }

@@ -4,6 +4,7 @@
 // (a worker, a page, Node), and fetches nothing.
 
 import * as msgpack from './msgpack.js';
+import { KernelHost } from './kernels.js';
 import { WASI } from './wasi.js';
 import { noGPU } from './webgpu.js';
 
@@ -26,8 +27,13 @@ export const CODES = {
 /** PREAMBLE is how many bytes of a weights file header_len needs: magic, version, header length. */
 export const PREAMBLE = 12;
 
-const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step'];
+/**
+ * EXPORTS are the module's exports this runtime needs: those of wasm/ABI.md
+ * (web/test/contract.test.mjs checks the list against it and the built
+ * module), plus WASI's _initialize and the memory.
+ */
+export const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel', 'widths'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -58,21 +64,26 @@ export class ModuleInstance {
    * instantiate starts an instance of a compiled module: WASI, _initialize,
    * then the ABI version and the exports ABI.md lists are checked.
    */
-  static async instantiate(module, { stdout, stderr, gpu = noGPU() } = {}) {
+  static async instantiate(module, { stdout, stderr, gpu = noGPU(), kernels = null } = {}) {
     const wasi = new WASI({ stdout, stderr });
     // The `webgpu` import module (webgpu/ABI.md): `gpu` is a WebGPUHost
     // (webgpu.js), from requestGPU() or noGPU(), in which case the engine's
     // `auto` backend runs on the CPU.
+    // The `kernels` import module (wasm/ABI.md): `kernels` is kernels.wasm
+    // compiled (fetchKernels in kernels.js), or null for the Go kernels.
+    const kernelHost = new KernelHost(kernels);
     let instance;
     const imports = {
       wasi_snapshot_preview1: wasi.importsFor(module),
       webgpu: gpu.imports(() => instance.exports.memory),
+      kernels: kernelHost.imports(),
     };
     for (const imp of WebAssembly.Module.imports(module)) {
       if (!(imp.module in imports)) throw new MatEdgeError(`matedge: the module imports ${imp.module}.${imp.name}, which this runtime does not provide; is matedge.js older than matedge.wasm? Rebuild both with ./build.sh`, { code: 'ERR_ABI' });
     }
     instance = await WebAssembly.instantiate(module, imports);
     const exports = instance.exports;
+    if (exports.memory instanceof WebAssembly.Memory) kernelHost.link(exports.memory);
     if (typeof exports.abi_version !== 'function') {
       throw new MatEdgeError('matedge: the module has no abi_version export; is it matedge.wasm?', { code: 'ERR_ABI' });
     }
@@ -85,12 +96,14 @@ export class ModuleInstance {
     if (missing.length) {
       throw new MatEdgeError(`matedge: the module lacks the exports ${missing.join(', ')} of ABI version ${ABI_VERSION}`, { code: 'ERR_ABI' });
     }
-    return new ModuleInstance(exports, wasi, gpu);
+    return new ModuleInstance(exports, wasi, gpu, kernelHost);
   }
 
-  constructor(exports, wasi, gpu) {
+  constructor(exports, wasi, gpu, kernels) {
     this.exports = exports;
     this.wasi = wasi;
+    /** The KernelHost behind the module's `kernels` imports (kernels.js). */
+    this.kernels = kernels;
     /** The WebGPUHost behind the module's `webgpu` imports. */
     this.gpu = gpu;
     this.scratch = 0; // a buffer from alloc that inputs are copied into
@@ -162,16 +175,28 @@ export class ModuleInstance {
     return { ...info, missing: info.missing ?? [], needed: info.needed ?? [] };
   }
 
-  /** reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, draft, draft_tokens}; it returns the backend name. */
-  reset({ seed, temperature, top_k, top_p, backend, draft = '', draft_tokens = 0 }) {
+  /**
+   * reset starts a sequence with Options {seed, temperature, top_k, top_p, backend, precision, draft, draft_tokens,
+   * repetition_penalty, presence_penalty, penalty_window, min_p, route}; it returns the backend name.
+   */
+  reset({
+    seed, temperature, top_k, top_p, backend, precision = '', draft = '', draft_tokens = 0,
+    repetition_penalty = 0, presence_penalty = 0, penalty_window = 0, min_p = 0, route = 0,
+  }) {
     const options = msgpack.encode({
       seed: BigInt(seed),
       temperature: msgpack.float32(temperature),
       top_k,
       top_p: msgpack.float32(top_p),
       backend,
+      precision,
       draft,
       draft_tokens,
+      repetition_penalty: msgpack.float32(repetition_penalty),
+      presence_penalty: msgpack.float32(presence_penalty),
+      penalty_window,
+      min_p: msgpack.float32(min_p),
+      route: msgpack.float32(route),
     });
     this.callBytes('reset', options);
     return new TextDecoder().decode(this.output());
@@ -180,6 +205,12 @@ export class ModuleInstance {
   /** prompt queues text and returns its token ids. */
   prompt(text) {
     this.callBytes('prompt', utf8.encode(text));
+    return this.decodeOutput();
+  }
+
+  /** widths returns the granularity each layer ran for the token the last step fed: the routers' picks with a route, else the mix. */
+  widths() {
+    this.check('widths', this.exports.widths());
     return this.decodeOutput();
   }
 
@@ -203,8 +234,6 @@ export class ModuleInstance {
     }
   }
 
-  /** hasPlan reports whether the module exports plan (ABI.md). */
-  get hasPlan() { return typeof this.exports.plan === 'function'; }
 
   /**
    * plan runs the module's planner on the loaded header: request is

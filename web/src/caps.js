@@ -61,13 +61,33 @@ export function decodeWork(config, mix, pos) {
   return { bytes: 4 * (matrices + d + cache), flops: 2 * matrices + 2 * cache };
 }
 
+/** BENCHMARK_TTL_MS is how long a stored benchmark stands for its device and model shape: a week. */
+export const BENCHMARK_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * benchmarkKey names what a benchmark result stands for: the device (the
+ * adapter, the cores, the browser) and the model's shape (not its weights:
+ * the speed of S depends on its sizes only), and the backends measured.
+ */
+export function benchmarkKey(capabilities, config, backends, nav = globalThis.navigator ?? {}) {
+  const a = capabilities.adapter;
+  return JSON.stringify({
+    adapter: a ? [a.vendor, a.architecture, a.description, a.isFallbackAdapter] : null,
+    cores: capabilities.logicalCores,
+    agent: nav.userAgent ?? '',
+    shape: [config.vocab, config.dim, config.layers, config.heads, config.ffn_widths[0], config.context],
+    backends,
+  });
+}
+
 /**
  * benchmark times decode steps of the current mix (the loader has selected S)
  * on each backend in `backends`, after one untimed warm-up step each, within
  * limitMs for all: each backend gets an equal share of what the ones before
  * it left. A step that would end past the share is not started, except the
- * first (one step is the least a measurement can be). It returns
- * planner.Benchmark documents.
+ * first (one step is the least a measurement can be). Rates come from the
+ * median step time, so a few steps slowed by other work on a busy machine do
+ * not move them. It returns planner.Benchmark documents.
  */
 export async function benchmark(mod, modelInfo, backends, { limitMs = BENCHMARK_MS, mixName = modelInfo.granularities[0], now = () => performance.now() } = {}) {
   const config = modelInfo.header.config;
@@ -87,11 +107,14 @@ export async function benchmark(mod, modelInfo, backends, { limitMs = BENCHMARK_
     let bytes = 0;
     let flops = 0;
     let steps = 0;
+    const times = []; // ms per step
     const began = now();
     const share = (limitMs - spent) / (backends.length - i);
     // Stop before a step that would end past this backend's share.
     while (pos < config.context - 1 && (steps === 0 || (now() - began) * (1 + 1 / steps) < share)) {
+      const stepBegan = now();
       if ((await mod.next()) === DONE) break;
+      times.push(now() - stepBegan);
       const w = decodeWork(config, mix, pos);
       bytes += w.bytes;
       flops += w.flops;
@@ -101,14 +124,15 @@ export async function benchmark(mod, modelInfo, backends, { limitMs = BENCHMARK_
     const seconds = (now() - began) / 1000;
     spent += seconds * 1000;
     if (steps === 0) continue;
+    const median = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)] / 1000 || seconds / steps;
     out.push({
       backend,
-      method: `${steps} decode steps of ${mixName} inside the wasm module (step overhead folded into the rates)`,
-      gbps: bytes / seconds / 1e9,
-      gflops: flops / seconds / 1e9,
+      method: `${steps} decode steps of ${mixName} inside the wasm module, median step time (step overhead folded into the rates)`,
+      gbps: bytes / steps / median / 1e9,
+      gflops: flops / steps / median / 1e9,
       stepOverheadMicros: 0,
       durationMillis: seconds * 1000,
-      tokensPerSecond: steps / seconds,
+      tokensPerSecond: 1 / median,
     });
   }
   return out;

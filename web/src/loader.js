@@ -20,54 +20,152 @@ export const PARALLEL_RANGES = 4;
 export const MIN_BLOCK = 64 << 10;
 export const MAX_BLOCK = 4 << 20;
 
+/** STALL_TIMEOUT is how long (ms) a request may go without a byte before it is retried. */
+export const STALL_TIMEOUT = 15_000;
+
+/** RETRIES is how many times a failed request (a stall, a 5xx, a broken connection) is tried again. */
+export const RETRIES = 3;
+
 /**
  * RangeSource reads byte ranges of one URL. A server that answers a Range
  * request with 200 (the whole file) is read once, and every later range is
  * cut from that copy. `stats` counts requests and body bytes received.
+ *
+ * A request that stalls (no byte for stallTimeout ms), fails with a 5xx
+ * or 408/429 status, or breaks off mid-body is tried again up to `retries`
+ * times, asking only for the bytes not received yet (they were handed on
+ * already). A response whose Content-Range total or ETag differs from an
+ * earlier one is a file that changed between requests: ERR_CHANGED. An
+ * aborted `signal` stops everything with its reason.
  */
 export class RangeSource {
-  constructor(url, { fetch = globalThis.fetch.bind(globalThis), onBytes = () => {} } = {}) {
+  constructor(url, {
+    fetch = globalThis.fetch.bind(globalThis), onBytes = () => {}, signal = null, stallTimeout = STALL_TIMEOUT, retries = RETRIES,
+  } = {}) {
     this.url = String(url);
     this.fetch = fetch;
     this.onBytes = onBytes; // called with each body chunk's length
+    this.signal = signal;
+    this.stallTimeout = stallTimeout;
+    this.retries = retries;
     this.size = -1; // the file's size once a response told it
+    this.etag = null; // the file's ETag once a response told it
     this.whole = null; // the file, when the server ignored Range
     this.stats = { requests: 0, bytes: 0 };
   }
 
   /** read yields the bytes [offset, offset+length) as they arrive, in order. */
   async *read(offset, length) {
+    let got = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for await (const chunk of this.readOnce(offset + got, length - got)) {
+          got += chunk.length;
+          yield chunk;
+        }
+        return;
+      } catch (err) {
+        if (!err.retry || attempt >= this.retries || this.signal?.aborted) throw err;
+        await sleep(250 * 2 ** attempt, this.signal);
+      }
+    }
+  }
+
+  // readOnce is one request for [offset, offset+length).
+  async *readOnce(offset, length) {
     if (this.whole) {
       yield this.slice(offset, length);
       return;
     }
     const last = offset + length - 1;
-    const response = await this.request({ headers: { Range: `bytes=${offset}-${last}` } });
-    if (response.status === 200) {
-      this.whole = await this.body(response);
-      this.size = this.whole.length;
-      yield this.slice(offset, length);
-      return;
+    const watch = this.watch();
+    try {
+      const response = await this.request({ headers: { Range: `bytes=${offset}-${last}` } }, watch);
+      if (response.status === 200) {
+        // Content-Length may count compressed bytes: compare the body's length.
+        this.noteVersion(response, -1);
+        const whole = await this.body(response, watch);
+        this.noteVersion(response, whole.length);
+        this.whole = whole;
+        yield this.slice(offset, length);
+        return;
+      }
+      const contentRange = response.headers.get('Content-Range');
+      if (response.status !== 206) {
+        await response.body?.cancel();
+        // A 416 tells the file's size: a file that shrank is a changed one.
+        const unsatisfiable = response.status === 416 && /^bytes \*\/(\d+)$/.exec(contentRange ?? '');
+        if (unsatisfiable) this.noteVersion(response, Number(unsatisfiable[1]));
+        throw this.httpError(response, `bytes ${offset}-${last}`);
+      }
+      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
+      if (range) this.noteVersion(response, range[3] === '*' ? -1 : Number(range[3]));
+      if (!range || Number(range[1]) !== offset || Number(range[2]) !== last) {
+        await response.body.cancel();
+        const hint = contentRange === null && this.crossOrigin ? ' (a cross-origin server must expose Content-Range: Access-Control-Expose-Headers)' : '';
+        throw new MatEdgeError(`matedge: ${this.url}: asked for bytes ${offset}-${last}, got Content-Range "${contentRange}"${hint}`, { code: 'ERR_FETCH' });
+      }
+      let got = 0;
+      for await (const chunk of this.chunks(response, watch)) {
+        got += chunk.length;
+        if (got > length) throw new MatEdgeError(`matedge: ${this.url}: bytes ${offset}-${last}: the server sent more than ${length} bytes`, { code: 'ERR_FETCH' });
+        yield chunk;
+      }
+      if (got !== length) {
+        throw retryable(new MatEdgeError(`matedge: ${this.url}: bytes ${offset}-${last}: the response ended after ${got} of ${length} bytes`, { code: 'ERR_FETCH' }));
+      }
+    } finally {
+      watch.stop();
     }
-    if (response.status !== 206) {
-      await response.body?.cancel();
-      throw this.httpError(response, `bytes ${offset}-${last}`);
+  }
+
+  // noteVersion records the file's size and ETag from a response, and
+  // throws ERR_CHANGED when they differ from an earlier response's.
+  noteVersion(response, total) {
+    const etag = response.headers.get('ETag');
+    if ((total >= 0 && this.size >= 0 && total !== this.size) || (etag && this.etag && etag !== this.etag)) {
+      const was = `${this.size} bytes${this.etag ? `, ETag ${this.etag}` : ''}`;
+      const now = `${total} bytes${etag ? `, ETag ${etag}` : ''}`;
+      throw new MatEdgeError(`matedge: ${this.url} changed on the server between requests (${was}, now ${now})`, { code: 'ERR_CHANGED' });
     }
-    const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(response.headers.get('Content-Range') ?? '');
-    if (!range || Number(range[1]) !== offset || Number(range[2]) !== last) {
-      await response.body.cancel();
-      throw new MatEdgeError(`matedge: ${this.url}: asked for bytes ${offset}-${last}, got Content-Range "${response.headers.get('Content-Range')}"`, { code: 'ERR_FETCH' });
-    }
-    if (range[3] !== '*') this.size = Number(range[3]);
-    let got = 0;
-    for await (const chunk of this.chunks(response)) {
-      got += chunk.length;
-      if (got > length) throw new MatEdgeError(`matedge: ${this.url}: bytes ${offset}-${last}: the server sent more than ${length} bytes`, { code: 'ERR_FETCH' });
-      yield chunk;
-    }
-    if (got !== length) {
-      throw new MatEdgeError(`matedge: ${this.url}: bytes ${offset}-${last}: the response ended after ${got} of ${length} bytes`, { code: 'ERR_FETCH' });
-    }
+    if (total >= 0) this.size = total;
+    if (etag) this.etag = etag;
+  }
+
+  get crossOrigin() {
+    const here = globalThis.location?.origin;
+    return Boolean(here) && new URL(this.url, globalThis.location.href).origin !== here;
+  }
+
+  // watch is one request's AbortController: it aborts when this.signal
+  // does, or when poke() has not been called for stallTimeout ms.
+  watch() {
+    const controller = new AbortController();
+    const w = { signal: controller.signal, stalled: false, timer: null };
+    const abort = () => controller.abort(this.signal.reason);
+    this.signal?.addEventListener('abort', abort, { once: true });
+    w.poke = () => {
+      clearTimeout(w.timer);
+      w.timer = setTimeout(() => {
+        w.stalled = true;
+        controller.abort(new Error('stalled'));
+      }, this.stallTimeout);
+    };
+    w.stop = () => {
+      clearTimeout(w.timer);
+      this.signal?.removeEventListener('abort', abort);
+    };
+    w.poke();
+    return w;
+  }
+
+  // failure turns what a fetch or a body read threw into the error to report.
+  failure(err, what, watch) {
+    if (this.signal?.aborted) return this.signal.reason ?? err;
+    if (watch?.stalled) return retryable(new MatEdgeError(`matedge: ${what} ${this.url}: no byte for ${this.stallTimeout} ms`, { code: 'ERR_FETCH' }));
+    if (err instanceof MatEdgeError) return err;
+    const hint = this.crossOrigin ? ' (a model on another origin needs CORS headers from its server, e.g. matedge serve -cors)' : '';
+    return retryable(new MatEdgeError(`matedge: ${what} ${this.url}: ${err.message}${hint}`, { code: 'ERR_FETCH' }));
   }
 
   /** bytes returns [offset, offset+length) as one array. */
@@ -88,41 +186,42 @@ export class RangeSource {
     return this.whole.subarray(offset, offset + length);
   }
 
-  async request(init) {
+  async request(init, watch) {
     this.stats.requests++;
     try {
-      return await this.fetch(this.url, init);
+      return await this.fetch(this.url, { ...init, signal: watch?.signal ?? this.signal ?? undefined });
     } catch (err) {
-      throw new MatEdgeError(`matedge: fetching ${this.url}: ${err.message}`, { code: 'ERR_FETCH' });
+      throw this.failure(err, 'fetching', watch);
     }
   }
 
   httpError(response, what) {
-    return new MatEdgeError(`matedge: fetching ${this.url}${what ? ` (${what})` : ''}: HTTP ${response.status} ${response.statusText}`.trimEnd(), { code: 'ERR_FETCH' });
+    const err = new MatEdgeError(`matedge: fetching ${this.url}${what ? ` (${what})` : ''}: HTTP ${response.status} ${response.statusText}`.trimEnd(), { code: 'ERR_FETCH' });
+    return response.status >= 500 || response.status === 408 || response.status === 429 ? retryable(err) : err;
   }
 
-  async *chunks(response) {
+  async *chunks(response, watch) {
     const reader = response.body.getReader();
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) return;
+        watch?.poke();
         this.stats.bytes += value.length;
         this.onBytes(value.length);
         yield value;
       }
     } catch (err) {
-      if (err instanceof MatEdgeError) throw err;
-      throw new MatEdgeError(`matedge: reading ${this.url}: ${err.message}`, { code: 'ERR_FETCH' });
+      throw this.failure(err, 'reading', watch);
     } finally {
       reader.releaseLock();
     }
   }
 
-  async body(response) {
+  async body(response, watch) {
     const parts = [];
     let n = 0;
-    for await (const chunk of this.chunks(response)) {
+    for await (const chunk of this.chunks(response, watch)) {
       parts.push(chunk);
       n += chunk.length;
     }
@@ -136,12 +235,33 @@ export class RangeSource {
   }
 }
 
-/** fetchModule downloads and compiles matedge.wasm, reporting progress as onProgress({loaded, total}). */
+// retryable marks err as worth another request.
+function retryable(err) {
+  err.retry = true;
+  return err;
+}
+
+// sleep waits ms, or rejects when signal aborts.
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+/** fetchModule downloads and compiles matedge.wasm, reporting progress as onProgress({loaded, total}) (total -1: unknown). */
 export async function fetchModule(url, { fetch, onProgress = () => {} } = {}) {
   const source = new RangeSource(url, { fetch });
   const response = await source.request();
   if (!response.ok) throw source.httpError(response);
-  const total = Number(response.headers.get('Content-Length') ?? -1);
+  // A compressed answer's Content-Length counts the encoded bytes, and the
+  // body stream yields decoded ones: the total is then unknown.
+  const encoding = response.headers.get('Content-Encoding');
+  const total = encoding && encoding !== 'identity' ? -1 : Number(response.headers.get('Content-Length') ?? -1);
   let loaded = 0;
   source.onBytes = (n) => onProgress({ loaded: (loaded += n), total });
   const bytes = await source.body(response);
@@ -159,9 +279,11 @@ export async function fetchModule(url, { fetch, onProgress = () => {} } = {}) {
  * from the cache.
  */
 export class ModelFile {
-  constructor(url, { fetch, cache = null } = {}) {
+  /** options: fetch, cache (a BlockCache), and RangeSource's signal, stallTimeout and retries. */
+  constructor(url, { fetch, cache = null, signal, stallTimeout, retries } = {}) {
     this.url = String(url);
-    this.source = new RangeSource(url, { fetch });
+    this.sourceOptions = { fetch, signal, stallTimeout, retries };
+    this.source = new RangeSource(url, this.sourceOptions);
     this.cache = cache;
     this.identity = null; // the header's SHA-256, once the header is loaded with a cache
     this.info = null; // ModelInfo
@@ -170,6 +292,23 @@ export class ModelFile {
   }
 
   get size() { return this.source.size; }
+
+  /**
+   * restart forgets this file after it changed on the server (ERR_CHANGED):
+   * its cached header and blocks are dropped, and the next loadHeader reads
+   * it afresh. Bytes already counted in stats stay counted.
+   */
+  async restart() {
+    if (this.cache) {
+      await this.cache.dropHeader(this.url).catch(() => {});
+      if (this.identity) await this.cache.dropModel(this.identity).catch(() => {});
+    }
+    const stats = this.source.stats;
+    this.source = new RangeSource(this.url, this.sourceOptions);
+    this.source.stats = stats;
+    this.identity = null;
+    this.info = null;
+  }
 
   get stats() { return { ...this.source.stats, cachedBytes: this.cachedBytes }; }
 
@@ -185,6 +324,7 @@ export class ModelFile {
           this.info = this.headerInto(mod, hit.bytes, hit.fileSize);
           this.identity = await BlockCache.identity(hit.bytes);
           this.source.size = hit.fileSize;
+          this.source.etag = hit.etag; // a later response with another size or ETag is ERR_CHANGED
           this.cachedBytes += hit.bytes.length;
           return this.info;
         } catch (err) {
@@ -198,7 +338,7 @@ export class ModelFile {
     this.info = mod.loadHeader(header, this.source.size);
     if (this.cache) {
       this.identity = await BlockCache.identity(header);
-      await this.cache.putHeader(this.url, header, this.source.size).catch(() => { this.cacheFailed = true; });
+      await this.cache.putHeader(this.url, header, this.source.size, this.source.etag).catch(() => { this.cacheFailed = true; });
     }
     return this.info;
   }

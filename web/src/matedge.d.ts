@@ -1,4 +1,4 @@
-// Types of matedge.js, the browser API of matedge. The documents the module
+// Types of matedge.js, the API of matedge in browsers and (node.js) in Node. The documents the module
 // returns (ModelInfo, MixInfo, Plan, Capabilities) keep the field names of
 // their Go structs: snake_case for the module's own (wasm/ABI.md), camelCase
 // for Capabilities (named as the browser APIs name them).
@@ -6,7 +6,11 @@
 export declare const ABI_VERSION: number;
 
 /** Generation defaults: `matedge generate`'s flags, so the same call gives the same tokens in both hosts. */
-export declare const DEFAULTS: Readonly<Required<GenerateOptions>>;
+export declare const DEFAULTS: Readonly<Required<Omit<GenerateOptions, 'signal' | 'draft' | 'draftTokens'>>>;
+
+/** What generate does when the prompt, or the prompt and the text generated, outgrow the model's context. */
+export type ContextPolicy = 'refuse' | 'truncate-left' | 'slide';
+export declare const CONTEXT_POLICIES: readonly ContextPolicy[];
 
 /** Granularity names, smallest first: 'S' | 'M' | 'L' | 'XL' for the paper's four. */
 export type Granularity = string;
@@ -21,7 +25,9 @@ export interface Range { offset: number; length: number }
 
 export type ErrorCode =
   | 'ERR_ARG' | 'ERR_STATE' | 'ERR_FORMAT' | 'ERR_CHECKSUM' | 'ERR_MISSING' | 'ERR_BACKEND' | 'ERR_INTERNAL' // the module's (ABI.md)
-  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME';
+  | 'ERR_ABI' | 'ERR_FETCH' | 'ERR_CHANGED' | 'ERR_TRAP' | 'ERR_WORKER' | 'ERR_CLOSED' | 'ERR_PENDING' | 'ERR_DEVICE_LOST' | 'ERR_RUNTIME'
+  | 'ERR_ABORTED' // an AbortSignal fired
+  | 'ERR_BUDGET'; // mix 'auto': nothing fits the budget (and bestEffort is off)
 
 export declare class MatEdgeError extends Error {
   name: 'MatEdgeError';
@@ -30,7 +36,7 @@ export declare class MatEdgeError extends Error {
   call?: string;
 }
 
-/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard. */
+/** A budget preset (planner.Fast, Balanced, Best), or limits of your own. Every limit set is hard unless bestEffort. */
 export type Budget = 'fast' | 'balanced' | 'best' | {
   name?: string;
   /** The slowest predicted decode speed accepted. */
@@ -43,25 +49,60 @@ export type Budget = 'fast' | 'balanced' | 'best' | {
 };
 
 export interface LoadOptions {
-  /** The .matw weights file; relative URLs resolve against the page. */
+  /** The .matw weights file; relative URLs resolve against the page (in Node: a path or URL, against the working directory). */
   model: string | URL;
   /** matedge.wasm; defaults to the one next to matedge.js. */
   wasm?: string | URL;
+  /**
+   * Run the module in the calling thread instead of a Worker (Node: a worker_threads Worker).
+   * Default false where workers exist. A long step then blocks the thread.
+   */
+  inThread?: boolean;
   /** Default 'auto': measure the device, plan within budget, fetch the plan. */
   mix?: MixSpec;
   /** With mix 'auto'. Default 'balanced'. */
   budget?: Budget;
+  /**
+   * With mix 'auto': when nothing fits the budget, false (the default) rejects with ERR_BUDGET and the
+   * reason (onPlan has seen the plan); true runs the smallest plan instead, with plan.error saying why.
+   */
+  bestEffort?: boolean;
+  /**
+   * With mix 'auto': the micro-benchmark is stored (Cache API) per device and model shape for a week, so a
+   * later visit plans before downloading any weights. true measures again and replaces it. Default false.
+   */
+  remeasure?: boolean;
   /** false: offer the module no GPU (the CPU backend only). Default true. */
   gpu?: boolean;
   /** false: neither read nor write the Cache API. Default true (where the Cache API exists: secure contexts). */
   cache?: boolean;
+  /**
+   * The CPU path's kernels: 'simd' (default) links kernels.wasm, next to
+   * matedge.js (or give its URL), where the engine has SIMD128; 'go' runs the
+   * module's plain-Go kernels. Same tokens either way; if kernels.wasm cannot
+   * be fetched or compiled the module runs its Go kernels (kernelsReason says why).
+   */
+  kernels?: 'simd' | 'go' | string | URL;
   onProgress?: (p: Progress) => void;
+  /** Aborting it stops the load (its worker and every request in flight); load then rejects with ERR_ABORTED; cached blocks stay. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds a weights request may go without a byte before it is tried again (default 15000).
+   * A stalled, 5xx or broken request is retried 3 times, resuming after the bytes already received.
+   */
+  stallTimeout?: number;
   /** Called once the device is measured and the plan chosen, before the plan's bytes are fetched. */
   onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
 }
 
-export type Progress =
-  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown
+/** Every progress event also carries the rate so far and the time left at that rate. */
+export type Progress = ({
+  /** Bytes per second since the phase (and mix) began: cached bytes count, so a cache hit is fast. */
+  bytesPerSecond: number;
+  /** Seconds left at that rate; null until there is a rate, or when total is unknown. */
+  etaSeconds: number | null;
+}) & (
+  | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown (a compressed response)
   | {
       phase: 'weights';
       /** The mix being fetched: S first with mix 'auto' (benchmark true), then the plan's. */
@@ -72,7 +113,7 @@ export type Progress =
       total: number;
       /** The same, split by the granularity that first needs the bytes. */
       granularities: { name: Granularity; loaded: number; total: number }[];
-    };
+    });
 
 export interface GenerateOptions {
   maxTokens?: number;
@@ -85,20 +126,73 @@ export interface GenerateOptions {
   seed?: number | bigint;
   /** Default: the plan's backend, else 'auto' (the GPU when the module could open one); 'cpu' with a draft. */
   backend?: 'auto' | 'cpu' | 'gpu';
+  /** GPU weights: 'f32' (default) or 'f16' (half the GPU memory; the CPU backend always uses f32). */
+  precision?: 'f32' | 'f16';
   /**
    * A mix ('S', 'S,M,S,M', …) turns on self-speculative decoding on the CPU: the draft proposes
-   * draftTokens tokens and the model checks them in one pass. Greedy output is unchanged;
+   * draftTokens tokens and the model checks them in one pass; 'auto' picks the narrower granularity
+   * expected to pay most on this device (measured once). Greedy output is unchanged;
    * sampling uses temperature only (set topK 0 and topP 1).
    */
   draft?: string;
-  /** Tokens the draft proposes per round, 1…64; default 4. */
+  /**
+   * Tokens the draft proposes per round, 1…64; default 0: chosen round by round from the running
+   * acceptance rate and the measured cost of draft and verify steps, down to plain decoding
+   * where speculation would not pay.
+   */
   draftTokens?: number;
+  /**
+   * The generation ends before the first of these strings appears; its text never shows it
+   * (pieces that might begin one are held back until they cannot). Default none.
+   */
+  stop?: string | string[];
+  /**
+   * Default 'refuse': a prompt that does not fit the context fails with ERR_ARG, and generation ends
+   * with reason 'context' when the context is full. 'truncate-left' cuts whole characters from the
+   * prompt's start until it leaves room for maxTokens (at most half the context). 'slide' does the same,
+   * and when the context fills, starts again on the last half of the prompt and text so far.
+   */
+  context?: ContextPolicy;
+  /** Aborting stops the generation after the current step; finished and the iterator reject with ERR_ABORTED. */
+  signal?: AbortSignal;
+  /**
+   * CTRL repetition penalty, 1…10 (> 1 discourages repeats; 0 or 1: off): the logit of each token among the
+   * last penaltyWindow tokens is divided by it when positive, multiplied when negative. Greedy decoding too.
+   * The penalties and minP run on the CPU backend (the default backend is then 'cpu').
+   */
+  repetitionPenalty?: number;
+  /** −2…2, subtracted from the logit of each token among the last penaltyWindow; 0: off. */
+  presencePenalty?: number;
+  /** Recent tokens, the prompt's included, the penalties look at; 0 (default): 64. */
+  penaltyWindow?: number;
+  /** When sampling, keep only tokens at least minP times as likely as the most likely one (0…1; 0: off). */
+  minP?: number;
+  /**
+   * Token routing, 0 < route ≤ 1: each token's FFN width in each layer is picked by the file's
+   * routers for a mean of about this fraction of XL's FFN FLOPs, never wider than the mix; runs on
+   * the CPU (backend 'gpu' is refused with ERR_BACKEND). Needs a file with routers. Default 0: off.
+   */
+  route?: number;
+}
+
+/** A model in this origin's cache. */
+export interface CachedModel {
+  url: string;
+  /** SHA-256 of its header: the same weights under another URL share the blocks. */
+  identity: string;
+  /** Header and blocks, in bytes. */
+  bytes: number;
+  blocks: number;
 }
 
 export declare class MatEdge {
   static load(options: LoadOptions): Promise<MatEdge>;
   /** Deletes every model this origin has cached. */
   static clearCache(): Promise<void>;
+  /** The models this origin has cached, with their sizes; [] where there is no Cache API (Node, http on a LAN). */
+  static cachedModels(): Promise<CachedModel[]>;
+  /** Deletes one model's cached header and blocks; resolves with the bytes freed (0 if it was not cached). */
+  static deleteCachedModel(url: string | URL): Promise<number>;
 
   info: ModelInfo;
   mix: MixInfo;
@@ -109,6 +203,10 @@ export declare class MatEdge {
   /** The WebGPU device the module may use, or null (gpuReason says why). */
   gpu: GPUInfo | null;
   gpuReason: string;
+  /** The kernel set the CPU path runs: 'simd' (kernels.wasm linked) or 'go'. */
+  kernels: 'simd' | 'go';
+  /** Why the CPU path runs the Go kernels, or ''. */
+  kernelsReason: string;
   /** Why the GPU was lost, once it was; generations then run on the CPU. */
   gpuLost: string | null;
   /** With mix 'auto': what was measured, benchmarks included. */
@@ -117,10 +215,13 @@ export declare class MatEdge {
   plan: Plan | null;
 
   /** Switches mix live, fetching (or reading from the cache) only the bytes it adds. */
-  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void }): Promise<MixInfo>;
+  /** Aborting stops fetching and keeps the current mix; setMix rejects with ERR_ABORTED. */
+  setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void; signal?: AbortSignal }): Promise<MixInfo>;
   generate(prompt: string, options?: GenerateOptions): Generation;
   /** Destroys the GPUDevice, as a driver reset would, to see recovery at work. */
   simulateDeviceLoss(): Promise<{ lost: boolean }>;
+  /** Tests: makes the module trap for real; rejects with ERR_TRAP, and later calls fail until a new load. */
+  simulateTrap(): Promise<never>;
   /** Stops the worker; calls in flight reject with ERR_CLOSED. */
   close(): void;
 }
@@ -129,11 +230,17 @@ export declare class MatEdge {
 export declare class Generation implements AsyncIterable<string> {
   promptTokens: number[] | null;
   tokens: number[];
+  /** With a route: each generated token's granularity index per layer (0 is S), e.g. to colour it. */
+  widths: number[][];
   text: string;
   backend: 'cpu' | 'gpu' | null;
   /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
   deviceLost: string | null;
-  reason: 'length' | 'context' | 'cancelled' | null;
+  /** Characters cut from the prompt's start to fit the context ('truncate-left', 'slide'). */
+  droppedChars: number;
+  /** Times the window slid ('slide'). */
+  slides: number;
+  reason: 'length' | 'stop' | 'context' | 'cancelled' | null;
   seconds: number;
   readonly tokensPerSecond: number;
   /** Resolves with this generation when it ends; rejects with its error. */
@@ -146,7 +253,7 @@ export declare class Generation implements AsyncIterable<string> {
 
 export interface ModelInfo {
   header: {
-    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number };
+    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number; router_budgets?: number };
     tokenizer: unknown;
     entries: { tensor: string; dtype: string; shape: number[]; row_start: number; row_end: number; layer: number; granularity: number; offset: number; length: number; crc32c: number }[];
     data_size: number;
@@ -154,6 +261,8 @@ export interface ModelInfo {
     meta?: Record<string, string>;
   };
   data_start: number;
+  /** The file's format version: 1 has no header checksum. */
+  format_version: number;
   granularities: Granularity[];
   /** ranges[g]: the file ranges uniform granularity g needs. */
   ranges: Range[][];
@@ -195,6 +304,10 @@ export interface Capabilities {
   logicalCores: number;
   storageQuotaBytes: number;
   network: { effectiveType: string; downlink: number; saveData: boolean };
+  /** Bytes of this model already in the cache: free to download, so the planner does not count them. */
+  cachedRanges: Range[];
+  /** When the benchmarks were measured (ms since the epoch): earlier than now when a stored result was used. */
+  benchmarkMeasuredAt: number;
   benchmarks: {
     backend: 'cpu' | 'gpu';
     method: string;

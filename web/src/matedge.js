@@ -7,7 +7,9 @@
 //   lm.close();
 //
 // The module (matedge.wasm) runs in a Web Worker (worker.js), on WebGPU when
-// the browser has it (webgpu.js) and on its CPU backend otherwise. Only the
+// the browser has it (webgpu.js) and on its CPU backend otherwise; with
+// {inThread: true}, or where there is no Worker, in the caller's thread.
+// In Node, node.js sets `runtime` up for worker_threads and local files. Only the
 // bytes of the chosen mix are downloaded, with HTTP Range requests, and kept
 // in the Cache API for the next visit; see loader.js, cache.js and README.md.
 // Types: matedge.d.ts.
@@ -18,9 +20,48 @@ import { BlockCache } from './cache.js';
 export { ABI_VERSION, MatEdgeError } from './abi.js';
 
 /** DEFAULTS are the generation options, the same as `matedge generate`'s flags. */
-export const DEFAULTS = Object.freeze({ maxTokens: 64, temperature: 0.8, topK: 40, topP: 0.95, seed: 1, backend: 'auto' });
+export const DEFAULTS = Object.freeze({
+  maxTokens: 64, temperature: 0.8, topK: 40, topP: 0.95, seed: 1, backend: 'auto', stop: Object.freeze([]), context: 'refuse',
+});
 
-const base = () => globalThis.document?.baseURI ?? globalThis.location?.href;
+/** CONTEXT_POLICIES: what generate does with a prompt or a generation longer than the model's context. */
+export const CONTEXT_POLICIES = Object.freeze(['refuse', 'truncate-left', 'slide']);
+
+const abortError = (signal) => new MatEdgeError(`matedge: aborted${signal?.reason?.message ? `: ${signal.reason.message}` : ''}`, { code: 'ERR_ABORTED' });
+
+// rate adds bytesPerSecond and etaSeconds to progress events: measured from
+// the first event of the same phase and mix.
+function withRate() {
+  let key = null;
+  let first = null;
+  return (p) => {
+    const now = performance.now();
+    const k = `${p.phase}:${p.mix ?? ''}:${p.benchmark ?? ''}`;
+    if (k !== key) {
+      key = k;
+      first = { at: now, loaded: p.loaded };
+    }
+    const seconds = (now - first.at) / 1000;
+    const bytesPerSecond = seconds > 0.05 ? (p.loaded - first.loaded) / seconds : 0;
+    const etaSeconds = p.total > 0 && bytesPerSecond > 0 ? Math.max(0, (p.total - p.loaded) / bytesPerSecond) : null;
+    return { ...p, bytesPerSecond, etaSeconds };
+  };
+}
+
+/**
+ * runtime is how load finds its way in this environment: the URL relative
+ * model and wasm URLs resolve against, how a worker starts, and the fetch an
+ * in-thread session uses. node.js replaces them for Node.
+ */
+export const runtime = {
+  base: () => globalThis.document?.baseURI ?? globalThis.location?.href,
+  worker: typeof Worker === 'function'
+    ? () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'matedge' })
+    : null,
+  fetch: undefined,
+};
+
+const base = () => runtime.base();
 const mixSpec = (mix) => (Array.isArray(mix) ? mix.join(',') : mix);
 
 /** MatEdge is a loaded model in its worker. */
@@ -32,11 +73,20 @@ export class MatEdge {
    * matedge.d.ts for the options and the events.
    */
   static async load({
-    model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced',
-    gpu = true, cache = true, onProgress, onPlan,
+    model, wasm = new URL('./matedge.wasm', import.meta.url), mix = 'auto', budget = 'balanced', bestEffort = false, remeasure = false,
+    gpu = true, cache = true, kernels = 'simd', inThread = !runtime.worker, signal, stallTimeout, onProgress, onPlan,
   } = {}) {
     if (!model) throw new MatEdgeError('matedge: load needs a model URL', { code: 'ERR_ARG' });
-    const lm = new MatEdge(new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'matedge' }));
+    if (kernels === 'simd') kernels = new URL('./kernels.wasm', import.meta.url);
+    else if (kernels === 'go') kernels = null;
+    else if (!(kernels instanceof URL) && typeof kernels !== 'string') throw new MatEdgeError(`matedge: kernels ${kernels} (want 'simd', 'go' or the URL of kernels.wasm)`, { code: 'ERR_ARG' });
+    if (signal?.aborted) throw abortError(signal);
+    const lm = new MatEdge(inThread ? await localWorker() : runtime.worker());
+    // Aborting a load ends its worker, and with it every request in flight:
+    // nothing of it is kept but the cache.
+    const abort = () => lm.end(abortError(signal));
+    signal?.addEventListener('abort', abort, { once: true });
+    const rate = withRate();
     const onEvent = (e) => {
       if (e.event === 'plan') {
         lm.capabilities = e.capabilities;
@@ -44,12 +94,14 @@ export class MatEdge {
         onPlan?.({ capabilities: e.capabilities, plan: e.plan });
       } else if (e.event === 'progress') {
         const { id, event, ...progress } = e;
-        onProgress?.(progress);
+        onProgress?.(rate(progress));
       }
     };
     try {
       const r = await lm.call({
-        op: 'load', wasm: String(new URL(wasm, base())), model: String(new URL(model, base())), mix: mixSpec(mix), budget, gpu, cache,
+        op: 'load', wasm: String(new URL(wasm, base())),
+        kernels: kernels && String(new URL(kernels, base())),
+        model: String(new URL(model, base())), mix: mixSpec(mix), budget, bestEffort, remeasure, gpu, cache, stallTimeout,
       }, onEvent);
       lm.info = r.modelInfo;
       lm.mix = r.mixInfo;
@@ -57,10 +109,14 @@ export class MatEdge {
       lm.downloaded = r.downloaded;
       lm.gpu = r.gpu;
       lm.gpuReason = r.gpuReason;
+      lm.kernels = r.kernels;
+      lm.kernelsReason = r.kernelsReason;
       return lm;
     } catch (err) {
       lm.close();
       throw err;
+    } finally {
+      signal?.removeEventListener('abort', abort);
     }
   }
 
@@ -76,6 +132,10 @@ export class MatEdge {
     /** The WebGPU device the module may use (webgpu.Info: name, limits, features), or null; gpuReason says why not. */
     this.gpu = null;
     this.gpuReason = '';
+    /** The kernel set of the CPU path: 'simd' (kernels.wasm linked) or 'go'. */
+    this.kernels = 'go';
+    /** Why the CPU path runs the Go kernels, when it does ('' with kernels.wasm). */
+    this.kernelsReason = '';
     /** Why the GPU was lost, once it was; generations then run on the CPU. */
     this.gpuLost = null;
     /** With mix 'auto': the planner.Capabilities measured here (benchmarks included), and the chosen planner.Plan. */
@@ -85,11 +145,13 @@ export class MatEdge {
     this.nextId = 1;
     this.calls = new Map(); // id → {resolve, reject, onEvent}
     this.closed = null; // the error that ended the worker
+    worker.unref?.();
     worker.onmessage = ({ data }) => {
       const call = this.calls.get(data.id);
       if (!call) return;
       if (data.event) return call.onEvent?.(data);
       this.calls.delete(data.id);
+      if (!this.calls.size) worker.unref?.();
       if (data.error) call.reject(new MatEdgeError(data.error.message, { code: data.error.code }));
       else call.resolve(data.result);
     };
@@ -105,6 +167,7 @@ export class MatEdge {
     if (this.closed) return Promise.reject(this.closed);
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject, onEvent });
+      this.worker.ref?.();
       this.worker.postMessage({ ...message, id });
     });
   }
@@ -113,11 +176,24 @@ export class MatEdge {
    * setMix switches to another mix, fetching only the bytes it adds.
    * @param {string|string[]} mix  a mix spec, or one granularity name per layer
    */
-  async setMix(mix, { onProgress } = {}) {
-    const r = await this.call({ op: 'setMix', mix: mixSpec(mix) }, ({ id, event, ...p }) => onProgress?.(p));
-    this.mix = r.mixInfo;
-    this.downloaded = r.downloaded;
-    return this.mix;
+  async setMix(mix, { onProgress, signal } = {}) {
+    if (signal?.aborted) throw abortError(signal);
+    const id = this.nextId++;
+    const abort = () => { if (!this.closed) this.worker.postMessage({ op: 'abort', target: id }); };
+    signal?.addEventListener('abort', abort, { once: true });
+    const rate = withRate();
+    try {
+      const r = await this.call({ op: 'setMix', mix: mixSpec(mix) }, ({ id: _, event, ...p }) => onProgress?.(rate(p)), id);
+      this.mix = r.mixInfo;
+      this.downloaded = r.downloaded;
+      this.info = r.modelInfo; // new if the file changed on the server meanwhile
+      this.fileSize = r.fileSize;
+      return this.mix;
+    } catch (err) {
+      throw err.code === 'ERR_ABORTED' ? abortError(signal) : err;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
   }
 
   /**
@@ -128,17 +204,26 @@ export class MatEdge {
    * @param {string} prompt
    * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
    *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
-   *   'S': self-speculative decoding on the CPU), draftTokens (default 4); DEFAULTS fills the rest
+   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round),
+   *   route (0 < route ≤ 1: token routing on the CPU for about that fraction of XL's FFN FLOPs; see
+   *   Generation.widths); DEFAULTS fills the rest
    */
   generate(prompt, options = {}) {
-    const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
-    const o = { ...DEFAULTS, backend: planned, ...options };
+    // A draft, a route, the penalties and min-p run on the CPU backend.
+    const shapes = (options.repetitionPenalty ?? 0) > 1 || (options.presencePenalty ?? 0) !== 0 || (options.minP ?? 0) !== 0;
+    const planned = options.draft || options.route || shapes ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
+    const { signal, ...rest } = options;
+    const o = { ...DEFAULTS, backend: planned, ...rest };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);
     if (!(Number.isSafeInteger(o.seed) || typeof o.seed === 'bigint') || o.seed < 0) throw new RangeError(`matedge: seed ${o.seed}: want an integer ≥ 0`);
+    if (!CONTEXT_POLICIES.includes(o.context)) throw new RangeError(`matedge: context "${o.context}": want ${CONTEXT_POLICIES.join(', ')}`);
+    const stop = typeof o.stop === 'string' ? [o.stop] : [...(o.stop ?? [])];
+    if (stop.some((s) => typeof s !== 'string')) throw new TypeError('matedge: stop: want a string or an array of strings');
     return new Generation(this, prompt, {
       max_tokens: o.maxTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, backend: o.backend,
-      draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0,
-    });
+      precision: o.precision ?? '', draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0, stop: stop.filter((s) => s !== ''), context_policy: o.context,
+      repetition_penalty: o.repetitionPenalty ?? 0, presence_penalty: o.presencePenalty ?? 0, penalty_window: o.penaltyWindow ?? 0, min_p: o.minP ?? 0, route: o.route ?? 0,
+    }, signal);
   }
 
   /**
@@ -150,9 +235,39 @@ export class MatEdge {
     return this.call({ op: 'loseDevice' });
   }
 
+  /**
+   * simulateTrap makes the module trap for real (a second _initialize, as a
+   * buggy host might call), to see recovery at work: the call rejects with
+   * ERR_TRAP, later calls say the module trapped, and a new load starts
+   * over.
+   */
+  simulateTrap() {
+    return this.call({ op: 'trap' });
+  }
+
   /** clearCache deletes the weights every model of this origin has cached. */
   static clearCache() {
     return BlockCache.clear();
+  }
+
+  /**
+   * cachedModels lists the models this origin has cached: [{url, identity,
+   * bytes, blocks}] — bytes is what the model's cached blocks and header hold.
+   * Empty where there is no Cache API (Node, insecure origins).
+   */
+  static async cachedModels() {
+    const cache = await BlockCache.open();
+    return cache ? cache.models() : [];
+  }
+
+  /**
+   * deleteCachedModel deletes one model's cached header and blocks; url is its
+   * model URL (relative ones resolve against the page). It resolves with the
+   * bytes freed.
+   */
+  static async deleteCachedModel(url) {
+    const cache = await BlockCache.open();
+    return cache ? cache.deleteModel(String(new URL(url, base()))) : 0;
   }
 
   /** close stops the worker; calls in flight reject. */
@@ -169,25 +284,54 @@ export class MatEdge {
   }
 }
 
+// localWorker runs worker.js's session in this thread, behind an object with
+// a Worker's surface; messages are delivered as microtasks, not cloned.
+async function localWorker() {
+  const { serve } = await import('./worker.js');
+  const inner = {
+    onmessage: null,
+    postMessage(message) { if (close) queueMicrotask(() => page.onmessage?.({ data: message })); },
+  };
+  const page = {
+    onmessage: null,
+    onerror: null,
+    postMessage(message) { queueMicrotask(() => inner.onmessage?.({ data: message })); },
+    terminate() {
+      close?.();
+      close = null;
+    },
+  };
+  let close = serve(inner, { fetch: runtime.fetch });
+  return page;
+}
+
 /**
  * Generation is one running generation: an async iterable of text pieces
  * (a token that ends inside a UTF-8 character yields nothing until the
  * character is complete). Breaking out of the loop cancels it.
  */
 export class Generation {
-  constructor(lm, prompt, options) {
+  constructor(lm, prompt, options, signal) {
     this.lm = lm;
-    /** Token ids of the prompt, once started. */
+    /** Token ids of the prompt the module holds, once started (the kept part, with context 'truncate-left' or after a slide). */
     this.promptTokens = null;
+    /** Characters cut from the left of the prompt to fit the context (context 'truncate-left' or 'slide'). */
+    this.droppedChars = 0;
+    /** How many times the window slid (context 'slide'). */
+    this.slides = 0;
+    this.signal = signal;
+    this.aborted = false;
     /** Generated token ids so far. */
     this.tokens = [];
+    /** With a route: each generated token's granularity per layer (0 is S), to colour tokens by. */
+    this.widths = [];
     /** Generated text so far. */
     this.text = '';
     /** The backend that runs it ('cpu' or 'gpu'), once started; 'cpu' after the GPU was lost. */
     this.backend = null;
     /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
     this.deviceLost = null;
-    /** Why it ended: 'length' (maxTokens), 'context' (context full) or 'cancelled'; null while running. */
+    /** Why it ended: 'length' (maxTokens), 'stop' (a stop string), 'context' (context full) or 'cancelled'; null while running. */
     this.reason = null;
     /** Seconds spent stepping (the prompt's forward pass included), once ended. */
     this.seconds = 0;
@@ -198,15 +342,26 @@ export class Generation {
     this.ended = false;
     this.error = null;
     this.id = lm.nextId++;
-    /** finished resolves with this generation when it ends, or rejects with its error. */
-    this.finished = lm.call({ op: 'generate', prompt, options }, (e) => this.event(e), this.id).then(
+    const abort = () => {
+      this.aborted = true;
+      this.cancel();
+    };
+    if (signal?.aborted) this.aborted = true;
+    signal?.addEventListener('abort', abort, { once: true });
+    const call = this.aborted ? Promise.reject(abortError(signal)) : lm.call({ op: 'generate', prompt, options }, (e) => this.event(e), this.id);
+    /** finished resolves with this generation when it ends, or rejects with its error (ERR_ABORTED when the signal fired). */
+    this.finished = call.then(
       (r) => {
+        signal?.removeEventListener('abort', abort);
         this.push(this.decoder.decode());
         this.reason = r.reason;
         this.seconds = r.seconds;
-        return this.finish(null);
+        return this.finish(this.aborted ? abortError(signal) : null);
       },
-      (err) => this.finish(err),
+      (err) => {
+        signal?.removeEventListener('abort', abort);
+        return this.finish(err);
+      },
     );
     this.finished.catch(() => {}); // the iterator reports it; an unobserved rejection is not an error here
   }
@@ -221,13 +376,20 @@ export class Generation {
     if (e.event === 'started') {
       this.backend = e.backend;
       this.promptTokens = e.promptTokens;
+      this.droppedChars = e.droppedChars;
       this.startedAt = performance.now();
+    } else if (e.event === 'slid') {
+      this.promptTokens = e.promptTokens;
+      this.slides++;
+    } else if (e.event === 'text') {
+      this.push(this.decoder.decode(e.piece, { stream: true }));
     } else if (e.event === 'device-lost') {
       this.deviceLost = e.message;
       this.lm.gpuLost = e.message;
       this.backend = 'cpu';
     } else if (e.event === 'token') {
       this.tokens.push(e.token);
+      if (e.widths) this.widths.push(e.widths);
       this.push(this.decoder.decode(e.piece, { stream: true }));
     }
   }
@@ -271,3 +433,4 @@ export class Generation {
     }
   }
 }
+

@@ -61,7 +61,7 @@ async function session(browser, server, log) {
       const gen = window.lm.generate(prompt, options);
       let text = '';
       for await (const piece of gen) text += piece;
-      return { text, tokens: gen.tokens, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
+      return { text, tokens: gen.tokens, widths: gen.widths, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
     }, { prompt: PROMPT, options: { maxTokens: N, temperature: 0, seed: 1, ...options } }),
     // modelRequests returns the model requests logged since mark, waiting
     // (up to 5 s) until there are at least count of them.
@@ -145,12 +145,53 @@ function core(get) {
     }
   }, { timeout: 90_000 });
 
+  it('f16 weights on WebGPU give the Go host\'s f16 GPU tokens', async () => {
+    const s = get().s;
+    const mix = await s.page.evaluate(() => window.lm.mix.mix.join(','));
+    const [got, want] = await Promise.all([s.run({ backend: 'gpu', precision: 'f16' }), generate({ prompt: PROMPT, n: N, mix, backend: 'gpu', precision: 'f16' })]);
+    assert.equal(got.backend, 'gpu');
+    assert.deepEqual(got.tokens, want.tokens);
+    // The option reaches the module: one it does not know is refused there.
+    await assert.rejects(s.run({ backend: 'gpu', precision: 'f8' }), /precision "f8"/);
+  }, { timeout: 60_000 });
+
   it('speculative decoding with an S draft gives the same greedy tokens on the CPU', async () => {
     const s = get().s;
     const plain = await s.run({ backend: 'cpu' });
     const spec = await s.run({ draft: 'S', draftTokens: 3 });
     assert.equal(spec.backend, 'cpu');
     assert.deepEqual(spec.tokens, plain.tokens);
+    // The draft chosen by the module (one narrower than the mix, so XL here:
+    // its bytes are already cached), k chosen round by round.
+    const before = await s.page.evaluate(() => window.lm.mix.mix.join(','));
+    await s.setMix('XL');
+    try {
+      const plainXL = await s.run({ backend: 'cpu' });
+      const auto = await s.run({ draft: 'auto' });
+      assert.equal(auto.backend, 'cpu');
+      assert.deepEqual(auto.tokens, plainXL.tokens);
+    } finally {
+      await s.setMix(before);
+    }
+  }, { timeout: 60_000 });
+
+  it('routed decoding gives the CLI\'s tokens and per-token widths on the CPU; the GPU refuses it', async () => {
+    const s = get().s;
+    await s.setMix('XL');
+    const [routed, want] = await Promise.all([s.run({ route: 0.6 }), generate({ prompt: PROMPT, n: N, mix: 'XL', route: 0.6 })]);
+    assert.equal(routed.backend, 'cpu');
+    assert.deepEqual(routed.tokens, want.tokens);
+    assert.deepEqual(routed.widths, want.widths);
+    assert.ok(new Set(routed.widths.flat()).size > 1, `the routers picked one width only: ${JSON.stringify(routed.widths)}`);
+    const refused = await s.page.evaluate(async (prompt) => {
+      try {
+        await window.lm.generate(prompt, { route: 0.6, backend: 'gpu', maxTokens: 1 }).finished;
+        return null;
+      } catch (err) {
+        return err.code;
+      }
+    }, PROMPT);
+    assert.equal(refused, 'ERR_BACKEND');
   }, { timeout: 60_000 });
 
   it('speculative decoding with an S draft gives the same greedy tokens on WebGPU', async () => {
@@ -172,6 +213,25 @@ function core(get) {
     assert.ok(cached > 0 && cached <= loaded.info.data_start, `header (${cached} bytes) and XL came from the cache`);
     assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
   }, { timeout: 40_000 });
+
+  it('plans from a stored benchmark, with cached bytes free, before fetching any weights', async () => {
+    const s = get().s;
+    // XL is cached (above): under a 1000-byte download limit only cached bytes fit.
+    const budget = { name: 'cached only', maxDownloadBytes: 1000 };
+    const before = Date.now();
+    const measured = await s.load({ budget, remeasure: true });
+    assert.ok(measured.capabilities.benchmarkMeasuredAt >= before, 'remeasure measures');
+    await s.reload();
+    const mark = await s.mark();
+    const stored = await s.load({ budget });
+    assert.equal(stored.capabilities.benchmarkMeasuredAt, measured.capabilities.benchmarkMeasuredAt, 'the stored benchmark was used');
+    assert.deepEqual(await s.modelRequests(mark), [], 'no model request reached the server');
+    assert.equal(stored.plan.error, '');
+    assert.equal(stored.plan.spec, 'XL');
+    assert.equal(stored.plan.fetch_bytes, 0);
+    assert.equal(stored.plan.download_bytes, sum(stored.plan.ranges));
+    assert.ok(stored.plan.reasons.some((r) => /is cached already/.test(r)), stored.plan.reasons.join(' '));
+  }, { timeout: 60_000 });
 }
 
 // demo drives the demo page: it plans, shows the device and the plan,
@@ -191,10 +251,18 @@ async function demo(browser, server, log, { screenshots }) {
     assert.match(await page.textContent('#device'), /GB\/s/);
     assert.match(await page.textContent('#plan'), /tokens\/s/);
     assert.ok(await page.locator('#chart svg .current').count() === 1, 'the chart marks the current mix');
+    assert.match(await page.textContent('#chart svg'), /bits per byte/);
+    assert.match(await page.textContent('#model-card'), /Jane Austen's six novels: 4 layers of width 128/);
+    assert.match(await page.textContent('#plan'), /the planner's choice/);
 
     await page.click('.sizes label:has(input[value="M"])');
     await settled(['ready', 'error']);
     assert.match(await status(), /^Ready: M — /);
+    assert.match(await page.textContent('#plan'), /^M on the (CPU|GPU) — chosen by hand; the planner chose /, 'the plan card follows a manual switch');
+    // An empty prompt is refused beside the button, in plain words; the next success clears it.
+    await page.fill('#prompt', '  ');
+    await page.click('#generate');
+    assert.equal(await page.textContent('#prompt-error'), 'Type a prompt first: the model continues your text.');
     await page.fill('#prompt', 'It is a truth universally acknowledged');
     await page.click('summary:has-text("Sampling")');
     await page.fill('#max-tokens', '32');
@@ -203,13 +271,21 @@ async function demo(browser, server, log, { screenshots }) {
     assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
     assert.ok((await page.textContent('#out-text')).length > 0, 'some text was generated');
     assert.match(await page.textContent('#stats'), /^32 tokens · [\d.]+ tokens\/s · (cpu|gpu) backend · mix M$/);
+    assert.equal(await page.textContent('#prompt-error'), '', 'the error is cleared by a success');
     if (screenshots) {
       await mkdir(RESULTS, { recursive: true });
+      await page.click('#diagnostics > summary'); // the desktop shot shows the device, the plan and the chart too
       await page.screenshot({ path: join(RESULTS, 'demo.png'), fullPage: true });
+      await page.click('#diagnostics > summary');
     }
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 390 px screen`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    for (const id of ['#prompt', '#generate', '#output']) {
+      const box = await page.locator(id).boundingBox();
+      assert.ok(box && box.y + Math.min(box.height, 40) <= 844, `${id} is below the fold on a phone (y ${box?.y})`);
+    }
     if (screenshots) await page.screenshot({ path: join(RESULTS, 'demo-phone.png'), fullPage: true });
 
     // A reload finds everything in the cache.

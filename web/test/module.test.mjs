@@ -128,6 +128,37 @@ if (missing && CI) {
       });
     });
 
+    it('checks the header checksum of a version-2 file and still reads version 1', async () => {
+      const file = new Uint8Array(await (await fetch(`${server.url}models/default.matw`)).arrayBuffer());
+      const view = new DataView(file.buffer);
+      const docEnd = 12 + view.getUint32(8, true);
+      const need = (bytes) => bytes.subarray(0, 12);
+      let mod = await ModuleInstance.instantiate(compiled);
+      assert.equal(view.getUint32(4, true), 2);
+      assert.equal(mod.headerLen(need(file)), docEnd + 4, 'version 2: the header checksum follows the document');
+      assert.equal(mod.loadHeader(file.subarray(0, docEnd + 4), file.length).format_version, 2);
+
+      // A flipped bit near the document's end (the tokenizer's merges, the
+      // last key) decodes to a valid header with another tokenizer: version 1
+      // cannot tell, version 2 refuses it.
+      const flipped = file.slice(0, docEnd + 4);
+      flipped[docEnd - 20] ^= 0x01;
+      assert.throws(() => mod.loadHeader(flipped, file.length), (err) => err.code === 'ERR_FORMAT' && /header checksum mismatch/.test(err.message));
+
+      // Version 1: the same document without the checksum; the data moves to the next 256-byte boundary after it.
+      const v1Start = Math.ceil(docEnd / 256) * 256;
+      const v1 = new Uint8Array(v1Start);
+      v1.set(file.subarray(0, docEnd));
+      new DataView(v1.buffer).setUint32(4, 1, true);
+      mod = await ModuleInstance.instantiate(compiled);
+      assert.equal(mod.headerLen(need(v1)), docEnd);
+      const info = mod.loadHeader(v1.subarray(0, docEnd), -1);
+      assert.equal(info.format_version, 1);
+      assert.equal(info.data_start, v1Start);
+      v1[docEnd - 20] ^= 0x01;
+      assert.equal(mod.loadHeader(v1.subarray(0, docEnd), -1).format_version, 1, 'version 1 cannot tell');
+    });
+
     it('reports a missing file as an HTTP error', async () => {
       const source = new RangeSource(`${server.url}models/nope.matw`);
       await assert.rejects(source.bytes(0, 12), { code: 'ERR_FETCH', message: /HTTP 404/ });

@@ -16,3 +16,16 @@ func TestDefaultModelLoads(t *testing.T) {
 		t.Fatalf("default model is empty: %+v", h.Config)
 	}
 }
+
+// TestDefaultModelVersion: the embedded model is in the current format, so
+// its header is checked (it was rewritten from version 1 with matedge
+// inspect -upgrade, tensor bytes unchanged).
+func TestDefaultModelVersion(t *testing.T) {
+	h, err := weights.ParseHeader(Bytes, int64(len(Bytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.FormatVersion != weights.Version {
+		t.Fatalf("default.matw is format version %d; want %d (matedge inspect default.matw -upgrade default.matw)", h.FormatVersion, weights.Version)
+	}
+}

@@ -261,6 +261,7 @@ func (r *Comparison) Write(dir string, full *FullScale) error {
 	if full != nil && full.DefaultPath != "" {
 		p("The full-scale section at the end was rendered by `matedge compare %s`.\n", ShellJoin(full.Args))
 	}
+	p("Inducing nesting in a dense checkpoint instead (import, reorder, fine-tune) is measured in [INDUCE.md](INDUCE.md), by `matedge induce`.\n")
 	p("\n")
 	p("## Setup (tiny scale)\n\n")
 	p("* Corpus: %s (sha256 `%s`), %d training / %d validation bytes (validation = last ≥5%% of each document); %d-id BPE trained on the training split; %d validation tokens.\n",
@@ -304,6 +305,7 @@ func (r *Comparison) Write(dir string, full *FullScale) error {
 	}
 	p("\nTarget: Mix'n'Match points within 0.03 nats of the line (or below it): met for %d of %d. The first two rows measured are \"grows with depth\" (%s) and \"shrinks with depth\" (%s).\n\n",
 		met2, len(r.Mixes), strings.Join(c.MixNames(r.Mixes[0].Mix), ","), strings.Join(c.MixNames(r.Mixes[1].Mix), ","))
+	p("Mix'n'Match fixes one width per layer for every token; its dynamic counterpart, token routing (each token picks its width in each layer), is measured against the Mix'n'Match frontier of the default model in [ROUTING.md](ROUTING.md) (`matedge route`).\n\n")
 
 	p("## 3. Consistency with XL\n\n![consistency](results/consistency.svg)\n\n")
 	p("Share of validation positions where Z's greedy next token equals XL's (MatFormer-Z vs MatFormer-XL; Baseline-Z vs Baseline-XL).\n\n")

@@ -233,12 +233,20 @@ func Evaluate(w *model.Weights, mix model.Mix, ids []int, seqLen, batch int) (fl
 				}
 			}
 		}
-		sum += full.Forward(w, mix, tokens, targets) * float64(n*seqLen)
+		// Summed position by position, so that the total does not depend on
+		// the batch size.
+		full.Forward(w, mix, tokens, targets)
+		for _, v := range full.NLL()[:n*seqLen] {
+			sum += v
+		}
 	}
 	if rest := predicted - windows*seqLen; rest > 0 {
 		tail := model.NewBatch(w.Config, 1, rest)
 		pos := windows * seqLen
-		sum += tail.Forward(w, mix, ids[pos:pos+rest], ids[pos+1:pos+1+rest]) * float64(rest)
+		tail.Forward(w, mix, ids[pos:pos+rest], ids[pos+1:pos+1+rest])
+		for _, v := range tail.NLL() {
+			sum += v
+		}
 	}
 	return sum / float64(predicted), predicted
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,6 +28,14 @@ import (
 func init() {
 	register(command{name: "bench", summary: "tokens/s of every submodel on the CPU and GPU backends, and kernel throughput", run: runBench})
 }
+
+// cpuClock times the CPU backend and the CPU products (threadClock);
+// wallClock the GPU backend.
+var (
+	cpuClock  func() time.Duration
+	benchWall = time.Now()
+	wallClock = func() time.Duration { return time.Since(benchWall) }
+)
 
 // benchText is the prompt prefill is timed on, cut to -prefill bytes.
 const benchText = "My Design in this Book is not to explain the Properties of Light by Hypotheses, but to propose and prove them by Reason and Experiments: In order to which I shall premise the following Definitions and Axioms. "
@@ -72,8 +81,11 @@ type kernelResult struct {
 type benchReport struct {
 	Device    string         `json:"device"` // the adapter the GPU backend and the kernels ran on
 	Precision string         `json:"precision"`
+	Clock     string         `json:"cpu_clock"` // how CPU-backend runs and CPU products are timed
 	Models    []benchModel   `json:"models"`
 	Kernels   []kernelResult `json:"kernels,omitempty"`
+	// CPUKernels are the module's CPU products, with kernels.wasm and without.
+	CPUKernels []cpuKernelResult `json:"cpu_kernels,omitempty"`
 	// Capabilities are what the planner's predictions were made from.
 	Capabilities *planner.Capabilities `json:"capabilities,omitempty"`
 }
@@ -98,11 +110,14 @@ predicts for it, so the planner's model can be checked against reality.`)
 	prefill := fs.Int("prefill", 16, "prompt bytes to time prefill over, per run")
 	models := fs.String("models", "default,large", "models: default (embedded) and/or large (random weights of -large)")
 	large := fs.String("large", "512,2048,8", "the large model: dim, XL hidden width, layers")
-	backends := fs.String("backends", "cpu,gpu", "backends to time")
+	backends := fs.String("backends", "cpu,cpu-go,gpu", "backends to time: cpu (the module's CPU path with kernels.wasm linked), cpu-go (without it: its plain-Go kernels), gpu")
+	cpuKernels := fs.Bool("cpu-kernels", true, "time the CPU path's products at the model's and the peer's shapes, with kernels.wasm and without (bench_kernel)")
+	peer := fs.String("peer", "", "results.json of onnxruntime-web's MatMul harness, printed beside the CPU products at the same shapes")
 	precision := fs.String("precision", "f32", "GPU weights: f32 or f16")
 	kernels := fs.Bool("kernels", true, "time the matrix kernels too")
 	predict := fs.Bool("predict", true, "measure capabilities first and show the planner's predicted decode tokens/s")
 	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -115,10 +130,18 @@ predicts for it, so the planner's model can be checked against reality.`)
 	if _, err := fmt.Sscanf(*large, "%d,%d,%d", &dims[0], &dims[1], &dims[2]); err != nil {
 		return fmt.Errorf("-large %q: want dim,hidden,layers: %v", *large, err)
 	}
+	if err := checkBenchFlags(*models, *backends, *precision, largeConfig(dims)); err != nil {
+		return err
+	}
 
 	ctx := context.Background()
-	report := benchReport{Precision: *precision}
+	st := newStatus("bench", *quiet)
+	defer st.Stop()
+	var clockKind string
+	cpuClock, clockKind = threadClock()
+	report := benchReport{Precision: *precision, Clock: clockKind}
 	if *predict {
+		st.Stage("measuring this device for the planner's predictions")
 		budget := planner.Budget{}
 		caps, _, err := detectCapabilities(ctx, *wasmPath, &budget)
 		if err != nil {
@@ -133,11 +156,7 @@ predicts for it, so the planner's model can be checked against reality.`)
 		case "default":
 			file = defaultmodel.Bytes
 		case "large":
-			c := model.Config{Vocab: 256, Dim: dims[0], Layers: dims[2], Heads: max(dims[0]/64, 1), FFNWidths: model.NestedWidths(dims[1]),
-				Context: 256, RopeTheta: 10000, NormEps: 1e-5}
-			if err := c.Validate(); err != nil {
-				return fmt.Errorf("-large %q: %w", *large, err)
-			}
+			c := largeConfig(dims)
 			var buf bytes.Buffer
 			if err := weights.Write(&buf, weights.Random(c, 1), model.Tokenizer{}, map[string]string{"kind": "random"}); err != nil {
 				return err
@@ -147,7 +166,7 @@ predicts for it, so the planner's model can be checked against reality.`)
 		default:
 			return fmt.Errorf("-models: unknown model %q (want default or large)", name)
 		}
-		bm, device, err := benchModule(ctx, *wasmPath, name, file, strings.Split(*backends, ","), *precision, *prefill, *decode)
+		bm, device, err := benchModule(ctx, st, *wasmPath, name, file, strings.Split(*backends, ","), *precision, *prefill, *decode)
 		if err != nil {
 			return err
 		}
@@ -161,12 +180,32 @@ predicts for it, so the planner's model can be checked against reality.`)
 		}
 		report.Models = append(report.Models, bm)
 		configs = append(configs, bm.Config)
+		st.Idle()
 		if !*asJSON {
 			printModel(os.Stdout, bm)
 		}
 	}
+	if *cpuKernels {
+		var peerRuns []peerRun
+		if *peer != "" {
+			var err error
+			if peerRuns, err = readPeer(*peer); err != nil {
+				return err
+			}
+		}
+		results, err := cpuKernelGrid(ctx, *wasmPath, configs, peerRuns)
+		if err != nil {
+			return err
+		}
+		report.CPUKernels = results
+		if !*asJSON {
+			printCPUKernels(os.Stdout, results)
+		}
+	}
 	if *kernels {
+		st.Stage("timing the matrix kernels on the GPU")
 		device, results, err := kernelGrid(configs, *prefill)
+		st.Idle()
 		if err != nil && !errors.Is(err, webgpu.ErrNoAdapter) {
 			return err
 		}
@@ -183,7 +222,38 @@ predicts for it, so the planner's model can be checked against reality.`)
 		enc.SetIndent("", "  ")
 		return enc.Encode(report)
 	}
-	fmt.Printf("\ndevice: %s\n", orNone(report.Device))
+	fmt.Printf("\ndevice: %s; the CPU backend and products timed in %s\n", orNone(report.Device), report.Clock)
+	return nil
+}
+
+// largeConfig is the -large model: dim, XL hidden width, layers.
+func largeConfig(dims [3]int) model.Config {
+	return model.Config{Vocab: 256, Dim: dims[0], Layers: dims[2], Heads: max(dims[0]/64, 1), FFNWidths: model.NestedWidths(dims[1]),
+		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
+}
+
+// checkBenchFlags refuses bench's list flags before anything is measured:
+// a bad backend used to surface only after 20 s of benchmarks, with exit 0.
+func checkBenchFlags(models, backends, precision string, large model.Config) error {
+	for _, b := range strings.Split(backends, ",") {
+		if b != planner.BackendCPU && b != backendCPUGo && b != planner.BackendGPU {
+			return fmt.Errorf("-backends: unknown backend %q (want cpu, cpu-go and/or gpu)", b)
+		}
+	}
+	if precision != "f32" && precision != "f16" {
+		return fmt.Errorf("-precision %q: want f32 or f16", precision)
+	}
+	for _, name := range strings.Split(models, ",") {
+		switch name {
+		case "default":
+		case "large":
+			if err := large.Validate(); err != nil {
+				return fmt.Errorf("-large: %w", err)
+			}
+		default:
+			return fmt.Errorf("-models: unknown model %q (want default and/or large)", name)
+		}
+	}
 	return nil
 }
 
@@ -214,7 +284,7 @@ func orNone(s string) string {
 }
 
 // benchModule times every mix of one model on each backend, in one module.
-func benchModule(ctx context.Context, wasmPath, name string, file []byte, backends []string, precision string, prefill, decode int) (benchModel, string, error) {
+func benchModule(ctx context.Context, st *status, wasmPath, name string, file []byte, backends []string, precision string, prefill, decode int) (benchModel, string, error) {
 	var device string
 	open := func() (webgpu.Device, error) {
 		d, err := webgpu.Open()
@@ -223,14 +293,23 @@ func benchModule(ctx context.Context, wasmPath, name string, file []byte, backen
 		}
 		return d, err
 	}
-	mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{GPU: open})
-	if err != nil {
-		return benchModel{}, "", err
-	}
-	defer closeModule()
-	info, _, err := mod.Load(ctx, bytes.NewReader(file), int64(len(file)), "XL")
-	if err != nil {
-		return benchModel{}, "", fmt.Errorf("%s: %w", name, err)
+	// One module per kernel set: the cpu-go backend is the CPU backend of a
+	// module whose host did not link kernels.wasm.
+	mods := map[string]*host.Module{}
+	var info *abi.ModelInfo
+	for _, set := range []string{host.KernelsSIMD, host.KernelsGo} {
+		if set == host.KernelsGo && !slices.Contains(backends, backendCPUGo) {
+			continue
+		}
+		mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{GPU: open, Kernels: set})
+		if err != nil {
+			return benchModel{}, "", err
+		}
+		defer closeModule()
+		if info, _, err = mod.Load(ctx, bytes.NewReader(file), int64(len(file)), "XL"); err != nil {
+			return benchModel{}, "", fmt.Errorf("%s: %w", name, err)
+		}
+		mods[set] = mod
 	}
 	c := info.Header.Config
 	bm := benchModel{Name: name, Config: c}
@@ -245,11 +324,18 @@ func benchModule(ctx context.Context, wasmPath, name string, file []byte, backen
 	text := strings.Repeat(benchText, prefill/len(benchText)+1)[:prefill]
 	for _, backend := range backends {
 		opts := abi.Options{Backend: backend, Precision: precision}
-		// A first step compiles the pipelines and uploads the weights, outside the timings.
+		st.Stage("%s on %s: warming up (pipelines, weights)", name, backend)
+		mod := mods[host.KernelsSIMD]
+		if backend == backendCPUGo {
+			opts.Backend, mod = planner.BackendCPU, mods[host.KernelsGo]
+		}
+		// A first generation compiles the pipelines, uploads the weights and
+		// allocates the prefill's buffers (a garbage collection there would
+		// land in a timing), outside the timings.
 		if _, err := mod.SetMix(ctx, c.GranularityName(c.Granularities()-1)); err != nil {
 			return bm, device, err
 		}
-		_, warmErr := mod.Generate(ctx, host.Request{Prompt: "x", MaxTokens: 1, Options: opts}, nil)
+		_, warmErr := mod.Generate(ctx, host.Request{Prompt: text, MaxTokens: 1, Options: opts}, nil)
 		for _, spec := range specs {
 			run := benchRun{Backend: backend, Mix: spec}
 			mixSpec := spec
@@ -262,6 +348,7 @@ func benchModule(ctx context.Context, wasmPath, name string, file []byte, backen
 			if err != nil {
 				return bm, device, err
 			}
+			st.Stage("%s on %s: timing mix %s", name, backend, spec)
 			run.Layers = c.MixNames(mix)
 			run.FLOPsPerToken = 2 * float64(c.NonEmbeddingParams(mix)+c.Vocab*c.Dim)
 			if warmErr != nil {
@@ -321,19 +408,25 @@ func timeRun(ctx context.Context, mod *host.Module, mix string, opts abi.Options
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	// The CPU backend runs on this thread: its CPU time leaves out what other
+	// processes take. The GPU's work runs elsewhere: wall time.
+	now := wallClock
+	if opts.Backend == planner.BackendCPU {
+		now = cpuClock
+	}
+	start := now()
 	if _, _, _, err := mod.Step(ctx); err != nil {
 		return err
 	}
-	prefilled := time.Now()
+	prefilled := now()
 	for range decode {
 		if _, _, done, err := mod.Step(ctx); err != nil || done {
 			return errors.Join(err, errors.New("context full while decoding; lower -prefill or -decode"))
 		}
 	}
-	decoded := time.Now()
-	run.PrefillTokens, run.PrefillTPS = len(ids), float64(len(ids))/prefilled.Sub(start).Seconds()
-	run.DecodeTokens, run.DecodeTPS = decode, float64(decode)/decoded.Sub(prefilled).Seconds()
+	decoded := now()
+	run.PrefillTokens, run.PrefillTPS = len(ids), float64(len(ids))/(prefilled-start).Seconds()
+	run.DecodeTokens, run.DecodeTPS = decode, float64(decode)/(decoded-prefilled).Seconds()
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/matedge/matedge/wasm/abi"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,9 +19,9 @@ func needGPU(t *testing.T) {
 }
 
 type generated struct {
-	Tokens  []int           `json:"tokens"`
-	Backend string          `json:"backend"`
-	Plan    *abi.PlanResult `json:"plan"`
+	Tokens  []int     `json:"tokens"`
+	Backend string    `json:"backend"`
+	Plan    *planJSON `json:"plan"`
 }
 
 func generateJSON(t *testing.T, run func(args ...string) (string, string, int), args ...string) generated {
@@ -50,7 +49,7 @@ func TestGenerateGPU(t *testing.T) {
 	for _, args := range [][]string{{"-backend", "gpu"}, {"-backend", "auto"}, {"-backend", "gpu", "-precision", "f16"}} {
 		gpu := generateJSON(t, run, append([]string{"-model", path, "-mix", "S,M,XL"}, args...)...)
 		if args[1] == "auto" {
-			if gpu.Plan == nil || gpu.Plan.Plan.Backend != gpu.Backend || gpu.Plan.Plan.Spec != "S,M,XL" {
+			if gpu.Plan == nil || gpu.Plan.Backend != gpu.Backend || gpu.Plan.Spec != "S,M,XL" {
 				t.Errorf("generate -backend auto ran on %q with plan %+v; want the plan's backend and the given mix", gpu.Backend, gpu.Plan)
 			}
 		} else if gpu.Backend != "gpu" {
@@ -65,7 +64,7 @@ func TestGenerateGPU(t *testing.T) {
 func TestBenchJSON(t *testing.T) {
 	needGPU(t)
 	run := matedge(t)
-	stdout, stderr, code := run("bench", "-json", "-models", "default", "-decode", "2", "-prefill", "4", "-kernels=false")
+	stdout, stderr, code := run("bench", "-json", "-models", "default", "-backends", "cpu,gpu", "-decode", "2", "-prefill", "4", "-kernels=false", "-cpu-kernels=false")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -84,6 +83,68 @@ func TestBenchJSON(t *testing.T) {
 		// -prefill counts bytes; a BPE model makes fewer tokens of them.
 		if r.Error != "" || r.DecodeTPS <= 0 || r.PrefillTPS <= 0 || r.PrefillTokens < 1 || r.PrefillTokens > 4 || r.PredictedTPS <= 0 {
 			t.Errorf("bench run %+v", r)
+		}
+	}
+}
+
+// TestBenchCPUGo times the CPU backend with kernels.wasm linked and without
+// it (cpu-go), and needs no GPU.
+func TestBenchCPUGo(t *testing.T) {
+	run := matedge(t)
+	stdout, stderr, code := run("bench", "-json", "-models", "default", "-backends", "cpu,cpu-go", "-decode", "2", "-prefill", "4",
+		"-kernels=false", "-cpu-kernels=false", "-predict=false")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var report benchReport
+	if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
+	}
+	m := report.Models[0]
+	if len(m.Runs) != 2*6 || len(m.Speedups) != 2 || m.Speedups[1].Backend != backendCPUGo {
+		t.Fatalf("bench: %d runs (want 2 backends × 6 mixes), speed-ups %+v (want cpu and cpu-go)", len(m.Runs), m.Speedups)
+	}
+	for _, r := range m.Runs {
+		if r.Error != "" || r.DecodeTPS <= 0 || r.PrefillTPS <= 0 {
+			t.Errorf("bench run %+v", r)
+		}
+	}
+	if report.Clock == "" {
+		t.Error("the report does not say how the CPU runs were timed")
+	}
+}
+
+// TestReadPeer reads the f32 rows of a peer results.json and refuses a file
+// without any.
+func TestReadPeer(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "results.json")
+	os.WriteFile(good, []byte(`{"configs":[{"name":"wasm-t1","runs":[
+		{"case":"mv_1x1024x4096","M":1,"K":1024,"N":4096,"wdtype":"f32","opt":"all","gflops":13.3},
+		{"case":"mv_1x1024x4096_f16w","M":1,"K":1024,"N":4096,"wdtype":"f16","opt":"all","gflops":13.6},
+		{"case":"sq_512","M":512,"K":512,"N":512,"wdtype":"f32","opt":"all","error":"boom"}]}]}`), 0o644)
+	runs, err := readPeer(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (peerRun{Config: "wasm-t1", M: 1, K: 1024, N: 4096, GFLOPs: 13.3}); len(runs) != 1 || runs[0] != want {
+		t.Fatalf("readPeer = %+v; want [%+v]", runs, want)
+	}
+	empty := filepath.Join(dir, "empty.json")
+	os.WriteFile(empty, []byte(`{"configs":[]}`), 0o644)
+	if _, err := readPeer(empty); err == nil {
+		t.Fatal("readPeer accepted a file without f32 results")
+	}
+	if _, err := readPeer(filepath.Join(dir, "missing.json")); err == nil {
+		t.Fatal("readPeer accepted a missing file")
+	}
+	// The peer's M×K×N for each of our shapes.
+	for _, tt := range []struct {
+		s       cpuShape
+		m, k, n int
+	}{{cpuShape{0, 4096, 1024, 1}, 1, 1024, 4096}, {cpuShape{1, 1024, 4096, 1}, 1, 1024, 4096}, {cpuShape{2, 512, 256, 64}, 64, 256, 512}} {
+		if m, k, n := tt.s.peerShape(); m != tt.m || k != tt.k || n != tt.n {
+			t.Errorf("%+v.peerShape() = %d×%d×%d; want %d×%d×%d", tt.s, m, k, n, tt.m, tt.k, tt.n)
 		}
 	}
 }

@@ -42,7 +42,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	fullBaselines := fs.String("baselines", "", "with -default: comma list of full-size baseline .matw files, S to XL (empty entries for missing ones)")
 	fullTokens := fs.Int("consistency-tokens", 16384, "with -baselines: validation tokens for full-scale consistency")
 	note := fs.String("note", "", "with -default: a note on how the full-size models were trained, quoted as given")
-	outDir := fs.String("out", "weights", "directory for RESULTS.md and results/")
+	outDir := fs.String("out", "runs/compare", "directory for RESULTS.md and results/ (the committed report is weights/: pass -out weights to replace it)")
 	render := fs.String("render", "", "only rewrite RESULTS.md and the plots from this compare.json (no training)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,7 +61,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 		if err != nil {
 			return err
 		}
-		return r.Write(*outDir, full)
+		return wrote("compare", *outDir, "RESULTS.md", r.Write(*outDir, full))
 	}
 	corpus, err := train.LoadCorpus(*data, *cache)
 	if err != nil {
@@ -94,7 +94,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 	if err := r.Save(*outDir); err != nil {
 		return err
 	}
-	return r.Write(*outDir, full)
+	return wrote("compare", *outDir, "RESULTS.md", r.Write(*outDir, full))
 }
 
 // trainWithProgress is an experiment.TrainFunc that shows each run's

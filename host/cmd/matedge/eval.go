@@ -38,6 +38,7 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	batch := fs.Int("batch", 4, "windows evaluated together")
 	cache := fs.String("cache", train.DefaultCache(), "where r-cran-janeaustenr is downloaded for -text austen")
 	asJSON := fs.Bool("json", false, `print {"loss_nats_per_token", "bits_per_byte", "tokens"}`)
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,9 +61,12 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if err != nil {
 		return err
 	}
+	st := newStatus("eval", *quiet)
+	defer st.Stop()
 	var data []byte
 	switch *text {
 	case "austen", "opticks":
+		st.Stage("loading the %s corpus", *text)
 		c, err := train.LoadCorpus(*text, *cache)
 		if err != nil {
 			return err
@@ -87,7 +91,9 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if len(ids) < 2 {
 		return fmt.Errorf("%s: %d tokens, need at least 2", *text, len(ids))
 	}
+	st.Stage("evaluating %s on %d tokens", w.Config.MixSpec(mix), len(ids))
 	loss, n := train.Evaluate(w, mix, ids, seqLen, *batch)
+	st.Idle()
 	res := evalResult{LossNatsPerToken: loss, BitsPerByte: train.BitsPerByte(loss, n, len(data)), Tokens: n}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"text/tabwriter"
 
@@ -25,9 +26,12 @@ type granularityInfo struct {
 }
 
 func runInspect(args []string) error {
-	fs := newFlags("inspect", "PATH [-json]", `Reads and validates a .matw weights file (every checksum included) and prints
-its config, its tensors and the byte ranges each uniform granularity needs.`)
+	fs := newFlags("inspect", "PATH [-json] [-upgrade NEW.matw]", `Reads and validates a .matw weights file (every checksum included) and prints
+its config, its tensors and the byte ranges each uniform granularity needs.
+A file of an older format version gets a warning; -upgrade rewrites it in the
+current one, data bytes unchanged.`)
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	upgrade := fs.String("upgrade", "", "also write the file in the current format version to this `path` (tensor bytes unchanged)")
 	paths, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -49,6 +53,14 @@ its config, its tensors and the byte ranges each uniform granularity needs.`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", paths[0], err)
 	}
+	if h.FormatVersion < weights.Version {
+		fmt.Fprintf(os.Stderr, "matedge inspect: warning: %s is format version %d, whose header has no checksum: damage to the header (the tokenizer, the config) would go unnoticed; rewrite it with -upgrade NEW.matw\n", paths[0], h.FormatVersion)
+	}
+	if *upgrade != "" {
+		if err := upgradeFile(f, st.Size(), *upgrade); err != nil {
+			return err
+		}
+	}
 	c := h.Config
 	var grans []granularityInfo
 	for g := range c.Granularities() {
@@ -64,7 +76,7 @@ its config, its tensors and the byte ranges each uniform granularity needs.`)
 		}{paths[0], st.Size(), h, grans})
 	}
 	fmt.Printf("%s: matedge weights v%d, %d bytes (header %d, data %d), all checksums good\n",
-		paths[0], weights.Version, st.Size(), h.DataStart, h.DataSize)
+		paths[0], h.FormatVersion, st.Size(), h.DataStart, h.DataSize)
 	fmt.Printf("config: vocab %d, dim %d, %d layers, %d heads, context %d, FFN widths %v\n",
 		c.Vocab, c.Dim, c.Layers, c.Heads, c.Context, c.FFNWidths)
 	fmt.Printf("tokenizer: byte-level BPE, %d merges\n", len(h.Tokenizer.Merges))
@@ -84,4 +96,34 @@ its config, its tensors and the byte ranges each uniform granularity needs.`)
 			c.GranularityName(e.Granularity), h.DataStart+e.Offset, e.Length, e.CRC32C)
 	}
 	return tw.Flush()
+}
+
+// upgradeFile writes the weights file src (size bytes) to path in the
+// current format version, through a temporary file renamed into place once
+// the result verifies.
+func upgradeFile(src *os.File, size int64, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".upgrade-*.matw")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := weights.Upgrade(tmp, src, size); err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	st, err := tmp.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := weights.Verify(tmp, st.Size()); err != nil {
+		return fmt.Errorf("upgrade: the file written does not verify: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "matedge inspect: wrote %s (format version %d)\n", path, weights.Version)
+	return nil
 }

@@ -42,6 +42,7 @@ wasm/planner/testdata).`)
 	backend := fs.String("backend", "auto", "cpu, gpu or auto")
 	wasmPath := fs.String("wasm", "", "matedge.wasm for the benchmark; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object: capabilities, budget, plan (or error)")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -53,7 +54,7 @@ wasm/planner/testdata).`)
 		return err
 	}
 	if *target != -1 {
-		budget.TargetTokensPerSecond = *target // the planner refuses a negative or NaN target
+		budget.TargetTokensPerSecond = *target // Validate refuses a negative, NaN or huge target
 	}
 	for _, o := range []struct {
 		flag  string
@@ -70,6 +71,9 @@ wasm/planner/testdata).`)
 		*o.field = n
 	}
 	budget.Backend = *backend
+	if err := budget.Validate(); err != nil { // before the device is measured
+		return err
+	}
 
 	file, size, name, err := openModel(*modelPath)
 	if err != nil {
@@ -85,7 +89,11 @@ wasm/planner/testdata).`)
 	if *capsPath != "" {
 		caps, err = readCapabilities(*capsPath)
 	} else {
+		st := newStatus("plan", *quiet)
+		st.Stage("measuring this device (decode steps of S and XL on each backend)")
 		caps, notes, err = detectCapabilities(context.Background(), *wasmPath, &budget)
+		st.Idle()
+		st.Stop()
 	}
 	if err != nil {
 		return err

@@ -113,3 +113,29 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsCheckedFirst: bench and plan refuse bad flags at once, in one line
+// naming the flag and the limit; bench -backends tpu used to run 22 s of
+// benchmarks and exit 0, plan -target-tps 1e308 said "want ≥ 0" (issue 15,
+// defect 21).
+func TestFlagsCheckedFirst(t *testing.T) {
+	run := matedge(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "-backends", "tpu"}, `unknown backend "tpu"`},
+		{[]string{"bench", "-backends", "cpu,"}, `unknown backend ""`},
+		{[]string{"bench", "-precision", "f8"}, "-precision"},
+		{[]string{"bench", "-models", "huge"}, `unknown model "huge"`},
+		{[]string{"bench", "-large", "512,2048,0"}, "-large"},
+		{[]string{"plan", "-target-tps", "1e308"}, "want 0 to 1e+09"},
+		{[]string{"plan", "-target-tps", "NaN"}, "want 0 to 1e+09"},
+		{[]string{"plan", "-backend", "tpu"}, `backend "tpu"`},
+	} {
+		stdout, stderr, code := run(tt.args...)
+		if code != 1 || stdout != "" || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stdout %.60q, stderr %q; want exit 1 and one line saying %q", tt.args, code, stdout, stderr, tt.want)
+		}
+	}
+}

@@ -35,7 +35,7 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 	lossWeights := fs.String("loss-weights", "", "comma list of MatFormer's per-granularity loss weights, S to XL (default 1 each)")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	seed := fs.Uint64("seed", 1, "seed of weights and batches")
-	outDir := fs.String("out", "weights", "directory for SCALING.md and results/")
+	outDir := fs.String("out", "runs/scaling", "directory for SCALING.md and results/ (the committed report is weights/: pass -out weights to replace it)")
 	render := fs.String("render", "", "only rewrite SCALING.md and the plot from this scaling.json (no training)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,7 +48,7 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 		if err != nil {
 			return err
 		}
-		return s.Write(*outDir)
+		return wrote("scaling", *outDir, "SCALING.md", s.Write(*outDir))
 	}
 	var widths []int
 	for _, f := range strings.Split(*dims, ",") {
@@ -89,5 +89,5 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 	if err := s.Save(*outDir); err != nil {
 		return err
 	}
-	return s.Write(*outDir)
+	return wrote("scaling", *outDir, "SCALING.md", s.Write(*outDir))
 }

@@ -11,10 +11,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +33,8 @@ and weights files under /models/ with HTTP Range support, so a browser fetches
 only the byte ranges of the submodel it plans. /models/default.matw is the
 embedded default model unless a -model file has that name. Only GET and HEAD
 are answered; there are no directory listings, dotfiles are hidden, and
-symlinks may not lead out of the dist folder. Each request is logged to stderr
+symlinks may not lead out of the dist folder. Pages of other origins may read
+the files only from the origins -cors names. Each request is logged to stderr
 with the bytes sent (control bytes, spaces and non-ASCII percent-escaped).`)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	dist := fs.String("dist", "", "folder with index.html and matedge.wasm; empty finds ../dist next to this program, or ./dist")
@@ -41,6 +44,14 @@ with the bytes sent (control bytes, spaces and non-ASCII percent-escaped).`)
 		return nil
 	})
 	quiet := fs.Bool("quiet", false, "do not log requests")
+	var corsOrigins []string
+	fs.Func("cors", "let pages of this `origin` (scheme://host[:port], or * for any) fetch the models and files cross-origin (repeatable)", func(o string) error {
+		if o != "*" && !validOrigin(o) {
+			return fmt.Errorf("%q: want * or scheme://host[:port]", o)
+		}
+		corsOrigins = append(corsOrigins, o)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,13 +70,13 @@ with the bytes sent (control bytes, spaces and non-ASCII percent-escaped).`)
 	if err != nil {
 		return err
 	}
-	var handler http.Handler = noCache(mux)
+	var handler http.Handler = noCache(rangeUnits(mux))
 	if !*quiet {
 		handler = logRequests(handler)
 	}
 	// Idle keep-alive connections and slow request headers are cut; a response
 	// has no deadline, so a slow but live client can fetch a large model.
-	srv := &http.Server{Handler: getOrHead(handler), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: corsHeaders(corsOrigins, getOrHead(handler)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 	fmt.Fprintf(os.Stderr, "matedge: serving %s on http://%s/ (Ctrl-C stops)\n", dir, ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -193,8 +204,79 @@ func staticFiles(dir string) http.Handler {
 				http.NotFound(w, r) // no listings
 				return
 			}
+		} else if serveEncoded(w, r, real) {
+			return
 		}
 		files.ServeHTTP(w, r)
+	})
+}
+
+// rangeUnits fixes two answers of http.ServeContent to a Range header: a
+// unit other than bytes must be ignored (RFC 9110 §14.2: a 200 with the
+// whole file, where ServeContent gives 416), and a suffix range of 0 bytes
+// ("bytes=-0") cannot be satisfied (where ServeContent gives a 206 with an
+// invalid Content-Range). Such a range is rewritten to one that starts past
+// any file's end, so that ServeContent drops it and answers 416, with the
+// file's size, when no other range is left.
+func rangeUnits(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		value := r.Header.Get("Range")
+		if value == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		r = r.Clone(r.Context())
+		unit, set, ok := strings.Cut(value, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+			r.Header.Del("Range")
+			h.ServeHTTP(w, r)
+			return
+		}
+		specs := strings.Split(set, ",")
+		for i, spec := range specs {
+			if suffix, ok := strings.CutPrefix(strings.TrimSpace(spec), "-"); ok && strings.Trim(suffix, "0") == "" && suffix != "" {
+				specs[i] = "9223372036854775807-"
+			}
+		}
+		r.Header.Set("Range", "bytes="+strings.Join(specs, ","))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// validOrigin reports whether o is an origin as browsers send it:
+// scheme://host[:port], nothing after.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}
+
+// corsHeaders lets pages of the given origins (or any, with "*") read the
+// responses cross-origin: it answers their preflight requests and exposes
+// the headers the browser runtime reads (Content-Range, ETag). With no
+// origins it adds nothing, and a browser refuses cross-origin reads.
+func corsHeaders(origins []string, h http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		w.Header().Add("Vary", "Origin")
+		allowed := origin != "" && slices.ContainsFunc(origins, func(o string) bool { return o == "*" || o == origin })
+		if !allowed {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Access-Control-Expose-Headers", "Content-Range, Content-Length, Accept-Ranges, ETag")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD")
+			w.Header().Set("Access-Control-Allow-Headers", "Range, If-Range")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -38,7 +38,9 @@ func TestTrainEval(t *testing.T) {
 		t.Fatalf("quality table = %+v, %v; want 4 uniform mixes and 2 presets", table, err)
 	}
 	for _, want := range []weights.Quality{table[0], table[4]} {
-		stdout, stderr, code := run("eval", "-model", out, "-text", "opticks", "-mix", want.Mix, "-json")
+		// The same -batch as train's: windows summed in the same groups give
+		// the same float64 bits (another grouping rounds differently).
+		stdout, stderr, code := run("eval", "-model", out, "-text", "opticks", "-mix", want.Mix, "-batch", "2", "-json")
 		if code != 0 {
 			t.Fatalf("matedge eval -mix %s: exit %d\n%s", want.Mix, code, stderr)
 		}
@@ -89,31 +91,51 @@ func TestScaling(t *testing.T) {
 }
 
 // TestSpeculate checks that speculative decoding of the tiny fixture gives
-// the verifier's greedy tokens for every draft, k and cache mode, and that a
-// separate draft cache is reported as twice the memory.
+// the verifier's greedy tokens for every draft, k (fixed and auto) and cache
+// mode, natively and in the module; that a separate draft cache is reported
+// as twice the memory; and that a baseline pair (here the fixture drafting for
+// itself, so every proposal is kept) is measured with separate caches.
 func TestSpeculate(t *testing.T) {
 	run := matedge(t)
-	stdout, stderr, code := run("speculate", "-model", filepath.Join("..", "..", "..", "weights", "testdata", "tiny.matw"),
-		"-text", "opticks", "-prompts", "2", "-prompt-tokens", "8", "-n", "12", "-k", "1,3", "-json")
+	tiny := filepath.Join("..", "..", "..", "weights", "testdata", "tiny.matw")
+	md := filepath.Join(t.TempDir(), "spec.md")
+	stdout, stderr, code := run("speculate", "-model", tiny, "-text", "opticks", "-prompts", "2", "-prompt-tokens", "8", "-n", "12",
+		"-k", "1,3,auto", "-temperatures", "0,0.8", "-module", "-baseline-draft", tiny, "-baseline-verify", tiny, "-markdown", md, "-json")
 	if code != 0 {
 		t.Fatalf("matedge speculate: exit %d\n%s", code, stderr)
 	}
-	var out struct {
-		Rows []specRow `json:"rows"`
-	}
+	var out specReport
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
 		t.Fatalf("speculate -json printed %q: %v", stdout, err)
 	}
-	if len(out.Rows) != 3*2*2 {
-		t.Fatalf("%d rows; want 3 drafts × 2 k × 2 cache modes", len(out.Rows))
+	// Per temperature: natively 3 drafts × 3 k × 2 caches + 3 baseline k;
+	// in the module 3 drafts × 3 k.
+	if want := 2 * (3*3*2 + 3 + 3*3); len(out.Rows) != want {
+		t.Fatalf("%d rows; want %d", len(out.Rows), want)
+	}
+	if len(out.Alone) != 2*3 {
+		t.Fatalf("%d verifier-alone rows; want 2 temperatures × (native, baseline, wazero)", len(out.Alone))
 	}
 	for _, r := range out.Rows {
-		if !r.SameAsVerifier || r.AcceptanceRate < 0 || r.AcceptanceRate > 1 {
-			t.Errorf("row %+v: want the verifier's tokens and a rate in [0, 1]", r)
+		if r.Temperature == 0 && (r.SameAsVerifier == nil || !*r.SameAsVerifier) {
+			t.Errorf("row %+v: greedy output is not the verifier's", r)
+		}
+		if r.Temperature > 0 && r.SameAsVerifier != nil {
+			t.Errorf("row %+v: a sampled row claims equality", r)
+		}
+		if r.AcceptanceRate > 1 || (r.AcceptanceRate < 0 && (r.Where == "native" && r.K != 0)) || !(r.Speedup > 0) {
+			t.Errorf("row %+v: want an acceptance rate in [0, 1] and a positive speed-up", r)
+		}
+		if r.Models == "Baseline" && (r.Shared || (r.K != 0 && r.AcceptanceRate != 1)) {
+			t.Errorf("row %+v: the fixture drafting for itself shares no cache and keeps every greedy proposal", r)
 		}
 	}
 	if out.Rows[1].CacheBytes != 2*out.Rows[0].CacheBytes {
 		t.Errorf("separate cache %d bytes; shared %d", out.Rows[1].CacheBytes, out.Rows[0].CacheBytes)
+	}
+	b, err := os.ReadFile(md)
+	if err != nil || !strings.Contains(string(b), "| wazero | MatFormer | S | auto | shared |") {
+		t.Errorf("-markdown wrote %q (%v)", b, err)
 	}
 }
 

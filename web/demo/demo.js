@@ -26,7 +26,6 @@ function el(tag, attrs = {}, ...children) {
 
 const megabytes = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)} MB`;
 const size = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : megabytes(n));
-const gibibytes = (n) => `${(n / 2 ** 30).toFixed(n % 2 ** 30 ? 1 : 0)} GiB`;
 const rate = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(2));
 const count = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)} k` : String(n));
 const rangeBytes = (ranges) => ranges.reduce((n, r) => n + r.length, 0);
@@ -101,12 +100,12 @@ function renderDevice(caps) {
   const rows = [];
   if (a) {
     rows.push(['GPU', `${a.description || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'unnamed adapter'}${a.isFallbackAdapter ? ' (software)' : ''}`]);
-    rows.push(['Per buffer', `${(a.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`, { title: 'maxStorageBufferBindingSize' }]);
+    rows.push(['Per buffer', megabytes(a.limits.maxStorageBufferBindingSize), { title: 'maxStorageBufferBindingSize' }]);
     rows.push(['Features', a.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of note']);
   } else {
     rows.push(['GPU', `none — ${lm?.gpuReason || 'no WebGPU adapter'}`]);
   }
-  rows.push(['Memory', caps.deviceMemoryBytes ? `${gibibytes(caps.deviceMemoryBytes)} (browser-rounded)` : 'not reported']);
+  rows.push(['Memory', caps.deviceMemoryBytes ? `${size(caps.deviceMemoryBytes)} (browser-rounded)` : 'not reported']);
   rows.push(['Cores', caps.logicalCores ? String(caps.logicalCores) : 'not reported']);
   rows.push(['Storage free', caps.storageQuotaBytes ? size(caps.storageQuotaBytes) : 'not reported']);
   const n = caps.network;
@@ -119,20 +118,25 @@ function renderDevice(caps) {
   facts($('device'), rows);
 }
 
+// renderPlan shows the mix that runs: the plan's, or one chosen by hand
+// (then the plan's choice is named beside it).
 function renderPlan(plan) {
+  const current = lm?.mix ? mixName(lm.mix.mix) : plan.spec;
+  const byHand = current !== plan.spec;
+  const names = byHand ? lm.mix.mix : plan.mix_names;
   const body = [
-    el('p', { class: 'headline' }, el('strong', {}, plan.spec), ` on the ${plan.backend.toUpperCase()}`),
+    el('p', { class: 'headline' }, el('strong', {}, current), ` on the ${plan.backend.toUpperCase()}`,
+      byHand ? ` — chosen by hand; the planner chose ${plan.spec}` : ' — the planner\'s choice'),
   ];
   const dl = el('dl', { class: 'facts' });
   facts(dl, [
-    ['Download', megabytes(plan.download_bytes)],
-    ['Memory', megabytes(plan.memory_bytes)],
-    ['Expected speed', `${rate(plan.predicted_tokens_per_second)} tokens/s${plan.speed_measured ? '' : ' (assumed)'}`],
-    ['Parameters', `${count(plan.non_embedding_params)} non-embedding`],
-    ...(plan.expected_loss ? [['Expected loss', `${plan.expected_loss.toFixed(3)} nats/token`]] : []),
+    ['Download', megabytes(byHand ? mixBytes(names) : plan.download_bytes)],
+    ...(byHand ? [] : [['Memory', megabytes(plan.memory_bytes)]]),
+    ['Expected speed', byHand ? `${rate(plan.predicted_tokens_per_second)} tokens/s predicted for ${plan.spec}` : `${rate(plan.predicted_tokens_per_second)} tokens/s${plan.speed_measured ? '' : ' (assumed)'}`],
+    ['Parameters', `${count(byHand ? nonEmbeddingParams(names) : plan.non_embedding_params)} non-embedding`],
   ]);
   body.push(dl);
-  if (plan.error) body.push(el('p', { class: 'warning' }, `Nothing fits the budget (${plan.constraint}): ${plan.error}. Running the smallest plan.`));
+  if (plan.error) body.push(el('p', { class: 'warning' }, `Nothing fits the budget (${plan.constraint}): ${plan.error}. Running the smallest plan (best effort).`));
   body.push(el('details', { open: '' }, el('summary', {}, 'Why'), el('ul', { class: 'reasons' }, ...plan.reasons.map((r) => el('li', {}, r)))));
   $('plan').replaceChildren(...body);
 }
@@ -153,7 +157,7 @@ function renderChart() {
   const table = quality();
   const current = mixName(lm.mix.mix);
   const points = table
-    ? table.map((q) => ({ spec: q.spec, x: q.non_embedding_params, y: q.loss_nats_per_token }))
+    ? table.map((q) => ({ spec: q.spec, x: q.non_embedding_params, y: q.bits_per_byte }))
     : choices().map((c) => ({ spec: c.spec, label: c.label, x: mixBytes(c.names), y: nonEmbeddingParams(c.names) }));
   if (table && !points.some((p) => p.spec === current)) {
     // A mix the table does not list: interpolate its loss between its neighbours by size.
@@ -172,7 +176,7 @@ function renderChart() {
   const px = (x) => scale(x, x0, x1, left + 8, w - right);
   const py = (y) => scale(y, y0, y1, h - bottom - 8, top);
   const xLabel = table ? 'non-embedding parameters' : 'download';
-  const yLabel = table ? 'loss (nats/token)' : 'parameters';
+  const yLabel = table ? 'loss, bits per byte (lower is better)' : 'parameters';
   const xFmt = table ? count : megabytes;
   const yFmt = table ? (v) => v.toFixed(2) : count;
   const svg = el('svg:svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': `${yLabel} against ${xLabel}` },
@@ -186,12 +190,12 @@ function renderChart() {
     el('svg:text', { x: left - 3, y: py(y1) + 3, 'text-anchor': 'end', class: 'tick' }, yFmt(y1)),
     ...points.map((p) => el('svg:circle', { cx: px(p.x), cy: py(p.y), r: p.spec === current ? 6 : 3.5, class: p.spec === current ? 'current' : 'point' },
       el('svg:title', {}, `${p.spec}: ${xFmt(p.x)}, ${yFmt(p.y)}${p.interpolated ? ' (interpolated)' : ''}`))),
-    // Labels: the uniform sizes, and the current mix.
-    ...points.filter((p) => p.spec === current || lm.info.granularities.includes(p.spec)).map((p) => el('svg:text', {
+    // Every point is named.
+    ...points.map((p) => el('svg:text', {
       x: px(p.x), y: py(p.y) - (p.spec === current ? 10 : 7), 'text-anchor': p.x === x1 ? 'end' : 'middle', class: p.spec === current ? 'current-label' : 'label',
     }, p.label ?? p.spec)));
   $('chart').replaceChildren(svg, el('figcaption', {}, table
-    ? 'Validation loss of each measured mix against its size; the ring is the current mix.'
+    ? 'Loss on held-out Austen text (bits per byte: lower is better) of each measured mix against its size; the ring is the mix running now.'
     : 'This model has no quality table, so size is shown against parameter count; the ring is the current mix.'));
 }
 
@@ -212,6 +216,8 @@ function onProgress({ phase, loaded, total, mix, benchmark, granularities }) {
 function ready(message) {
   renderSizes();
   renderChart();
+  renderModelCard();
+  if (lm.plan) renderPlan(lm.plan);
   $('sizes').disabled = false;
   $('generate').disabled = false;
   setProgress(1);
@@ -234,6 +240,7 @@ async function start() {
       model: MODEL,
       mix: params.get('mix') ?? 'auto',
       budget,
+      bestEffort: true, // the demo shows the plan's warning and runs the smallest plan
       onProgress,
       onPlan: ({ capabilities, plan }) => {
         renderDevice(capabilities);
@@ -241,14 +248,13 @@ async function start() {
       },
     });
   } catch (err) {
-    setState('error', err.message);
+    setState('error', `Could not load the model: ${plainError(err)}`);
     return;
   }
   if (!lm.plan) {
     $('plan').replaceChildren(el('p', { class: 'hint' }, `Fixed by the page address: ${mixName(lm.mix.mix)}.`));
     facts($('device'), [['GPU', lm.gpu ? lm.gpu.name : `none — ${lm.gpuReason}`], ['Benchmark', 'skipped: the mix is fixed']]);
   }
-  if (lm.info.header.meta?.kind !== 'random') $('model-note').hidden = true;
   ready(`Ready: ${mixName(lm.mix.mix)} — ${fetched({ bytes: 0, cachedBytes: 0 })}.`);
 }
 
@@ -269,10 +275,14 @@ $('sizes').addEventListener('change', async (e) => {
   try {
     await lm.setMix(mix, { onProgress: (p) => onProgress({ ...p, phase: 'weights' }) });
   } catch (err) {
-    setState('error', err.message);
+    $('size-error').textContent = `Could not switch to ${mix}: ${plainError(err)}`;
+    setState('ready', `Still running ${mixName(lm.mix.mix)}.`);
+    renderSizes();
     $('sizes').disabled = false;
+    $('generate').disabled = false;
     return;
   }
+  $('size-error').textContent = '';
   ready(`Ready: ${mix} — ${fetched(before)}.`);
 });
 
@@ -283,6 +293,7 @@ function showStats(gen, final) {
   if (gen.deviceLost) parts.push('GPU lost, went on on the CPU');
   if (final && gen.reason === 'context') parts.push('context full');
   if (final && gen.reason === 'cancelled') parts.push('stopped');
+  if (gen.droppedChars) parts.push(`the prompt's first ${gen.droppedChars} characters did not fit`);
   $('stats').textContent = parts.join(' · ');
 }
 
@@ -293,11 +304,23 @@ $('form').addEventListener('submit', async (e) => {
     return;
   }
   const prompt = $('prompt').value;
-  const gen = lm.generate(prompt, {
-    maxTokens: Number($('max-tokens').value) || 1,
-    temperature: Math.max(0, Number($('temperature').value) || 0),
-    seed: Math.max(0, Math.trunc(Number($('seed').value) || 0)),
-  });
+  if (!prompt.trim()) {
+    $('prompt-error').textContent = 'Type a prompt first: the model continues your text.';
+    return;
+  }
+  let gen;
+  try {
+    gen = lm.generate(prompt, {
+      maxTokens: Number($('max-tokens').value) || 1,
+      temperature: Math.max(0, Number($('temperature').value) || 0),
+      seed: Math.max(0, Math.trunc(Number($('seed').value) || 0)),
+      repetitionPenalty: Math.max(1, Number($('repetition').value) || 1),
+      context: 'truncate-left',
+    });
+  } catch (err) {
+    $('prompt-error').textContent = plainError(err);
+    return;
+  }
   running = gen;
   $('out-prompt').textContent = prompt;
   $('out-text').textContent = '';
@@ -312,14 +335,46 @@ $('form').addEventListener('submit', async (e) => {
     }
     await gen.finished;
     showStats(gen, true);
+    $('prompt-error').textContent = '';
     setState('done');
   } catch (err) {
-    setState('error', err.message);
+    $('prompt-error').textContent = plainError(err);
+    setState('ready', 'Ready.');
   } finally {
     running = null;
     $('generate').textContent = 'Generate';
     $('sizes').disabled = false;
   }
 });
+
+// plainError says what went wrong without the runtime's internal words.
+function plainError(err) {
+  const message = String(err?.message ?? err).replace(/^matedge: /, '').replace(/^\w+: engine: (bad argument|bad state): /, '');
+  if (err?.code === 'ERR_FETCH') return `the model could not be downloaded (${message}). Check the connection and try again.`;
+  if (err?.code === 'ERR_CLOSED' || err?.code === 'ERR_TRAP') return 'the model stopped; reload the page.';
+  if (/empty prompt/.test(message)) return 'Type a prompt first: the model continues your text.';
+  return `${message.charAt(0).toUpperCase()}${message.slice(1)}.`.replace(/\.\.$/, '.');
+}
+
+// renderModelCard says what the model is, from its header: what it was
+// trained on, how big it is, and what to expect of its text.
+function renderModelCard() {
+  const c = lm.info.header.config;
+  const meta = lm.info.header.meta ?? {};
+  const table = quality();
+  const granularities = lm.info.granularities;
+  const params = (g) => nonEmbeddingParams(Array(c.layers).fill(g));
+  const corpus = meta.corpus === 'austen' ? 'Jane Austen\'s six novels' : meta.corpus ? `the ${meta.corpus} corpus` : 'an unnamed corpus';
+  const bits = (g) => table?.find((q) => q.spec === g)?.bits_per_byte;
+  const parts = [
+    `A small MatFormer trained on ${corpus}: ${c.layers} layers of width ${c.dim}, a ${c.vocab}-token vocabulary, a context of ${c.context} tokens,`,
+    ` ${count(params(granularities[0]))} (${granularities[0]}) to ${count(params(granularities.at(-1)))} (${granularities.at(-1)}) non-embedding parameters.`,
+  ];
+  if (bits(granularities[0]) && bits(granularities.at(-1))) {
+    parts.push(` On held-out Austen text it scores ${bits(granularities.at(-1)).toFixed(2)} bits per byte at ${granularities.at(-1)} and ${bits(granularities[0]).toFixed(2)} at ${granularities[0]}.`);
+  }
+  parts.push(' Expect Austen-flavoured English sentences that lose the thread after a line or two: it shows elastic sizes on your device, not a chat assistant.');
+  $('model-card').textContent = parts.join('');
+}
 
 start();

@@ -1,0 +1,71 @@
+package kernels
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/matedge/matedge/model"
+)
+
+// TestWasmUpToDate assembles kernels.wat and compares it with the committed
+// kernels.wasm. The module is committed, not built, so that `go build` and
+// `go test` need no wabt; this test keeps the two from drifting.
+func TestWasmUpToDate(t *testing.T) {
+	wat2wasm, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		t.Skip("needs wat2wasm (Debian package wabt; ./build.sh test installs it)")
+	}
+	out := filepath.Join(t.TempDir(), "kernels.wasm")
+	if msg, err := exec.Command(wat2wasm, "kernels.wat", "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm kernels.wat: %v\n%s", err, msg)
+	}
+	built, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(built, Wasm) {
+		t.Fatal("kernels.wasm is not what kernels.wat assembles to: run `wat2wasm kernels.wat -o kernels.wasm` in wasm/kernels")
+	}
+}
+
+// TestCheckNative runs Check on every kernel set of this build natively (the
+// reference against itself, and avx2 where the CPU has it). The simd set is
+// checked inside the module, under wazero (host) and in Chromium (web/test).
+func TestCheckNative(t *testing.T) {
+	defer model.UseKernels(model.ActiveKernels().Name)
+	for _, name := range model.AvailableKernels() {
+		if err := model.UseKernels(name); err != nil {
+			t.Fatal(err)
+		}
+		set := model.ActiveKernels()
+		if name == "avx2" {
+			// avx2's softmax (training) agrees with the reference to
+			// rounding, not bit for bit: model's TestKernelsMatchReference.
+			set.Softmax = model.GoKernels.Softmax
+		}
+		if err := Check(set, 1); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestCheckFails shows that Check tells the reference's summation order from
+// another: a MatVec that sums each row left to right differs in some bit.
+func TestCheckFails(t *testing.T) {
+	set := model.GoKernels
+	set.MatVec = func(out, w, x []float32, stride int) {
+		for r := range out {
+			var s float32
+			for i, v := range x {
+				s += float32(w[r*stride+i] * v)
+			}
+			out[r] = s
+		}
+	}
+	if err := Check(set, 1); err == nil {
+		t.Fatal("Check accepted a MatVec that sums in another order")
+	}
+}

@@ -1,0 +1,128 @@
+//go:build wasip1
+
+package kernels
+
+import (
+	"unsafe"
+
+	"github.com/matedge/matedge/model"
+)
+
+// The "simd" kernel set: model.GoKernels with the products of decoding, the
+// softmax and the SwiGLU done by kernels.wasm through the host. It is registered, and preferred, when the
+// host linked the companion module (the "version" import says so).
+
+//go:wasmimport kernels version
+func version() int32
+
+//go:wasmimport kernels matvec
+func matvec(out, w, x unsafe.Pointer, rows, cols, stride int32)
+
+//go:wasmimport kernels matvec_t
+func matvecT(out, w, x unsafe.Pointer, n, k, stride int32)
+
+//go:wasmimport kernels matmul
+func matmul(out, w, x unsafe.Pointer, tokens, rows, cols int32)
+
+//go:wasmimport kernels matmul_t
+func matmulT(out, w, x unsafe.Pointer, tokens, n, k int32)
+
+//go:wasmimport kernels softmax
+func softmax(x unsafe.Pointer, n int32)
+
+//go:wasmimport kernels swiglu
+func swiglu(out, gate, up unsafe.Pointer, n int32)
+
+func init() {
+	if version() != Version {
+		return
+	}
+	set := model.GoKernels
+	set.Name = "simd"
+	set.MatVec, set.MatTVec = matVec, matTVec
+	set.MatVecBatch, set.MatTVecBatch = matVecBatch, matTVecBatch
+	set.Softmax, set.SwiGLU = softmaxSIMD, swiGLU
+	model.RegisterKernels(set, true)
+}
+
+// Each wrapper checks the shapes against the slices (the kernel reads memory
+// directly, so a short slice would read past it silently) and passes the
+// addresses of the first elements.
+
+func matVec(out, w, x []float32, stride int) {
+	rows, cols := len(out), len(x)
+	if rows == 0 {
+		return
+	}
+	if cols == 0 {
+		clear(out)
+		return
+	}
+	if stride < cols || len(w) < (rows-1)*stride+cols {
+		panic("kernels: MatVec: matrix shorter than its shape")
+	}
+	matvec(unsafe.Pointer(&out[0]), unsafe.Pointer(&w[0]), unsafe.Pointer(&x[0]), int32(rows), int32(cols), int32(stride))
+}
+
+func matTVec(out, w, x []float32, stride int) {
+	n, k := len(out), len(x)
+	if n == 0 {
+		return
+	}
+	if k == 0 {
+		clear(out)
+		return
+	}
+	if stride < n || len(w) < (k-1)*stride+n {
+		panic("kernels: MatTVec: matrix shorter than its shape")
+	}
+	matvecT(unsafe.Pointer(&out[0]), unsafe.Pointer(&w[0]), unsafe.Pointer(&x[0]), int32(n), int32(k), int32(stride))
+}
+
+func matVecBatch(out, w, x []float32, n int) {
+	if n <= 0 || len(out) == 0 {
+		return
+	}
+	rows, cols := len(out)/n, len(x)/n
+	if cols == 0 {
+		clear(out)
+		return
+	}
+	if len(out) != n*rows || len(x) != n*cols || len(w) < rows*cols {
+		panic("kernels: MatVecBatch: slices do not match the shape")
+	}
+	matmul(unsafe.Pointer(&out[0]), unsafe.Pointer(&w[0]), unsafe.Pointer(&x[0]), int32(n), int32(rows), int32(cols))
+}
+
+func matTVecBatch(out, w, x []float32, n int) {
+	if n <= 0 || len(out) == 0 {
+		return
+	}
+	cols, k := len(out)/n, len(x)/n
+	if k == 0 {
+		clear(out)
+		return
+	}
+	if len(out) != n*cols || len(x) != n*k || len(w) < k*cols {
+		panic("kernels: MatTVecBatch: slices do not match the shape")
+	}
+	matmulT(unsafe.Pointer(&out[0]), unsafe.Pointer(&w[0]), unsafe.Pointer(&x[0]), int32(n), int32(cols), int32(k))
+}
+
+func softmaxSIMD(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	softmax(unsafe.Pointer(&x[0]), int32(len(x)))
+}
+
+func swiGLU(out, gate, up []float32) {
+	n := len(gate)
+	if n == 0 {
+		return
+	}
+	if len(out) < n || len(up) < n {
+		panic("kernels: SwiGLU: out or up shorter than gate")
+	}
+	swiglu(unsafe.Pointer(&out[0]), unsafe.Pointer(&gate[0]), unsafe.Pointer(&up[0]), int32(n))
+}
