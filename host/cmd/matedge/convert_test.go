@@ -60,7 +60,13 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 	want, wh := loadFile(t, writeTemp(t, defaultmodel.Bytes))
 	got, gh := loadFile(t, back)
-	if !slices.Equal(got.Data, want.Data) || !slices.Equal(gh.Tokenizer.Merges, wh.Tokenizer.Merges) {
+	// A Llama checkpoint has no place for matedge's token routers, which sit
+	// after every other tensor in memory: the rest must come back bit for bit.
+	routers := len(want.RouterBudget)
+	for _, l := range want.Layers {
+		routers += len(l.Router)
+	}
+	if got.Config.RouterBudgets != 0 || !slices.Equal(got.Data, want.Data[:len(want.Data)-routers]) || !slices.Equal(gh.Tokenizer.Merges, wh.Tokenizer.Merges) {
 		t.Fatal("export → import changed the default model's weights or tokenizer")
 	}
 	prompt := wh.Tokenizer.Encode([]byte("It is a truth universally acknowledged"))

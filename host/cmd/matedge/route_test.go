@@ -32,7 +32,7 @@ func TestGenerateRoute(t *testing.T) {
 		Widths [][]int `json:"widths"`
 	}
 	gen := func(file string, extra ...string) (result, string, int) {
-		args := append([]string{"generate", "-model", file, "-prompt", "Once upon", "-n", "12", "-temperature", "0", "-json"}, extra...)
+		args := append([]string{"generate", "-model", file, "-prompt", "Once upon", "-n", "12", "-temperature", "0", "-json", "-q"}, extra...)
 		stdout, stderr, code := run(args...)
 		var out result
 		if code == 0 {
