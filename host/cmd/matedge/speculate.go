@@ -76,7 +76,8 @@ costs of draft and verify steps (k = 0, a plain step, where speculation does
 not pay). -baseline-draft and -baseline-verify add the same measurement for an
 independently trained pair (e.g. matedge train -baseline S and -baseline XL
 with the same data, tokenizer and steps). -module also measures the shared
-cache in the wasm module's CPU backend under wazero, as generate runs it.
+cache in the wasm module's CPU backend (or, with -backend gpu, its GPU
+backend) under wazero, as generate runs it.
 -markdown writes the report as a Markdown file.
 
 Prompts are the starts of -prompts windows of the validation split of -text.`)
