@@ -100,11 +100,26 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	markdown := fs.String("markdown", "", "write the report as Markdown to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	render := fs.String("render", "", "with -markdown: only render this saved -json report (no measuring)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
+	}
+	if *render != "" {
+		if *markdown == "" {
+			return fmt.Errorf("-render needs -markdown, the file to write")
+		}
+		b, err := os.ReadFile(*render)
+		if err != nil {
+			return err
+		}
+		var r specReport
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: %w", *render, err)
+		}
+		return os.WriteFile(*markdown, []byte(renderSpec(r)), 0o644)
 	}
 	if *backend != "cpu" && *backend != "gpu" {
 		return fmt.Errorf("-backend %q: want cpu or gpu", *backend)
@@ -544,9 +559,14 @@ func renderSpec(r specReport) string {
 	fmt.Fprintf(&b, "\n\nMeasured step costs, natively: %s. k auto chooses k round by round (0 = a plain step) from these and the running acceptance rate.\n\n", r.CostsNative)
 	fmt.Fprintf(&b, "| where | models | draft | k | cache | temperature | accepted | tokens per verify | tokens/s | speed-up | greedy = verifier | KV memory |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sampledInModule := false
 	for _, row := range append(append([]specRow{}, r.Alone...), r.Rows...) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %g | %s | %s | %.0f | %.2f× | %s | %s |\n", row.Where, row.Models, row.Draft, kOrDash(row), cacheOrDash(row), row.Temperature,
 			pctOrDash(row.AcceptanceRate), numOrDash(row.TokensPerRound), row.TokensPerSec, row.Speedup, sameOrDash(row.SameAsVerifier), humanBytes(row.CacheBytes))
+		sampledInModule = sampledInModule || (row.Where != "native" && row.Temperature > 0)
+	}
+	if sampledInModule {
+		fmt.Fprintf(&b, "\nAt a temperature, the module's rows compare two samplers, not only speculation: plain decoding samples with `model.Sampler`, which sorts the whole vocabulary every token, while speculative rounds (k auto's plain k = 0 steps included) draw from the distribution without sorting. The k auto rows, which decode without drafting here, show what that costs; the native rows do not have this difference.\n")
 	}
 	return b.String()
 }

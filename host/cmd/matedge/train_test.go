@@ -137,6 +137,15 @@ func TestSpeculate(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "| wazero | MatFormer | S | auto | shared |") {
 		t.Errorf("-markdown wrote %q (%v)", b, err)
 	}
+	// -render rewrites the same Markdown from the saved JSON alone.
+	saved, again := filepath.Join(t.TempDir(), "spec.json"), filepath.Join(t.TempDir(), "again.md")
+	os.WriteFile(saved, []byte(stdout), 0o644)
+	if _, stderr, code := run("speculate", "-render", saved, "-markdown", again); code != 0 {
+		t.Fatalf("speculate -render: exit %d\n%s", code, stderr)
+	}
+	if c, err := os.ReadFile(again); err != nil || string(c) != string(b) {
+		t.Errorf("-render wrote %d bytes (%v); -markdown wrote %d", len(c), err, len(b))
+	}
 }
 
 // TestTrainRefusals: flags that would fail late or train nothing are refused
