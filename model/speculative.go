@@ -142,7 +142,19 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	c := sp.Weights.Config
 	vocab := c.Vocab
 	k = max(min(k, c.Context-1-pos), 0)
-	if k > 0 && len(sp.lag) > 0 {
+	if k == 0 {
+		// A plain step: the verifier's own token, drawn as a round would
+		// draw it (same numbers, same random draws), without the copies.
+		logits := Forward(sp.Weights, verifier, sp.Verify, cur, pos)
+		if draft != verifier {
+			if len(sp.lag) == 0 {
+				sp.lagPos = pos
+			}
+			sp.lag = append(sp.lag, cur) // for the draft's cache, when it next drafts
+		}
+		return []int{sp.pick(logits)}, 0, 0
+	}
+	if len(sp.lag) > 0 {
 		ForwardMany(sp.DraftModel(), draft, sp.Draft, sp.lag, sp.lagPos)
 		sp.lag = sp.lag[:0]
 	}
@@ -155,19 +167,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		tok = sp.pick(q)
 		proposal, dists = append(proposal, tok), append(dists, q)
 	}
-	var logits []float32
-	if k == 0 {
-		// A plain step; the same numbers as ForwardMany over one position.
-		logits = Forward(sp.Weights, verifier, sp.Verify, cur, pos)
-		if draft != verifier {
-			if len(sp.lag) == 0 {
-				sp.lagPos = pos
-			}
-			sp.lag = append(sp.lag, cur) // for the draft's cache, when it next drafts
-		}
-	} else {
-		logits = ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
-	}
+	logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
 	var next int
 	for i := 0; ; i++ {
 		p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)

@@ -519,7 +519,12 @@ func (e *Engine) speculator(o Options) (Backend, error) {
 	}
 	sp := &speculative{sp: model.Speculator{Weights: e.asm.Weights, Draft: draft, Verify: e.mix, K: k, Shared: true,
 		Temperature: o.Temperature, RNG: model.NewRNG(o.Seed), Adaptive: adaptive}}
-	sp.verifier, sp.draft = sp.sp.NewStates()
+	// One shared cache: the CPU backend's state, kept across sequences (each
+	// position is written before it is read), so a reset allocates nothing.
+	if e.cpuState == nil {
+		e.cpuState = model.NewState(e.asm.Weights.Config)
+	}
+	sp.verifier, sp.draft = e.cpuState, e.cpuState
 	return sp, nil
 }
 
