@@ -60,6 +60,13 @@ func RopeTable(c Config, cos, sin []float32) {
 // ([vocab], valid until the next call). Positions 0…pos-1 must already be in the
 // KV cache from earlier calls with the same State.
 func Forward(w *Weights, s *State, mix Mix, token, pos int) []float32 {
+	return forward(w, s, mix, nil, token, pos, nil)
+}
+
+// forward is Forward and ForwardRouted: each layer's FFN width comes from mix,
+// or, when pick is set, from pick on the FFN input (recorded in picks when
+// not nil). One body, so the two give the same bits for the same widths.
+func forward(w *Weights, s *State, mix Mix, pick Picker, token, pos int, picks []int) []float32 {
 	c := w.Config
 	d, hd := c.Dim, c.HeadDim()
 	copy(s.x, w.Embed[token*d:(token+1)*d])
@@ -84,8 +91,17 @@ func Forward(w *Weights, s *State, mix Mix, token, pos int) []float32 {
 
 		// FFN, nested: only the first `width` neurons of this layer are used.
 		// x += Σ_j<width silu(gate_j·n) · (up_j·n) · down_j, n = rmsnorm(x).
-		width := c.FFNWidths[mix[l]]
 		RMSNorm(s.xb, s.x, layer.FFNNorm, c.NormEps)
+		var g int
+		if pick != nil {
+			g = pick(l, s.xb)
+			if picks != nil {
+				picks[l] = g
+			}
+		} else {
+			g = mix[l]
+		}
+		width := c.FFNWidths[g]
 		gate, up := s.hb[:width], s.hb2[:width]
 		MatVec(gate, layer.Gate[:width*d], s.xb)
 		MatVec(up, layer.Up[:width*d], s.xb)

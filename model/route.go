@@ -139,44 +139,5 @@ func (w *Weights) Threshold(tau float32) Picker {
 // Forward's, so a Picker that always returns Z gives Forward's logits for the
 // uniform mix Z bit for bit. w must hold every row pick may choose.
 func ForwardRouted(w *Weights, s *State, pick Picker, token, pos int, picks []int) []float32 {
-	c := w.Config
-	d, hd := c.Dim, c.HeadDim()
-	copy(s.x, w.Embed[token*d:(token+1)*d])
-
-	for l, layer := range w.Layers {
-		// Attention, as in Forward.
-		RMSNorm(s.xb, s.x, layer.AttnNorm, c.NormEps)
-		cache := l * c.Context * d
-		k := s.keyCache[cache+pos*d : cache+(pos+1)*d]
-		v := s.valueCache[cache+pos*d : cache+(pos+1)*d]
-		MatVec(s.q, layer.Query, s.xb)
-		MatVec(k, layer.Key, s.xb)
-		MatVec(v, layer.Value, s.xb)
-		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		for h := 0; h < c.Heads; h++ {
-			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
-			attend(s.xb[h*hd:(h+1)*hd], att, s.q[h*hd:(h+1)*hd], s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
-		}
-		MatVec(s.xb2, layer.Output, s.xb)
-		Add(s.x, s.xb2)
-
-		// FFN at the width the router picks from its input.
-		RMSNorm(s.xb, s.x, layer.FFNNorm, c.NormEps)
-		g := pick(l, s.xb)
-		if picks != nil {
-			picks[l] = g
-		}
-		width := c.FFNWidths[g]
-		gate, up := s.hb[:width], s.hb2[:width]
-		MatVec(gate, layer.Gate[:width*d], s.xb)
-		MatVec(up, layer.Up[:width*d], s.xb)
-		SwiGLU(gate, gate, up)
-		MatTVec(s.xb2, layer.Down[:width*d], gate)
-		Add(s.x, s.xb2)
-	}
-
-	RMSNorm(s.x, s.x, w.FinalNorm, c.NormEps)
-	MatVec(s.Logits, w.Head, s.x)
-	return s.Logits
+	return forward(w, s, nil, pick, token, pos, picks)
 }
