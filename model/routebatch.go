@@ -45,15 +45,7 @@ func (b *Batch) ForwardRouted(w *Weights, pick Picker, tokens, targets []int, pi
 		if l+1 < c.Layers {
 			out = b.layers[l+1].in
 		}
-		rmsNormForward(a.attnNorm, a.attnRstd, a.in, layer.AttnNorm, c.NormEps)
-		matMulT(a.q, a.attnNorm, layer.Query, n, d, d)
-		matMulT(a.k, a.attnNorm, layer.Key, n, d, d)
-		matMulT(a.v, a.attnNorm, layer.Value, n, d, d)
-		ropeForward(a.q, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
-		ropeForward(a.k, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
-		attentionForward(a.attnOut, a.att, a.q, a.k, a.v, b.B, b.T, c.Heads, c.HeadDim())
-		matMulT(a.mid, a.attnOut, layer.Output, n, d, d)
-		Add(a.mid, a.in)
+		b.attentionHalf(layer, a)
 
 		rmsNormForward(a.ffnNorm, a.ffnRstd, a.mid, layer.FFNNorm, c.NormEps)
 		gate, up, act := a.gate[:n*hidden], a.up[:n*hidden], a.act[:n*hidden]

@@ -141,8 +141,8 @@ func (b *Batch) Forward(w *Weights, mix Mix, tokens, targets []int) float64 {
 // total that does not depend on how positions were grouped into batches.
 func (b *Batch) NLL() []float64 { return b.nll }
 
-// blockForward: out = mid + ffn(rmsnorm(mid)), mid = in + attn(rmsnorm(in)).
-func (b *Batch) blockForward(layer *Layer, a *layerActs, width int, out []float32) {
+// attentionHalf is a block's first half: mid = in + attn(rmsnorm(in)).
+func (b *Batch) attentionHalf(layer *Layer, a *layerActs) {
 	c := b.Config
 	n, d := b.B*b.T, c.Dim
 	rmsNormForward(a.attnNorm, a.attnRstd, a.in, layer.AttnNorm, c.NormEps)
@@ -154,6 +154,13 @@ func (b *Batch) blockForward(layer *Layer, a *layerActs, width int, out []float3
 	attentionForward(a.attnOut, a.att, a.q, a.k, a.v, b.B, b.T, c.Heads, c.HeadDim())
 	matMulT(a.mid, a.attnOut, layer.Output, n, d, d)
 	Add(a.mid, a.in)
+}
+
+// blockForward: out = mid + ffn(rmsnorm(mid)), mid = in + attn(rmsnorm(in)).
+func (b *Batch) blockForward(layer *Layer, a *layerActs, width int, out []float32) {
+	c := b.Config
+	n, d := b.B*b.T, c.Dim
+	b.attentionHalf(layer, a)
 
 	rmsNormForward(a.ffnNorm, a.ffnRstd, a.mid, layer.FFNNorm, c.NormEps)
 	gate, up, act := a.gate[:n*width], a.up[:n*width], a.act[:n*width]
