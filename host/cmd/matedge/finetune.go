@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 
 	"github.com/matedge/matedge/model"
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/convert"
 	"github.com/matedge/matedge/weights/experiment"
 	"github.com/matedge/matedge/weights/train"
@@ -123,7 +118,7 @@ flags work as in matedge train. -steps 0 only reorders.`)
 			report(fmt.Sprintf("reordered on %d tokens,", len(calib)))
 		}
 		if *steps == 0 {
-			return writeFinetuned(*out, w, h.Tokenizer, corpus, seqLen, *batch, validIDs, map[string]string{"kind": "reordered", "command": "matedge finetune " + experiment.ShellJoin(args)})
+			return writeModel(*out, w, h.Tokenizer, corpus, seqLen, *batch, validIDs, map[string]string{"kind": "reordered", "command": "matedge finetune " + experiment.ShellJoin(args)})
 		}
 		opts := train.Options{Config: c, Batch: *batch, SeqLen: seqLen, Steps: *steps, Warmup: *warmup,
 			LR: float32(*lr), MinLR: float32(*minLR), WeightDecay: float32(*decay), ClipNorm: float32(*clip),
@@ -140,41 +135,10 @@ flags work as in matedge train. -steps 0 only reorders.`)
 	}
 	o := tr.Options
 	fmt.Fprintf(os.Stderr, "fine-tune: %d steps of %d×%d tokens, lr %g→%g (warmup %d), loss weights %v\n", o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.LossWeights)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	bar := newProgressBar(o.Config)
-	err = tr.Run(ctx, *ckptEvery, func(t *train.Trainer) error { return t.Save(*ckpt) }, bar.update)
-	bar.finish()
-	if errors.Is(err, context.Canceled) {
-		if err := tr.Save(*ckpt); err != nil {
-			return err
-		}
-		return fmt.Errorf("interrupted at step %d; checkpoint in %s (continue with -resume)", tr.Step, *ckpt)
-	}
-	if err != nil {
+	if err := runTrainer(tr, *ckpt, *ckptEvery); err != nil {
 		return err
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
 	meta := map[string]string{"kind": "finetuned", "command": tr.Meta["command"], "steps": strconv.Itoa(o.Steps), "objective": "matformer"}
-	return writeFinetuned(*out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
-}
-
-// writeFinetuned measures the quality table on the whole validation split
-// and writes the model.
-func writeFinetuned(out string, w *model.Weights, tok model.Tokenizer, corpus *train.Corpus, seqLen, batch int, validIDs []int, meta map[string]string) error {
-	meta["corpus"], meta["corpus_sha256"] = corpus.Name, corpus.SHA256
-	quality := train.MeasureQuality(w, w.Config.PresetMixes(), validIDs, len(corpus.Validation), seqLen, batch)
-	weights.SetQuality(meta, quality)
-	for _, q := range quality {
-		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/token  %.4f bits/byte\n", q.Mix, q.NonEmbeddingParams, q.LossNatsPerToken, q.BitsPerByte)
-	}
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, w, tok, meta); err != nil {
-		return err
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", out, buf.Len())
-	return nil
+	return writeModel(*out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
 }

@@ -158,34 +158,17 @@ each document is held out for validation.`)
 	fmt.Fprintf(os.Stderr, "run: %d steps of %d×%d tokens, lr %g→%g (warmup %d), %.3g FLOPs per step, %s kernels\n",
 		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(o.Config, o.Batch, o.SeqLen), model.ActiveKernels().Name)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	bar := newProgressBar(o.Config)
-	save := func(t *train.Trainer) error { return t.Save(*ckpt) }
-	err = tr.Run(ctx, *ckptEvery, save, bar.update)
-	bar.finish()
-	if errors.Is(err, context.Canceled) {
-		if err := tr.Save(*ckpt); err != nil {
-			return err
-		}
-		return fmt.Errorf("interrupted at step %d; checkpoint in %s (continue with -resume)", tr.Step, *ckpt)
-	}
-	if errors.Is(err, train.ErrDiverged) {
-		return fmt.Errorf("%w; no model written, the last checkpoint is in %s", err, *ckpt)
-	}
-	if err != nil {
+	if err := runTrainer(tr, *ckpt, *ckptEvery); err != nil {
 		return err
 	}
 
 	meta := map[string]string{
-		"corpus":        corpus.Name,
-		"corpus_sha256": corpus.SHA256,
-		"command":       "matedge train " + experiment.ShellJoin(args),
-		"seed":          strconv.FormatUint(o.Seed, 10),
-		"steps":         strconv.Itoa(o.Steps),
-		"seq_len":       strconv.Itoa(o.SeqLen),
-		"objective":     objectiveName(o),
-		"kind":          "trained",
+		"command":   "matedge train " + experiment.ShellJoin(args),
+		"seed":      strconv.FormatUint(o.Seed, 10),
+		"steps":     strconv.Itoa(o.Steps),
+		"seq_len":   strconv.Itoa(o.SeqLen),
+		"objective": objectiveName(o),
+		"kind":      "trained",
 	}
 	if *resume {
 		if started := tr.Meta["command"]; started != "" {
@@ -195,19 +178,48 @@ each document is held out for validation.`)
 		}
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
-	quality := train.MeasureQuality(tr.Weights, o.Config.PresetMixes(), validIDs, len(corpus.Validation), o.SeqLen, o.Batch)
+	return writeModel(*out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
+}
+
+// runTrainer runs tr to its last step with a progress bar and a checkpoint
+// in ckpt every ckptEvery steps. Ctrl-C stops after the current step and
+// saves a checkpoint; a diverging run stops with the last good one kept.
+func runTrainer(tr *train.Trainer, ckpt string, ckptEvery int) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	bar := newProgressBar(tr.Options.Config)
+	err := tr.Run(ctx, ckptEvery, func(t *train.Trainer) error { return t.Save(ckpt) }, bar.update)
+	bar.finish()
+	if errors.Is(err, context.Canceled) {
+		if err := tr.Save(ckpt); err != nil {
+			return err
+		}
+		return fmt.Errorf("interrupted at step %d; checkpoint in %s (continue with -resume)", tr.Step, ckpt)
+	}
+	if errors.Is(err, train.ErrDiverged) {
+		return fmt.Errorf("%w; no model written, the last checkpoint is in %s", err, ckpt)
+	}
+	return err
+}
+
+// writeModel measures the quality table on the whole validation split (the
+// corpus's, tokenized as validIDs), records it and the corpus in meta, and
+// writes the model to out.
+func writeModel(out string, w *model.Weights, tok model.Tokenizer, corpus *train.Corpus, seqLen, batch int, validIDs []int, meta map[string]string) error {
+	meta["corpus"], meta["corpus_sha256"] = corpus.Name, corpus.SHA256
+	quality := train.MeasureQuality(w, w.Config.PresetMixes(), validIDs, len(corpus.Validation), seqLen, batch)
 	weights.SetQuality(meta, quality)
 	for _, q := range quality {
 		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/token  %.4f bits/byte\n", q.Mix, q.NonEmbeddingParams, q.LossNatsPerToken, q.BitsPerByte)
 	}
 	var buf bytes.Buffer
-	if err := weights.Write(&buf, tr.Weights, tr.Tokenizer, meta); err != nil {
+	if err := weights.Write(&buf, w, tok, meta); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", *out, buf.Len())
+	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", out, buf.Len())
 	return nil
 }
 
