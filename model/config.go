@@ -115,6 +115,19 @@ func (c Config) GranularityName(g int) string {
 // A uniform Mix is one of the trained submodels; any other is a Mix'n'Match model.
 type Mix []int
 
+// NarrowerThan reports whether m is no wider than other in any layer and
+// narrower in at least one: a draft for other that reads only its rows.
+func (m Mix) NarrowerThan(other Mix) bool {
+	less := false
+	for l := range m {
+		if m[l] > other[l] {
+			return false
+		}
+		less = less || m[l] < other[l]
+	}
+	return less
+}
+
 // Uniform returns the Mix that uses granularity g in every layer.
 func (c Config) Uniform(g int) Mix {
 	m := make(Mix, c.Layers)

@@ -70,3 +70,19 @@ func TestMixSpecAndPresets(t *testing.T) {
 		t.Errorf("presets = %s; want %s", got, want)
 	}
 }
+
+func TestMixNarrowerThan(t *testing.T) {
+	for _, tt := range []struct {
+		m, other Mix
+		want     bool
+	}{
+		{Mix{0, 0}, Mix{3, 3}, true},
+		{Mix{0, 3}, Mix{3, 3}, true},
+		{Mix{3, 3}, Mix{3, 3}, false}, // equal is not narrower
+		{Mix{0, 3}, Mix{1, 2}, false}, // wider in one layer
+	} {
+		if got := tt.m.NarrowerThan(tt.other); got != tt.want {
+			t.Errorf("%v.NarrowerThan(%v) = %v; want %v", tt.m, tt.other, got, tt.want)
+		}
+	}
+}

@@ -564,15 +564,7 @@ func (e *Engine) autoDraft() (model.Mix, model.SpecCosts, error) {
 	bestSpeedup := 0.0
 	for g := range c.FFNWidths {
 		draft := c.Uniform(g)
-		narrower := false
-		for l := range draft {
-			if draft[l] > e.mix[l] {
-				narrower = false
-				break
-			}
-			narrower = narrower || draft[l] < e.mix[l]
-		}
-		if !narrower || len(e.asm.Missing(draft)) > 0 {
+		if !draft.NarrowerThan(e.mix) || len(e.asm.Missing(draft)) > 0 {
 			continue
 		}
 		costs := e.measureSpec(draft)

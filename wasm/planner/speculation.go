@@ -47,32 +47,19 @@ func (p *planning) speculation(x *candidate) *Speculation {
 	var best *Speculation
 	for g := range c.FFNWidths {
 		draft := c.Uniform(g)
-		if !narrower(draft, x.mix) {
+		if !draft.NarrowerThan(x.mix) {
 			continue
 		}
 		costs := model.SpecCosts{Draft: seconds(DecodeWork(c, draft, pos), 1), VerifyBase: v1 - per, VerifyPerPos: per}
 		k, speedup := costs.BestK(assumedAcceptance, maxDraftTokens)
 		if k == 0 {
-			_, speedup = 0, costs.Speedup(1, assumedAcceptance)
+			speedup = costs.Speedup(1, assumedAcceptance) // how far from paying: k = 1's
 		}
 		if best == nil || speedup > best.Speedup {
 			best = &Speculation{Draft: c.MixSpec(draft), DraftTokens: k, Speedup: speedup}
 		}
 	}
 	return best
-}
-
-// narrower reports whether draft is no wider than mix in any layer and
-// narrower in one.
-func narrower(draft, mix model.Mix) bool {
-	less := false
-	for l := range draft {
-		if draft[l] > mix[l] {
-			return false
-		}
-		less = less || draft[l] < mix[l]
-	}
-	return less
 }
 
 // explainSpeculation says whether speculation pays for x, and why.

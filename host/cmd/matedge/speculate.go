@@ -248,6 +248,13 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 				var total model.SpecStats
 				same := true
 				var specTime, rowAlone time.Duration
+				// k auto's costs, measured once per row: the verifier's are the
+				// report's unless this is another pair, the draft's are its own.
+				rowCosts := costs
+				if k == 0 && (sp.DraftWeights != nil || !slices.Equal(sp.Draft, drafts[0]) || pr.w != w) {
+					rowCosts = model.MeasureSpecCosts(pr.w, pr.verify, pr.verify, 8)
+					rowCosts.Draft = model.StepSeconds(sp.DraftModel(), sp.Draft, 1)
+				}
 				for i, p := range starts {
 					var bestAlone, bestSpec time.Duration
 					for r := range *repeats {
@@ -256,12 +263,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 						alone := threadCPU() - t0
 						sp.RNG = model.NewRNG(uint64(i + 1))
 						if k == 0 {
-							draftCosts := costs
-							if sp.DraftWeights != nil || !slices.Equal(sp.Draft, drafts[0]) || pr.w != w {
-								draftCosts = model.MeasureSpecCosts(pr.w, pr.verify, pr.verify, 8)
-								draftCosts.Draft = model.StepSeconds(sp.DraftModel(), sp.Draft, 1)
-							}
-							sp.Adaptive = &model.KChooser{Costs: draftCosts, MaxK: 8, Prior: 0.6}
+							sp.Adaptive = &model.KChooser{Costs: rowCosts, MaxK: 8, Prior: 0.6}
 						}
 						t1 := threadCPU()
 						out, st := sp.Generate(p, *n)
