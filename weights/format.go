@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	"github.com/matedge/matedge/model"
 )
@@ -178,7 +179,7 @@ func (h *Header) Validate() error {
 			return fmt.Errorf("%w: entry %d names unknown tensor %q", ErrCorrupt, i, e.Tensor)
 		case e.DType.Size() == 0:
 			return fmt.Errorf("%w: tensor %q has unknown dtype %q", ErrCorrupt, e.Tensor, e.DType)
-		case !equalShape(e.Shape, t.Shape):
+		case !slices.Equal(e.Shape, t.Shape):
 			return fmt.Errorf("%w: tensor %q has shape %v, config says %v", ErrCorrupt, e.Tensor, e.Shape, t.Shape)
 		case e.RowStart != covered[e.Tensor] || e.RowEnd <= e.RowStart || e.RowEnd > t.Shape[0]:
 			return fmt.Errorf("%w: tensor %q rows [%d, %d) do not continue at row %d", ErrCorrupt, e.Tensor, e.RowStart, e.RowEnd, covered[e.Tensor])
@@ -223,16 +224,4 @@ func granularityOf(c model.Config, t model.Tensor, rowEnd int) int {
 // tensorShapes lists the tensors a config has, without allocating them.
 func tensorShapes(c model.Config) []model.Tensor {
 	return model.Layout(c)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -456,7 +457,7 @@ func ImportHF(dir string, opts ImportOptions) (*Imported, error) {
 		if info.DType != safetensors.F32 && info.DType != safetensors.F16 && info.DType != safetensors.BF16 {
 			problems = append(problems, fmt.Errorf("tensor %s is %s; matedge imports F32, F16 and BF16", name, info.DType))
 		}
-		if !equalShape(info.Shape, wantShapes[name]) {
+		if !slices.Equal(info.Shape, wantShapes[name]) {
 			problems = append(problems, fmt.Errorf("tensor %s has shape %v; config.json says %v", name, info.Shape, wantShapes[name]))
 		}
 	}
@@ -541,16 +542,4 @@ func repeatHeads(w []float32, kv, heads, block int) []float32 {
 		copy(out[h*block:(h+1)*block], w[src*block:(src+1)*block])
 	}
 	return out
-}
-
-func equalShape(a []int64, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
