@@ -80,7 +80,8 @@ pack() {
 # (independent safetensors checks), wabt (wat2wasm: the test that the committed
 # wasm/kernels/kernels.wasm is what kernels.wat assembles to), and the npm
 # packages of web/ (playwright-core, no browser download) and of
-# weights/convert/testdata/hfcheck (@huggingface/gguf and @huggingface/tokenizers).
+# weights/convert/testdata/hfcheck (@huggingface/gguf and @huggingface/tokenizers),
+# and dataset-fashion-mnist (the vision model's images).
 install_deps() {
 	local missing=()
 	command -v chromium >/dev/null || missing+=(chromium)
@@ -93,6 +94,9 @@ install_deps() {
 	# Llama forward pass of weights/safetensors and weights/convert's tests.
 	/usr/bin/python3 -c 'import numpy' 2>/dev/null || missing+=(python3-numpy)
 	command -v wat2wasm >/dev/null || missing+=(wabt)
+	# Fashion-MNIST: the vision model's data (weights/train's loader test and
+	# the vision tests' sample images).
+	[ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || missing+=(dataset-fashion-mnist)
 	if [ ${#missing[@]} -gt 0 ]; then
 		if [ "$(id -u)" = 0 ]; then
 			say "installing ${missing[*]} (apt)"

@@ -51,6 +51,11 @@ type Config struct {
 	// (route.go); 0, the default and what files without a router carry, means
 	// the network has no router tensors.
 	RouterBudgets int `msgpack:"router_budgets,omitempty" json:"router_budgets,omitempty"`
+	// Image, when set, makes the network a MatViT image encoder and
+	// classifier (vision.go) instead of a language model: its input is an
+	// image cut into patches, Context is the number of patches, Vocab the
+	// number of classes, attention is bidirectional and there is no RoPE.
+	Image *ImageConfig `msgpack:"image,omitempty" json:"image,omitempty"`
 }
 
 // NestedWidths returns the default MatFormer granularities for an XL hidden width:
@@ -92,6 +97,11 @@ func (c Config) Validate() error {
 	}
 	if c.RouterBudgets != 0 && (c.RouterBudgets < 2 || c.RouterBudgets > maxRouterBudgets || len(c.FFNWidths) < 2) {
 		return fmt.Errorf("model: router_budgets %d: a router needs 2 to %d budget rows and at least 2 granularities (have %d)", c.RouterBudgets, maxRouterBudgets, len(c.FFNWidths))
+	}
+	if c.Image != nil {
+		if err := c.Image.validate(c); err != nil {
+			return err
+		}
 	}
 	prev := 0
 	for g, w := range c.FFNWidths {

@@ -40,6 +40,8 @@ type Batch struct {
 	dGate    []float32 // [N][Hidden]
 	dUp      []float32 // [N][Hidden]
 	dAct     []float32 // [N][Hidden]
+
+	image imageScratch // a vision model's input and pooling (vision.go)
 }
 
 // layerActs are the saved activations of one block. The block's output is the
@@ -89,6 +91,13 @@ func NewBatch(c Config, batch, seqLen int) *Batch {
 			gate: f(n * h), up: f(n * h), act: f(n * h),
 		}
 	}
+	if im := c.Image; im != nil {
+		b.image = imageScratch{
+			patches: f(n * im.PatchLen()), labels: make([]int, batch),
+			pooled: f(batch * d), pooledNorm: f(batch * d), pooledRstd: f(batch), dPooled: f(batch * d),
+		}
+		b.nll = make([]float64, batch)
+	}
 	RopeTable(c, b.ropeCos, b.ropeSin)
 	return b
 }
@@ -104,6 +113,9 @@ func (b *Batch) Forward(w *Weights, mix Mix, tokens, targets []int) float64 {
 	n, d := b.B*b.T, c.Dim
 	if len(tokens) != n || (targets != nil && len(targets) != n) {
 		panic("model: Batch.Forward: tokens and targets must be [B][T]")
+	}
+	if c.Image != nil {
+		panic("model: Batch.Forward on a vision model (use ForwardImages)")
 	}
 	if err := c.CheckMix(mix); err != nil {
 		panic(err)
@@ -149,9 +161,12 @@ func (b *Batch) attentionHalf(layer *Layer, a *layerActs) {
 	matMulT(a.q, a.attnNorm, layer.Query, n, d, d)
 	matMulT(a.k, a.attnNorm, layer.Key, n, d, d)
 	matMulT(a.v, a.attnNorm, layer.Value, n, d, d)
-	ropeForward(a.q, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
-	ropeForward(a.k, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
-	attentionForward(a.attnOut, a.att, a.q, a.k, a.v, b.B, b.T, c.Heads, c.HeadDim())
+	causal := c.Image == nil // a language model attends to the past; an image encoder to every patch
+	if causal {
+		ropeForward(a.q, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
+		ropeForward(a.k, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
+	}
+	attentionForward(a.attnOut, a.att, a.q, a.k, a.v, b.B, b.T, c.Heads, c.HeadDim(), causal)
 	matMulT(a.mid, a.attnOut, layer.Output, n, d, d)
 	Add(a.mid, a.in)
 }
@@ -218,9 +233,12 @@ func (b *Batch) blockBackward(layer, g *Layer, a *layerActs, width int) {
 	matTMulAdd(g.Output, b.dResid, a.attnOut, n, d, d)
 	clear(b.dAttnOut)
 	matMulAdd(b.dAttnOut, b.dResid, layer.Output, n, d, d)
-	attentionBackward(b.dQ, b.dK, b.dV, b.dAttnOut, a.att, a.q, a.k, a.v, b.B, b.T, c.Heads, c.HeadDim())
-	ropeBackward(b.dQ, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
-	ropeBackward(b.dK, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
+	causal := c.Image == nil
+	attentionBackward(b.dQ, b.dK, b.dV, b.dAttnOut, a.att, a.q, a.k, a.v, b.B, b.T, c.Heads, c.HeadDim(), causal)
+	if causal {
+		ropeBackward(b.dQ, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
+		ropeBackward(b.dK, b.ropeCos, b.ropeSin, b.B, b.T, c.HeadDim())
+	}
 	matTMulAdd(g.Query, b.dQ, a.attnNorm, n, d, d)
 	matTMulAdd(g.Key, b.dK, a.attnNorm, n, d, d)
 	matTMulAdd(g.Value, b.dV, a.attnNorm, n, d, d)
@@ -313,10 +331,11 @@ func ropeBackward(dx, cos, sin []float32, batch, seqLen, headDim int) {
 	}
 }
 
-// attentionForward is causal multi-head attention over q, k, v ([B][T][D]):
-// att[b][h][t][u] = softmax_u≤t(q_t·k_u/√hd), out_t = Σ_u att[t][u]·v_u.
+// attentionForward is multi-head attention over q, k, v ([B][T][D]):
+// att[b][h][t][u] = softmax_u≤t(q_t·k_u/√hd), out_t = Σ_u att[t][u]·v_u when
+// causal, and softmax over every u < T when not (an image's patches).
 // Each (sequence, head) pair is independent and runs on its own goroutine.
-func attentionForward(out, att, q, k, v []float32, batch, seqLen, heads, headDim int) {
+func attentionForward(out, att, q, k, v []float32, batch, seqLen, heads, headDim int, causal bool) {
 	d := heads * headDim
 	scale := 1 / sqrt32(float32(headDim))
 	parallelFor(batch*heads, func(lo, hi int) {
@@ -326,14 +345,18 @@ func attentionForward(out, att, q, k, v []float32, batch, seqLen, heads, headDim
 			for t := 0; t < seqLen; t++ {
 				qt := q[base+t*d+col : base+t*d+col+headDim]
 				row := att[(bh*seqLen+t)*seqLen : (bh*seqLen+t+1)*seqLen]
-				for u := 0; u <= t; u++ {
+				span := seqLen
+				if causal {
+					span = t + 1
+				}
+				for u := 0; u < span; u++ {
 					row[u] = Dot(qt, k[base+u*d+col:base+u*d+col+headDim]) * scale
 				}
-				Softmax(row[:t+1])
-				clear(row[t+1:])
+				Softmax(row[:span])
+				clear(row[span:])
 				o := out[base+t*d+col : base+t*d+col+headDim]
 				clear(o)
-				for u, p := range row[:t+1] {
+				for u, p := range row[:span] {
 					kern.AddScaled(o, p, v[base+u*d+col:base+u*d+col+headDim])
 				}
 			}
@@ -345,7 +368,7 @@ func attentionForward(out, att, q, k, v []float32, batch, seqLen, heads, headDim
 // and p = softmax(s): ∂p[u] = dOut_t·v_u, ∂v_u += p[u]·dOut_t,
 // ∂s[u] = p[u]·(∂p[u] − Σ p·∂p), ∂q_t += ∂s[u]·k_u/√hd, ∂k_u += ∂s[u]·q_t/√hd.
 // A goroutine owns one (sequence, head) pair, so it alone writes those columns.
-func attentionBackward(dq, dk, dv, dOut, att, q, k, v []float32, batch, seqLen, heads, headDim int) {
+func attentionBackward(dq, dk, dv, dOut, att, q, k, v []float32, batch, seqLen, heads, headDim int, causal bool) {
 	d := heads * headDim
 	scale := 1 / sqrt32(float32(headDim))
 	parallelFor(batch*heads, func(lo, hi int) {
@@ -359,7 +382,11 @@ func attentionBackward(dq, dk, dv, dOut, att, q, k, v []float32, batch, seqLen, 
 				clear(dv[base+t*d+col : base+t*d+col+headDim])
 			}
 			for t := 0; t < seqLen; t++ {
-				row := att[(bh*seqLen+t)*seqLen : (bh*seqLen+t)*seqLen+t+1]
+				span := seqLen
+				if causal {
+					span = t + 1
+				}
+				row := att[(bh*seqLen+t)*seqLen : (bh*seqLen+t)*seqLen+span]
 				dot := dOut[base+t*d+col : base+t*d+col+headDim]
 				var sum float32
 				for u, p := range row {

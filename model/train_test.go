@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -94,22 +95,25 @@ func TestRopeBackward(t *testing.T) {
 }
 
 func TestAttentionBackward(t *testing.T) {
-	r := NewRNG(3)
-	const batch, seqLen, heads, headDim = 2, 5, 2, 4
-	n, d := batch*seqLen, heads*headDim
-	q, k, v := randomSlice(r, n*d, 1), randomSlice(r, n*d, 1), randomSlice(r, n*d, 1)
-	proj := randomSlice(r, n*d, 1)
-	out, att := make([]float32, n*d), make([]float32, batch*heads*seqLen*seqLen)
-	loss := func() float64 {
-		attentionForward(out, att, q, k, v, batch, seqLen, heads, headDim)
-		return project(out, proj)
+	for _, causal := range []bool{true, false} {
+		r := NewRNG(3)
+		const batch, seqLen, heads, headDim = 2, 5, 2, 4
+		n, d := batch*seqLen, heads*headDim
+		q, k, v := randomSlice(r, n*d, 1), randomSlice(r, n*d, 1), randomSlice(r, n*d, 1)
+		proj := randomSlice(r, n*d, 1)
+		out, att := make([]float32, n*d), make([]float32, batch*heads*seqLen*seqLen)
+		loss := func() float64 {
+			attentionForward(out, att, q, k, v, batch, seqLen, heads, headDim, causal)
+			return project(out, proj)
+		}
+		loss()
+		dq, dk, dv := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d)
+		attentionBackward(dq, dk, dv, proj, att, q, k, v, batch, seqLen, heads, headDim, causal)
+		name := fmt.Sprintf("causal=%v ", causal)
+		checkGrad(t, name+"q", q, dq, 1e-3, 2e-3, loss)
+		checkGrad(t, name+"k", k, dk, 1e-3, 2e-3, loss)
+		checkGrad(t, name+"v", v, dv, 1e-3, 2e-3, loss)
 	}
-	loss()
-	dq, dk, dv := make([]float32, n*d), make([]float32, n*d), make([]float32, n*d)
-	attentionBackward(dq, dk, dv, proj, att, q, k, v, batch, seqLen, heads, headDim)
-	checkGrad(t, "q", q, dq, 1e-3, 2e-3, loss)
-	checkGrad(t, "k", k, dk, 1e-3, 2e-3, loss)
-	checkGrad(t, "v", v, dv, 1e-3, 2e-3, loss)
 }
 
 func TestSwiGLUBackward(t *testing.T) {

@@ -33,7 +33,9 @@ type Weights struct {
 	Config     Config
 	NestedRows []int     // [layers] FFN rows allocated per layer; nil means all (Config.Hidden())
 	Data       []float32 // every allocated parameter, in Tensors() order
-	Embed      []float32 // [vocab][dim] token embedding
+	Embed      []float32 // [vocab][dim] token embedding; nil in a vision model
+	PatchEmbed []float32 // [dim][patch_len] a vision model's patch projection (vision.go); nil in a language model
+	PosEmbed   []float32 // [patches][dim] a vision model's learned position embedding; nil in a language model
 	Layers     []Layer   // [layers]
 	FinalNorm  []float32 // [dim]
 	Head       []float32 // [vocab][dim] LM head
@@ -110,6 +112,12 @@ func (w *Weights) layout() []slot {
 		return slot{name: name, shape: shape, size: size, view: view, nested: nested, layer: layer}
 	}
 	s := []slot{mk("embed", &w.Embed, -1, false, v, d)}
+	if im := c.Image; im != nil {
+		s = []slot{
+			mk("patch_embed", &w.PatchEmbed, -1, false, d, im.PatchLen()),
+			mk("pos_embed", &w.PosEmbed, -1, false, im.Patches(), d),
+		}
+	}
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		p := fmt.Sprintf("layers.%d.", i)

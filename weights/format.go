@@ -67,7 +67,38 @@ func (architectureError) Is(target error) bool { return target == ErrCorrupt }
 // before the field existed carry, is MatFormerLM.
 const (
 	MatFormerLM = "matformer-lm" // the decoder-only language model of package model
+	MatViT      = "matvit"       // the image encoder and classifier of package model (vision.go)
 )
+
+// ArchitectureOf is the architecture a header for c names.
+func ArchitectureOf(c model.Config) string {
+	if c.IsVision() {
+		return MatViT
+	}
+	return MatFormerLM
+}
+
+// IsVision reports whether the file holds a MatViT image model.
+func (h *Header) IsVision() bool { return h.Architecture == MatViT }
+
+// RequireLanguageModel refuses a header whose network is not a language
+// model, for the commands and exports that generate text.
+func (h *Header) RequireLanguageModel() error {
+	if h.IsVision() {
+		return fmt.Errorf("%w: this file holds a vision model (%s, %d classes of %d×%d images); text generation needs a language model (matedge classify runs this one)",
+			ErrArchitecture, MatViT, h.Config.Vocab, h.Config.Image.Size, h.Config.Image.Size)
+	}
+	return nil
+}
+
+// RequireVisionModel refuses a header whose network is not a vision model,
+// for classification, embedding and retrieval.
+func (h *Header) RequireVisionModel() error {
+	if !h.IsVision() {
+		return fmt.Errorf("%w: this file holds a language model (%s); classification and retrieval need a vision model (%s)", ErrArchitecture, MatFormerLM, MatViT)
+	}
+	return nil
+}
 
 type nonFiniteError struct{}
 
@@ -150,8 +181,20 @@ func (e Entry) rowSize() int {
 // entries lie inside the data section and do not overlap. No check adds two
 // numbers from the header, so none can wrap around.
 func (h *Header) Validate() error {
-	if h.Architecture != "" && h.Architecture != MatFormerLM {
-		return fmt.Errorf("%w: %q (this build runs %q)", ErrArchitecture, h.Architecture, MatFormerLM)
+	switch h.Architecture {
+	case "", MatFormerLM:
+		if h.Config.Image != nil {
+			return fmt.Errorf("%w: a language model's header (architecture %q) with an image config", ErrCorrupt, h.Architecture)
+		}
+	case MatViT:
+		if h.Config.Image == nil {
+			return fmt.Errorf("%w: a %s header without an image config", ErrCorrupt, MatViT)
+		}
+		if len(h.Tokenizer.Merges) > 0 {
+			return fmt.Errorf("%w: a %s header with a tokenizer", ErrCorrupt, MatViT)
+		}
+	default:
+		return fmt.Errorf("%w: %q (this build runs %q and %q)", ErrArchitecture, h.Architecture, MatFormerLM, MatViT)
 	}
 	if err := h.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -159,7 +202,7 @@ func (h *Header) Validate() error {
 	if err := h.Tokenizer.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if h.Tokenizer.Size() > h.Config.Vocab {
+	if !h.IsVision() && h.Tokenizer.Size() > h.Config.Vocab {
 		return fmt.Errorf("%w: tokenizer has %d ids, vocab is %d", ErrCorrupt, h.Tokenizer.Size(), h.Config.Vocab)
 	}
 	if h.DataSize < 0 {

@@ -554,12 +554,59 @@ func TestArchitecture(t *testing.T) {
 		name string
 		want error
 	}{
-		{"", nil}, {MatFormerLM, nil}, {"matvit", ErrArchitecture}, {"MATFORMER-LM", ErrArchitecture},
+		// A language model's config under the vision name is inconsistent.
+		{"", nil}, {MatFormerLM, nil}, {MatViT, ErrCorrupt}, {"MATFORMER-LM", ErrArchitecture}, {"vit-9000", ErrArchitecture},
 	} {
 		f := rewriteHeader(t, file, func(h *Header) { h.Architecture = tt.name })
 		_, err := ParseHeader(f, int64(len(f)))
 		if tt.want == nil && err != nil || tt.want != nil && (!errors.Is(err, tt.want) || !errors.Is(err, ErrCorrupt)) {
 			t.Errorf("architecture %q: ParseHeader = %v; want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestVisionFile: a MatViT file round-trips through Write and Load; a text
+// reader (the module's engine, via RequireLanguageModel) refuses it, a
+// vision reader refuses a language model, and a vision header that lost its
+// image config or gained a tokenizer is corrupt.
+func TestVisionFile(t *testing.T) {
+	c := model.Config{Vocab: 10, Dim: 8, Layers: 2, Heads: 2, FFNWidths: model.NestedWidths(32), Context: 16,
+		RopeTheta: 10000, NormEps: 1e-5, Image: &model.ImageConfig{Size: 28, Patch: 7, Channels: 1}}
+	w := model.NewWeights(c)
+	w.InitRandom(5)
+	var buf bytes.Buffer
+	if err := Write(&buf, w, model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	got, h, err := Load(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Architecture != MatViT || !slices.Equal(got.Data, w.Data) || !slices.Equal(got.PatchEmbed, w.PatchEmbed) {
+		t.Fatalf("round trip: architecture %q, weights equal %v", h.Architecture, slices.Equal(got.Data, w.Data))
+	}
+	if err := h.RequireLanguageModel(); !errors.Is(err, ErrArchitecture) || !strings.Contains(err.Error(), "vision model") {
+		t.Errorf("RequireLanguageModel on a vision file = %v", err)
+	}
+	if err := h.RequireVisionModel(); err != nil {
+		t.Errorf("RequireVisionModel on a vision file = %v", err)
+	}
+	lm, err := ParseHeader(tinyFile(t), int64(len(tinyFile(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lm.RequireVisionModel(); !errors.Is(err, ErrArchitecture) {
+		t.Errorf("RequireVisionModel on a language model = %v", err)
+	}
+	for name, edit := range map[string]func(*Header){
+		"no image config":        func(h *Header) { h.Config.Image = nil },
+		"a tokenizer":            func(h *Header) { h.Tokenizer.Merges = [][2]int{{97, 98}} },
+		"named a language model": func(h *Header) { h.Architecture = MatFormerLM },
+	} {
+		f := rewriteHeader(t, file, edit)
+		if _, err := ParseHeader(f, int64(len(f))); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: ParseHeader = %v; want ErrCorrupt", name, err)
 		}
 	}
 }

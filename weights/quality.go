@@ -16,7 +16,8 @@ type Quality struct {
 	NonEmbeddingParams int     `json:"non_embedding_params"` // model.Config.NonEmbeddingParams of the mix
 	LossNatsPerToken   float64 `json:"loss_nats_per_token"`  // mean cross-entropy on the validation text
 	BitsPerByte        float64 `json:"bits_per_byte"`        // the same loss per byte of text, in bits
-	Tokens             int     `json:"tokens"`               // validation tokens predicted
+	Tokens             int     `json:"tokens"`               // validation tokens predicted (a vision model's: images, and the loss is nats per image)
+	Accuracy           float64 `json:"accuracy,omitempty"`   // a vision model's classification accuracy on the validation images
 }
 
 // Quality returns the quality table of h, or nil if it has none.

@@ -61,6 +61,9 @@ func Write(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string
 // readers must refuse.
 func writeFile(out io.Writer, w *model.Weights, tok model.Tokenizer, meta map[string]string, check bool) error {
 	h := Header{Config: w.Config, Tokenizer: model.Tokenizer{Merges: tok.Merges}, Meta: meta}
+	if w.Config.IsVision() {
+		h.Architecture = MatViT // a language model's stays absent, as in files written before the field existed
+	}
 	if check {
 		if err := w.Config.Validate(); err != nil {
 			return fmt.Errorf("weights: write: %w: %v", ErrCorrupt, err)

@@ -81,6 +81,23 @@ func (t *Trainer) Save(path string) error {
 // continues it. tokenize turns the corpus into ids with the checkpoint's
 // tokenizer: the corpus must be the one the run started on.
 func Resume(path string, tokenize func(model.Tokenizer) (trainIDs, validIDs []int)) (*Trainer, error) {
+	return resume(path, func(o Options, tok model.Tokenizer) (*Trainer, error) {
+		trainIDs, validIDs := tokenize(tok)
+		return New(o, tok, trainIDs, validIDs)
+	})
+}
+
+// ResumeVision is Resume for a vision model's run, on the images it started on.
+func ResumeVision(path string, trainSet, valid *Images) (*Trainer, error) {
+	return resume(path, func(o Options, _ model.Tokenizer) (*Trainer, error) {
+		if !o.Config.IsVision() {
+			return nil, fmt.Errorf("%w: it holds a language model's run, not a vision model's", ErrCheckpoint)
+		}
+		return NewVision(o, trainSet, valid)
+	})
+}
+
+func resume(path string, start func(Options, model.Tokenizer) (*Trainer, error)) (*Trainer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("train: resume: %w", err)
@@ -95,8 +112,7 @@ func Resume(path string, tokenize func(model.Tokenizer) (trainIDs, validIDs []in
 	if err := msgpack.Unmarshal(b[8:], &cp); err != nil {
 		return nil, fmt.Errorf("train: resume %s: %w: %v", path, ErrCheckpoint, err)
 	}
-	trainIDs, validIDs := tokenize(cp.Tokenizer)
-	t, err := New(cp.Options, cp.Tokenizer, trainIDs, validIDs)
+	t, err := start(cp.Options, cp.Tokenizer)
 	if err != nil {
 		return nil, fmt.Errorf("train: resume %s: %w", path, err)
 	}

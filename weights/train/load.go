@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,29 +54,36 @@ func LoadCorpus(name, cache string) (*Corpus, error) {
 // austenDir finds r-cran-janeaustenr's data: installed, already extracted
 // into cache, or downloaded now with apt-get download and dpkg-deb -x.
 func austenDir(cache string) (string, error) {
-	for _, root := range []string{"/", filepath.Join(cache, "janeaustenr")} {
-		if dir := filepath.Join(root, AustenDir); fileExists(filepath.Join(dir, "Rdata.rdx")) {
-			return dir, nil
+	return debDir("r-cran-janeaustenr", AustenDir, "Rdata.rdx", cache)
+}
+
+// debDir finds the folder dir (absolute, as the package installs it) of the
+// Debian package pkg, holding the file marker: installed, already extracted
+// under cache, or downloaded now with apt-get download and dpkg-deb -x.
+func debDir(pkg, dir, marker, cache string) (string, error) {
+	root := filepath.Join(cache, pkg)
+	for _, r := range []string{"/", root} {
+		if d := filepath.Join(r, dir); fileExists(filepath.Join(d, marker)) {
+			return d, nil
 		}
 	}
-	root := filepath.Join(cache, "janeaustenr")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(os.Stderr, "fetching r-cran-janeaustenr into %s\n", root)
-	get := exec.Command("apt-get", "download", "r-cran-janeaustenr")
+	fmt.Fprintf(os.Stderr, "fetching %s into %s\n", pkg, root)
+	get := exec.Command("apt-get", "download", pkg)
 	get.Dir, get.Stderr = root, os.Stderr
 	if err := get.Run(); err != nil {
-		return "", fmt.Errorf("austen: apt-get download r-cran-janeaustenr: %w", err)
+		return "", fmt.Errorf("apt-get download %s: %w (or install it: apt-get install %s)", pkg, err, pkg)
 	}
-	debs, _ := filepath.Glob(filepath.Join(root, "r-cran-janeaustenr_*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(root, pkg+"_*.deb"))
 	if len(debs) == 0 {
-		return "", errors.New("austen: apt-get download left no r-cran-janeaustenr_*.deb")
+		return "", fmt.Errorf("apt-get download left no %s_*.deb", pkg)
 	}
 	if out, err := exec.Command("dpkg-deb", "-x", debs[len(debs)-1], root).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("austen: dpkg-deb -x: %w: %s", err, out)
+		return "", fmt.Errorf("%s: dpkg-deb -x: %w: %s", pkg, err, out)
 	}
-	return filepath.Join(root, AustenDir), nil
+	return filepath.Join(root, dir), nil
 }
 
 func fileExists(path string) bool {

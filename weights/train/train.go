@@ -73,13 +73,15 @@ type Progress struct {
 	TokensPerSec float64       // since Run started
 	ETA          time.Duration // to the end of the run at that rate
 	Validation   []float64     // validation loss per granularity when it was measured on this step, else nil
+	Accuracy     []float64     // a vision model's validation accuracy per granularity, with Validation
 }
 
 // Point is one validation measurement, kept in the checkpoint.
 type Point struct {
 	Step       int       `msgpack:"step" json:"step"`
-	Train      []float64 `msgpack:"train" json:"train"`           // training loss of the step's batch, per granularity
-	Validation []float64 `msgpack:"validation" json:"validation"` // per granularity
+	Train      []float64 `msgpack:"train" json:"train"`                           // training loss of the step's batch, per granularity
+	Validation []float64 `msgpack:"validation" json:"validation"`                 // per granularity
+	Accuracy   []float64 `msgpack:"accuracy,omitempty" json:"accuracy,omitempty"` // a vision model's, per granularity
 }
 
 // Trainer runs Options on a tokenized corpus.
@@ -95,7 +97,10 @@ type Trainer struct {
 	// that travels with the checkpoint.
 	Meta map[string]string
 
-	train, validation []int // token ids
+	train, validation []int   // token ids
+	images            *Images // a vision model's training and validation images (vision.go)
+	validImages       *Images
+	pixels            []float32 // [Batch][C][S][S] of the current step
 	batch             *model.Batch
 	grad              *model.Weights
 	tokens, targets   []int // [Batch][SeqLen] of the current step
@@ -107,6 +112,9 @@ func New(opts Options, tok model.Tokenizer, trainIDs, validIDs []int) (*Trainer,
 	opts.Defaults()
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Config.IsVision() {
+		return nil, fmt.Errorf("train: a vision model trains on images (NewVision), not text")
 	}
 	if tok.Size() > opts.Config.Vocab {
 		return nil, fmt.Errorf("train: tokenizer has %d ids, vocab is %d", tok.Size(), opts.Config.Vocab)
@@ -151,8 +159,14 @@ var ErrDiverged = errors.New("train: diverged")
 // weights as they were and returns ErrDiverged.
 func (t *Trainer) TrainStep() (Progress, error) {
 	o := t.Options
-	t.sample(t.Step)
-	losses := t.batch.Gradient(t.Weights, t.grad, o.Objective(), t.tokens, t.targets)
+	var losses []float64
+	if o.Config.IsVision() {
+		t.sampleImages(t.Step)
+		losses = t.batch.GradientImages(t.Weights, t.grad, o.Objective(), t.pixels, t.targets)
+	} else {
+		t.sample(t.Step)
+		losses = t.batch.Gradient(t.Weights, t.grad, o.Objective(), t.tokens, t.targets)
+	}
 	norm := model.ClipGradNorm(t.grad.Data, o.ClipNorm)
 	sched := model.Schedule{Peak: o.LR, Min: o.MinLR, Warmup: o.Warmup, Total: o.Steps}
 	lr := sched.At(t.Step)
@@ -183,19 +197,30 @@ func (t *Trainer) Run(ctx context.Context, checkpointEvery int, checkpoint func(
 			return err
 		}
 		elapsed := time.Since(start).Seconds()
-		tokens := float64((t.Step - startStep) * o.Batch * o.SeqLen)
+		tokens := float64((t.Step - startStep) * o.Batch * o.SeqLen) // patches, in a vision model
 		p.TokensPerSec = tokens / elapsed
 		p.ETA = time.Duration(float64(o.Steps-t.Step) / float64(t.Step-startStep) * elapsed * float64(time.Second))
 		if t.Step == o.Steps || (o.EvalEvery > 0 && t.Step%o.EvalEvery == 0) {
-			ids := t.validation
-			if o.EvalTokens > 0 && t.Step < o.Steps && len(ids) > o.EvalTokens+1 {
-				ids = ids[:o.EvalTokens+1]
-			}
 			p.Validation = make([]float64, o.Config.Granularities())
-			for g := range p.Validation {
-				p.Validation[g], _ = Evaluate(t.Weights, o.Config.Uniform(g), ids, o.SeqLen, o.Batch)
+			if o.Config.IsVision() {
+				set := t.validImages
+				if o.EvalTokens > 0 && t.Step < o.Steps && set.Len() > o.EvalTokens {
+					set = set.Slice(0, o.EvalTokens)
+				}
+				p.Accuracy = make([]float64, len(p.Validation))
+				for g := range p.Validation {
+					p.Validation[g], p.Accuracy[g] = EvaluateImages(t.Weights, o.Config.Uniform(g), set, o.Batch)
+				}
+			} else {
+				ids := t.validation
+				if o.EvalTokens > 0 && t.Step < o.Steps && len(ids) > o.EvalTokens+1 {
+					ids = ids[:o.EvalTokens+1]
+				}
+				for g := range p.Validation {
+					p.Validation[g], _ = Evaluate(t.Weights, o.Config.Uniform(g), ids, o.SeqLen, o.Batch)
+				}
 			}
-			t.History = append(t.History, Point{Step: t.Step, Train: p.Loss, Validation: p.Validation})
+			t.History = append(t.History, Point{Step: t.Step, Train: p.Loss, Validation: p.Validation, Accuracy: p.Accuracy})
 		}
 		if progress != nil {
 			progress(p)

@@ -38,8 +38,16 @@ step and writes a checkpoint.
 Data: austen (Jane Austen's six novels from Debian's r-cran-janeaustenr,
 fetched with apt-get download into -cache when not installed), opticks
 (Newton's Opticks from the Go installation), or a text file. The last 5% of
-each document is held out for validation.`)
-	data := fs.String("data", "austen", "corpus: austen, opticks, or a text file")
+each document is held out for validation.
+
+-data fashion-mnist trains a MatViT image classifier instead (Zalando's
+Fashion-MNIST from Debian's dataset-fashion-mnist): images cut into -patch
+pixel squares, bidirectional attention, mean pooling, 10 classes; -batch
+counts images, -eval-tokens validation images, and the last 5,000 training
+images are held out for validation (the test set is left for matedge
+vision-results).`)
+	data := fs.String("data", "austen", "corpus: austen, opticks, or a text file; fashion-mnist for a vision model")
+	patch := fs.Int("patch", 4, "vision: side of an image patch in pixels (divides the image size)")
 	cache := fs.String("cache", train.DefaultCache(), "where to download and extract r-cran-janeaustenr")
 	vocab := fs.Int("vocab", 2048, "tokenizer size (256 bytes + merges)")
 	dim := fs.Int("dim", 128, "model width (d_model)")
@@ -89,6 +97,13 @@ each document is held out for validation.`)
 		return err
 	}
 
+	if train.IsImageSet(*data) {
+		return trainVision(args, visionRun{data: *data, cache: *cache, patch: *patch, dim: *dim, layers: *layers, heads: *heads,
+			hidden: *hidden, granularities: *granularities, baseline: *baseline, lossWeights: *lossWeights, out: *out, ckpt: *ckpt,
+			ckptEvery: *ckptEvery, resume: *resume, steps: *steps, stepsSet: flagSet(fs, "steps"),
+			opts: train.Options{Batch: *batch, Steps: *steps, Warmup: *warmup, LR: float32(*lr), MinLR: float32(*minLR),
+				WeightDecay: float32(*decay), ClipNorm: float32(*clip), Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}})
+	}
 	corpus, err := train.LoadCorpus(*data, *cache)
 	if err != nil {
 		return err
