@@ -154,3 +154,67 @@ func BenchmarkKernels(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeProductsBitIdentical: every kernel set's decode products give the
+// reference's bits, so the same prompt and seed give the same tokens
+// whichever set a host runs.
+func TestDecodeProductsBitIdentical(t *testing.T) {
+	for _, name := range AvailableKernels() {
+		k := kernelSets[name]
+		for _, sh := range kernelShapes {
+			n, cols, rows := sh[0], sh[1], sh[2]
+			rng := NewRNG(uint64(n*7 + cols*3 + rows))
+			stride := cols + 3 // rows padded, as a nested matrix's prefix is
+			w, x := randomSlice(rng, rows*stride, 1), randomSlice(rng, n*cols, 1)
+			same := func(what string, got, want []float32) {
+				t.Helper()
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s %s %v: element %d = %v; the reference gives %v", name, what, sh, i, got[i], want[i])
+					}
+				}
+			}
+			got, want := make([]float32, rows), make([]float32, rows)
+			k.MatVec(got, w, x[:cols], stride)
+			GoKernels.MatVec(want, w, x[:cols], stride)
+			same("MatVec", got, want)
+
+			tw := randomSlice(rng, cols*stride, 1) // Wᵀ·x: W [cols][stride], out [rows ≤ stride]
+			out := min(rows, stride)
+			got, want = make([]float32, out), make([]float32, out)
+			k.MatTVec(got, tw, x[:cols], stride)
+			GoKernels.MatTVec(want, tw, x[:cols], stride)
+			same("MatTVec", got, want)
+
+			packed := randomSlice(rng, rows*cols, 1)
+			got, want = make([]float32, n*rows), make([]float32, n*rows)
+			k.MatVecBatch(got, packed, x, n)
+			GoKernels.MatVecBatch(want, packed, x, n)
+			same("MatVecBatch", got, want)
+
+			got, want = make([]float32, n*rows), make([]float32, n*rows)
+			tp := randomSlice(rng, cols*rows, 1)
+			k.MatTVecBatch(got, tp, x, n)
+			GoKernels.MatTVecBatch(want, tp, x, n)
+			same("MatTVecBatch", got, want)
+		}
+	}
+}
+
+// BenchmarkDecodeMatVec times each kernel set's decode product at the
+// default model's FFN shape (512 rows of 128: one granularity's gate) and
+// reports GFLOP/s.
+func BenchmarkDecodeMatVec(b *testing.B) {
+	const rows, cols = 512, 128
+	rng := NewRNG(2)
+	w, x, out := randomSlice(rng, rows*cols, 1), randomSlice(rng, cols, 1), make([]float32, rows)
+	for _, name := range AvailableKernels() {
+		k := kernelSets[name]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				k.MatVec(out, w, x, cols)
+			}
+			b.ReportMetric(2*rows*cols*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
