@@ -365,12 +365,40 @@ func matTVecSIMD(out, w, x []float32, stride int) {
 	}
 }
 
+// matVecBatchSIMD is matVecSIMD for n tokens, four tokens at a time: each
+// 4-wide piece of a weight row is loaded once and multiplied into the four
+// tokens' accumulators, so the weights stream through once per four tokens
+// (a speculative verify pass or a prompt) instead of once per token. Each
+// token's sum keeps dot4's order, so the bits are the reference's.
 func matVecBatchSIMD(out, w, x []float32, n int) {
 	if n <= 0 {
 		return
 	}
 	rows, cols := len(out)/n, len(x)/n
-	for t := range n {
+	if rows > 0 && len(w) < rows*cols {
+		panic("model: MatVecBatch: matrix shorter than its shape")
+	}
+	full := cols &^ 3
+	t := 0
+	for ; t+4 <= n; t += 4 {
+		x0, x1, x2, x3 := x[t*cols:(t+1)*cols], x[(t+1)*cols:(t+2)*cols], x[(t+2)*cols:(t+3)*cols], x[(t+3)*cols:(t+4)*cols]
+		for r := range rows {
+			row := w[r*cols : (r+1)*cols]
+			var a0, a1, a2, a3 archsimd.Float32x4
+			for i := 0; i < full; i += 4 {
+				wv := archsimd.LoadFloat32x4((*[4]float32)(row[i : i+4]))
+				a0 = a0.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x0[i : i+4]))))
+				a1 = a1.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x1[i : i+4]))))
+				a2 = a2.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x2[i : i+4]))))
+				a3 = a3.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x3[i : i+4]))))
+			}
+			out[t*rows+r] = finish4(a0, row[full:], x0[full:])
+			out[(t+1)*rows+r] = finish4(a1, row[full:], x1[full:])
+			out[(t+2)*rows+r] = finish4(a2, row[full:], x2[full:])
+			out[(t+3)*rows+r] = finish4(a3, row[full:], x3[full:])
+		}
+	}
+	for ; t < n; t++ {
 		matVecSIMD(out[t*rows:(t+1)*rows], w, x[t*cols:(t+1)*cols], cols)
 	}
 }

@@ -216,5 +216,13 @@ func BenchmarkDecodeMatVec(b *testing.B) {
 			}
 			b.ReportMetric(2*rows*cols*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+		// Five tokens at once: a speculative verify pass with k = 4.
+		xs, outs := randomSlice(rng, 5*cols, 1), make([]float32, 5*rows)
+		b.Run(name+"/batch5", func(b *testing.B) {
+			for b.Loop() {
+				k.MatVecBatch(outs, w, xs, 5)
+			}
+			b.ReportMetric(10*rows*cols*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
 	}
 }
