@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +117,7 @@ func parseCgroupLimit(s string) int64 {
 
 // MeasureDecode times decode steps of backend ("cpu" or "gpu") inside the
 // module — the path a plan runs — for the smallest and the largest uniform
-// submodel of the weights file, about limit/2 each after one warm-up step
+// submodel of the weights file, the median step of about limit/2 each after one warm-up step
 // (loading the module and the weights comes on top, and is not counted in
 // the benchmark's DurationMillis).
 // A step's time is fitted as overhead + work/rate to the two, so the
@@ -155,25 +156,30 @@ func MeasureDecode(ctx context.Context, rt *Runtime, file []byte, backend string
 			return run{}, err
 		}
 		var total planner.Work
-		steps, began := 0, time.Now()
+		var times []float64 // seconds of each timed step
+		began := time.Now()
 		defer func() { timed += time.Since(began) }()
 		for time.Since(began) < limit/2 && pos < c.Context {
+			t0 := time.Now()
 			if _, _, done, err := mod.Step(ctx); err != nil {
 				return run{}, err
 			} else if done {
 				break
 			}
+			times = append(times, time.Since(t0).Seconds())
 			w := planner.DecodeWork(c, mix, pos)
 			total.Bytes += w.Bytes
 			total.FLOPs += w.FLOPs
-			steps++
 			pos++
 		}
-		if steps == 0 {
+		if len(times) == 0 {
 			return run{}, fmt.Errorf("host: benchmark: the model's context (%d) leaves no step to time", c.Context)
 		}
-		n := int64(steps)
-		return run{time.Since(began).Seconds() / float64(steps), planner.Work{Bytes: total.Bytes / n, FLOPs: total.FLOPs / n}}, nil
+		// The median step, not the mean: one step that meets a garbage
+		// collection or another process's burst would otherwise move the
+		// whole prediction (back-to-back means once differed tenfold).
+		n := int64(len(times))
+		return run{median(times), planner.Work{Bytes: total.Bytes / n, FLOPs: total.FLOPs / n}}, nil
 	}
 	small, err := measure(0)
 	if err != nil {
@@ -189,6 +195,17 @@ func MeasureDecode(ctx context.Context, rt *Runtime, file []byte, backend string
 		c.GranularityName(c.Granularities()-1), paramCount(c))
 	b.DurationMillis = float64(timed.Microseconds()) / 1000
 	return b, nil
+}
+
+// median returns the middle value of v (the mean of the two middle ones
+// for an even count); it reorders v.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	m := len(v) / 2
+	if len(v)%2 == 1 {
+		return v[m]
+	}
+	return (v[m-1] + v[m]) / 2
 }
 
 // fitDecode solves t = overhead + work/rate for two measured steps, in

@@ -57,7 +57,9 @@ func matedge(t *testing.T) func(args ...string) (stdout, stderr string, code int
 	}
 	return func(args ...string) (string, string, int) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "MATEDGE_WASM="+wasm)
+		// A cache of the test binary's own, so stored benchmarks neither
+		// come from nor go to the user's.
+		cmd.Env = append(os.Environ(), "MATEDGE_WASM="+wasm, "XDG_CACHE_HOME="+filepath.Join(filepath.Dir(bin), "cache"))
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()

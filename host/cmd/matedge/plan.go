@@ -25,6 +25,9 @@ func init() {
 // benchmarkLimit is how long the decode benchmark of each backend may take.
 const benchmarkLimit = 200 * time.Millisecond
 
+// rebenchmark: measure even when a stored benchmark is fresh (plan -rebenchmark).
+var rebenchmark bool
+
 func runPlan(args []string) error {
 	fs := newFlags("plan", "[flags]", `Plans which submodel of a weights file a device should run: the per-layer
 mix, the backend, the bytes to download, the memory, the predicted decode
@@ -43,6 +46,7 @@ wasm/planner/testdata).`)
 	wasmPath := fs.String("wasm", "", "matedge.wasm for the benchmark; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object: capabilities, budget, plan (or error)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	fs.BoolVar(&rebenchmark, "rebenchmark", false, "measure the device even when a benchmark stored in the last week exists")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -180,7 +184,24 @@ func detectCapabilities(ctx context.Context, wasmPath string, budget *planner.Bu
 		return caps, nil, err
 	}
 	defer rt.Close(ctx)
-	b, err := host.MeasureDecode(ctx, rt, defaultmodel.Bytes, planner.BackendCPU, benchmarkLimit)
+	// Benchmarks are stored for a week per device, backend, module and
+	// model shape (as the browser stores its own); -rebenchmark measures anew.
+	cache := host.DefaultBenchmarkCache()
+	measure := func(backend string) (planner.Benchmark, error) {
+		key := host.BenchmarkKey(backend, caps, wasm, defaultmodel.Bytes)
+		if b, ok := cache.Get(key, time.Now()); ok && !rebenchmark {
+			notes = append(notes, fmt.Sprintf("%s benchmark from %s (stored; -rebenchmark measures again)", backend, cache.Path))
+			return b, nil
+		}
+		b, err := host.MeasureDecode(ctx, rt, defaultmodel.Bytes, backend, benchmarkLimit)
+		if err == nil {
+			if err := cache.Put(key, b, time.Now()); err != nil {
+				notes = append(notes, "could not store the benchmark: "+oneLine(err))
+			}
+		}
+		return b, err
+	}
+	b, err := measure(planner.BackendCPU)
 	if err != nil {
 		return caps, nil, fmt.Errorf("cpu benchmark: %w", err)
 	}
@@ -188,7 +209,7 @@ func detectCapabilities(ctx context.Context, wasmPath string, budget *planner.Bu
 	if caps.Adapter == nil || budget.Backend == planner.BackendCPU {
 		return caps, notes, nil
 	}
-	b, err = host.MeasureDecode(ctx, rt, defaultmodel.Bytes, planner.BackendGPU, benchmarkLimit)
+	b, err = measure(planner.BackendGPU)
 	if err != nil {
 		notes = append(notes, "the module could not run its GPU backend here: "+oneLine(err))
 		if budget.Backend == "" || budget.Backend == "auto" {

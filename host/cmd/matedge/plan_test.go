@@ -19,6 +19,7 @@ type planOutput struct {
 	Budget       planner.Budget           `json:"budget"`
 	Plan         *planner.Plan            `json:"plan"`
 	Error        *planner.ConstraintError `json:"error"`
+	Notes        []string                 `json:"notes"`
 }
 
 func TestPlanCommand(t *testing.T) {
@@ -83,6 +84,21 @@ func TestPlanCommand(t *testing.T) {
 		}
 		if out.Plan == nil || out.Plan.Backend != planner.BackendCPU || !out.Plan.SpeedMeasured {
 			t.Errorf("plan = %+v; want a cpu plan predicted from the benchmark", out.Plan)
+		}
+
+		// The benchmark is stored: the next plan reuses it (and says so),
+		// -rebenchmark measures again.
+		stdout, stderr, code = run("plan", "-backend", "cpu", "-budget", "best", "-json")
+		if code != 0 {
+			t.Fatalf("second plan: exit %d: %s", code, stderr)
+		}
+		again := decode(t, stdout)
+		if again.Capabilities.Benchmarks[0] != out.Capabilities.Benchmarks[0] || !strings.Contains(strings.Join(again.Notes, "\n"), "stored") {
+			t.Errorf("second plan: benchmark %+v, notes %q; want the stored %+v and a note", again.Capabilities.Benchmarks[0], again.Notes, out.Capabilities.Benchmarks[0])
+		}
+		stdout, _, _ = run("plan", "-backend", "cpu", "-budget", "best", "-json", "-rebenchmark")
+		if fresh := decode(t, stdout); strings.Contains(strings.Join(fresh.Notes, "\n"), "stored") {
+			t.Errorf("-rebenchmark: notes %q; want a fresh measurement", fresh.Notes)
 		}
 	})
 
