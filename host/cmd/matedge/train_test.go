@@ -171,3 +171,39 @@ func TestTrainRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainVision trains a tiny MatViT on Fashion-MNIST with the CLI: the
+// file is a vision model with the class names and an accuracy per preset
+// mix, and text generation refuses it. (Resuming is weights/train's test.)
+func TestTrainVision(t *testing.T) {
+	if _, err := os.Stat("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); err != nil {
+		t.Skipf("needs dataset-fashion-mnist (apt-get install dataset-fashion-mnist; ./build.sh test installs it): %v", err)
+	}
+	run := matedge(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "vit.matw")
+	args := []string{"train", "-data", "fashion-mnist", "-patch", "7", "-dim", "16", "-layers", "2", "-heads", "2",
+		"-steps", "4", "-batch", "8", "-eval-every", "2", "-eval-tokens", "64", "-checkpoint-every", "2"}
+	_, stderr, code := run(append(args, "-out", out)...)
+	if code != 0 {
+		t.Fatalf("matedge train: exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "step 2 validation (nats/image)") || !strings.Contains(stderr, "% accuracy") {
+		t.Errorf("train printed no vision validation:\n%s", stderr)
+	}
+	file, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := weights.ParseHeader(file, int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _ := h.Quality()
+	if !h.IsVision() || h.Meta["classes"] == "" || len(table) != 6 || table[0].Accuracy <= 0 || table[0].Tokens != 5000 {
+		t.Fatalf("architecture %q, classes %q, quality %+v", h.Architecture, h.Meta["classes"], table)
+	}
+	if _, stderr, code := run("generate", "-model", out, "-n", "2"); code == 0 || !strings.Contains(stderr, "vision model") {
+		t.Errorf("generate on a vision model: exit %d, stderr %q; want a refusal naming the vision model", code, stderr)
+	}
+}
