@@ -89,6 +89,9 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := h.RequireLanguageModel(); err != nil {
+		return nil, err
+	}
 	// The weights live in the module's memory once decoded: a header that
 	// promises more than a wasm32 module can address (a lying one, with the
 	// file size unknown) is refused here rather than by an out-of-memory trap.
