@@ -145,7 +145,7 @@ func TestClassifyRefuses(t *testing.T) {
 		code    *Error
 		says    string
 	}{
-		{"short", px[:100], "", 0, ErrArg, "want C·S·S = 1·28·28 = 784 floats"},
+		{"short", px[:100], "", 0, ErrArg, "want C·S·S = 784 floats (1·28·28"},
 		{"long", append(slices.Clone(px), 0), "", 0, ErrArg, "784 floats"},
 		{"a byte value", bad, "", 0, ErrArg, "pixel value 5 is 255"},
 		{"NaN", nan, "", 0, ErrArg, "pixel value 0 is NaN"},
@@ -170,7 +170,8 @@ func TestClassifyRefuses(t *testing.T) {
 		"widths":   func() error { _, err := m.Widths(ctx); return err },
 		"generate": func() error { _, err := m.Generate(ctx, Request{Prompt: testPrompt, MaxTokens: 4}, nil); return err },
 	} {
-		if err := call(); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "this is a vision model (matvit") {
+		export := strings.Replace(name, "generate", "reset", 1) // Generate starts with a reset
+		if err := call(); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "this is a vision model (matvit): "+export+" is for text generation") {
 			t.Errorf("%s on a vision model = %v; want ERR_STATE saying it is a vision model", name, err)
 		}
 	}

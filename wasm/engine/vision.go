@@ -28,7 +28,7 @@ var gpuClassify func(e *Engine, pixels []float32) (logits, embedding []float32, 
 func (e *Engine) textOnly(export string) error {
 	if h := e.header; h != nil && h.IsVision() {
 		im := h.Config.Image
-		return fmt.Errorf("%w: this is a vision model (matvit, %d classes of %d×%d images): %s is for text generation; use classify", ErrState, h.Config.Vocab, im.Size, im.Size, export)
+		return fmt.Errorf("%w: this is a vision model (matvit): %s is for text generation; use classify (%d classes of %d×%d images)", ErrState, export, h.Config.Vocab, im.Size, im.Size)
 	}
 	return nil
 }
@@ -60,8 +60,8 @@ func (e *Engine) Classify(req abi.ImageRequest) (abi.ImageResult, error) {
 	}
 	im := c.Image
 	if want := im.Pixels(); len(req.Pixels) != 4*want {
-		return abi.ImageResult{}, fmt.Errorf("%w: pixels are %d bytes; want C·S·S = %d·%d·%d = %d floats (%d bytes, f32 little-endian)",
-			ErrArg, len(req.Pixels), im.Channels, im.Size, im.Size, want, 4*want)
+		return abi.ImageResult{}, fmt.Errorf("%w: pixels are %d bytes; want C·S·S = %d floats (%d·%d·%d, %d bytes of f32 little-endian)",
+			ErrArg, len(req.Pixels), want, im.Channels, im.Size, im.Size, 4*want)
 	}
 	if req.K < 0 || req.K > weights.MaxIndexCount {
 		return abi.ImageResult{}, fmt.Errorf("%w: k %d (want 0 to %d)", ErrArg, req.K, weights.MaxIndexCount)
