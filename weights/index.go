@@ -2,6 +2,7 @@ package weights
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights/safetensors"
@@ -291,13 +293,26 @@ func (ix *Index) Nearest(q []float32, k int) []Neighbor {
 	if k <= 0 {
 		return nil
 	}
-	out := make([]Neighbor, 0, k+1)
-	for i := range ix.Count {
+	score := func(i int) float32 {
 		e := ix.Embedding(i)
 		var s float32
 		for j, x := range q {
 			s += x * e[j]
 		}
+		return s
+	}
+	if k > nearestInsertion {
+		// Many neighbours: sort every score, O(n log n) whatever k is.
+		all := make([]Neighbor, ix.Count)
+		for i := range all {
+			all[i] = Neighbor{Index: i, Label: ix.Labels[i], Score: score(i)}
+		}
+		slices.SortStableFunc(all, func(a, b Neighbor) int { return cmp.Compare(b.Score, a.Score) })
+		return all[:k]
+	}
+	out := make([]Neighbor, 0, k+1)
+	for i := range ix.Count {
+		s := score(i)
 		if len(out) == k && s <= out[k-1].Score {
 			continue // not above the worst kept: an equal score at a higher index loses the tie
 		}
@@ -315,6 +330,9 @@ func (ix *Index) Nearest(q []float32, k int) []Neighbor {
 	}
 	return out
 }
+
+// nearestInsertion is the largest k Nearest keeps by insertion, O(n·k).
+const nearestInsertion = 64
 
 // Neighbor is one entry of an index near a query.
 type Neighbor struct {

@@ -216,3 +216,27 @@ func headerOf(t *testing.T, w *model.Weights, meta map[string]string) *Header {
 	}
 	return h
 }
+
+// TestIndexNearestLargeK: past the insertion limit Nearest sorts, with the
+// same order and ties as the insertion path.
+func TestIndexNearestLargeK(t *testing.T) {
+	n := 3 * nearestInsertion
+	ix := &Index{IndexHeader: IndexHeader{Dim: 2, Count: n, Labels: make([]int, n)}}
+	r := model.NewRNG(3)
+	for range n {
+		x := float32(int(r.Float32()*8)) / 8 // few distinct values: many ties
+		ix.Embeddings = append(ix.Embeddings, x, 1-x)
+	}
+	q := []float32{0.6, 0.8}
+	all := ix.Nearest(q, n)
+	small := ix.Nearest(q, nearestInsertion)
+	if !slices.Equal(all[:nearestInsertion], small) {
+		t.Fatalf("sorted and inserted neighbours differ:\n%v\n%v", all[:nearestInsertion], small)
+	}
+	for i := 1; i < n; i++ {
+		a, b := all[i-1], all[i]
+		if a.Score < b.Score || (a.Score == b.Score && a.Index > b.Index) {
+			t.Fatalf("neighbours %d and %d out of order: %v %v", i-1, i, a, b)
+		}
+	}
+}
