@@ -21,6 +21,9 @@ import (
 // every query attends to every patch, so every key must exist before any
 // query runs — and one readback of the logits and the embedding.
 
+// classify's GPU path (vision.go calls it through this hook).
+func init() { gpuClassify = (*Engine).classifyGPU }
+
 // gpuVision is what a vision model needs on the device besides the blocks'
 // buffers, which allocateVision sizes for T rows.
 type gpuVision struct {
@@ -143,16 +146,14 @@ func (g *gpu) collect() (logits, embedding []float32, err error) {
 // after the module has returned to the host's event loop, so classifyGPU
 // may return ErrPending with the work in flight, as Step does: call it
 // again with the same pixels and mix to collect the results (any other
-// request gets ErrState until then). Natively and under wazero the read
-// completes within a few calls.
+// request gets ErrState until then). Under wazero the read completes
+// at once, natively within a few calls. A device that cannot hold the
+// model gives ErrBackend, so that backend auto falls back to the CPU.
 func (e *Engine) classifyGPU(pixels []float32) ([]float32, []float32, error) {
-	if e.header == nil {
-		return nil, nil, fmt.Errorf("%w: classify before load_header", ErrState)
+	if err := e.visionOnly("classify"); err != nil {
+		return nil, nil, err
 	}
 	c := e.header.Config
-	if !c.IsVision() {
-		return nil, nil, fmt.Errorf("%w: classify needs a vision model (matvit); this is a language model", ErrState)
-	}
 	if e.mix == nil {
 		return nil, nil, fmt.Errorf("%w: classify before set_mix", ErrState)
 	}
