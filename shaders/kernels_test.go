@@ -145,6 +145,30 @@ func TestMatVecT(t *testing.T) {
 	})
 }
 
+// TestMatMulT: matvec_t for a batch of tokens, with offsets and a nested
+// width, against model.MatTVec per token.
+func TestMatMulT(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(47, 48))
+		for _, c := range matrixShapes {
+			for _, tokens := range []int{1, 5, 16, 33} {
+				width := max(c.rows-1, 1) // a nested width: the first rows of a neuron-major matrix
+				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, 2+tokens*width)
+				out := r.zeros(3 + tokens*c.cols)
+				r.run("matmul_t", shaders.Groups(c.cols*((tokens+3)/4), 64), []webgpu.Buffer{r.upload(w), r.upload(x), out},
+					width, c.cols, tokens, c.cols, 2, 3)
+				want := make([]float32, tokens*c.cols)
+				for tok := range tokens {
+					model.MatTVec(want[tok*c.cols:(tok+1)*c.cols], w[c.cols:c.cols+width*c.cols], x[2+tok*width:2+(tok+1)*width])
+				}
+				checkClose(t, fmt.Sprintf("matmul_t %dx%d·%d tokens", width, c.cols, tokens), r.floats(out, 3+len(want))[3:], want, tol)
+			}
+		}
+	})
+}
+
 func TestMatMul(t *testing.T) {
 	// The reference (model.MatVec) sums each row in four lanes, the kernel in
 	// its own order: two float32 orders of a 514-term dot product of values

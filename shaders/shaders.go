@@ -135,6 +135,14 @@ var Kernels = map[string]*Kernel{
 		Workgroup: 64,
 		Grid:      "Groups(cols/2, 64)",
 	},
+	"matmul_t": {
+		Name:      "matmul_t",
+		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Constants: map[string]uint32{"TILE": 4},
+		Grid:      "Groups(cols·⌈tokens/4⌉, 64)",
+	},
 	"matmul": {
 		Name:      "matmul",
 		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},

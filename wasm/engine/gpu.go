@@ -471,8 +471,14 @@ func (g *gpu) blocks(pos, rows int, mix model.Mix) {
 		g.matmul(tensor("ffn_gate"), width, rows, g.xb, g.gate, 0)
 		g.matmul(tensor("ffn_up"), width, rows, g.xb, g.up, 0)
 		g.run("swiglu", shaders.Groups(rows*width, 256), []webgpu.Buffer{g.gate, g.up, g.act}, rows*width)
-		for r := range rows {
-			g.matvecT(tensor("ffn_down"), width, g.act, r*width, g.proj, r*d)
+		if down := tensor("ffn_down"); vision && !down.half && len(down.slabs) == 1 {
+			// All patches in one dispatch (one per row cost a vision model
+			// three quarters of its time on lavapipe).
+			g.run("matmul_t", shaders.Groups(d*((rows+3)/4), 64), []webgpu.Buffer{down.slabs[0].buffer, g.act, g.proj}, width, d, rows, 0, 0, 0)
+		} else {
+			for r := range rows {
+				g.matvecT(down, width, g.act, r*width, g.proj, r*d)
+			}
 		}
 		residual = true
 	}

@@ -182,3 +182,48 @@ func TestGPUClassifyLanguageModel(t *testing.T) {
 		t.Errorf("classifyGPU on a language model = %v; want ErrState", err)
 	}
 }
+
+// BenchmarkClassify times one image through XL of a random MatViT shaped
+// like the trained Fashion-MNIST model (dim 64, 4 layers, 16 patches of
+// 7×7), on the CPU (model.Classify's batch, as the module's cpu backend)
+// and on the gpu backend (lavapipe here), readback included.
+func BenchmarkClassify(b *testing.B) {
+	c := model.Config{Vocab: 10, Dim: 64, Layers: 4, Heads: 4, FFNWidths: model.NestedWidths(256), Context: 16,
+		RopeTheta: 10000, NormEps: 1e-5, Image: &model.ImageConfig{Size: 28, Patch: 7, Channels: 1}}
+	w := model.NewWeights(c)
+	w.InitRandom(1)
+	file, pixels := weightsFile(b, w), image(c, 1)
+	b.Run("cpu", func(b *testing.B) {
+		e := loaded(b, file, nil)
+		m, _ := e.ParseMix("XL")
+		e.SetMix(m)
+		for range b.N {
+			e.classifyCPU(pixels)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+	b.Run("gpu", func(b *testing.B) {
+		d := webgputest.Open(b)
+		defer d.Close()
+		e := loaded(b, file, d)
+		m, _ := e.ParseMix("XL")
+		e.SetMix(m)
+		run := func() {
+			for {
+				_, _, err := e.classifyGPU(pixels)
+				if err == nil {
+					return
+				}
+				if !errors.Is(err, ErrPending) {
+					b.Fatal(err)
+				}
+			}
+		}
+		run() // compile the pipelines and upload the weights
+		b.ResetTimer()
+		for range b.N {
+			run()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+}
