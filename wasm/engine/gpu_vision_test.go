@@ -119,6 +119,47 @@ func TestGPUClassify(t *testing.T) {
 	})
 }
 
+// TestGPUClassifySplit runs a MatViT with dim 32 > T = 4 patches on a
+// device whose storage binding holds 4 KiB: every FFN matrix (8 KiB) is two
+// slabs, so the products run per patch and the down projection adds two
+// partial sums, instead of the one-slab kernels; the classification is
+// still model.Classify's.
+func TestGPUClassifySplit(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		c := model.Config{Vocab: 4, Dim: 32, Layers: 2, Heads: 2, FFNWidths: model.NestedWidths(64), Context: 4,
+			RopeTheta: 10000, NormEps: 1e-5, Image: &model.ImageConfig{Size: 8, Patch: 4, Channels: 1}}
+		w := model.NewWeights(c)
+		w.InitRandom(5)
+		e := loaded(t, weightsFile(t, w), &counting{Device: d, limit: 4 << 10})
+		for i, mix := range []string{"S", "XL", "XL,S"} {
+			m, _ := c.ParseMix(mix)
+			pixels := image(c, uint64(i))
+			wantLogits, wantEmbedding := model.Classify(w, m, pixels)
+			logits, embedding := classify(t, e, mix, pixels)
+			for what, pair := range map[string][2][]float32{"logits": {logits, wantLogits}, "embedding": {embedding, wantEmbedding}} {
+				for j := range pair[1] {
+					if err := math.Abs(float64(pair[0][j])-float64(pair[1][j])) / (1 + math.Abs(float64(pair[1][j]))); !(err <= visionTol) {
+						t.Errorf("%s: gpu %s[%d] = %v; cpu %v", mix, what, j, pair[0][j], pair[1][j])
+						break
+					}
+				}
+			}
+		}
+		// After XL: its FFN matrices (8 KiB) in two slabs, a 4 KiB query in one.
+		for name, slabs := range map[string]int{"layers.0.ffn_down": 2, "layers.0.ffn_gate": 2, "layers.0.query": 1} {
+			if got := len(e.gpu.tensors[name].slabs); got != slabs {
+				t.Errorf("%s in %d slabs; want %d", name, got, slabs)
+			}
+		}
+		tooSmall := loaded(t, weightsFile(t, w), &counting{Device: d, limit: 256})
+		m, _ := c.ParseMix("S")
+		tooSmall.SetMix(m)
+		if _, _, err := tooSmall.classifyGPU(image(c, 0)); !errors.Is(err, ErrBackend) {
+			t.Errorf("classifyGPU with 256-byte bindings = %v; want ErrBackend", err)
+		}
+	})
+}
+
 // TestGPUClassifyPending: a readback the host has not completed makes
 // classifyGPU return ErrPending with the work in flight; the same request
 // then collects it (with a single read), another image gets ErrState; and
