@@ -15,9 +15,9 @@ import (
 // A vision model (MatViT) on the gpu backend: model.Classify's forward pass
 // with the WGSL kernels. The weights are the gpu's tensors, uploaded and
 // grown per mix as for a language model (prepare); the blocks are the
-// language model's (gpu.blocks) with bidirectional attention and no RoPE;
-// patch_embed, mean_pool and the head replace the embedding gather and the
-// sampler. One classification is one pass over all T patches at once —
+// language model's (gpu.blocks) with bidirectional attention, no RoPE and
+// the down projection of all patches in one matmul_t; patch_embed,
+// mean_pool and the head replace the embedding gather and the sampler. One classification is one pass over all T patches at once —
 // every query attends to every patch, so every key must exist before any
 // query runs — and one readback of the logits and the embedding.
 
