@@ -151,7 +151,7 @@ func TestClassifyRefuses(t *testing.T) {
 		{"NaN", nan, "", 0, ErrArg, "pixel value 0 is NaN"},
 		{"negative k", px, "", -1, ErrArg, "k -1"},
 		{"unknown backend", px, "tpu", 0, ErrArg, "backend \"tpu\""},
-		{"gpu", px, "gpu", 0, ErrBackend, "the GPU vision path is not built yet"},
+		{"gpu without a GPU", px, "gpu", 0, ErrBackend, "the host offers no GPU"},
 	} {
 		_, err := m.Classify(ctx, tc.pixels, tc.backend, tc.k)
 		if !errors.Is(err, tc.code) || !strings.Contains(err.Error(), tc.says) {
@@ -159,7 +159,7 @@ func TestClassifyRefuses(t *testing.T) {
 		}
 	}
 	if res, err := m.Classify(ctx, px, "auto", 0); err != nil || res.Backend != "cpu" {
-		t.Errorf("auto without a GPU path: %+v, %v; want cpu", res, err)
+		t.Errorf("auto without a GPU: %+v, %v; want cpu", res, err)
 	}
 
 	// Text exports refuse the vision model, with the message saying so.

@@ -1,6 +1,9 @@
 // attention: causal scaled dot-product attention of rows queries against the
 // KV cache, as the loop in model.Forward. Query r is at position start + r and
 // attends to cache positions 0…start+r. Decode is rows = 1, start = pos.
+// With CAUSAL = 0 (the kernel attention_bidirectional, a vision model's
+// encoder) every query attends to all positions 0…start+rows-1 instead: a
+// constant, so each variant compiles to its own loop bounds.
 // The caller writes this step's keys and values into the cache first (a
 // matvec with out_offset into the cache, then rope). One workgroup per
 // (head, query); scores are kept in a scratch buffer.
@@ -41,7 +44,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let kb = p.kv_offset + head * p.head_dim;
     var len = 0u;
     if (live) {
-        len = p.start + row + 1u;
+        if (CAUSAL == 1u) {
+            len = p.start + row + 1u;
+        } else {
+            len = p.start + p.rows;
+        }
     }
 
     // Scores of this invocation's positions, their max and Σ exp(s − max).

@@ -67,6 +67,35 @@ func BenchmarkMatMul(b *testing.B) {
 	}
 }
 
+// BenchmarkMatMulT times the down projection of a batch of tokens (a vision
+// model's patches) in one matmul_t dispatch against one matvec_t per token,
+// which is what the batch replaced; a "dispatch" is the whole batch.
+func BenchmarkMatMulT(b *testing.B) {
+	d := webgputest.Open(b)
+	defer d.Close()
+	r := newRig(b, d)
+	for _, s := range []struct{ rows, cols int }{{256, 64}, {2048, 512}} {
+		for _, tokens := range []int{16, 64} {
+			for _, kernel := range []string{"matmul_t", "matvec_t"} {
+				b.Run(fmt.Sprintf("%s/%dx%dx%d", kernel, s.rows, s.cols, tokens), func(b *testing.B) {
+					r.t = b
+					rng := rand.New(rand.NewPCG(1, 1))
+					w, x, out := r.upload(randoms(rng, s.rows*s.cols)), r.upload(randoms(rng, tokens*s.rows)), r.zeros(tokens*s.cols)
+					bench(b, r, out, func() {
+						if kernel == "matmul_t" {
+							r.run(kernel, shaders.Groups(s.cols*((tokens+3)/4), 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, tokens, 0, 0, 0)
+							return
+						}
+						for t := range tokens {
+							r.run(kernel, shaders.Groups(s.cols, 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, 0, t*s.rows, t*s.cols)
+						}
+					}, 2*s.rows*s.cols*tokens, 4*s.rows*s.cols)
+				})
+			}
+		}
+	}
+}
+
 // bench times b.N dispatches, submitted in batches, and waits for the last
 // by reading one word of out.
 func bench(b *testing.B, r *rig, out webgpu.Buffer, dispatch func(), flops, bytes int) {

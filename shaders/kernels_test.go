@@ -145,6 +145,30 @@ func TestMatVecT(t *testing.T) {
 	})
 }
 
+// TestMatMulT: matvec_t for a batch of tokens, with offsets and a nested
+// width, against model.MatTVec per token.
+func TestMatMulT(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(47, 48))
+		for _, c := range matrixShapes {
+			for _, tokens := range []int{1, 5, 16, 33} {
+				width := max(c.rows-1, 1) // a nested width: the first rows of a neuron-major matrix
+				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, 2+tokens*width)
+				out := r.zeros(3 + tokens*c.cols)
+				r.run("matmul_t", shaders.Groups(c.cols*((tokens+3)/4), 64), []webgpu.Buffer{r.upload(w), r.upload(x), out},
+					width, c.cols, tokens, c.cols, 2, 3)
+				want := make([]float32, tokens*c.cols)
+				for tok := range tokens {
+					model.MatTVec(want[tok*c.cols:(tok+1)*c.cols], w[c.cols:c.cols+width*c.cols], x[2+tok*width:2+(tok+1)*width])
+				}
+				checkClose(t, fmt.Sprintf("matmul_t %dx%d·%d tokens", width, c.cols, tokens), r.floats(out, 3+len(want))[3:], want, tol)
+			}
+		}
+	})
+}
+
 func TestMatMul(t *testing.T) {
 	// The reference (model.MatVec) sums each row in four lanes, the kernel in
 	// its own order: two float32 orders of a 514-term dot product of values
@@ -201,15 +225,21 @@ func TestRope(t *testing.T) {
 }
 
 // attend is the attention loop of model.Forward for query rows at positions
-// start, start+1, …: q [rows][dim], keys and values [context][dim].
-func attend(q, keys, values []float32, heads, headDim, rows, start int) []float32 {
+// start, start+1, …: q [rows][dim], keys and values [context][dim]. Not
+// causal, every query sees positions 0…start+rows-1, as a vision model's
+// encoder (model's attentionForward with causal false, for start 0).
+func attend(q, keys, values []float32, heads, headDim, rows, start int, causal bool) []float32 {
 	dim := heads * headDim
 	out := make([]float32, rows*dim)
 	scale := 1 / float32(math.Sqrt(float64(headDim)))
 	for row := range rows {
 		for h := range heads {
 			qh := q[row*dim+h*headDim : row*dim+(h+1)*headDim]
-			att := make([]float32, start+row+1)
+			span := start + rows
+			if causal {
+				span = start + row + 1
+			}
+			att := make([]float32, span)
 			for t := range att {
 				att[t] = model.Dot(qh, keys[t*dim+h*headDim:t*dim+(h+1)*headDim]) * scale
 			}
@@ -245,8 +275,88 @@ func TestAttention(t *testing.T) {
 			r.run("attention", [3]uint32{uint32(c.heads), uint32(c.rows), 1},
 				[]webgpu.Buffer{r.upload(q), r.upload(keys), r.upload(values), scores, out},
 				c.headDim, c.heads, c.rows, c.start, layerOffset*dim, c.context, scale)
-			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start)
+			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start, true)
 			checkClose(t, fmt.Sprintf("attention %+v", c), r.floats(out, len(want)), want, tol)
+		}
+	})
+}
+
+// TestAttentionBidirectional: every query attends to every position of the
+// pass (and any before it), a vision model's T patches at start 0.
+func TestAttentionBidirectional(t *testing.T) {
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(41, 42))
+		cases := []struct{ heads, headDim, rows, start, context int }{
+			{1, 2, 1, 0, 1}, {2, 8, 5, 0, 8}, {4, 16, 16, 0, 16}, {3, 64, 49, 0, 49}, {2, 6, 70, 0, 70}, {2, 8, 7, 3, 12},
+		}
+		for _, c := range cases {
+			dim := c.heads * c.headDim
+			const layerOffset = 2
+			q := randoms(rng, c.rows*dim)
+			keys, values := randoms(rng, (layerOffset+c.context)*dim), randoms(rng, (layerOffset+c.context)*dim)
+			out := r.zeros(c.rows * dim)
+			scores := r.zeros(c.rows * c.heads * c.context)
+			scale := 1 / float32(math.Sqrt(float64(c.headDim)))
+			r.run("attention_bidirectional", [3]uint32{uint32(c.heads), uint32(c.rows), 1},
+				[]webgpu.Buffer{r.upload(q), r.upload(keys), r.upload(values), scores, out},
+				c.headDim, c.heads, c.rows, c.start, layerOffset*dim, c.context, scale)
+			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start, false)
+			checkClose(t, fmt.Sprintf("attention_bidirectional %+v", c), r.floats(out, len(want)), want, tol)
+		}
+	})
+}
+
+func TestPatchEmbed(t *testing.T) {
+	// Dot products of up to 147 terms in another order than model.MatVec's:
+	// a few float32 ulps per term.
+	const tol = 1e-5
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(43, 44))
+		for _, c := range []struct{ size, patch, channels, dim int }{{8, 4, 1, 8}, {6, 2, 3, 5}, {28, 7, 1, 65}, {8, 8, 3, 3}, {14, 7, 3, 130}} {
+			im := model.ImageConfig{Size: c.size, Patch: c.patch, Channels: c.channels}
+			pixels := make([]float32, im.Pixels())
+			for i := range pixels {
+				pixels[i] = rng.Float32()
+			}
+			w, pos := randoms(rng, c.dim*im.PatchLen()), randoms(rng, im.Patches()*c.dim)
+			out := r.zeros(im.Patches() * c.dim)
+			r.run("patch_embed", shaders.Groups(im.Patches()*c.dim, 64), []webgpu.Buffer{r.upload(pixels), r.upload(w), r.upload(pos), out},
+				c.dim, c.size, c.patch, c.channels)
+			patches := make([]float32, im.Patches()*im.PatchLen())
+			model.PatchesOf(im, patches, pixels)
+			want := make([]float32, im.Patches()*c.dim)
+			for p := range im.Patches() {
+				row := want[p*c.dim : (p+1)*c.dim]
+				model.MatVec(row, w, patches[p*im.PatchLen():(p+1)*im.PatchLen()])
+				model.Add(row, pos[p*c.dim:(p+1)*c.dim])
+			}
+			checkClose(t, fmt.Sprintf("patch_embed %+v", c), r.floats(out, len(want)), want, tol)
+		}
+	})
+}
+
+// TestMeanPool: the same sums in the same order, scaled once, as the
+// model's mean pooling: equal bit for bit.
+func TestMeanPool(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(45, 46))
+		for _, c := range []struct{ n, rows int }{{1, 1}, {8, 4}, {65, 16}, {300, 49}} {
+			x := randoms(rng, c.rows*c.n)
+			out := r.zeros(c.n)
+			scale := 1 / float32(c.rows)
+			r.run("mean_pool", shaders.Groups(c.n, 64), []webgpu.Buffer{r.upload(x), out}, c.n, c.rows, scale)
+			want := make([]float32, c.n)
+			for row := range c.rows {
+				model.Add(want, x[row*c.n:(row+1)*c.n])
+			}
+			for i := range want {
+				want[i] *= scale
+			}
+			checkClose(t, fmt.Sprintf("mean_pool %+v", c), r.floats(out, c.n), want, 0)
 		}
 	})
 }

@@ -57,7 +57,8 @@ var files embed.FS
 
 // Kernel describes one WGSL kernel and how to dispatch it.
 type Kernel struct {
-	Name      string            // the file name without .wgsl
+	Name      string            // the file name without .wgsl, unless File says otherwise
+	File      string            // for a variant of another kernel (another value of its Constants): that kernel's file name without .wgsl
 	Params    []Param           // the uniform at binding 0, in order
 	Buffers   []string          // storage buffers at bindings 1…, inputs first, outputs last; shapes in the kernel file
 	Workgroup int               // invocations per workgroup (the WG constant)
@@ -134,6 +135,14 @@ var Kernels = map[string]*Kernel{
 		Workgroup: 64,
 		Grid:      "Groups(cols/2, 64)",
 	},
+	"matmul_t": {
+		Name:      "matmul_t",
+		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
+		Buffers:   []string{"w", "x", "out"},
+		Workgroup: 64,
+		Constants: map[string]uint32{"TILE": 4},
+		Grid:      "Groups(cols·⌈tokens/4⌉, 64)",
+	},
 	"matmul": {
 		Name:      "matmul",
 		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
@@ -162,7 +171,31 @@ var Kernels = map[string]*Kernel{
 		Params:    []Param{u("head_dim"), u("heads"), u("rows"), u("start"), u("kv_offset"), u("scores_stride"), f("scale")},
 		Buffers:   []string{"q", "keys", "values", "scores", "out"},
 		Workgroup: 64,
+		Constants: map[string]uint32{"CAUSAL": 1},
 		Grid:      "(heads, rows, 1): one workgroup per head and query",
+	},
+	"attention_bidirectional": {
+		Name:      "attention_bidirectional",
+		File:      "attention",
+		Params:    []Param{u("head_dim"), u("heads"), u("rows"), u("start"), u("kv_offset"), u("scores_stride"), f("scale")},
+		Buffers:   []string{"q", "keys", "values", "scores", "out"},
+		Workgroup: 64,
+		Constants: map[string]uint32{"CAUSAL": 0},
+		Grid:      "(heads, rows, 1): one workgroup per head and query; every query sees positions 0…start+rows-1",
+	},
+	"patch_embed": {
+		Name:      "patch_embed",
+		Params:    []Param{u("dim"), u("size"), u("side"), u("channels")},
+		Buffers:   []string{"pixels", "w", "pos", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(patches·dim, 64)",
+	},
+	"mean_pool": {
+		Name:      "mean_pool",
+		Params:    []Param{u("n"), u("rows"), f("scale")},
+		Buffers:   []string{"x", "out"},
+		Workgroup: 64,
+		Grid:      "Groups(n, 64)",
 	},
 	"softmax": {
 		Name:      "softmax",
@@ -245,7 +278,11 @@ func (k *Kernel) Program(overrides map[string]uint32) Program {
 	key.WriteString("}")
 	src.WriteString(mustRead("prelude.wgsl"))
 	src.WriteString(k.params())
-	src.WriteString(mustRead(k.Name + ".wgsl"))
+	file := k.Name
+	if k.File != "" {
+		file = k.File
+	}
+	src.WriteString(mustRead(file + ".wgsl"))
 	p := Program{Key: key.String(), Source: src.String(), Bindings: len(k.Buffers)}
 	dump(p)
 	return p

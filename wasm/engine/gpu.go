@@ -60,6 +60,7 @@ type gpu struct {
 	ropeSin      webgpu.Buffer   // [context][headDim/2]
 	rngState     webgpu.Buffer   // [1] the sample kernel's model.RNG state
 	keys, values []webgpu.Buffer // [layers] of [context][dim]
+	vision       *gpuVision      // a vision model's buffers (gpu_vision.go), nil for a language model
 
 	// The sequence.
 	mix       model.Mix
@@ -97,9 +98,12 @@ func (t *gpuTensor) rowBytes() int {
 }
 
 // halfTensor reports whether the f16 backend stores t as packed halves:
-// every matrix but the embedding (which embed gathers as f32). RoundHalf
-// rounds the same tensors for a CPU reference.
-func halfTensor(t model.Tensor) bool { return len(t.Shape) == 2 && t.Name != "embed" }
+// every matrix but the embedding (which embed gathers as f32) and a vision
+// model's input layer (patch_embed reads f32, and pos_embed is added, not
+// multiplied). RoundHalf rounds the same tensors for a CPU reference.
+func halfTensor(t model.Tensor) bool {
+	return len(t.Shape) == 2 && t.Name != "embed" && t.Name != "patch_embed" && t.Name != "pos_embed"
+}
 
 // newGPU allocates every buffer for h's model on d (FFN weights sized for S;
 // prepare grows them to the mix and uploads) and uploads the rotary tables.
@@ -146,6 +150,9 @@ func (g *gpu) allocate() error {
 		}
 		gt.slabs, gt.rows = slabs, rows
 		g.tensors[t.Name] = gt
+	}
+	if c.IsVision() {
+		return g.allocateVision()
 	}
 	var err error
 	activation := func(what string, elems int) webgpu.Buffer {
@@ -396,9 +403,38 @@ func (g *gpu) Token() (int, bool, error) {
 func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 	c := g.config
 	d := c.Dim
+	if g.vision != nil {
+		if g.err == nil {
+			g.err = fmt.Errorf("%w: gpu: this is a vision model (matvit): it classifies images, it does not generate", ErrState)
+		}
+		return
+	}
 	embed := g.tensors["embed"]
 	for _, s := range embed.slabs {
 		g.run("embed", shaders.Groups(rows*d, 256), []webgpu.Buffer{s.buffer, g.tokens, g.x}, d, rows, s.rows, pos, s.first)
+	}
+	g.blocks(pos, rows, mix)
+	// The last FFN's output is added into the residual stream with the final norm.
+	g.run("add_rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.proj, g.slab(g.tensors["final_norm"]), g.x, g.xb}, d, rows, c.NormEps)
+	if every {
+		g.matmul(g.tensors["head"], c.Vocab, rows, g.xb, g.logits, 0)
+	} else {
+		g.matvec(g.tensors["head"], c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
+	}
+}
+
+// blocks records the transformer blocks with mix over rows rows of g.x at
+// positions pos…, and leaves the last block's FFN output in g.proj, not yet
+// added into g.x. A language model's attention is causal with RoPE, its keys
+// and values going into the cache at pos; a vision model's (pos 0, rows
+// every patch) is bidirectional without RoPE, as model.Batch.ForwardImages.
+func (g *gpu) blocks(pos, rows int, mix model.Mix) {
+	c := g.config
+	d := c.Dim
+	vision := c.IsVision()
+	attention := "attention"
+	if vision {
+		attention = "attention_bidirectional"
 	}
 	// Each residual add is fused with the norm that follows it (add_rmsnorm):
 	// residual says that g.proj still has to be added into g.x.
@@ -420,9 +456,11 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 		g.matmul(tensor("query"), d, rows, g.xb, g.q, 0)
 		g.matmul(tensor("key"), d, rows, g.xb, g.keys[l], pos*d)
 		g.matmul(tensor("value"), d, rows, g.xb, g.values[l], pos*d)
-		g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.q}, d, c.HeadDim(), rows, pos, 0)
-		g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.keys[l]}, d, c.HeadDim(), rows, pos, pos*d)
-		g.run("attention", [3]uint32{uint32(c.Heads), uint32(rows), 1}, []webgpu.Buffer{g.q, g.keys[l], g.values[l], g.scores, g.att},
+		if !vision {
+			g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.q}, d, c.HeadDim(), rows, pos, 0)
+			g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.keys[l]}, d, c.HeadDim(), rows, pos, pos*d)
+		}
+		g.run(attention, [3]uint32{uint32(c.Heads), uint32(rows), 1}, []webgpu.Buffer{g.q, g.keys[l], g.values[l], g.scores, g.att},
 			c.HeadDim(), c.Heads, rows, pos, 0, c.Context, float32(1/math.Sqrt(float64(c.HeadDim()))))
 		g.matmul(tensor("output"), d, rows, g.att, g.proj, 0)
 		residual = true
@@ -433,16 +471,16 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 		g.matmul(tensor("ffn_gate"), width, rows, g.xb, g.gate, 0)
 		g.matmul(tensor("ffn_up"), width, rows, g.xb, g.up, 0)
 		g.run("swiglu", shaders.Groups(rows*width, 256), []webgpu.Buffer{g.gate, g.up, g.act}, rows*width)
-		for r := range rows {
-			g.matvecT(tensor("ffn_down"), width, g.act, r*width, g.proj, r*d)
+		if down := tensor("ffn_down"); vision && !down.half && len(down.slabs) == 1 {
+			// All patches in one dispatch (one per row cost a vision model
+			// three quarters of its time on lavapipe).
+			g.run("matmul_t", shaders.Groups(d*((rows+3)/4), 64), []webgpu.Buffer{down.slabs[0].buffer, g.act, g.proj}, width, d, rows, 0, 0, 0)
+		} else {
+			for r := range rows {
+				g.matvecT(down, width, g.act, r*width, g.proj, r*d)
+			}
 		}
 		residual = true
-	}
-	norm(g.tensors["final_norm"])
-	if every {
-		g.matmul(g.tensors["head"], c.Vocab, rows, g.xb, g.logits, 0)
-	} else {
-		g.matvec(g.tensors["head"], c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
 	}
 }
 
