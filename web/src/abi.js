@@ -33,7 +33,8 @@ export const PREAMBLE = 12;
  * module), plus WASI's _initialize and the memory.
  */
 export const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
-  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel', 'widths'];
+  'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel', 'widths',
+  'classify', 'load_index', 'index_image'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -234,6 +235,41 @@ export class ModuleInstance {
     }
   }
 
+
+  /**
+   * classify runs the current mix on one image: request is {pixels: a
+   * Float32Array of [C][S][S] values in [0, 1], backend: 'cpu'|'gpu'|'auto',
+   * k}; it returns ImageResult {class, probs, logits, embedding (unit length),
+   * backend, neighbors: [{index, label, score}]} — the k nearest entries of
+   * the loaded index, empty without one. Like step, it may return PENDING
+   * while a GPU readback is in flight: it then awaits it and calls again.
+   */
+  async classify({ pixels, backend = 'cpu', k = 0 }) {
+    // A Float32Array's bytes are little-endian on every engine that runs wasm in practice, as the module reads them.
+    const input = msgpack.encode({ pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength), backend, k });
+    for (let idle = 0; ;) {
+      const status = this.callBytes('classify', input);
+      if (status !== PENDING) break;
+      const inFlight = this.gpu.settled();
+      if (inFlight) await inFlight;
+      else if (++idle >= MAX_PENDING) throw new MatEdgeError(`matedge: classify still pending after ${MAX_PENDING} calls with nothing to wait for`, { code: 'ERR_PENDING' });
+    }
+    const r = this.decodeOutput();
+    // Go encodes an empty list as nil.
+    return { ...r, neighbors: r.neighbors ?? [] };
+  }
+
+  /** loadIndex hands over a .mati index file's bytes and returns IndexInfo {count, dim, mix, classes, model_id, has_images}. */
+  loadIndex(bytes) {
+    this.callBytes('load_index', bytes);
+    return this.decodeOutput();
+  }
+
+  /** indexImage returns the stored u8 pixels [C][S][S] of index entry i. */
+  indexImage(i) {
+    this.check('index_image', this.exports.index_image(i));
+    return this.output();
+  }
 
   /**
    * plan runs the module's planner on the loaded header: request is
