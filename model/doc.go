@@ -9,6 +9,11 @@
 // y[i] = Σ_j W[i][j]·x[j], except the FFN matrices, which are neuron-major.
 // There are no biases anywhere.
 //
+// A vision model (Config.Image set) runs the same blocks with two changes,
+// described in vision.go: its input rows are image patches projected by
+// patch_embed plus pos_embed (no RoPE), and attention is bidirectional. Its
+// output is the mean of the last block's rows, final_norm, head.
+//
 // One token t at position p (0-based) runs as:
 //
 //	x = embed[t]                                            // row t, [d]

@@ -223,7 +223,7 @@ func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
 	if err != nil {
 		return failErr(err)
 	}
-	info := abi.ModelInfo{Header: h, DataStart: h.DataStart, FormatVersion: h.FormatVersion}
+	info := abi.ModelInfo{Header: h, DataStart: h.DataStart, FormatVersion: h.FormatVersion, Architecture: weights.ArchitectureOf(h.Config)}
 	for g := range h.Config.Granularities() {
 		info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
 		info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))
@@ -366,14 +366,18 @@ func plan(ptr, n uint32) (code int32) {
 	}
 	var p planner.Plan
 	var err error
-	if req.Mix == "" {
+	var fixed model.Mix
+	if req.Mix != "" {
+		if fixed, err = h.Config.ParseMix(req.Mix); err != nil {
+			return fail(abi.ErrArg, err)
+		}
+	}
+	if h.IsVision() {
+		p, err = planner.ChooseVision(req.Capabilities, h, req.Budget, fixed)
+	} else if req.Mix == "" {
 		p, err = planner.Choose(req.Capabilities, h, req.Budget)
 	} else {
-		mix, perr := h.Config.ParseMix(req.Mix)
-		if perr != nil {
-			return fail(abi.ErrArg, perr)
-		}
-		p, err = planner.Fastest(req.Capabilities, h, req.Budget, mix)
+		p, err = planner.Fastest(req.Capabilities, h, req.Budget, fixed)
 	}
 	res := abi.PlanResult{Plan: &p}
 	var noFit *planner.ConstraintError
@@ -387,6 +391,61 @@ func plan(ptr, n uint32) (code int32) {
 		return fail(abi.ErrArg, err)
 	}
 	return setOutput(res)
+}
+
+//go:wasmexport classify
+func classify(ptr, n uint32) (code int32) {
+	if c := enter("classify"); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	var req abi.ImageRequest
+	if err := msgpack.Unmarshal(b, &req); err != nil {
+		return fail(abi.ErrArg, fmt.Errorf("classify request: %w", err))
+	}
+	res, err := eng.Classify(req)
+	if err != nil {
+		return failErr(err)
+	}
+	return setOutput(res)
+}
+
+//go:wasmexport load_index
+func loadIndex(ptr, n uint32) (code int32) {
+	if c := enter("load_index"); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	info, err := eng.LoadIndex(b)
+	if err != nil {
+		return failErr(err)
+	}
+	return setOutput(info)
+}
+
+//go:wasmexport index_image
+func indexImage(i int32) (code int32) {
+	if c := enter("index_image"); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	px, err := eng.IndexImage(int(i))
+	if err != nil {
+		return failErr(err)
+	}
+	output = append(output[:0], px...)
+	return int32(len(px))
 }
 
 // Products bench_kernel runs (wasm/ABI.md).

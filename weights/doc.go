@@ -70,6 +70,19 @@
 //	rope_theta  float32        θ, the base of the rotary frequencies; finite, ≥ 1
 //	norm_eps    float32        ε of every RMSNorm; finite, from 2^-126 (the smallest normal float32) to 1
 //	router_budgets  int        rows K of the token router's budget table, 2…1024; absent (0): no router tensors
+//	image       map or absent  only in a vision model (architecture "matvit"): {size, patch, channels} below
+//
+// A vision model (MatViT, model/vision.go) has image = {size: S, patch: P,
+// channels: C (1 or 3)}, P dividing S; context is then the number of patches
+// T = (S/P)², vocab the number of classes (at least 2), router_budgets 0, and
+// the tokenizer empty ({"merges": nil}). Its input is C×S×S pixels in
+// [0, 1], cut into patches row by row, each patch flattened channel, row,
+// column; attention is bidirectional (no mask) and there is no RoPE
+// (rope_theta is stored but unused); the embedding is
+// final_norm(mean over the T outputs of the last block), and
+// logits = head · embedding. The header names architecture "matvit"; a
+// language model's header has no architecture key (or "matformer-lm") and
+// no image key, and each kind is refused by the other's readers.
 //
 // vocab is at most 2^20 (model.MaxVocab). With four granularities their names are S, M, L, XL; otherwise g0, g1, ….
 //
@@ -121,6 +134,9 @@
 //	command        the matedge train command line that made the file
 //	quality        the quality table, JSON text inside the msgpack string (below)
 //	router         the matedge route command line that fitted the file's routers
+//	classes        a vision model's class names in label order, comma-separated
+//	images         a vision model's training images: fashion-mnist
+//	images_sha256  hex SHA-256 of the image and label files as read (IDX, uncompressed)
 //
 // # Tensors and sections
 //
@@ -142,6 +158,8 @@
 //	layers.L.ffn_down   [hidden][d]    W2ᵀ: row j is what neuron j adds to the residual stream
 //	final_norm          [d]            RMSNorm gain after the last block
 //	head                [vocab][d]     [out][in]: logits = head · x; not tied to embed
+//	patch_embed         [d][P·P·C]     vision only, instead of embed: [out][in], x_t = patch_embed · patch_t + pos_embed[t]
+//	pos_embed           [T][d]         vision only: row t is added to patch t's projection
 //	layers.L.router     [G-1][d+1]     only with router_budgets: row g scores granularity g from the FFN input n, w·n + b (w then b)
 //	router_budget       [K][2]         only with router_budgets: rows (fraction of XL's FFN FLOPs, price τ), fractions ascending
 //
@@ -152,7 +170,7 @@
 // The attention matrices are square, so their shape cannot tell their
 // orientation: it is [out][in] as stated. Entries come in this order:
 //
-//	section 0   embed, then per layer: attn_norm query key value output ffn_norm
+//	section 0   embed (vision: patch_embed, pos_embed), then per layer: attn_norm query key value output ffn_norm
 //	            ffn_gate[0:h0) ffn_up[0:h0) ffn_down[0:h0), then final_norm, head,
 //	            then (with router_budgets) layers.L.router for each layer, router_budget
 //	section 1   per layer: ffn_gate[h0:h1) ffn_up[h0:h1) ffn_down[h0:h1)
@@ -250,6 +268,12 @@
 //     predictions; tokens is n−1.
 //   - bits_per_byte = loss · tokens / (bytes · ln 2), bytes being the text's
 //     length in bytes, which makes it comparable across tokenizers.
+//
+// A vision model's table is measured on its validation images (the last
+// 5,000 of the training set): loss_nats_per_token is the mean cross-entropy
+// per image, tokens the number of images, bits_per_byte 0, and accuracy (a
+// number in [0, 1], absent in a language model's table) the fraction whose
+// largest logit is their label.
 //
 // # Version history
 //

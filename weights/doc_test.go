@@ -158,10 +158,12 @@ func TestDocHeaderKeys(t *testing.T) {
 			t.Errorf("%s: header keys %v; doc.go lists %v", path, got, header)
 		}
 		gotConfig := sortedKeys(h["config"].(map[string]any))
-		if !slices.Contains(gotConfig, "router_budgets") {
-			gotConfig = append(gotConfig, "router_budgets") // absent without a router
-			slices.Sort(gotConfig)
+		for _, optional := range []string{"router_budgets", "image"} { // absent without a router, in a language model
+			if !slices.Contains(gotConfig, optional) {
+				gotConfig = append(gotConfig, optional)
+			}
 		}
+		slices.Sort(gotConfig)
 		if got := gotConfig; !slices.Equal(got, config) {
 			t.Errorf("%s: config keys %v; doc.go lists %v", path, got, config)
 		}
@@ -204,26 +206,33 @@ func TestDocTensors(t *testing.T) {
 	}
 	c := weights.TinyConfig()
 	c.RouterBudgets = 5 // the router's tensors too
-	size := map[string]int{"d": c.Dim, "vocab": c.Vocab, "hidden": c.Hidden(), "G-1": c.Granularities() - 1, "d+1": c.Dim + 1, "K": c.RouterBudgets, "2": 2}
-	doc := map[string][]int{}
-	for _, r := range table {
-		var shape []int
-		for _, m := range regexp.MustCompile(`\[([\w+-]+)\]`).FindAllStringSubmatch(r[1], -1) {
-			shape = append(shape, size[m[1]])
-		}
-		doc[r[0]] = shape
-	}
+	vision := weights.TinyConfig()
+	vision.Vocab, vision.Context, vision.Image = 10, 16, &model.ImageConfig{Size: 8, Patch: 2, Channels: 3}
 	names := map[string]bool{}
-	for _, tensor := range model.Layout(c) {
-		name := regexp.MustCompile(`^layers\.\d+\.`).ReplaceAllString(tensor.Name, "layers.L.")
-		names[name] = true
-		if shape, ok := doc[name]; !ok || !slices.Equal(shape, tensor.Shape) {
-			t.Errorf("tensor %s %v: doc.go says %v", tensor.Name, tensor.Shape, shape)
+	for _, c := range []model.Config{c, vision} {
+		size := map[string]int{"d": c.Dim, "vocab": c.Vocab, "hidden": c.Hidden(), "G-1": c.Granularities() - 1, "d+1": c.Dim + 1, "K": c.RouterBudgets, "2": 2}
+		if im := c.Image; im != nil {
+			size["P·P·C"], size["T"] = im.PatchLen(), im.Patches()
+		}
+		doc := map[string][]int{}
+		for _, r := range table {
+			var shape []int
+			for _, m := range regexp.MustCompile(`\[([^\]]+)\]`).FindAllStringSubmatch(r[1], -1) {
+				shape = append(shape, size[m[1]])
+			}
+			doc[r[0]] = shape
+		}
+		for _, tensor := range model.Layout(c) {
+			name := regexp.MustCompile(`^layers\.\d+\.`).ReplaceAllString(tensor.Name, "layers.L.")
+			names[name] = true
+			if shape, ok := doc[name]; !ok || !slices.Equal(shape, tensor.Shape) {
+				t.Errorf("tensor %s %v: doc.go says %v", tensor.Name, tensor.Shape, shape)
+			}
 		}
 	}
-	for name := range doc {
-		if !names[name] {
-			t.Errorf("doc.go lists tensor %s, which model.Layout does not have", name)
+	for _, r := range table {
+		if !names[r[0]] {
+			t.Errorf("doc.go lists tensor %s, which model.Layout does not have", r[0])
 		}
 	}
 }

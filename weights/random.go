@@ -38,3 +38,14 @@ func RandomRouted(w *model.Weights, seed uint64) *model.Weights {
 	}
 	return routed
 }
+
+// TinyVisionConfig is the MatViT tests use: 28×28 grey images (Fashion-MNIST's
+// shape) in 16 patches of 7×7, ten classes, two layers, every granularity
+// distinct.
+func TinyVisionConfig() model.Config {
+	return model.Config{
+		Vocab: 10, Dim: 16, Layers: 2, Heads: 2, FFNWidths: model.NestedWidths(64),
+		Context: 16, RopeTheta: 10000, NormEps: 1e-5,
+		Image: &model.ImageConfig{Size: 28, Patch: 7, Channels: 1},
+	}
+}

@@ -33,6 +33,10 @@ type ModelInfo struct {
 	FormatVersion int               `msgpack:"format_version"` // the preamble's version: 1 has no header checksum
 	Granularities []string          `msgpack:"granularities"`  // names, smallest first
 	Ranges        [][]weights.Range `msgpack:"ranges"`         // per uniform granularity: the bytes it needs after the header
+	// Architecture is the network: weights.MatFormerLM ("matformer-lm", a
+	// language model: reset, prompt, step) or weights.MatViT ("matvit", an
+	// image classifier and encoder: classify, load_index, index_image).
+	Architecture string `msgpack:"architecture"`
 }
 
 // MixInfo is set_mix's output.
@@ -102,4 +106,33 @@ type PlanResult struct {
 	Plan       *planner.Plan `msgpack:"plan" json:"plan"`
 	Error      string        `msgpack:"error" json:"error,omitempty"`
 	Constraint string        `msgpack:"constraint" json:"constraint,omitempty"`
+}
+
+// ImageRequest is classify's input: one image of a vision model.
+type ImageRequest struct {
+	// Pixels are C·S·S float32 values, little-endian, [channel][row][column],
+	// each in [0, 1] (a byte / 255). Grey models have C = 1.
+	Pixels  []byte `msgpack:"pixels"`
+	Backend string `msgpack:"backend"` // "cpu" (also ""), "gpu", or "auto": gpu when it can run, else cpu
+	K       int    `msgpack:"k"`       // nearest entries of the loaded index to return; 0: none
+}
+
+// ImageResult is classify's output.
+type ImageResult struct {
+	Class     int                `msgpack:"class"`     // the most likely class (lowest on ties)
+	Probs     []float32          `msgpack:"probs"`     // [classes] softmax of logits
+	Logits    []float32          `msgpack:"logits"`    // [classes]
+	Embedding []float32          `msgpack:"embedding"` // [dim] unit length: model.Normalize of the model's embedding
+	Backend   string             `msgpack:"backend"`   // the backend that ran: "cpu" or "gpu"
+	Neighbors []weights.Neighbor `msgpack:"neighbors"` // the k nearest index entries by cosine, highest first
+}
+
+// IndexInfo is load_index's output.
+type IndexInfo struct {
+	Count     int      `msgpack:"count"`
+	Dim       int      `msgpack:"dim"`
+	Mix       []string `msgpack:"mix"`        // the encoder that built it, one granularity per layer
+	Classes   []string `msgpack:"classes"`    // label names
+	ModelID   string   `msgpack:"model_id"`   // weights.ModelID of the model that built it (and is loaded)
+	HasImages bool     `msgpack:"has_images"` // index_image can return each entry's pixels
 }

@@ -66,6 +66,11 @@ type Engine struct {
 	// sequences of one header: a sequence overwrites each cache position
 	// before reading it, and reusing it leaves no garbage for the collector.
 	cpuState *model.State
+
+	// A vision model's: the batch classify runs images through, and the
+	// retrieval index load_index loaded (dropped with the model).
+	visionBatch *model.Batch
+	index       *weights.Index
 }
 
 // Backend runs the network one step at a time for one Mix and samples the
@@ -196,6 +201,9 @@ func CheckOptions(o Options) error {
 
 // Reset starts a new sequence with the given options on the current Mix.
 func (e *Engine) Reset(o Options) error {
+	if err := e.textOnly("reset"); err != nil {
+		return err
+	}
 	if e.mix == nil {
 		return fmt.Errorf("%w: reset before set_mix", ErrState)
 	}
@@ -305,6 +313,9 @@ func (e *Engine) Backend() string {
 
 // Prompt encodes text and queues it; it returns the prompt's token ids.
 func (e *Engine) Prompt(text []byte) ([]int, error) {
+	if err := e.textOnly("prompt"); err != nil {
+		return nil, err
+	}
 	if !e.started {
 		return nil, fmt.Errorf("%w: prompt before reset", ErrState)
 	}
@@ -327,6 +338,9 @@ func (e *Engine) Prompt(text []byte) ([]int, error) {
 // being read back from the GPU: then call Step again (it does not redo the
 // work) once the host has had a chance to complete the read.
 func (e *Engine) Step() (int, error) {
+	if err := e.textOnly("step"); err != nil {
+		return 0, err
+	}
 	if !e.prompted {
 		return 0, fmt.Errorf("%w: step before prompt", ErrState)
 	}
@@ -383,6 +397,9 @@ func (e *Engine) resetRouted(o Options) error {
 // last step: the router's picks on a routed sequence, else the mix. ErrState
 // before a sequence has stepped.
 func (e *Engine) Widths() ([]int, error) {
+	if err := e.textOnly("widths"); err != nil {
+		return nil, err
+	}
 	if e.backend == nil || e.pos == 0 {
 		return nil, fmt.Errorf("%w: widths before the first step", ErrState)
 	}

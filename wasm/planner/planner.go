@@ -67,6 +67,10 @@ type Plan struct {
 	// ExpectedLoss is the validation loss in nats/token the quality table
 	// gives or interpolates; 0 when the model has no table.
 	ExpectedLoss float64 `msgpack:"expected_loss" json:"expected_loss,omitempty"`
+	// ExpectedAccuracy is, for a vision model, the validation accuracy the
+	// quality table gives for the mix (0 to 1); 0 without one. A vision
+	// plan's PredictedTokensPerSecond is images per second.
+	ExpectedAccuracy float64 `msgpack:"expected_accuracy" json:"expected_accuracy,omitempty"`
 	// Splits are tensors the GPU backend binds in pieces.
 	Splits []Split `msgpack:"splits" json:"splits,omitempty"`
 	// Speculation is the expected gain of self-speculative decoding with a

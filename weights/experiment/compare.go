@@ -366,7 +366,9 @@ func (r *Comparison) Write(dir string, full *FullScale) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "RESULTS.md"), b.Bytes(), 0o644)
+	path := filepath.Join(dir, "RESULTS.md")
+	old, _ := os.ReadFile(path) // sections other commands wrote (vision-results) are kept
+	return os.WriteFile(path, keepSections(old, b.Bytes()), 0o644)
 }
 
 func yesNo(ok bool) string {

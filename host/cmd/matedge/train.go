@@ -289,8 +289,12 @@ func (p *progressBar) update(pr train.Progress) {
 	const width = 24
 	done := width * pr.Step / pr.Steps
 	bar := strings.Repeat("█", done) + strings.Repeat("·", width-done)
-	line := fmt.Sprintf("%s %d/%d loss%s | lr %.2g | %.0f tok/s | ETA %s",
-		bar, pr.Step, pr.Steps, losses.String(), pr.LR, pr.TokensPerSec, pr.ETA.Round(time.Second))
+	rate := fmt.Sprintf("%.0f tok/s", pr.TokensPerSec)
+	if im := p.config.Image; im != nil {
+		rate = fmt.Sprintf("%.0f images/s", pr.TokensPerSec/float64(im.Patches()))
+	}
+	line := fmt.Sprintf("%s %d/%d loss%s | lr %.2g | %s | ETA %s",
+		bar, pr.Step, pr.Steps, losses.String(), pr.LR, rate, pr.ETA.Round(time.Second))
 	if p.terminal {
 		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
 	} else if time.Since(p.last) > 30*time.Second || pr.Step == pr.Steps || pr.Validation != nil {
@@ -305,7 +309,15 @@ func (p *progressBar) update(pr train.Progress) {
 		if p.terminal {
 			fmt.Fprintln(os.Stderr)
 		}
-		fmt.Fprintf(os.Stderr, "step %d validation (nats/token):%s\n", pr.Step, v.String())
+		unit := "nats/token"
+		if p.config.IsVision() {
+			unit = "nats/image"
+			v.WriteString(" | accuracy")
+			for g, a := range pr.Accuracy {
+				fmt.Fprintf(&v, " %s %.2f%%", p.config.GranularityName(g), 100*a)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "step %d validation (%s):%s\n", pr.Step, unit, v.String())
 	}
 }
 

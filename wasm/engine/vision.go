@@ -1,0 +1,169 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/weights"
+)
+
+// A vision model (weights.MatViT) is loaded, fed and given a mix like a
+// language model; then Classify runs one image through the mix and, with a
+// retrieval index loaded (LoadIndex), finds its nearest entries. The text
+// exports refuse it (textOnly).
+
+// gpuClassify runs one image on the GPU backend: logits and the (not yet
+// normalised) embedding, as model.Classify returns them. It is nil until
+// the GPU vision path exists: gpu_vision.go sets it in an init function
+// (gpuClassify = (*Engine).classifyGPU). It must return an error matching
+// ErrBackend when the device cannot run the model, so that backend "auto"
+// falls back to the CPU. This is the only call site.
+var gpuClassify func(e *Engine, pixels []float32) (logits, embedding []float32, err error)
+
+// textOnly refuses a text export on a vision model.
+func (e *Engine) textOnly(export string) error {
+	if h := e.header; h != nil && h.IsVision() {
+		im := h.Config.Image
+		return fmt.Errorf("%w: this is a vision model (matvit, %d classes of %d×%d images): %s is for text generation; use classify", ErrState, h.Config.Vocab, im.Size, im.Size, export)
+	}
+	return nil
+}
+
+// visionOnly refuses a vision export before load_header or on a language model.
+func (e *Engine) visionOnly(export string) error {
+	if e.header == nil {
+		return fmt.Errorf("%w: %s before load_header", ErrState, export)
+	}
+	if !e.header.IsVision() {
+		return fmt.Errorf("%w: this is a language model (matformer-lm): %s needs a vision model (matvit)", ErrState, export)
+	}
+	return nil
+}
+
+// Classify runs req's image through the current mix (set_mix) on the
+// requested backend and, when req.K > 0 and an index is loaded, looks up
+// its nearest entries.
+func (e *Engine) Classify(req abi.ImageRequest) (abi.ImageResult, error) {
+	if err := e.visionOnly("classify"); err != nil {
+		return abi.ImageResult{}, err
+	}
+	c := e.header.Config
+	if e.mix == nil {
+		return abi.ImageResult{}, fmt.Errorf("%w: classify before set_mix", ErrState)
+	}
+	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
+		return abi.ImageResult{}, fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
+	}
+	im := c.Image
+	if want := im.Pixels(); len(req.Pixels) != 4*want {
+		return abi.ImageResult{}, fmt.Errorf("%w: pixels are %d bytes; want C·S·S = %d·%d·%d = %d floats (%d bytes, f32 little-endian)",
+			ErrArg, len(req.Pixels), im.Channels, im.Size, im.Size, want, 4*want)
+	}
+	if req.K < 0 || req.K > weights.MaxIndexCount {
+		return abi.ImageResult{}, fmt.Errorf("%w: k %d (want 0 to %d)", ErrArg, req.K, weights.MaxIndexCount)
+	}
+	pixels := make([]float32, im.Pixels())
+	for i := range pixels {
+		x := math.Float32frombits(binary.LittleEndian.Uint32(req.Pixels[4*i:]))
+		if !(x >= 0 && x <= 1) { // NaN too
+			return abi.ImageResult{}, fmt.Errorf("%w: pixel value %d is %g; want values in [0, 1] (bytes divided by 255)", ErrArg, i, x)
+		}
+		pixels[i] = x
+	}
+	var logits, embedding []float32
+	backend := "cpu"
+	switch req.Backend {
+	case "", "cpu":
+	case "gpu", "auto":
+		if gpuClassify == nil {
+			if req.Backend == "gpu" {
+				return abi.ImageResult{}, fmt.Errorf("%w: the GPU vision path is not built yet; use backend cpu or auto", ErrBackend)
+			}
+			break
+		}
+		var err error
+		logits, embedding, err = gpuClassify(e, pixels)
+		switch {
+		case err == nil:
+			backend = "gpu"
+		case req.Backend == "auto" && errors.Is(err, ErrBackend):
+			logits, embedding = nil, nil // the CPU runs it below
+		default:
+			return abi.ImageResult{}, err
+		}
+	default:
+		return abi.ImageResult{}, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, req.Backend)
+	}
+	if backend == "cpu" {
+		logits, embedding = e.classifyCPU(pixels)
+	}
+	probs := append([]float32(nil), logits...)
+	model.Softmax(probs)
+	model.Normalize(embedding)
+	res := abi.ImageResult{Class: argmax(logits), Probs: probs, Logits: logits, Embedding: embedding, Backend: backend,
+		Neighbors: []weights.Neighbor{}}
+	if e.index != nil && req.K > 0 {
+		res.Neighbors = e.index.Nearest(embedding, req.K)
+	}
+	return res, nil
+}
+
+// classifyCPU is model.Classify on a batch kept across calls (an index of
+// thousands of images allocates it once): the same operations, the same bits.
+func (e *Engine) classifyCPU(pixels []float32) (logits, embedding []float32) {
+	w := e.asm.Weights
+	if e.visionBatch == nil {
+		e.visionBatch = model.NewBatch(w.Config, 1, w.Config.Context)
+	}
+	b := e.visionBatch
+	b.ForwardImages(w, e.mix, pixels, nil)
+	return append([]float32(nil), b.Logits()[:w.Config.Vocab]...), append([]float32(nil), b.Embeddings()...)
+}
+
+// argmax is the index of the largest value, the lowest on ties.
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// LoadIndex decodes a .mati file and keeps it for Classify's neighbours; it
+// must have been built by the loaded model (weights.ModelID).
+func (e *Engine) LoadIndex(b []byte) (abi.IndexInfo, error) {
+	if err := e.visionOnly("load_index"); err != nil {
+		return abi.IndexInfo{}, err
+	}
+	ix, err := weights.ReadIndex(b)
+	if err != nil {
+		return abi.IndexInfo{}, err
+	}
+	if err := ix.CheckModel(e.header); err != nil {
+		return abi.IndexInfo{}, err
+	}
+	e.index = ix
+	return abi.IndexInfo{Count: ix.Count, Dim: ix.Dim, Mix: ix.Mix, Classes: ix.Classes, ModelID: ix.ModelID, HasImages: ix.Image != nil}, nil
+}
+
+// IndexImage returns the stored pixels of index entry i, [C][S][S] bytes.
+func (e *Engine) IndexImage(i int) ([]byte, error) {
+	if err := e.visionOnly("index_image"); err != nil {
+		return nil, err
+	}
+	switch {
+	case e.index == nil:
+		return nil, fmt.Errorf("%w: index_image before load_index", ErrState)
+	case e.index.Image == nil:
+		return nil, fmt.Errorf("%w: the index stores no images (build it with matedge index -images)", ErrState)
+	case i < 0 || i >= e.index.Count:
+		return nil, fmt.Errorf("%w: entry %d of an index of %d", ErrArg, i, e.index.Count)
+	}
+	return e.index.ImagePixels(i), nil
+}
