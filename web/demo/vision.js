@@ -183,11 +183,16 @@ async function renderNeighbours(neighbors) {
 function renderSizes() {
   const now = mixName(lm.mix.mix);
   const legend = $('sizes').querySelector('legend');
-  const size = (g) => lm.info.header.entries.reduce((n, e) => n + (e.layer < 0 || e.granularity <= g ? e.length : 0), 0);
-  $('sizes').replaceChildren(legend, ...lm.info.granularities.map((name, g) => el('label', { title: `${name} in every layer` },
-    el('input', { type: 'radio', name: 'size', value: name, ...(name === now ? { checked: '' } : {}) }),
-    el('strong', {}, name),
-    el('small', {}, bytes(size(g))))));
+  const { granularities, header: { config, entries } } = lm.info;
+  // What a mix reads from the file: the entries it needs.
+  const size = (names) => entries.reduce((n, e) => n + (e.layer < 0 || e.granularity <= granularities.indexOf(names[e.layer]) ? e.length : 0), 0);
+  const choices = granularities.map((name) => ({ label: name, spec: name, names: Array(config.layers).fill(name) }));
+  // The planner may choose a Mix'n'Match encoder (one granularity per layer).
+  if (lm.plan && !choices.some((c) => c.spec === lm.plan.spec)) choices.push({ label: 'Planned', spec: lm.plan.spec, names: lm.plan.mix_names });
+  $('sizes').replaceChildren(legend, ...choices.map((c) => el('label', { title: c.spec, ...(c.label !== c.spec ? { class: 'preset' } : {}) },
+    el('input', { type: 'radio', name: 'size', value: c.spec, ...(c.spec === now ? { checked: '' } : {}) }),
+    el('strong', {}, c.label),
+    el('small', {}, bytes(size(c.names))))));
 }
 
 function renderPlan() {
@@ -197,10 +202,11 @@ function renderPlan() {
     return;
   }
   const now = mixName(lm.mix.mix);
-  const speed = plan.predicted_images_per_second ?? plan.predicted_tokens_per_second;
+  const speed = plan.predicted_tokens_per_second; // images/s for a vision model
   const body = [el('p', { class: 'headline' }, el('strong', {}, now), ` on the ${plan.backend.toUpperCase()}`,
     now === plan.spec ? ' — the planner\'s choice' : ` — chosen by hand; the planner chose ${plan.spec}`)];
-  if (speed) body.push(el('p', { class: 'hint' }, `Planned: ${plan.spec}, ${bytes(plan.download_bytes)} to download, about ${rate(speed)} images/s${plan.speed_measured ? '' : ' (assumed)'}.`));
+  const accuracy = plan.expected_accuracy ? `, ${(100 * plan.expected_accuracy).toFixed(1)}% accurate on validation pictures` : '';
+  body.push(el('p', { class: 'hint' }, `Planned: ${plan.spec}, ${bytes(plan.download_bytes)} to download, about ${rate(speed)} images/s${plan.speed_measured ? '' : ' (assumed)'}${accuracy}.`));
   if (plan.error) body.push(el('p', { class: 'warning' }, `Nothing fits the budget (${plan.constraint}): ${plan.error}. Running the smallest encoder (best effort).`));
   body.push(el('details', { open: '' }, el('summary', {}, 'Why the planner chose it'), el('ul', { class: 'reasons' }, ...plan.reasons.map((r) => el('li', {}, r)))));
   $('plan').replaceChildren(...body);

@@ -140,23 +140,23 @@ export async function benchmark(mod, modelInfo, backends, { limitMs = BENCHMARK_
 }
 
 /**
- * imageWork is one image's pass through a MatViT (model/vision.go) for a
- * mix given as granularity indices: the weight bytes it reads (each matrix
- * once, for all T patches) and its FLOPs (a multiply-add is 2).
+ * imageWork is planner.ImageWork (wasm/planner/vision.go): the bytes one
+ * image's pass through a MatViT reads (every weight of the mix once, and
+ * the keys and values of all T patches) and its FLOPs, for a mix given as
+ * granularity indices.
  */
 export function imageWork(config, mix) {
   const d = config.dim;
   const t = config.context; // patches
   const im = config.image;
-  const patch = im.patch * im.patch * im.channels;
-  let params = patch * d + t * d + d + config.vocab * d; // patch_embed, pos_embed, final_norm, head
-  let flops = 2 * t * patch * d + 2 * config.vocab * d;
-  for (const g of mix) {
-    const block = 2 * d + 4 * d * d + 3 * config.ffn_widths[g] * d;
-    params += block;
-    flops += 2 * t * block + 2 * 2 * t * t * d; // the matrices per patch, and attention's scores and weighted sums
-  }
-  return { bytes: 4 * params, flops };
+  const patch = im.patch * im.patch * im.channels * d;
+  let blocks = d; // NonEmbeddingParams: the final norm and the blocks
+  for (const g of mix) blocks += 2 * d + 4 * d * d + 3 * config.ffn_widths[g] * d;
+  const keys = 2 * config.layers * t * d;
+  return {
+    bytes: 4 * (blocks + patch + t * d + config.vocab * d + keys),
+    flops: 2 * t * (blocks + patch) + 2 * t * keys + 2 * config.vocab * d,
+  };
 }
 
 /**

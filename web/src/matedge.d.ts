@@ -411,9 +411,12 @@ export interface Plan {
   gpu_memory_bytes: number;
   non_embedding_params: number;
   work: { bytes: number; flops: number };
+  /** For a vision model: images per second. */
   predicted_tokens_per_second: number;
   speed_measured: boolean;
   expected_loss?: number;
+  /** A vision model: the validation accuracy of the chosen encoder, from the file's quality table. */
+  expected_accuracy?: number;
   splits?: unknown[] | null;
   reasons: string[];
   /** Why nothing fits the budget (this is then the smallest plan); '' when the plan fits. */
