@@ -7,8 +7,10 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -442,4 +444,68 @@ func (m *Module) BenchKernel(ctx context.Context, kernel int32, rows, cols, toke
 	}
 	_, err := m.call(ctx, "bench_kernel", uint64(kernel), uint64(rows), uint64(cols), uint64(tokens), uint64(reps))
 	return err
+}
+
+// export returns an export looked up by name once, for the exports a module
+// built before them lacks (ErrABI says to rebuild).
+func (m *Module) export(name string) error {
+	if m.fns[name] != nil {
+		return nil
+	}
+	f := m.mod.ExportedFunction(name)
+	if f == nil {
+		return fmt.Errorf("%w: the module does not export %s; rebuild it with ./build.sh", ErrABI, name)
+	}
+	m.fns[name] = f
+	return nil
+}
+
+// Classify runs one image ([C][S][S] values in [0, 1]) through the mix of
+// the last SetMix of a vision model on backend ("cpu", "gpu", "auto"; ""
+// is cpu), with the k nearest entries of the loaded index (LoadIndex).
+func (m *Module) Classify(ctx context.Context, pixels []float32, backend string, k int) (*abi.ImageResult, error) {
+	if err := m.export("classify"); err != nil {
+		return nil, err
+	}
+	raw := make([]byte, 4*len(pixels))
+	for i, x := range pixels {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
+	}
+	b, err := msgpack.Marshal(&abi.ImageRequest{Pixels: raw, Backend: backend, K: k})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.callBytes(ctx, "classify", b); err != nil {
+		return nil, err
+	}
+	var res abi.ImageResult
+	return &res, m.decodeOutput(ctx, &res)
+}
+
+// LoadIndex hands the module a .mati retrieval index built by the loaded
+// vision model.
+func (m *Module) LoadIndex(ctx context.Context, index []byte) (*abi.IndexInfo, error) {
+	if err := m.export("load_index"); err != nil {
+		return nil, err
+	}
+	if _, err := m.callBytes(ctx, "load_index", index); err != nil {
+		return nil, err
+	}
+	var info abi.IndexInfo
+	return &info, m.decodeOutput(ctx, &info)
+}
+
+// IndexImage returns the stored pixels of entry i of the loaded index, u8
+// [C][S][S].
+func (m *Module) IndexImage(ctx context.Context, i int) ([]byte, error) {
+	if err := m.export("index_image"); err != nil {
+		return nil, err
+	}
+	if i < math.MinInt32 || i > math.MaxInt32 {
+		return nil, fmt.Errorf("host: index entry %d out of range", i)
+	}
+	if _, err := m.call(ctx, "index_image", uint64(uint32(int32(i)))); err != nil {
+		return nil, err
+	}
+	return m.output(ctx)
 }

@@ -19,6 +19,8 @@ var documents = map[string]any{
 	"Adapter": planner.Adapter{}, "Limits": planner.Limits{}, "Network": planner.Network{},
 	"Benchmark": planner.Benchmark{}, "Budget": planner.Budget{}, "PlanResult": PlanResult{},
 	"Plan": planner.Plan{}, "Work": planner.Work{}, "Split": planner.Split{}, "Speculation": planner.Speculation{},
+	"ImageRequest": ImageRequest{}, "ImageResult": ImageResult{}, "Neighbor": weights.Neighbor{}, "IndexInfo": IndexInfo{},
+	"IndexHeader": weights.IndexHeader{}, "IndexImage": weights.IndexImage{},
 }
 
 // TestDocDocuments checks that each document ABI.md defines has exactly the
