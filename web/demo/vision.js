@@ -155,7 +155,7 @@ async function run(input) {
 }
 
 function renderResult(r, input) {
-  const truth = input.truth === undefined ? '' : ` (the picture is a ${lm.classes[input.truth]})`;
+  const truth = input.truth === undefined ? '' : ` (true class: ${lm.classes[input.truth]})`;
   $('answer').textContent = `${r.className} — ${percent(r.probs[r.class])}${truth}`;
   $('probs').replaceChildren(...lm.classes.map((name, c) => el('li', { class: c === r.class ? 'top' : '' },
     el('span', { class: 'name' }, name),
