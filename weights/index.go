@@ -49,6 +49,15 @@ var ErrIndex error = indexError{}
 
 type indexError struct{}
 
+// ErrIndexModel means an index was built by other weights than the model's
+// (or for another embedding width). It matches ErrIndex and ErrCorrupt.
+var ErrIndexModel error = indexModelError{}
+
+type indexModelError struct{}
+
+func (indexModelError) Error() string        { return "index built by another model" }
+func (indexModelError) Is(target error) bool { return target == ErrIndex || target == ErrCorrupt }
+
 func (indexError) Error() string        { return "invalid retrieval index" }
 func (indexError) Is(target error) bool { return target == ErrCorrupt }
 
@@ -266,10 +275,10 @@ func imagesNote(im *IndexImage) string {
 // embedding width or classes are not the model's.
 func (ix *Index) CheckModel(h *Header) error {
 	if id := ModelID(h); ix.ModelID != id {
-		return fmt.Errorf("index: %w: index built by another model (its model_id is %.12s…, this model's %.12s…); build it again with this model (matedge index)", ErrIndex, ix.ModelID, id)
+		return fmt.Errorf("%w (its model_id is %.12s…, this model's %.12s…); build it again with this model (matedge index)", ErrIndexModel, ix.ModelID, id)
 	}
 	if ix.Dim != h.Config.Dim {
-		return fmt.Errorf("index: %w: embeddings of %d values, the model's are %d", ErrIndex, ix.Dim, h.Config.Dim)
+		return fmt.Errorf("%w: its embeddings have %d values, the model's %d", ErrIndexModel, ix.Dim, h.Config.Dim)
 	}
 	return nil
 }

@@ -114,6 +114,9 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	if err := modelInfo.Header.RequireLanguageModel(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	backendNote := "-backend"
 	if *draft != "" {
 		backendNote = "-draft runs on the cpu"

@@ -99,7 +99,14 @@ wasm/planner/testdata).`)
 		return err
 	}
 
-	plan, planErr := planner.Choose(caps, h, budget)
+	var plan planner.Plan
+	var planErr error
+	if h.IsVision() {
+		// The query encoder of a vision model: the most accurate that fits.
+		plan, planErr = planner.ChooseVision(caps, h, budget, nil)
+	} else {
+		plan, planErr = planner.Choose(caps, h, budget)
+	}
 	var noFit *planner.ConstraintError
 	if planErr != nil && !errors.As(planErr, &noFit) {
 		return planErr
@@ -270,9 +277,16 @@ func printPlan(w io.Writer, h *weights.Header, p planner.Plan) {
 	if p.SpeedMeasured {
 		how = "from the " + p.Backend + " benchmark"
 	}
-	row("speed", "%.3g tokens/s predicted (%s)", p.PredictedTokensPerSecond, how)
+	unit, per := "tokens/s", "token"
+	if h.IsVision() {
+		unit, per = "images/s", "image"
+	}
+	row("speed", "%.3g %s predicted (%s)", p.PredictedTokensPerSecond, unit, how)
+	if p.ExpectedAccuracy > 0 {
+		row("accuracy", "%.2f%% on the validation images", 100*p.ExpectedAccuracy)
+	}
 	if p.ExpectedLoss > 0 {
-		row("loss", "%.3f nats/token expected", p.ExpectedLoss)
+		row("loss", "%.3f nats/%s expected", p.ExpectedLoss, per)
 	} else {
 		row("loss", "unknown (no quality table); %d non-embedding parameters", p.NonEmbeddingParams)
 	}
