@@ -139,7 +139,16 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
         throw new MatEdgeError(`matedge: the GPU backend is gone: ${gpuLost}`, { code: 'ERR_BACKEND' });
       }
       const start = performance.now();
-      const result = await mod.classify({ pixels, backend: gpuLost ? 'cpu' : backend, k });
+      let result;
+      try {
+        result = await mod.classify({ pixels, backend: gpuLost ? 'cpu' : backend, k });
+      } catch (err) {
+        // A device lost mid-image: classify it again on the CPU, as a generation goes on there.
+        if (gpuLost || backend === 'cpu' || !(err instanceof MatEdgeError)) throw err;
+        await Promise.race([mod.gpu.device?.lost, delay(100)]);
+        if (!gpuLost) throw err;
+        result = { ...await mod.classify({ pixels, backend: 'cpu', k }), deviceLost: gpuLost };
+      }
       return { ...result, seconds: (performance.now() - start) / 1000 };
     },
 
