@@ -348,7 +348,9 @@ async function start() {
     });
     if (!lm.isVision) throw new Error(`${params.get('model') ?? MODEL} is a language model; the text demo runs it`);
   } catch (err) {
-    setState('error', `Could not load the model: ${plainError(err)}`);
+    const hint = /HTTP 404/.test(err?.message) && !params.get('model')
+      ? ' The vision model is not served here: start the server with bin/matedge serve -model weights/defaultmodel/matvit.matw -model weights/defaultmodel/matvit-xl.mati.' : '';
+    setState('error', `Could not load the model: ${plainError(err)}${hint}`);
     return;
   }
   renderDevice();
