@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { launch, missingBrowser } from '../harness/browser.mjs';
 import { missingBuild, startServer } from '../harness/server.mjs';
 import { buildIndex, classifyCLI, missingVision, retrieveCLI, testPicture, trainTiny } from '../harness/vision.mjs';
+import { imageWork } from '../src/caps.js';
 import { rangeBytes, subtract } from '../src/loader.js';
 
 const CI = process.env.CI === 'true';
@@ -139,6 +140,8 @@ if (missing && CI) {
       assert.ok(plan.predicted_tokens_per_second > 0, 'images/s predicted');
       assert.ok(capabilities.benchmarks.some((b) => b.backend === 'cpu' && b.imagesPerSecond > 0 && b.gflops > 0), JSON.stringify(capabilities.benchmarks));
       assert.deepEqual(loaded.mix.mix, plan.mix_names);
+      // The benchmark's rates are per image as the planner prices an image: the same work.
+      assert.deepEqual(imageWork(loaded.info.header.config, plan.mix), plan.work);
       const requests = modelRequests(mark);
       assert.ok(requests.every((r) => r.status === 206), JSON.stringify(requests));
       const data = requests.filter((r) => Number(/^bytes=(\d+)/.exec(r.range)[1]) >= loaded.info.data_start);
