@@ -276,6 +276,8 @@ export interface ClassifyResult {
   neighbors: { index: number; label: number; className: string; score: number }[];
   /** Seconds the module took, in its worker. */
   seconds: number;
+  /** Why the GPU was lost while classifying this image (it was classified again on the CPU); absent otherwise. */
+  deviceLost?: string;
 }
 
 export interface ImageConfig { size: number; patch: number; channels: 1 | 3 }

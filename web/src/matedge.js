@@ -269,6 +269,7 @@ export class MatEdge {
     if (!Number.isSafeInteger(k) || k < 0) throw new RangeError(`matedge: k ${k}: want an integer ≥ 0`);
     const pixels = toPixels(image, this.image);
     const r = await this.call({ op: 'classify', pixels, backend, k });
+    if (r.deviceLost) this.gpuLost = r.deviceLost;
     const name = (c) => this.classes[c] ?? this.index?.classes?.[c] ?? `class ${c}`;
     return { ...r, className: name(r.class), neighbors: r.neighbors.map((n) => ({ ...n, className: name(n.label) })) };
   }
