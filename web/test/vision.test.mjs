@@ -223,6 +223,14 @@ if (missing && CI) {
           assert.ok(far < 1e-4, `${what}: logits and embedding within 1e-4 of the CPU's (${far})`);
           assert.deepEqual(r.neighbors.map((n) => n.index), cpu.neighbors.map((n) => n.index), `${what}: the same neighbours`);
         }
+        // After the GPU is lost, auto runs on the CPU with its answer, and gpu is refused saying why.
+        assert.deepEqual(await call(() => window.lm.simulateDeviceLoss()), { lost: true });
+        const after = await classify(4, { backend: 'auto', k: K });
+        assert.equal(after.backend, 'cpu');
+        assert.deepEqual(after.logits, cpu.logits);
+        const refused = await classify(4, { backend: 'gpu' });
+        assert.equal(refused.error?.code, 'ERR_BACKEND');
+        assert.match(refused.error.message, /the GPU backend is gone/);
       }
       // The default backend is the plan's, else auto: it runs.
       assert.equal((await call(async (bytes) => (await window.lm.classify(Float32Array.from(bytes, (v) => v / 255))).class, testPicture(4).bytes)), cpu.class);
