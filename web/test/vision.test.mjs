@@ -257,10 +257,20 @@ if (missing && CI) {
         const wide = new OffscreenCanvas(56, 28);
         Object.assign(wide.getContext('2d'), { fillStyle: '#fff' }).fillRect(0, 0, 56, 28);
         const widePixels = toPixels(wide, shape);
-        const [fromArray, fromImageData, fromCanvas, fromBigPixels] = await Promise.all([
-          window.lm.classify(exact), window.lm.classify(grey), window.lm.classify(big), window.lm.classify(bigPixels)]);
+        // The same 28×28 picture as an ImageBitmap and as a PNG in an <img>.
+        const bitmap = await createImageBitmap(grey);
+        const small = document.createElement('canvas');
+        small.width = small.height = 28;
+        small.getContext('2d').putImageData(grey, 0, 0);
+        const img = new Image();
+        img.src = small.toDataURL('image/png');
+        await img.decode();
+        const [fromArray, fromImageData, fromBitmap, fromImg, fromCanvas, fromBigPixels] = await Promise.all([
+          window.lm.classify(exact), window.lm.classify(grey), window.lm.classify(bitmap), window.lm.classify(img),
+          window.lm.classify(big), window.lm.classify(bigPixels)]);
         return {
-          fromArray: fromArray.logits, fromImageData: fromImageData.logits, fromCanvas: fromCanvas.logits, fromBigPixels: fromBigPixels.logits,
+          fromArray: fromArray.logits, fromImageData: fromImageData.logits, fromBitmap: fromBitmap.logits, fromImg: fromImg.logits,
+          fromCanvas: fromCanvas.logits, fromBigPixels: fromBigPixels.logits,
           bigError: bigPixels.reduce((s, x, i) => s + Math.abs(x - exact[i]), 0) / 784,
           red: [...new Set(toPixels(red, shape))],
           wide: [widePixels[0], widePixels[6 * 28 + 14], widePixels[7 * 28 + 14], widePixels[14 * 28 + 14], widePixels[21 * 28 + 14]],
@@ -268,6 +278,8 @@ if (missing && CI) {
       }, bytes);
       assert.equal(got.error, undefined, JSON.stringify(got.error));
       assert.deepEqual(got.fromImageData, got.fromArray, 'a 28×28 grey ImageData is the same pixels');
+      assert.deepEqual(got.fromBitmap, got.fromArray, 'so is an ImageBitmap of it');
+      assert.deepEqual(got.fromImg, got.fromArray, 'and an <img> of it as a PNG');
       assert.deepEqual(got.fromCanvas, got.fromBigPixels, 'classify converts a canvas as toPixels does');
       assert.ok(got.bigError < 0.02, `a 10× picture scales back to about the same pixels (mean error ${got.bigError})`);
       assert.deepEqual(got.red, [Math.fround(0.299)], 'one channel is luminance');
