@@ -237,6 +237,41 @@ export class ModuleInstance {
 
 
   /**
+   * classify runs the current mix on one image: request is {pixels: a
+   * Float32Array of [C][S][S] values in [0, 1], backend: 'cpu'|'gpu'|'auto',
+   * k}; it returns ImageResult {class, probs, logits, embedding (unit length),
+   * backend, neighbors: [{index, label, score}]} — the k nearest entries of
+   * the loaded index, empty without one. Like step, it may return PENDING
+   * while a GPU readback is in flight: it then awaits it and calls again.
+   */
+  async classify({ pixels, backend = 'cpu', k = 0 }) {
+    // A Float32Array's bytes are little-endian on every engine that runs wasm in practice, as the module reads them.
+    const input = msgpack.encode({ pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength), backend, k });
+    for (let idle = 0; ;) {
+      const status = this.callBytes('classify', input);
+      if (status !== PENDING) break;
+      const inFlight = this.gpu.settled();
+      if (inFlight) await inFlight;
+      else if (++idle >= MAX_PENDING) throw new MatEdgeError(`matedge: classify still pending after ${MAX_PENDING} calls with nothing to wait for`, { code: 'ERR_PENDING' });
+    }
+    const r = this.decodeOutput();
+    // Go encodes an empty list as nil.
+    return { ...r, neighbors: r.neighbors ?? [] };
+  }
+
+  /** loadIndex hands over a .mati index file's bytes and returns IndexInfo {count, dim, mix, classes, model_id, has_images}. */
+  loadIndex(bytes) {
+    this.callBytes('load_index', bytes);
+    return this.decodeOutput();
+  }
+
+  /** indexImage returns the stored u8 pixels [C][S][S] of index entry i. */
+  indexImage(i) {
+    this.check('index_image', this.exports.index_image(i));
+    return this.output();
+  }
+
+  /**
    * plan runs the module's planner on the loaded header: request is
    * {capabilities, budget, mix?} (planner.Capabilities and planner.Budget);
    * it returns {plan, error, constraint} — when nothing fits, plan is the

@@ -214,6 +214,32 @@ export declare class MatEdge {
   /** With mix 'auto': the chosen plan. */
   plan: Plan | null;
 
+  /** 'matvit' for a vision model (classify, not generate), 'matformer-lm' for a language model. */
+  architecture: 'matformer-lm' | 'matvit';
+  readonly isVision: boolean;
+  /** A vision model's input: [channels][size][size] pixels, cut into patches of patch×patch. Null for a language model. */
+  image: ImageConfig | null;
+  /** A vision model's class names (the header's meta.classes; "class i" where it has none). */
+  classes: string[];
+  /** The index loadIndex loaded, or null. */
+  index: (IndexInfo & { bytes: number }) | null;
+
+  /**
+   * A vision model: classifies one image with the current mix (switch it with setMix; no reload), and with an
+   * index loaded and k > 0 finds its k nearest index entries. A browser image is scaled to fit the model's
+   * size (centred, over black) and read as luminance (1 channel) or RGB (3); a Float32Array must already be
+   * [C][S][S] in [0, 1] (a wrong length is ERR_ARG). ERR_STATE for a language model, ERR_MISSING while the
+   * mix lacks bytes, ERR_BACKEND when backend 'gpu' cannot run it.
+   */
+  classify(image: ImageInput, options?: ClassifyOptions): Promise<ClassifyResult>;
+  /**
+   * Loads a retrieval index (.mati): a URL (fetched whole) or its bytes. It must have been built with these
+   * very weights (its model_id), else ERR_FORMAT "index built by another model".
+   */
+  loadIndex(source: string | URL | ArrayBuffer | ArrayBufferView): Promise<IndexInfo & { bytes: number }>;
+  /** Index entry i's stored pixels, u8 [C][S][S] (toImageData makes an ImageData of them). ERR_ARG out of range, ERR_STATE for an index without images. */
+  indexImage(i: number): Promise<Uint8Array>;
+
   /** Switches mix live, fetching (or reading from the cache) only the bytes it adds. */
   /** Aborting stops fetching and keeps the current mix; setMix rejects with ERR_ABORTED. */
   setMix(mix: MixSpec, options?: { onProgress?: (p: Progress) => void; signal?: AbortSignal }): Promise<MixInfo>;
@@ -225,6 +251,54 @@ export declare class MatEdge {
   /** Stops the worker; calls in flight reject with ERR_CLOSED. */
   close(): void;
 }
+
+/** What classify takes: a browser image, or pixels [C][S][S] in [0, 1]. */
+export type ImageInput = ImageData | ImageBitmap | HTMLCanvasElement | OffscreenCanvas | HTMLImageElement | Float32Array;
+
+export interface ClassifyOptions {
+  /** Default: the plan's backend, else 'auto'. */
+  backend?: 'auto' | 'cpu' | 'gpu';
+  /** Nearest index entries to return (0, the default: none). */
+  k?: number;
+}
+
+/** The module's ImageResult, with class names. */
+export interface ClassifyResult {
+  class: number;
+  className: string;
+  /** Softmax of the logits, one per class. */
+  probs: number[];
+  logits: number[];
+  /** The image's embedding, unit length: retrieval compares these by dot product (cosine). */
+  embedding: number[];
+  backend: 'cpu' | 'gpu';
+  /** The k nearest index entries, most similar first (lowest index on ties); [] without an index. */
+  neighbors: { index: number; label: number; className: string; score: number }[];
+  /** Seconds the module took, in its worker. */
+  seconds: number;
+  /** Why the GPU was lost while classifying this image (it was classified again on the CPU); absent otherwise. */
+  deviceLost?: string;
+}
+
+export interface ImageConfig { size: number; patch: number; channels: 1 | 3 }
+
+/** The module's IndexInfo. */
+export interface IndexInfo {
+  count: number;
+  dim: number;
+  /** The mix that embedded the entries, one granularity per layer. */
+  mix: Granularity[];
+  classes: string[];
+  /** The weights it was built with: hex SHA-256 of their header's config and entries. */
+  model_id: string;
+  /** Whether it stores its images (indexImage). */
+  has_images: boolean;
+}
+
+/** Pixels [C][S][S] in [0, 1] of a browser image, as classify converts it; a Float32Array is returned as is. */
+export declare function toPixels(image: ImageInput, shape: { size: number; channels: number }): Float32Array;
+/** An S×S ImageData of u8 pixels [C][S][S] (indexImage's), grey for one channel. */
+export declare function toImageData(pixels: Uint8Array, image: { size: number; channels: number }): ImageData;
 
 /** One generation: iterate it for text pieces; breaking out cancels it. */
 export declare class Generation implements AsyncIterable<string> {
@@ -252,8 +326,12 @@ export declare class Generation implements AsyncIterable<string> {
 // --- documents (wasm/ABI.md, webgpu/ABI.md, wasm/planner) ---
 
 export interface ModelInfo {
+  /** 'matvit' for a vision model. */
+  architecture: 'matformer-lm' | 'matvit';
   header: {
-    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number; router_budgets?: number };
+    /** A vision model: vocab is its number of classes, context its number of patches, image its input. */
+    config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number; router_budgets?: number; image?: ImageConfig };
+    architecture?: 'matformer-lm' | 'matvit';
     tokenizer: unknown;
     entries: { tensor: string; dtype: string; shape: number[]; row_start: number; row_end: number; layer: number; granularity: number; offset: number; length: number; crc32c: number }[];
     data_size: number;
@@ -315,8 +393,10 @@ export interface Capabilities {
     gflops: number;
     stepOverheadMicros: number;
     durationMillis: number;
-    /** Decode steps of S per second (this runtime's addition; not sent to the planner). */
-    tokensPerSecond: number;
+    /** Decode steps of S per second, for a language model (this runtime's addition; not sent to the planner). */
+    tokensPerSecond?: number;
+    /** Images S classifies per second, for a vision model (the same). */
+    imagesPerSecond?: number;
   }[];
 }
 
@@ -333,9 +413,12 @@ export interface Plan {
   gpu_memory_bytes: number;
   non_embedding_params: number;
   work: { bytes: number; flops: number };
+  /** For a vision model: images per second. */
   predicted_tokens_per_second: number;
   speed_measured: boolean;
   expected_loss?: number;
+  /** A vision model: the validation accuracy of the chosen encoder, from the file's quality table. */
+  expected_accuracy?: number;
   splits?: unknown[] | null;
   reasons: string[];
   /** Why nothing fits the budget (this is then the smallest plan); '' when the plan fits. */

@@ -6,6 +6,10 @@
 //   for await (const piece of lm.generate('It is a truth', { maxTokens: 32 })) out.textContent += piece;
 //   lm.close();
 //
+//   const vit = await MatEdge.load({ model: 'models/matvit.matw' });   // a vision model (MatViT)
+//   await vit.loadIndex('models/matvit-xl.mati');
+//   const { className, probs, neighbors } = await vit.classify(canvas, { k: 8 });
+//
 // The module (matedge.wasm) runs in a Web Worker (worker.js), on WebGPU when
 // the browser has it (webgpu.js) and on its CPU backend otherwise; with
 // {inThread: true}, or where there is no Worker, in the caller's thread.
@@ -16,8 +20,10 @@
 
 import { MatEdgeError } from './abi.js';
 import { BlockCache } from './cache.js';
+import { toPixels } from './image.js';
 
 export { ABI_VERSION, MatEdgeError } from './abi.js';
+export { toImageData, toPixels } from './image.js';
 
 /** DEFAULTS are the generation options, the same as `matedge generate`'s flags. */
 export const DEFAULTS = Object.freeze({
@@ -104,6 +110,7 @@ export class MatEdge {
         model: String(new URL(model, base())), mix: mixSpec(mix), budget, bestEffort, remeasure, gpu, cache, stallTimeout,
       }, onEvent);
       lm.info = r.modelInfo;
+      lm.describe();
       lm.mix = r.mixInfo;
       lm.fileSize = r.fileSize;
       lm.downloaded = r.downloaded;
@@ -141,6 +148,14 @@ export class MatEdge {
     /** With mix 'auto': the planner.Capabilities measured here (benchmarks included), and the chosen planner.Plan. */
     this.capabilities = null;
     this.plan = null;
+    /** 'matvit' for a vision model, 'matformer-lm' for a language model. */
+    this.architecture = 'matformer-lm';
+    /** A vision model's input, {size, patch, channels}; null for a language model. */
+    this.image = null;
+    /** A vision model's class names, from its header (class i is "class i" when it has none). */
+    this.classes = [];
+    /** The loaded index (IndexInfo and its size in bytes), or null. */
+    this.index = null;
     this.worker = worker;
     this.nextId = 1;
     this.calls = new Map(); // id → {resolve, reject, onEvent}
@@ -161,6 +176,18 @@ export class MatEdge {
     };
     worker.onmessageerror = () => this.end(new MatEdgeError('matedge: a worker message could not be read', { code: 'ERR_WORKER' }));
   }
+
+  // describe reads what kind of model info is: its architecture, input and classes.
+  describe() {
+    const { header } = this.info;
+    this.architecture = this.info.architecture || header.architecture || 'matformer-lm';
+    this.image = header.config.image ?? null;
+    const names = header.meta?.classes ? header.meta.classes.split(',') : [];
+    this.classes = this.image ? Array.from({ length: header.config.vocab }, (_, i) => names[i] || `class ${i}`) : [];
+  }
+
+  /** isVision reports whether the model is a vision model (MatViT): classify, not generate. */
+  get isVision() { return this.architecture === 'matvit'; }
 
   // call posts an operation and resolves with its result; onEvent gets its events.
   call(message, onEvent, id = this.nextId++) {
@@ -187,6 +214,7 @@ export class MatEdge {
       this.mix = r.mixInfo;
       this.downloaded = r.downloaded;
       this.info = r.modelInfo; // new if the file changed on the server meanwhile
+      this.describe();
       this.fileSize = r.fileSize;
       return this.mix;
     } catch (err) {
@@ -224,6 +252,45 @@ export class MatEdge {
       precision: o.precision ?? '', draft: o.draft ?? '', draft_tokens: o.draftTokens ?? 0, stop: stop.filter((s) => s !== ''), context_policy: o.context,
       repetition_penalty: o.repetitionPenalty ?? 0, presence_penalty: o.presencePenalty ?? 0, penalty_window: o.penaltyWindow ?? 0, min_p: o.minP ?? 0, route: o.route ?? 0,
     }, signal);
+  }
+
+  /**
+   * classify runs the current mix on one image and resolves with its class,
+   * the probabilities of every class, its embedding (unit length) and, with
+   * an index loaded and k > 0, the k nearest index entries by cosine.
+   *
+   * @param image  an ImageData, ImageBitmap, canvas or loaded <img> (scaled to the model's size, luminance for one
+   *   channel; see image.js), or a Float32Array [C][S][S] of values in [0, 1], taken as it is
+   * @param {object} [options]  backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'), k (neighbours; default 0)
+   */
+  async classify(image, { backend = this.plan?.backend ?? DEFAULTS.backend, k = 0 } = {}) {
+    if (this.closed) throw this.closed;
+    if (!this.isVision) throw new MatEdgeError(`matedge: classify: this is a language model (${this.architecture}); classify needs a vision model (matvit)`, { code: 'ERR_STATE' });
+    if (!Number.isSafeInteger(k) || k < 0) throw new RangeError(`matedge: k ${k}: want an integer ≥ 0`);
+    const pixels = toPixels(image, this.image);
+    const r = await this.call({ op: 'classify', pixels, backend, k });
+    if (r.deviceLost) this.gpuLost = r.deviceLost;
+    const name = (c) => this.classes[c] ?? this.index?.classes?.[c] ?? `class ${c}`;
+    return { ...r, className: name(r.class), neighbors: r.neighbors.map((n) => ({ ...n, className: name(n.label) })) };
+  }
+
+  /**
+   * loadIndex loads a retrieval index (.mati) built with this model's
+   * weights: a URL (fetched whole; relative ones resolve against the page)
+   * or its bytes. It resolves with IndexInfo and replaces any index loaded
+   * before; an index of other weights is refused (ERR_FORMAT).
+   */
+  async loadIndex(source) {
+    const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : ArrayBuffer.isView(source) ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength) : null;
+    const message = bytes ? { op: 'loadIndex', bytes } : { op: 'loadIndex', url: String(new URL(source, base())) };
+    this.index = await this.call(message);
+    return this.index;
+  }
+
+  /** indexImage resolves with index entry i's stored pixels, u8 [C][S][S] (toImageData draws them). */
+  async indexImage(i) {
+    if (!Number.isSafeInteger(i)) throw new RangeError(`matedge: index image ${i}: want an integer`);
+    return (await this.call({ op: 'indexImage', index: i })).pixels;
   }
 
   /**

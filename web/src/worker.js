@@ -5,6 +5,9 @@
 //                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, kernels: 'simd' | 'go', kernelsReason, capabilities, plan}
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded, modelInfo, fileSize}
 //                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
+//                  {id, op: 'classify', pixels, backend, k}   → ImageResult (a vision model: pixels a Float32Array [C][S][S])
+//                  {id, op: 'loadIndex', url | bytes}         → IndexInfo and {bytes: the index file's size}
+//                  {id, op: 'indexImage', index}              → {pixels: Uint8Array [C][S][S]}
 //                  {op: 'cancel', target: id}                 (no reply; the generation ends with reason 'cancelled')
 //                  {op: 'abort', target: id}                  (no reply; a setMix in flight or queued fails with ERR_ABORTED)
 //                  {id, op: 'loseDevice'}                     → {} (tests: destroys the GPUDevice, as a driver reset would)
@@ -32,9 +35,9 @@
 
 import { DONE, MatEdgeError, ModuleInstance } from './abi.js';
 import { BlockCache } from './cache.js';
-import { BENCHMARK_TTL_MS, benchmark, benchmarkKey, collectCapabilities } from './caps.js';
+import { BENCHMARK_TTL_MS, benchmark, benchmarkImages, benchmarkKey, collectCapabilities } from './caps.js';
 import { fetchKernels } from './kernels.js';
-import { ModelFile, fetchModule, mergeAdjacent } from './loader.js';
+import { ModelFile, RangeSource, fetchModule, mergeAdjacent } from './loader.js';
 import { StopScanner } from './stop.js';
 import { ProcExit } from './wasi.js';
 import { noGPU, requestGPU } from './webgpu.js';
@@ -127,6 +130,44 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
     async trap() {
       loaded();
       mod.exports._initialize();
+    },
+
+    // classify runs the current mix on one image; on the CPU once the GPU is gone.
+    async classify({ pixels, backend, k }) {
+      loaded();
+      if (gpuLost && backend === 'gpu') {
+        throw new MatEdgeError(`matedge: the GPU backend is gone: ${gpuLost}`, { code: 'ERR_BACKEND' });
+      }
+      const start = performance.now();
+      let result;
+      try {
+        result = await mod.classify({ pixels, backend: gpuLost ? 'cpu' : backend, k });
+      } catch (err) {
+        // A device lost mid-image: classify it again on the CPU, as a generation goes on there.
+        if (gpuLost || backend === 'cpu' || !(err instanceof MatEdgeError)) throw err;
+        await Promise.race([mod.gpu.device?.lost, delay(100)]);
+        if (!gpuLost) throw err;
+        result = { ...await mod.classify({ pixels, backend: 'cpu', k }), deviceLost: gpuLost };
+      }
+      return { ...result, seconds: (performance.now() - start) / 1000 };
+    },
+
+    // loadIndex reads a .mati index (fetched whole: it is read whole) and hands it to the module.
+    async loadIndex({ url, bytes }) {
+      loaded();
+      if (url) {
+        const source = new RangeSource(url, { fetch });
+        const response = await source.request();
+        if (!response.ok) throw source.httpError(response);
+        bytes = await source.body(response);
+      }
+      return { ...mod.loadIndex(bytes), bytes: bytes.length };
+    },
+
+    async indexImage({ index }) {
+      loaded();
+      const pixels = mod.indexImage(index);
+      return { pixels };
     },
 
     async generate({ id, prompt, options }) {
@@ -244,11 +285,11 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
     if (!measured) {
       const smallest = modelInfo.granularities[0];
       await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
-      measured = await benchmark(mod, modelInfo, backends);
+      measured = modelInfo.architecture === 'matvit' ? await benchmarkImages(mod, modelInfo, backends) : await benchmark(mod, modelInfo, backends);
       measuredAt = Date.now();
       await file.cache?.putBenchmark(key, measured, measuredAt).catch(() => {});
     }
-    capabilities.benchmarks = measured.map(({ tokensPerSecond, ...b }) => b);
+    capabilities.benchmarks = measured.map(({ tokensPerSecond, imagesPerSecond, ...b }) => b);
     // Cached bytes of this model cost nothing to download.
     capabilities.cachedRanges = file.cache && file.identity
       ? mergeAdjacent((await file.cache.blocks(file.identity)).map(({ offset, length }) => ({ offset, length }))) : [];

@@ -71,12 +71,19 @@ if (missing && CI) {
         compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, lib: ['es2022', 'dom'], types: [] },
         files: ['good.ts'],
       }));
-      await writeFile(join(project, 'good.ts'), `import { MatEdge, MatEdgeError, type Plan } from 'matedge';
+      await writeFile(join(project, 'good.ts'), `import { MatEdge, MatEdgeError, toImageData, type ClassifyResult, type IndexInfo, type Plan } from 'matedge';
 const lm: MatEdge = await MatEdge.load({ model: 'models/default.matw', budget: 'fast', inThread: true });
 const plan: Plan | null = lm.plan;
 for await (const piece of lm.generate('It is', { maxTokens: 8, temperature: 0 })) console.log(piece.length, plan?.spec);
 const e = new Error() as MatEdgeError;
 console.log(e.code);
+const vit = await MatEdge.load({ model: 'models/matvit.matw', inThread: true });
+if (vit.isVision && vit.image) {
+  const r: ClassifyResult = await vit.classify(new Float32Array(vit.image.channels * vit.image.size ** 2), { k: 3, backend: 'cpu' });
+  const info: IndexInfo = await vit.loadIndex('models/matvit-xl.mati');
+  const img: ImageData = toImageData(await vit.indexImage(r.neighbors[0]?.index ?? 0), vit.image);
+  console.log(r.className, r.probs[r.class], info.count, img.width, vit.classes[0], vit.plan?.expected_accuracy);
+}
 `);
       await run(tsc, ['-p', project], { cwd: project, timeout: 60_000 }).catch((err) => assert.fail(`tsc: ${err.stdout}${err.stderr}`));
       await writeFile(join(project, 'tsconfig.json'), JSON.stringify({
