@@ -13,8 +13,9 @@ import (
 // query encoder a device should run is the most accurate of those that meet
 // every limit. An image is one forward pass over all its patches, so the
 // speed is images per second (Budget.TargetTokensPerSecond is read as
-// images per second). The GPU vision path is not built yet, so vision plans
-// run on the CPU.
+// images per second). Vision plans run on the CPU: the module's GPU vision
+// path exists (classify with backend gpu), but the planner has no
+// measurement of its speed to predict from yet.
 
 // ChooseVision plans a vision model: the most accurate mix of the header's
 // quality table (the uniform granularities, ranked by size, without one)
@@ -31,7 +32,7 @@ func ChooseVision(caps Capabilities, h *weights.Header, budget Budget, fixed mod
 	c := h.Config
 	if budget.Backend == BackendGPU {
 		return Plan{}, &ConstraintError{Constraint: ConstraintBackend, Backend: BackendGPU, Mix: p.spec(c.Uniform(0)),
-			Detail: "the GPU vision path is not built yet, so a vision model runs on the cpu"}
+			Detail: "the planner cannot predict the GPU vision path's speed yet, so it plans a vision model on the cpu (classify with backend gpu runs it on the GPU)"}
 	}
 	options := visionOptions(h)
 	if fixed != nil {
@@ -152,7 +153,7 @@ func (p *planning) visionPlan(x *candidate, o visionOption, ruledOut []string, w
 	plan.ExpectedLoss, plan.ExpectedAccuracy = o.loss, o.accuracy
 	var r []string
 	add := func(format string, args ...any) { r = append(r, fmt.Sprintf(format, args...)) }
-	add("A vision model (matvit) is planned by its quality table's accuracy; the GPU vision path is not built yet, so it runs on the CPU inside the module.")
+	add("A vision model (matvit) is planned by its quality table's accuracy, on the CPU inside the module: the planner cannot predict the GPU vision path's speed yet.")
 	add("%s", p.speeds[BackendCPU].source)
 	if p.memoryLimit > 0 {
 		add("Memory is limited to %s.", p.memoryLimitWhy)

@@ -14,3 +14,23 @@ const Name = "default.matw"
 //
 //go:embed default.matw
 var Bytes []byte
+
+// The vision demo's model and index: a MatViT trained on Fashion-MNIST
+// (weights/VISION.md) and an index of its first 2,000 training images
+// built by its XL encoder, with their pixels (matedge index -limit 2000
+// -mix XL -images -dtype f16).
+const (
+	VisionName      = "matvit.matw"
+	VisionIndexName = "matvit-xl.mati"
+)
+
+//go:embed matvit.matw
+var VisionBytes []byte
+
+//go:embed matvit-xl.mati
+var VisionIndexBytes []byte
+
+// Files are every embedded file, by the name it is served under.
+func Files() map[string][]byte {
+	return map[string][]byte{Name: Bytes, VisionName: VisionBytes, VisionIndexName: VisionIndexBytes}
+}

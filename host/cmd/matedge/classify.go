@@ -47,7 +47,7 @@ func addVisionFlags(fs interface {
 		model:   fs.String("model", "", "a vision model's weights file (.matw, architecture matvit), e.g. from matedge train -data fashion-mnist"),
 		wasm:    fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv),
 		mix:     fs.String("mix", mixDefault, "the encoder: S, M, L, XL, one granularity per layer (S,M,L,XL), or auto (the planner's most accurate mix that fits this device and -budget)"),
-		backend: fs.String("backend", "auto", "cpu, gpu, or auto (gpu when the module can run the model there, else cpu)"),
+		backend: fs.String("backend", "cpu", "cpu (as the planner plans a vision model: on a software GPU such as lavapipe the GPU path is about 10× slower), gpu, or auto (gpu when the module can run the model there, else cpu)"),
 		budget:  fs.String("budget", "balanced", "what -mix auto plans for: fast, balanced or best; speeds are in images/s for a vision model"),
 		cache:   fs.String("cache", train.DefaultCache(), "where to download and extract Fashion-MNIST when it is not installed (for test:N)"),
 		invert:  fs.Bool("invert", false, "use 1 − x for every pixel value x (a dark object on a light ground; see -help)"),

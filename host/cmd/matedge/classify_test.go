@@ -132,13 +132,47 @@ func TestClassifyCommand(t *testing.T) {
 		{[]string{"classify", "-model", modelPath, "-image", "test:x", "-mix", "S"}, "want test:N"},
 		{[]string{"classify", "-model", modelPath, "-image", garbage, "-mix", "XXL"}, "-mix"},
 		{[]string{"classify", "-model", text, "-image", garbage, "-mix", "S"}, "classification and retrieval need a vision model"},
-		{[]string{"classify", "-model", modelPath, "-image", filepath.Join(dir, "grey.png"), "-backend", "gpu", "-mix", "S"}, "the GPU vision path is not built yet"},
 		{[]string{"generate", "-model", modelPath, "-mix", "S", "-n", "4"}, "this file holds a vision model"},
 	} {
 		stdout, stderr, code := run(tc.args...)
 		// The error is the last line, whole: progress lines may come before it.
 		if code != 1 || stdout != "" || !strings.Contains(lastLine(stderr), tc.says) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 saying %q", tc.args, code, stdout, stderr, tc.says)
+		}
+	}
+}
+
+// TestClassifyGPU: -backend gpu runs the module's GPU vision path (lavapipe
+// here) and agrees with the CPU: the same class, probabilities within float
+// rounding of a different summation order.
+func TestClassifyGPU(t *testing.T) {
+	run := matedge(t)
+	dir := t.TempDir()
+	modelPath, _ := visionModelFile(t, dir, "vit.matw", 11)
+	grey := image.NewGray(image.Rect(0, 0, 28, 28))
+	for i := range grey.Pix {
+		grey.Pix[i] = uint8(i * 7)
+	}
+	writePNG(t, filepath.Join(dir, "grey.png"), grey)
+	var got [2]classifyJSON
+	for i, backend := range []string{"cpu", "gpu"} {
+		stdout, stderr, code := run("classify", "-model", modelPath, "-image", filepath.Join(dir, "grey.png"), "-backend", backend, "-mix", "S,XL", "-json")
+		if code != 0 {
+			if backend == "gpu" && strings.Contains(stderr, "no GPU") {
+				t.Skipf("needs a WebGPU adapter (lavapipe: mesa-vulkan-drivers): %s", lastLine(stderr))
+			}
+			t.Fatalf("-backend %s: exit %d: %s", backend, code, stderr)
+		}
+		if err := json.Unmarshal([]byte(stdout), &got[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[1].Backend != "gpu" || got[1].Class != got[0].Class || len(got[1].Probs) != len(got[0].Probs) {
+		t.Fatalf("gpu %+v; cpu %+v", got[1], got[0])
+	}
+	for i, p := range got[1].Probs {
+		if math.Abs(float64(p-got[0].Probs[i])) > 1e-5 {
+			t.Errorf("probability %d: gpu %g, cpu %g", i, p, got[0].Probs[i])
 		}
 	}
 }

@@ -31,7 +31,9 @@ func runServe(args []string) error {
 	fs := newFlags("serve", "[flags]", `Serves the demo page and runtime from the dist folder that ./build.sh makes,
 and weights files under /models/ with HTTP Range support, so a browser fetches
 only the byte ranges of the submodel it plans. /models/default.matw is the
-embedded default model unless a -model file has that name. Only GET and HEAD
+embedded default model, and /models/matvit.matw and /models/matvit-xl.mati
+the vision demo's (vision.html) model and index, unless a -model file has
+that name. Only GET and HEAD
 are answered; there are no directory listings, dotfiles are hidden, and
 symlinks may not lead out of the dist folder. Pages of other origins may read
 the files only from the origins -cors names. Each request is logged to stderr
@@ -110,11 +112,16 @@ const maxRanges = 64
 // (with spaces, braces, or the default's) is a key, never a route pattern.
 type modelServer map[string]modelFile
 
-// modelFiles names each -model file by its base name; the embedded default is
-// /models/default.matw unless a -model file takes that name.
+// modelFiles names each -model file by its base name; the embedded files —
+// the default model /models/default.matw and the vision demo's
+// /models/matvit.matw and /models/matvit-xl.mati — are served unless a
+// -model file takes their name.
 func modelFiles(paths []string) (modelServer, error) {
-	sum := sha256.Sum256(defaultmodel.Bytes)
-	files := modelServer{defaultmodel.Name: {bytes: defaultmodel.Bytes, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}}
+	files := modelServer{}
+	for name, b := range defaultmodel.Files() {
+		sum := sha256.Sum256(b)
+		files[name] = modelFile{bytes: b, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	}
 	seen := map[string]string{}
 	for _, p := range paths {
 		st, err := os.Stat(p)

@@ -45,6 +45,8 @@ func TestServeRefuses(t *testing.T) {
 		{"OPTIONS", "/models/default.matw", 405},
 		{"POST", "/", 405},
 		{"HEAD", "/models/default.matw", 200},
+		{"HEAD", "/models/matvit.matw", 200},    // the vision demo's embedded model
+		{"HEAD", "/models/matvit-xl.mati", 200}, // and its index
 		{"GET", "/models/my%20%7Bmodel%7D.matw", 200},
 		{"GET", "/models/nope.matw", 404},
 	} {
