@@ -114,6 +114,22 @@ func guard(code *int32) {
 	}
 }
 
+// withInput runs the body of an export that takes an input buffer: one
+// export at a time (enter), a recovered panic as ERR_INTERNAL (guard), and
+// the buffer checked to lie inside one from alloc.
+func withInput(name string, ptr, n uint32, body func(b []byte) int32) (code int32) {
+	if c := enter(name); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	b, ok := bytesAt(ptr, n)
+	if !ok {
+		return badPointer(ptr, n)
+	}
+	return body(b)
+}
+
 func badPointer(ptr, n uint32) int32 {
 	return fail(abi.ErrArg, fmt.Errorf("pointer %#x length %d is not inside a buffer from alloc", ptr, n))
 }
@@ -206,110 +222,75 @@ func headerLen(ptr, n uint32) (code int64) {
 }
 
 //go:wasmexport load_header
-func loadHeader(ptr, n uint32, fileSize int64) (code int32) {
-	if c := enter("load_header"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	if limit := memoryLimit(); limit < maxMemory {
-		eng.MaxBytes = int64(limit / 4 * 3) // as MaxModelBytes is of 4 GiB
-	}
-	h, err := eng.LoadHeader(b, fileSize)
-	if err != nil {
-		return failErr(err)
-	}
-	info := abi.ModelInfo{Header: h, DataStart: h.DataStart, FormatVersion: h.FormatVersion, Architecture: weights.ArchitectureOf(h.Config)}
-	for g := range h.Config.Granularities() {
-		info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
-		info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))
-	}
-	return setOutput(info)
+func loadHeader(ptr, n uint32, fileSize int64) int32 {
+	return withInput("load_header", ptr, n, func(b []byte) int32 {
+		if limit := memoryLimit(); limit < maxMemory {
+			eng.MaxBytes = int64(limit / 4 * 3) // as MaxModelBytes is of 4 GiB
+		}
+		h, err := eng.LoadHeader(b, fileSize)
+		if err != nil {
+			return failErr(err)
+		}
+		info := abi.ModelInfo{Header: h, DataStart: h.DataStart, FormatVersion: h.FormatVersion, Architecture: weights.ArchitectureOf(h.Config)}
+		for g := range h.Config.Granularities() {
+			info.Granularities = append(info.Granularities, h.Config.GranularityName(g))
+			info.Ranges = append(info.Ranges, h.Ranges(h.Config.Uniform(g)))
+		}
+		return setOutput(info)
+	})
 }
 
 //go:wasmexport feed
-func feed(offset int64, ptr, n uint32) (code int32) {
-	if c := enter("feed"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	if err := eng.Feed(offset, b); err != nil {
-		return failErr(err)
-	}
-	return 0
+func feed(offset int64, ptr, n uint32) int32 {
+	return withInput("feed", ptr, n, func(b []byte) int32 {
+		if err := eng.Feed(offset, b); err != nil {
+			return failErr(err)
+		}
+		return 0
+	})
 }
 
 //go:wasmexport set_mix
-func setMix(ptr, n uint32) (code int32) {
-	if c := enter("set_mix"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	mix, err := eng.ParseMix(string(b))
-	if err == nil {
-		err = eng.SetMix(mix)
-	}
-	if err != nil {
-		return failErr(err)
-	}
-	h := eng.Header()
-	// Empty lists go out as [] rather than nil, so that hosts need no special case.
-	missing := append([]weights.Range{}, eng.Missing(mix)...)
-	return setOutput(abi.MixInfo{Mix: h.Config.MixNames(mix), Missing: missing, Needed: h.Ranges(mix)})
+func setMix(ptr, n uint32) int32 {
+	return withInput("set_mix", ptr, n, func(b []byte) int32 {
+		mix, err := eng.ParseMix(string(b))
+		if err == nil {
+			err = eng.SetMix(mix)
+		}
+		if err != nil {
+			return failErr(err)
+		}
+		h := eng.Header()
+		// Empty lists go out as [] rather than nil, so that hosts need no special case.
+		missing := append([]weights.Range{}, eng.Missing(mix)...)
+		return setOutput(abi.MixInfo{Mix: h.Config.MixNames(mix), Missing: missing, Needed: h.Ranges(mix)})
+	})
 }
 
 //go:wasmexport reset
-func reset(ptr, n uint32) (code int32) {
-	if c := enter("reset"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	var o abi.Options
-	if err := msgpack.Unmarshal(b, &o); err != nil {
-		return fail(abi.ErrArg, fmt.Errorf("reset options: %w", err))
-	}
-	if err := eng.Reset(o); err != nil {
-		return failErr(err)
-	}
-	output = []byte(eng.Backend())
-	return 0
+func reset(ptr, n uint32) int32 {
+	return withInput("reset", ptr, n, func(b []byte) int32 {
+		var o abi.Options
+		if err := msgpack.Unmarshal(b, &o); err != nil {
+			return fail(abi.ErrArg, fmt.Errorf("reset options: %w", err))
+		}
+		if err := eng.Reset(o); err != nil {
+			return failErr(err)
+		}
+		output = []byte(eng.Backend())
+		return 0
+	})
 }
 
 //go:wasmexport prompt
-func prompt(ptr, n uint32) (code int32) {
-	if c := enter("prompt"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	ids, err := eng.Prompt(b)
-	if err != nil {
-		return failErr(err)
-	}
-	return setOutput(ids)
+func prompt(ptr, n uint32) int32 {
+	return withInput("prompt", ptr, n, func(b []byte) int32 {
+		ids, err := eng.Prompt(b)
+		if err != nil {
+			return failErr(err)
+		}
+		return setOutput(ids)
+	})
 }
 
 //go:wasmexport step
@@ -338,99 +319,78 @@ func widths() (code int32) {
 }
 
 //go:wasmexport plan
-func plan(ptr, n uint32) (code int32) {
-	if c := enter("plan"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	h := eng.Header()
-	if h == nil {
-		return failErr(fmt.Errorf("%w: plan before load_header", engine.ErrState))
-	}
-	var req abi.PlanRequest
-	if err := msgpack.Unmarshal(b, &req); err != nil {
-		return fail(abi.ErrArg, fmt.Errorf("plan request: %w", err))
-	}
-	if req.Budget.Name != "" && req.Budget == (planner.Budget{Name: req.Budget.Name}) {
-		// A budget that is only a preset's name means that preset.
-		preset, err := planner.Preset(req.Budget.Name)
-		if err != nil {
+func plan(ptr, n uint32) int32 {
+	return withInput("plan", ptr, n, func(b []byte) int32 {
+		h := eng.Header()
+		if h == nil {
+			return failErr(fmt.Errorf("%w: plan before load_header", engine.ErrState))
+		}
+		var req abi.PlanRequest
+		if err := msgpack.Unmarshal(b, &req); err != nil {
+			return fail(abi.ErrArg, fmt.Errorf("plan request: %w", err))
+		}
+		if req.Budget.Name != "" && req.Budget == (planner.Budget{Name: req.Budget.Name}) {
+			// A budget that is only a preset's name means that preset.
+			preset, err := planner.Preset(req.Budget.Name)
+			if err != nil {
+				return fail(abi.ErrArg, err)
+			}
+			req.Budget = preset
+		}
+		var p planner.Plan
+		var err error
+		var fixed model.Mix
+		if req.Mix != "" {
+			if fixed, err = h.Config.ParseMix(req.Mix); err != nil {
+				return fail(abi.ErrArg, err)
+			}
+		}
+		if h.IsVision() {
+			p, err = planner.ChooseVision(req.Capabilities, h, req.Budget, fixed)
+		} else if req.Mix == "" {
+			p, err = planner.Choose(req.Capabilities, h, req.Budget)
+		} else {
+			p, err = planner.Fastest(req.Capabilities, h, req.Budget, fixed)
+		}
+		res := abi.PlanResult{Plan: &p}
+		var noFit *planner.ConstraintError
+		switch {
+		case errors.As(err, &noFit):
+			res.Error, res.Constraint = err.Error(), string(noFit.Constraint)
+			if noFit.Smallest != nil {
+				res.Plan = noFit.Smallest
+			}
+		case err != nil:
 			return fail(abi.ErrArg, err)
 		}
-		req.Budget = preset
-	}
-	var p planner.Plan
-	var err error
-	var fixed model.Mix
-	if req.Mix != "" {
-		if fixed, err = h.Config.ParseMix(req.Mix); err != nil {
-			return fail(abi.ErrArg, err)
-		}
-	}
-	if h.IsVision() {
-		p, err = planner.ChooseVision(req.Capabilities, h, req.Budget, fixed)
-	} else if req.Mix == "" {
-		p, err = planner.Choose(req.Capabilities, h, req.Budget)
-	} else {
-		p, err = planner.Fastest(req.Capabilities, h, req.Budget, fixed)
-	}
-	res := abi.PlanResult{Plan: &p}
-	var noFit *planner.ConstraintError
-	switch {
-	case errors.As(err, &noFit):
-		res.Error, res.Constraint = err.Error(), string(noFit.Constraint)
-		if noFit.Smallest != nil {
-			res.Plan = noFit.Smallest
-		}
-	case err != nil:
-		return fail(abi.ErrArg, err)
-	}
-	return setOutput(res)
+		return setOutput(res)
+	})
 }
 
 //go:wasmexport classify
-func classify(ptr, n uint32) (code int32) {
-	if c := enter("classify"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	var req abi.ImageRequest
-	if err := msgpack.Unmarshal(b, &req); err != nil {
-		return fail(abi.ErrArg, fmt.Errorf("classify request: %w", err))
-	}
-	res, err := eng.Classify(req)
-	if err != nil {
-		return failErr(err)
-	}
-	return setOutput(res)
+func classify(ptr, n uint32) int32 {
+	return withInput("classify", ptr, n, func(b []byte) int32 {
+		var req abi.ImageRequest
+		if err := msgpack.Unmarshal(b, &req); err != nil {
+			return fail(abi.ErrArg, fmt.Errorf("classify request: %w", err))
+		}
+		res, err := eng.Classify(req)
+		if err != nil {
+			return failErr(err)
+		}
+		return setOutput(res)
+	})
 }
 
 //go:wasmexport load_index
-func loadIndex(ptr, n uint32) (code int32) {
-	if c := enter("load_index"); c != 0 {
-		return c
-	}
-	defer leave()
-	defer guard(&code)
-	b, ok := bytesAt(ptr, n)
-	if !ok {
-		return badPointer(ptr, n)
-	}
-	info, err := eng.LoadIndex(b)
-	if err != nil {
-		return failErr(err)
-	}
-	return setOutput(info)
+func loadIndex(ptr, n uint32) int32 {
+	return withInput("load_index", ptr, n, func(b []byte) int32 {
+		info, err := eng.LoadIndex(b)
+		if err != nil {
+			return failErr(err)
+		}
+		return setOutput(info)
+	})
 }
 
 //go:wasmexport index_image
