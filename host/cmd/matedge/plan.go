@@ -139,7 +139,11 @@ wasm/planner/testdata).`)
 		source = "detected on this machine"
 	}
 	printCapabilities(os.Stdout, caps, source, notes)
-	fmt.Printf("\nPlan for %s (%d layers, FFN widths %v), budget %s:\n", name, h.Config.Layers, h.Config.FFNWidths, budget)
+	budgetText := budget.String()
+	if h.IsVision() { // the target rate is read as images per second
+		budgetText = strings.Replace(budgetText, "tokens/s", "images/s", 1)
+	}
+	fmt.Printf("\nPlan for %s (%d layers, FFN widths %v), budget %s:\n", name, h.Config.Layers, h.Config.FFNWidths, budgetText)
 	if planErr != nil {
 		return planErr
 	}
