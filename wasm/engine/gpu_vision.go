@@ -17,12 +17,10 @@ import (
 // grown per mix as for a language model (prepare); the blocks are the
 // language model's (gpu.blocks) with bidirectional attention, no RoPE and
 // the down projection of all patches in one matmul_t; patch_embed,
-// mean_pool and the head replace the embedding gather and the sampler. One classification is one pass over all T patches at once —
+// mean_pool and the head replace the embedding gather and the sampler. One
+// classification is one pass over all T patches at once —
 // every query attends to every patch, so every key must exist before any
 // query runs — and one readback of the logits and the embedding.
-
-// classify's GPU path (vision.go calls it through this hook).
-func init() { gpuClassify = (*Engine).classifyGPU }
 
 // gpuVision is what a vision model needs on the device besides the blocks'
 // buffers, which allocateVision sizes for T rows.

@@ -16,13 +16,12 @@ import (
 // retrieval index loaded (LoadIndex), finds its nearest entries. The text
 // exports refuse it (textOnly).
 
-// gpuClassify runs one image on the GPU backend: logits and the (not yet
-// normalised) embedding, as model.Classify returns them. It is nil until
-// the GPU vision path exists: gpu_vision.go sets it in an init function
-// (gpuClassify = (*Engine).classifyGPU). It must return an error matching
-// ErrBackend when the device cannot run the model, so that backend "auto"
-// falls back to the CPU. This is the only call site.
-var gpuClassify func(e *Engine, pixels []float32) (logits, embedding []float32, err error)
+// gpuClassify runs one image on the GPU backend (classifyGPU,
+// gpu_vision.go): logits and the (not yet normalised) embedding, as
+// model.Classify returns them, or an error matching ErrBackend when the
+// device cannot run the model, so that backend "auto" falls back to the CPU.
+// A variable so that tests can stand in for the GPU.
+var gpuClassify = (*Engine).classifyGPU
 
 // textOnly refuses a text export on a vision model.
 func (e *Engine) textOnly(export string) error {
@@ -79,12 +78,6 @@ func (e *Engine) Classify(req abi.ImageRequest) (abi.ImageResult, error) {
 	switch req.Backend {
 	case "", "cpu":
 	case "gpu", "auto":
-		if gpuClassify == nil {
-			if req.Backend == "gpu" {
-				return abi.ImageResult{}, fmt.Errorf("%w: the GPU vision path is not built yet; use backend cpu or auto", ErrBackend)
-			}
-			break
-		}
 		var err error
 		logits, embedding, err = gpuClassify(e, pixels)
 		switch {
