@@ -320,6 +320,9 @@ function showSpeculation(gen, final) {
   $('spec-stats').textContent = parts.join(' · ');
 }
 
+// An error about speculation goes with the toggle's state that caused it.
+$('speculate').addEventListener('change', () => { $('spec-error').textContent = ''; });
+
 $('form').addEventListener('submit', async (e) => {
   e.preventDefault();
   if (running) {

@@ -334,24 +334,7 @@ async function demo(browser, server, log, { screenshots }) {
     assert.match(await page.textContent('#spec-error'), /repetition penalty/);
     await page.fill('#repetition', '1');
     await page.uncheck('#speculate');
-
-    await page.click('#generate');
-    await settled(['done', 'error']);
-    const plainText = await page.textContent('#out-text');
-    assert.equal(specText, plainText, 'speculative decoding gives the greedy text');
-    await page.check('#speculate');
-    await page.click('#generate');
-    await settled(['done', 'error']);
-    assert.equal(await page.textContent('#out-text'), plainText);
-    const specStats = await page.textContent('#spec-stats');
-    assert.match(specStats, /^acceptance \d+ % · k \d+ · [\d.]+ tokens\/s · \d+ of \d+ draft tokens kept in \d+ rounds · [\d.]+× the last run without it \([\d.]+ tokens\/s\)$/);
-    assert.equal(await page.textContent('#spec-error'), '');
-    // A repetition penalty does not combine with a draft: said beside the toggle.
-    await page.fill('#repetition', '1.2');
-    await page.click('#generate');
-    assert.match(await page.textContent('#spec-error'), /repetition penalty/);
-    await page.fill('#repetition', '1');
-    await page.uncheck('#speculate');
+    assert.equal(await page.textContent('#spec-error'), '', 'turning it off clears the error');
     if (screenshots) {
       await mkdir(RESULTS, { recursive: true });
       await page.click('#diagnostics > summary'); // the desktop shot shows the device, the plan and the chart too
