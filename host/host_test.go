@@ -364,3 +364,95 @@ func TestSpeculativeInModule(t *testing.T) {
 		t.Errorf("draft auto for S: %v; want ErrArg", err)
 	}
 }
+
+// TestSpeculationCounts: speculation's counts after each step of a greedy
+// speculative generation obey the identity of wasm/ABI.md: each round emits
+// its accepted proposals and one verifier token, so the step that starts a
+// round comes right after the earlier rounds' accepted + rounds tokens; the
+// tokens are still the mix's own, and a sequence without a draft reports
+// zeros.
+func TestSpeculationCounts(t *testing.T) {
+	w := weights.Random(weights.TinyConfig(), 7)
+	file := tinyFile(t, w)
+	c := w.Config
+	ctx := context.Background()
+	const n = 16
+	want := nativeGenerate(w, c.Uniform(3), testPrompt, n, abi.Options{})
+	counts := func(i abi.SpeculationInfo) [4]int { return [4]int{i.Proposed, i.Accepted, i.Rounds, i.K} }
+	for _, tt := range []struct {
+		draft string
+		k     int
+	}{{"S", 3}, {"S", 0}, {"XL", 3}} {
+		draft, k := tt.draft, tt.k
+		t.Run(fmt.Sprintf("%s/k%d", draft, k), func(t *testing.T) {
+			m := start(t)
+			if _, _, err := m.Load(ctx, bytes.NewReader(file), int64(len(file)), "XL"); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := m.Speculation(ctx); err != nil || len(info.Draft) != 0 || counts(info) != [4]int{} {
+				t.Fatalf("speculation before reset = %+v, %v; want zeros", info, err)
+			}
+			if _, err := m.Reset(ctx, abi.Options{Draft: draft, DraftTokens: k}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Prompt(ctx, testPrompt); err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			var prev abi.SpeculationInfo
+			for len(got) < n {
+				token, _, done, err := m.Step(ctx)
+				if err != nil || done {
+					t.Fatalf("step %d: done %v, %v", len(got), done, err)
+				}
+				got = append(got, token)
+				info, err := m.Speculation(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(info.Draft, []string{draft, draft, draft}) {
+					t.Fatalf("draft %v; want %s in every layer", info.Draft, draft)
+				}
+				switch info.Rounds {
+				case prev.Rounds:
+					if counts(info) != counts(prev) {
+						t.Fatalf("token %d: counts %+v changed without a round (were %+v)", len(got), info, prev)
+					}
+				case prev.Rounds + 1:
+					// This step started a round: the earlier rounds' tokens are all out.
+					if before := prev.Accepted + prev.Rounds; before != len(got)-1 {
+						t.Fatalf("token %d started round %d after %d tokens; the earlier rounds emitted accepted %d + rounds %d = %d",
+							len(got), info.Rounds, len(got)-1, prev.Accepted, prev.Rounds, before)
+					}
+					proposed, accepted := info.Proposed-prev.Proposed, info.Accepted-prev.Accepted
+					if proposed != info.K || accepted < 0 || accepted > proposed || (k > 0 && info.K != k) {
+						t.Fatalf("round %d: %d proposed, %d accepted, k %d; want k = proposed (= %d when fixed), 0 ≤ accepted ≤ proposed", info.Rounds, proposed, accepted, info.K, k)
+					}
+				default:
+					t.Fatalf("token %d: rounds went from %d to %d in one step", len(got), prev.Rounds, info.Rounds)
+				}
+				if len(got) > info.Accepted+info.Rounds {
+					t.Fatalf("token %d: more tokens than the rounds emitted (%+v)", len(got), info)
+				}
+				prev = info
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("speculative tokens %v\nwant the mix's %v", got, want)
+			}
+			if prev.Rounds == 0 {
+				t.Errorf("no rounds for %d tokens", n)
+			}
+			// A draft that is the mix itself has every proposal accepted.
+			if draft == "XL" && (prev.Accepted != prev.Proposed || prev.Rounds > (n+k)/(k+1)) {
+				t.Errorf("draft = mix: %+v; want every proposal accepted, %d tokens a round", prev, k+1)
+			}
+			// A reset without a draft starts from zeros.
+			if _, err := m.Reset(ctx, abi.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := m.Speculation(ctx); err != nil || len(info.Draft) != 0 || counts(info) != [4]int{} {
+				t.Errorf("speculation after a plain reset = %+v, %v; want zeros", info, err)
+			}
+		})
+	}
+}

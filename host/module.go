@@ -129,7 +129,7 @@ type Module struct {
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
-	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan", "widths"}
+	"header_len", "load_header", "feed", "set_mix", "reset", "prompt", "step", "plan", "widths", "speculation"}
 
 // Instantiate starts a new instance: runs _initialize, checks the ABI version
 // and then that every export of ABI.md is there.
@@ -418,6 +418,17 @@ func (m *Module) Widths(ctx context.Context) ([]int, error) {
 	}
 	var w []int
 	return w, m.decodeOutput(ctx, &w)
+}
+
+// Speculation reports what self-speculative decoding did in the sequence
+// since the last reset (abi.SpeculationInfo): zeros and an empty draft when
+// it does not speculate.
+func (m *Module) Speculation(ctx context.Context) (abi.SpeculationInfo, error) {
+	var info abi.SpeculationInfo
+	if _, err := m.call(ctx, "speculation"); err != nil {
+		return info, err
+	}
+	return info, m.decodeOutput(ctx, &info)
 }
 
 func (m *Module) decodeOutput(ctx context.Context, v any) error {

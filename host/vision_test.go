@@ -176,6 +176,11 @@ func TestClassifyRefuses(t *testing.T) {
 		}
 	}
 
+	// speculation never fails: a vision model has no speculative sequence.
+	if info, err := m.Speculation(ctx); err != nil || len(info.Draft) != 0 || info.Rounds != 0 || info.Proposed != 0 || info.Accepted != 0 || info.K != 0 {
+		t.Errorf("speculation on a vision model = %+v, %v; want zeros", info, err)
+	}
+
 	// Vision exports refuse a language model.
 	lm := startWith(t, Config{GPU: webgpuhost.NoGPU})
 	text := tinyFile(t, weights.Random(weights.TinyConfig(), 1))

@@ -318,6 +318,16 @@ func widths() (code int32) {
 	return setOutput(w)
 }
 
+//go:wasmexport speculation
+func speculation() (code int32) {
+	if c := enter("speculation"); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	return setOutput(eng.Speculation())
+}
+
 //go:wasmexport plan
 func plan(ptr, n uint32) int32 {
 	return withInput("plan", ptr, n, func(b []byte) int32 {

@@ -108,6 +108,18 @@ type PlanResult struct {
 	Constraint string        `msgpack:"constraint" json:"constraint,omitempty"`
 }
 
+// SpeculationInfo is speculation's output: what self-speculative decoding
+// did in the sequence since the last reset. Each round emits its accepted
+// proposals and one token of the verifier's own, so the tokens the rounds
+// have emitted are Accepted + Rounds; step hands them out one at a time.
+type SpeculationInfo struct {
+	Draft    []string `msgpack:"draft"`    // the draft's granularity per layer; empty when the sequence does not speculate
+	Proposed int      `msgpack:"proposed"` // draft tokens proposed
+	Accepted int      `msgpack:"accepted"` // of them, those the verifier kept
+	Rounds   int      `msgpack:"rounds"`   // draft-and-verify rounds, plain steps (k = 0) included
+	K        int      `msgpack:"k"`        // draft tokens proposed in the last round; 0: a plain step (or none yet)
+}
+
 // ImageRequest is classify's input: one image of a vision model.
 type ImageRequest struct {
 	// Pixels are C·S·S float32 values, little-endian, [channel][row][column],

@@ -311,6 +311,26 @@ func (e *Engine) Backend() string {
 	return e.backend.Name()
 }
 
+// Speculation reports what self-speculative decoding did in the sequence
+// since the last Reset: zeros and an empty draft when it does not speculate
+// (or no model is loaded), never an error.
+func (e *Engine) Speculation() abi.SpeculationInfo {
+	info := abi.SpeculationInfo{Draft: []string{}}
+	var draft model.Mix
+	var st model.SpecStats
+	switch s := e.backend.(type) {
+	case *speculative:
+		draft, st, info.K = s.sp.Draft, s.stats, s.lastK
+	case *gpuSpeculative:
+		draft, st, info.K = s.draft, s.stats, s.lastK
+	default:
+		return info
+	}
+	info.Draft = e.header.Config.MixNames(draft)
+	info.Proposed, info.Accepted, info.Rounds = st.Proposed, st.Accepted, st.Rounds
+	return info
+}
+
 // Prompt encodes text and queues it; it returns the prompt's token ids.
 func (e *Engine) Prompt(text []byte) ([]int, error) {
 	if err := e.textOnly("prompt"); err != nil {
@@ -604,6 +624,8 @@ type speculative struct {
 	verifier, draft *model.State
 	round           []int // the tokens of the last round
 	returned        int   // how many of them Token has returned
+	stats           model.SpecStats
+	lastK           int // proposals of the last round
 }
 
 func (s *speculative) Name() string { return "cpu" }
@@ -618,6 +640,11 @@ func (s *speculative) Start(tokens []int, pos int) error {
 	s.round, accepted, proposed = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.NextK())
 	s.sp.Observe(accepted, proposed)
 	s.returned = 0
+	s.stats.Rounds++
+	s.stats.Proposed += proposed
+	s.stats.Accepted += accepted
+	s.stats.Emitted += len(s.round)
+	s.lastK = proposed
 	return nil
 }
 

@@ -41,6 +41,7 @@ type gpuSpeculative struct {
 	ticket    webgpu.Ticket
 	readBytes []byte
 	stats     model.SpecStats
+	lastK     int // proposals of the last round read back
 }
 
 func (s *gpuSpeculative) Name() string { return "gpu" }
@@ -158,5 +159,6 @@ func (s *gpuSpeculative) accept() error {
 	s.stats.Proposed += k
 	s.stats.Accepted += accepted
 	s.stats.Emitted += len(s.round)
+	s.lastK = k
 	return nil
 }

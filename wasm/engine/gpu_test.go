@@ -420,6 +420,13 @@ func TestGPUSpeculative(t *testing.T) {
 						if draft == verify && spec.stats.Accepted != spec.stats.Proposed {
 							t.Errorf("draft = verifier %s, k %d: accepted %d of %d; want all", verify, k, spec.stats.Accepted, spec.stats.Proposed)
 						}
+						// Until the context is full, every round's tokens are out:
+						// each round emits its accepted proposals and one more.
+						info := e.Speculation()
+						if info.Proposed != spec.stats.Proposed || info.Accepted != spec.stats.Accepted || info.Rounds != spec.stats.Rounds ||
+							info.Accepted+info.Rounds != len(got) || len(info.Draft) != w.Config.Layers || info.K > k {
+							t.Errorf("%s draft %s k %d: Speculation %+v for %d tokens (stats %+v); want accepted + rounds = tokens", verify, draft, k, info, len(got), spec.stats)
+						}
 					}
 				}
 			}

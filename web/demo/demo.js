@@ -13,6 +13,9 @@ const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
 let lm = null;
 let running = null; // the Generation in progress
+// plainRates holds the tokens/s of the last run without speculative decoding,
+// by mix, for the speed-up a speculative run of the same mix reports.
+const plainRates = new Map();
 
 /** el makes an element: el('dd', {class: 'x'}, 'text', child…). */
 function el(tag, attrs = {}, ...children) {
@@ -297,6 +300,29 @@ function showStats(gen, final) {
   $('stats').textContent = parts.join(' · ');
 }
 
+// acceptance is a generation's share of draft tokens kept, as text.
+function acceptance(spec) {
+  return spec && spec.proposed > 0 ? `${Math.round((100 * spec.accepted) / spec.proposed)} %` : '—';
+}
+
+// showSpeculation says, during a speculative run, how many of S's proposals
+// the mix kept, the last round's k and the speed; after it, the speed-up
+// over the last plain run of the same mix.
+function showSpeculation(gen, final) {
+  const spec = gen.speculation;
+  const parts = [`acceptance ${acceptance(spec)}`, `k ${spec?.k ?? 0}`, `${rate(gen.tokensPerSecond)} tokens/s`];
+  if (final) {
+    const mix = mixName(lm.mix.mix);
+    const plain = plainRates.get(mix);
+    parts.push(spec ? `${spec.accepted} of ${spec.proposed} draft tokens kept in ${spec.rounds} rounds` : 'no rounds');
+    parts.push(plain ? `${(gen.tokensPerSecond / plain).toFixed(2)}× the last run without it (${rate(plain)} tokens/s)` : `run once without it to compare on ${mix}`);
+  }
+  $('spec-stats').textContent = parts.join(' · ');
+}
+
+// An error about speculation goes with the toggle's state that caused it.
+$('speculate').addEventListener('change', () => { $('spec-error').textContent = ''; });
+
 $('form').addEventListener('submit', async (e) => {
   e.preventDefault();
   if (running) {
@@ -308,17 +334,27 @@ $('form').addEventListener('submit', async (e) => {
     $('prompt-error').textContent = 'Type a prompt first: the model continues your text.';
     return;
   }
+  const speculate = $('speculate').checked;
+  const repetitionPenalty = Math.max(1, Number($('repetition').value) || 1);
+  if (speculate && repetitionPenalty > 1) {
+    $('spec-error').textContent = 'Speculative decoding does not combine with a repetition penalty: set it to 1, or turn speculation off.';
+    return;
+  }
+  $('spec-error').textContent = '';
   let gen;
   try {
     gen = lm.generate(prompt, {
       maxTokens: Number($('max-tokens').value) || 1,
       temperature: Math.max(0, Number($('temperature').value) || 0),
       seed: Math.max(0, Math.trunc(Number($('seed').value) || 0)),
-      repetitionPenalty: Math.max(1, Number($('repetition').value) || 1),
+      repetitionPenalty,
       context: 'truncate-left',
+      // S drafts, k is chosen round by round; speculative sampling draws from
+      // the whole distribution, so top-k and top-p are off.
+      ...(speculate ? { draft: 'S', topK: 0, topP: 1 } : {}),
     });
   } catch (err) {
-    $('prompt-error').textContent = plainError(err);
+    (speculate ? $('spec-error') : $('prompt-error')).textContent = plainError(err);
     return;
   }
   running = gen;
@@ -327,23 +363,32 @@ $('form').addEventListener('submit', async (e) => {
   $('stats').textContent = '';
   $('generate').textContent = 'Stop';
   $('sizes').disabled = true;
+  $('speculate').disabled = true;
+  if (speculate) $('spec-stats').textContent = 'acceptance — · k 0';
   setState('generating');
   try {
     for await (const piece of gen) {
       $('out-text').textContent += piece;
       showStats(gen, false);
+      if (speculate) showSpeculation(gen, false);
     }
     await gen.finished;
     showStats(gen, true);
+    if (speculate) {
+      showSpeculation(gen, true);
+    } else if (gen.reason === 'length' || gen.reason === 'context') {
+      plainRates.set(mixName(lm.mix.mix), gen.tokensPerSecond);
+    }
     $('prompt-error').textContent = '';
     setState('done');
   } catch (err) {
-    $('prompt-error').textContent = plainError(err);
+    (speculate ? $('spec-error') : $('prompt-error')).textContent = plainError(err);
     setState('ready', 'Ready.');
   } finally {
     running = null;
     $('generate').textContent = 'Generate';
     $('sizes').disabled = false;
+    $('speculate').disabled = false;
   }
 });
 

@@ -34,7 +34,7 @@ export const PREAMBLE = 12;
  */
 export const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
   'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel', 'widths',
-  'classify', 'load_index', 'index_image'];
+  'speculation', 'classify', 'load_index', 'index_image'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -212,6 +212,12 @@ export class ModuleInstance {
   /** widths returns the granularity each layer ran for the token the last step fed: the routers' picks with a route, else the mix. */
   widths() {
     this.check('widths', this.exports.widths());
+    return this.decodeOutput();
+  }
+
+  /** speculation returns what self-speculative decoding did since the last reset: {draft, proposed, accepted, rounds, k}. */
+  speculation() {
+    this.check('speculation', this.exports.speculation());
     return this.decodeOutput();
   }
 

@@ -306,6 +306,11 @@ export declare class Generation implements AsyncIterable<string> {
   tokens: number[];
   /** With a route: each generated token's granularity index per layer (0 is S), e.g. to colour it. */
   widths: number[][];
+  /**
+   * With a draft: what self-speculative decoding did so far, updated with
+   * each token; null before the first token and without a draft.
+   */
+  speculation: SpeculationInfo | null;
   text: string;
   backend: 'cpu' | 'gpu' | null;
   /** Why the GPU was lost during this generation (it went on on the CPU), or null. */
@@ -324,6 +329,22 @@ export declare class Generation implements AsyncIterable<string> {
 }
 
 // --- documents (wasm/ABI.md, webgpu/ABI.md, wasm/planner) ---
+
+/**
+ * speculation's output (wasm/ABI.md): counts of the module's sequence since
+ * its reset (a slide or a lost GPU starts them again). Each round emits its
+ * accepted proposals and one token of the mix's own: accepted + rounds tokens.
+ */
+export interface SpeculationInfo {
+  /** The draft's granularity per layer; empty without a draft. */
+  draft: Granularity[];
+  proposed: number;
+  accepted: number;
+  /** Draft-and-verify rounds, plain steps (k 0) included. */
+  rounds: number;
+  /** Draft tokens proposed in the last round; 0: a plain step. */
+  k: number;
+}
 
 export interface ModelInfo {
   /** 'matvit' for a vision model. */

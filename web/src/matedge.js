@@ -234,7 +234,8 @@ export class MatEdge {
    *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
    *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round),
    *   route (0 < route ≤ 1: token routing on the CPU for about that fraction of XL's FFN FLOPs; see
-   *   Generation.widths); DEFAULTS fills the rest
+   *   Generation.widths); DEFAULTS fills the rest. With a draft, Generation.speculation counts the
+   *   proposals and how many were accepted
    */
   generate(prompt, options = {}) {
     // A draft, a route, the penalties and min-p run on the CPU backend.
@@ -392,6 +393,14 @@ export class Generation {
     this.tokens = [];
     /** With a route: each generated token's granularity per layer (0 is S), to colour tokens by. */
     this.widths = [];
+    /**
+     * With a draft: what self-speculative decoding did so far, the module's
+     * SpeculationInfo {draft, proposed, accepted, rounds, k}, updated with
+     * each token (null before the first). The rounds emitted accepted +
+     * rounds tokens; the counts are the module's sequence's, so they start
+     * again after a slide or a lost GPU.
+     */
+    this.speculation = null;
     /** Generated text so far. */
     this.text = '';
     /** The backend that runs it ('cpu' or 'gpu'), once started; 'cpu' after the GPU was lost. */
@@ -457,6 +466,7 @@ export class Generation {
     } else if (e.event === 'token') {
       this.tokens.push(e.token);
       if (e.widths) this.widths.push(e.widths);
+      if (e.speculation) this.speculation = e.speculation;
       this.push(this.decoder.decode(e.piece, { stream: true }));
     }
   }

@@ -15,9 +15,10 @@
 //   worker → page  {id, event: 'progress', phase, loaded, total, …}
 //                  {id, event: 'plan', capabilities, plan, error, constraint}
 //                  {id, event: 'started', backend, promptTokens, droppedChars}
-//                  {id, event: 'token', token, piece, widths} (piece: the bytes now safe to show, maybe part of a UTF-8
+//                  {id, event: 'token', token, piece, widths, speculation} (piece: the bytes now safe to show, maybe part of a UTF-8
 //                                                              character; fewer than the token's with stop strings;
-//                                                              widths: with a route, the granularity per layer)
+//                                                              widths: with a route, the granularity per layer;
+//                                                              speculation: with a draft, the module's SpeculationInfo)
 //                  {id, event: 'text', piece}                 (bytes held back for stop strings, released at the end)
 //                  {id, event: 'slid', promptTokens, droppedChars} (context 'slide': the window moved)
 //                  {id, event: 'device-lost', message}        (the generation goes on on the CPU)
@@ -228,7 +229,8 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
         generated += decoder.decode(bytes, { stream: true });
         const { out, stopped } = stops ? stops.push(bytes) : { out: bytes, stopped: false };
         const widths = options.route ? mod.widths() : undefined;
-        post({ id, event: 'token', token: status, piece: out, widths }, [out.buffer]);
+        const speculation = options.draft ? mod.speculation() : undefined;
+        post({ id, event: 'token', token: status, piece: out, widths, speculation }, [out.buffer]);
         if (stopped) {
           reason = 'stop';
           break;

@@ -59,9 +59,16 @@ async function session(browser, server, log) {
     }, mix),
     run: (options = {}) => page.evaluate(async ({ prompt, options }) => {
       const gen = window.lm.generate(prompt, options);
+      // Generation.speculation after each token event, with the tokens so far.
+      const speculation = [];
+      const event = gen.event.bind(gen);
+      gen.event = (e) => {
+        event(e);
+        if (e.event === 'token' && gen.speculation) speculation.push({ tokens: gen.tokens.length, ...gen.speculation });
+      };
       let text = '';
       for await (const piece of gen) text += piece;
-      return { text, tokens: gen.tokens, widths: gen.widths, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
+      return { text, tokens: gen.tokens, widths: gen.widths, speculation, promptTokens: gen.promptTokens, backend: gen.backend, reason: gen.reason, deviceLost: gen.deviceLost };
     }, { prompt: PROMPT, options: { maxTokens: N, temperature: 0, seed: 1, ...options } }),
     // modelRequests returns the model requests logged since mark, waiting
     // (up to 5 s) until there are at least count of them.
@@ -79,6 +86,30 @@ async function session(browser, server, log) {
 }
 
 const bytesOf = (requests) => requests.reduce((n, r) => n + r.bytes, 0);
+
+// checkSpeculation checks a run's Generation.speculation after each token
+// against wasm/ABI.md's identity (as host's TestSpeculationCounts does): each
+// round emits its accepted proposals and one token of the mix, so the token
+// that starts a round comes right after the earlier rounds' accepted + rounds.
+function checkSpeculation(run, draft, k) {
+  assert.equal(run.speculation.length, run.tokens.length, 'a SpeculationInfo with every token');
+  let prev = { proposed: 0, accepted: 0, rounds: 0, k: 0 };
+  for (const info of run.speculation) {
+    assert.deepEqual(info.draft, draft);
+    if (info.rounds === prev.rounds + 1) {
+      assert.equal(prev.accepted + prev.rounds, info.tokens - 1, `token ${info.tokens} started a round: ${JSON.stringify([prev, info])}`);
+      const proposed = info.proposed - prev.proposed;
+      const accepted = info.accepted - prev.accepted;
+      assert.ok(proposed === info.k && accepted >= 0 && accepted <= proposed && (!k || info.k === k), JSON.stringify([prev, info]));
+    } else {
+      assert.equal(info.rounds, prev.rounds, `one round at most per token: ${JSON.stringify([prev, info])}`);
+      assert.deepEqual([info.proposed, info.accepted, info.k], [prev.proposed, prev.accepted, prev.k]);
+    }
+    assert.ok(info.tokens <= info.accepted + info.rounds, JSON.stringify(info));
+    prev = info;
+  }
+  assert.ok(prev.rounds > 0);
+}
 
 // core is what must hold whichever server serves dist/: planning and
 // downloading only the plan, greedy tokens on WebGPU, a live switch that
@@ -161,6 +192,9 @@ function core(get) {
     const spec = await s.run({ draft: 'S', draftTokens: 3 });
     assert.equal(spec.backend, 'cpu');
     assert.deepEqual(spec.tokens, plain.tokens);
+    const layers = await s.page.evaluate(() => window.lm.info.header.config.layers);
+    checkSpeculation(spec, Array(layers).fill('S'), 3);
+    assert.deepEqual(plain.speculation, [], 'no speculation without a draft');
     // The draft chosen by the module (one narrower than the mix, so XL here:
     // its bytes are already cached), k chosen round by round.
     const before = await s.page.evaluate(() => window.lm.mix.mix.join(','));
@@ -170,6 +204,8 @@ function core(get) {
       const auto = await s.run({ draft: 'auto' });
       assert.equal(auto.backend, 'cpu');
       assert.deepEqual(auto.tokens, plainXL.tokens);
+      assert.ok(auto.speculation[0]?.draft.length > 0, 'auto names the draft it chose');
+      checkSpeculation(auto, auto.speculation[0].draft, 0);
     } finally {
       await s.setMix(before);
     }
@@ -200,6 +236,8 @@ function core(get) {
     const spec = await s.run({ backend: 'gpu', draft: 'S', draftTokens: 3 });
     assert.equal(spec.backend, 'gpu');
     assert.deepEqual(spec.tokens, plain.tokens);
+    const layers = await s.page.evaluate(() => window.lm.info.header.config.layers);
+    checkSpeculation(spec, Array(layers).fill('S'), 3);
   }, { timeout: 90_000 });
 
   it('a reload uses the cache: zero model bytes over the network', async () => {
@@ -266,12 +304,37 @@ async function demo(browser, server, log, { screenshots }) {
     await page.fill('#prompt', 'It is a truth universally acknowledged');
     await page.click('summary:has-text("Sampling")');
     await page.fill('#max-tokens', '32');
+    // Speculative decoding (greedy): the acceptance rate shown live, and no
+    // speed-up yet, as M has not run without it.
+    await page.fill('#temperature', '0');
+    await page.check('#speculate');
+    await page.click('#generate');
+    await settled(['done', 'error']);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
+    const speculated = await page.textContent('#out-text');
+    assert.match(await page.textContent('#spec-stats'), /^acceptance (\d+ %|—) · k \d+ · [\d.]+ tokens\/s · \d+ of \d+ draft tokens kept in \d+ rounds · run once without it to compare on M$/);
+    await page.uncheck('#speculate');
     await page.click('#generate');
     await settled(['done', 'error']);
     assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
     assert.ok((await page.textContent('#out-text')).length > 0, 'some text was generated');
+    assert.equal(await page.textContent('#out-text'), speculated, 'speculative decoding gives the greedy text');
     assert.match(await page.textContent('#stats'), /^32 tokens · [\d.]+ tokens\/s · (cpu|gpu) backend · mix M$/);
     assert.equal(await page.textContent('#prompt-error'), '', 'the error is cleared by a success');
+    // Again with it: now the speed-up against that plain run.
+    await page.check('#speculate');
+    await page.click('#generate');
+    await settled(['done', 'error']);
+    assert.equal(await page.textContent('#out-text'), speculated);
+    assert.match(await page.textContent('#spec-stats'), /^acceptance (\d+ %|—) · k \d+ · [\d.]+ tokens\/s · \d+ of \d+ draft tokens kept in \d+ rounds · [\d.]+× the last run without it \([\d.]+ tokens\/s\)$/);
+    assert.equal(await page.textContent('#spec-error'), '');
+    // A repetition penalty does not combine with a draft: said beside the toggle.
+    await page.fill('#repetition', '1.2');
+    await page.click('#generate');
+    assert.match(await page.textContent('#spec-error'), /repetition penalty/);
+    await page.fill('#repetition', '1');
+    await page.uncheck('#speculate');
+    assert.equal(await page.textContent('#spec-error'), '', 'turning it off clears the error');
     if (screenshots) {
       await mkdir(RESULTS, { recursive: true });
       await page.click('#diagnostics > summary'); // the desktop shot shows the device, the plan and the chart too
