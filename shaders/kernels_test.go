@@ -255,56 +255,45 @@ func attend(q, keys, values []float32, heads, headDim, rows, start int, causal b
 	return out
 }
 
-func TestAttention(t *testing.T) {
+// attentionCase is one shape of an attention test: rows queries at
+// positions start… over a layer cache of context positions.
+type attentionCase struct{ heads, headDim, rows, start, context int }
+
+// checkAttention runs kernel on each case, its layer's cache placed after
+// layerOffset positions of another layer's, against attend.
+func checkAttention(t *testing.T, seed uint64, kernel string, causal bool, layerOffset int, cases []attentionCase) {
 	const tol = 1e-5
 	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
 		r := newRig(t, d)
-		rng := rand.New(rand.NewPCG(13, 14))
-		cases := []struct{ heads, headDim, rows, start, context int }{
-			{1, 2, 1, 0, 4}, {2, 8, 1, 9, 16}, {4, 16, 1, 99, 130}, {3, 64, 1, 200, 300}, // decode
-			{2, 8, 5, 0, 8}, {4, 16, 7, 30, 64}, // causal prefill
-		}
+		rng := rand.New(rand.NewPCG(seed, seed+1))
 		for _, c := range cases {
 			dim := c.heads * c.headDim
-			const layerOffset = 3 // the layer's cache starts after another layer's
 			q := randoms(rng, c.rows*dim)
 			keys, values := randoms(rng, (layerOffset+c.context)*dim), randoms(rng, (layerOffset+c.context)*dim)
 			out := r.zeros(c.rows * dim)
 			scores := r.zeros(c.rows * c.heads * c.context)
 			scale := 1 / float32(math.Sqrt(float64(c.headDim)))
-			r.run("attention", [3]uint32{uint32(c.heads), uint32(c.rows), 1},
+			r.run(kernel, [3]uint32{uint32(c.heads), uint32(c.rows), 1},
 				[]webgpu.Buffer{r.upload(q), r.upload(keys), r.upload(values), scores, out},
 				c.headDim, c.heads, c.rows, c.start, layerOffset*dim, c.context, scale)
-			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start, true)
-			checkClose(t, fmt.Sprintf("attention %+v", c), r.floats(out, len(want)), want, tol)
+			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start, causal)
+			checkClose(t, fmt.Sprintf("%s %+v", kernel, c), r.floats(out, len(want)), want, tol)
 		}
+	})
+}
+
+func TestAttention(t *testing.T) {
+	checkAttention(t, 13, "attention", true, 3, []attentionCase{
+		{1, 2, 1, 0, 4}, {2, 8, 1, 9, 16}, {4, 16, 1, 99, 130}, {3, 64, 1, 200, 300}, // decode
+		{2, 8, 5, 0, 8}, {4, 16, 7, 30, 64}, // causal prefill
 	})
 }
 
 // TestAttentionBidirectional: every query attends to every position of the
 // pass (and any before it), a vision model's T patches at start 0.
 func TestAttentionBidirectional(t *testing.T) {
-	const tol = 1e-5
-	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
-		r := newRig(t, d)
-		rng := rand.New(rand.NewPCG(41, 42))
-		cases := []struct{ heads, headDim, rows, start, context int }{
-			{1, 2, 1, 0, 1}, {2, 8, 5, 0, 8}, {4, 16, 16, 0, 16}, {3, 64, 49, 0, 49}, {2, 6, 70, 0, 70}, {2, 8, 7, 3, 12},
-		}
-		for _, c := range cases {
-			dim := c.heads * c.headDim
-			const layerOffset = 2
-			q := randoms(rng, c.rows*dim)
-			keys, values := randoms(rng, (layerOffset+c.context)*dim), randoms(rng, (layerOffset+c.context)*dim)
-			out := r.zeros(c.rows * dim)
-			scores := r.zeros(c.rows * c.heads * c.context)
-			scale := 1 / float32(math.Sqrt(float64(c.headDim)))
-			r.run("attention_bidirectional", [3]uint32{uint32(c.heads), uint32(c.rows), 1},
-				[]webgpu.Buffer{r.upload(q), r.upload(keys), r.upload(values), scores, out},
-				c.headDim, c.heads, c.rows, c.start, layerOffset*dim, c.context, scale)
-			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start, false)
-			checkClose(t, fmt.Sprintf("attention_bidirectional %+v", c), r.floats(out, len(want)), want, tol)
-		}
+	checkAttention(t, 41, "attention_bidirectional", false, 2, []attentionCase{
+		{1, 2, 1, 0, 1}, {2, 8, 5, 0, 8}, {4, 16, 16, 0, 16}, {3, 64, 49, 0, 49}, {2, 6, 70, 0, 70}, {2, 8, 7, 3, 12},
 	})
 }
 
