@@ -97,7 +97,7 @@ func (e *Engine) Classify(req abi.ImageRequest) (abi.ImageResult, error) {
 	probs := append([]float32(nil), logits...)
 	model.Softmax(probs)
 	model.Normalize(embedding)
-	res := abi.ImageResult{Class: argmax(logits), Probs: probs, Logits: logits, Embedding: embedding, Backend: backend,
+	res := abi.ImageResult{Class: model.Argmax(logits), Probs: probs, Logits: logits, Embedding: embedding, Backend: backend,
 		Neighbors: []weights.Neighbor{}}
 	if e.index != nil && req.K > 0 {
 		res.Neighbors = e.index.Nearest(embedding, req.K)
@@ -115,17 +115,6 @@ func (e *Engine) classifyCPU(pixels []float32) (logits, embedding []float32) {
 	b := e.visionBatch
 	b.ForwardImages(w, e.mix, pixels, nil)
 	return append([]float32(nil), b.Logits()[:w.Config.Vocab]...), append([]float32(nil), b.Embeddings()...)
-}
-
-// argmax is the index of the largest value, the lowest on ties.
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // LoadIndex decodes a .mati file and keeps it for Classify's neighbours; it

@@ -79,7 +79,7 @@ func encode(w *model.Weights, mix model.Mix, set *train.Images) encoded {
 		clear(pixels[n*px:])
 		b.ForwardImages(w, mix, pixels, nil)
 		for i := range n {
-			out.pred[first+i] = argmaxF(b.Logits()[i*c.Vocab : (i+1)*c.Vocab])
+			out.pred[first+i] = model.Argmax(b.Logits()[i*c.Vocab : (i+1)*c.Vocab])
 			e := out.emb[(first+i)*d : (first+i+1)*d]
 			copy(e, b.Embeddings()[i*d:(i+1)*d])
 			model.Normalize(e)
@@ -103,22 +103,12 @@ func nearestAccuracy(index, queries []float32, iLabels, qLabels []int, d int) fl
 		mm(sims[:m*n], queries[first*d:(first+m)*d], index, m, d, n)
 		for q := range m {
 			row := sims[q*n : (q+1)*n]
-			if iLabels[argmaxF(row)] == qLabels[first+q] {
+			if iLabels[model.Argmax(row)] == qLabels[first+q] {
 				correct++
 			}
 		}
 	}
 	return float64(correct) / float64(len(qLabels))
-}
-
-func argmaxF(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func agreement(a, b []int) float64 {

@@ -86,20 +86,10 @@ func EvaluateImages(w *model.Weights, mix model.Mix, set *Images, batch int) (lo
 		b.ForwardImages(w, mix, pixels, labels)
 		for i, v := range b.NLL()[:n] {
 			sum += v
-			if argmax(b.Logits()[i*c.Vocab:(i+1)*c.Vocab]) == labels[i] {
+			if model.Argmax(b.Logits()[i*c.Vocab:(i+1)*c.Vocab]) == labels[i] {
 				correct++
 			}
 		}
 	}
 	return sum / float64(set.Len()), float64(correct) / float64(set.Len())
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
