@@ -34,12 +34,21 @@ func MatFormerObjective(c Config, weights []float32) Objective {
 // run one after another through the same activations, so memory does not grow
 // with G, and their gradients add up in grad in a fixed order.
 func (b *Batch) Gradient(w, grad *Weights, obj Objective, tokens, targets []int) []float64 {
+	return obj.gradient(grad,
+		func(mix Mix) float64 { return b.Forward(w, mix, tokens, targets) },
+		func(scale float32) { b.Backward(w, grad, scale) })
+}
+
+// gradient is the joint step of Gradient and GradientImages: forward each
+// Mix in turn, and backward (adding scale · ∂loss/∂w to grad) where its
+// weight is not 0.
+func (o Objective) gradient(grad *Weights, forward func(Mix) float64, backward func(scale float32)) []float64 {
 	clear(grad.Data)
-	losses := make([]float64, len(obj.Mixes))
-	for i, mix := range obj.Mixes {
-		losses[i] = b.Forward(w, mix, tokens, targets)
-		if obj.Weights[i] != 0 {
-			b.Backward(w, grad, obj.Weights[i])
+	losses := make([]float64, len(o.Mixes))
+	for i, mix := range o.Mixes {
+		losses[i] = forward(mix)
+		if o.Weights[i] != 0 {
+			backward(o.Weights[i])
 		}
 	}
 	return losses

@@ -178,15 +178,9 @@ func (b *Batch) BackwardImages(w, grad *Weights, scale float32) {
 // ∂objective/∂w on one batch of images and labels and returns each Mix's
 // cross-entropy.
 func (b *Batch) GradientImages(w, grad *Weights, obj Objective, pixels []float32, labels []int) []float64 {
-	clear(grad.Data)
-	losses := make([]float64, len(obj.Mixes))
-	for i, mix := range obj.Mixes {
-		losses[i] = b.ForwardImages(w, mix, pixels, labels)
-		if obj.Weights[i] != 0 {
-			b.BackwardImages(w, grad, obj.Weights[i])
-		}
-	}
-	return losses
+	return obj.gradient(grad,
+		func(mix Mix) float64 { return b.ForwardImages(w, mix, pixels, labels) },
+		func(scale float32) { b.BackwardImages(w, grad, scale) })
 }
 
 // meanPool sets out[b] = mean over t of x[b][t] (x [B][T][D]).
