@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/matedge/matedge/wasm/planner"
+	"github.com/matedge/matedge/weights"
 )
 
 // BenchmarkCache keeps decode benchmarks between runs, as the browser keeps
@@ -78,17 +78,7 @@ func (bc BenchmarkCache) Put(key string, b planner.Benchmark, now time.Time) err
 	if err := os.MkdirAll(filepath.Dir(bc.Path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(bc.Path), "benchmarks-*.json")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), bc.Path)
+	return weights.WriteFileAtomic(bc.Path, data)
 }
 
 func (bc BenchmarkCache) read() map[string]cachedBenchmark {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights"
@@ -58,20 +57,7 @@ func (t *Trainer) Save(path string) error {
 	buf.WriteString(checkpointMagic)
 	binary.Write(&buf, binary.LittleEndian, uint32(checkpointVersion))
 	buf.Write(doc)
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("train: checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := weights.WriteFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	return nil
