@@ -129,33 +129,16 @@ vision-results).`)
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", *ckpt, tr.Step, tr.Options.Steps)
 	} else {
-		if *hidden == 0 {
-			*hidden = 4 * *dim
-		}
-		widths := make([]int, *granularities)
-		for g := range widths {
-			widths[g] = *hidden >> (*granularities - 1 - g)
-		}
-		cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: widths,
+		cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: ffnWidths(*hidden, *dim, *granularities),
 			Context: *contextLen, RopeTheta: 10000, NormEps: 1e-5}
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		opts := train.Options{Config: cfg, Batch: *batch, SeqLen: *seq, Steps: *steps, Warmup: *warmup,
+		opts, err := withObjective(train.Options{Batch: *batch, SeqLen: *seq, Steps: *steps, Warmup: *warmup,
 			LR: float32(*lr), MinLR: float32(*minLR), WeightDecay: float32(*decay), ClipNorm: float32(*clip),
-			Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}
-		if *lossWeights != "" {
-			if opts.LossWeights, err = parseFloats(*lossWeights, len(widths)); err != nil {
-				return fmt.Errorf("-loss-weights: %w", err)
-			}
-		}
-		if *baseline != "" {
-			g, err := cfg.ParseMix(*baseline)
-			if err != nil {
-				return fmt.Errorf("-baseline: %w", err)
-			}
-			opts.Config.FFNWidths = []int{widths[g[0]]}
-			opts.LossWeights = nil
+			Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}, cfg, *lossWeights, *baseline)
+		if err != nil {
+			return err
 		}
 		start := time.Now()
 		tok := model.TrainBPE(corpus.Train, *vocab)
@@ -194,6 +177,42 @@ vision-results).`)
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
 	return writeModel(*out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
+}
+
+// ffnWidths are the nested FFN widths hidden/2^(G-1) … hidden for
+// granularities G; hidden 0 means 4·dim.
+func ffnWidths(hidden, dim, granularities int) []int {
+	if hidden == 0 {
+		hidden = 4 * dim
+	}
+	widths := make([]int, granularities)
+	for g := range widths {
+		widths[g] = hidden >> (granularities - 1 - g)
+	}
+	return widths
+}
+
+// withObjective sets opts's config and objective from -loss-weights and
+// -baseline: the nested model with its per-granularity loss weights, or a
+// standalone model of one granularity's width.
+func withObjective(opts train.Options, cfg model.Config, lossWeights, baseline string) (train.Options, error) {
+	opts.Config = cfg
+	if lossWeights != "" {
+		w, err := parseFloats(lossWeights, cfg.Granularities())
+		if err != nil {
+			return opts, fmt.Errorf("-loss-weights: %w", err)
+		}
+		opts.LossWeights = w
+	}
+	if baseline != "" {
+		g, err := cfg.ParseMix(baseline)
+		if err != nil {
+			return opts, fmt.Errorf("-baseline: %w", err)
+		}
+		opts.Config.FFNWidths = []int{cfg.FFNWidths[g[0]]}
+		opts.LossWeights = nil
+	}
+	return opts, nil
 }
 
 // runTrainer runs tr to its last step with a progress bar and a checkpoint

@@ -60,37 +60,19 @@ func trainVision(args []string, r visionRun) error {
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", r.ckpt, tr.Step, tr.Options.Steps)
 	} else {
-		if r.hidden == 0 {
-			r.hidden = 4 * r.dim
-		}
-		widths := make([]int, r.granularities)
-		for g := range widths {
-			widths[g] = r.hidden >> (r.granularities - 1 - g)
-		}
 		im := trainSet.Image
 		im.Patch = r.patch
 		if r.patch <= 0 || im.Size%r.patch != 0 {
 			return fmt.Errorf("-patch %d: must divide the image size %d", r.patch, im.Size)
 		}
-		cfg := model.Config{Vocab: len(trainSet.Classes), Dim: r.dim, Layers: r.layers, Heads: r.heads, FFNWidths: widths,
+		cfg := model.Config{Vocab: len(trainSet.Classes), Dim: r.dim, Layers: r.layers, Heads: r.heads, FFNWidths: ffnWidths(r.hidden, r.dim, r.granularities),
 			Context: im.Patches(), RopeTheta: 10000, NormEps: 1e-5, Image: &im}
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		opts := r.opts
-		opts.Config = cfg
-		if r.lossWeights != "" {
-			if opts.LossWeights, err = parseFloats(r.lossWeights, len(widths)); err != nil {
-				return fmt.Errorf("-loss-weights: %w", err)
-			}
-		}
-		if r.baseline != "" {
-			g, err := cfg.ParseMix(r.baseline)
-			if err != nil {
-				return fmt.Errorf("-baseline: %w", err)
-			}
-			opts.Config.FFNWidths = []int{widths[g[0]]}
-			opts.LossWeights = nil
+		opts, err := withObjective(r.opts, cfg, r.lossWeights, r.baseline)
+		if err != nil {
+			return err
 		}
 		if tr, err = train.NewVision(opts, trainSet, valid); err != nil {
 			return err
