@@ -67,24 +67,16 @@ type encoded struct {
 
 // encode runs mix over every image of set.
 func encode(w *model.Weights, mix model.Mix, set *train.Images) encoded {
-	c := w.Config
-	const batch = 128
-	b := model.NewBatch(c, batch, c.Context)
-	px, d := c.Image.Pixels(), c.Dim
+	vocab, d := w.Config.Vocab, w.Config.Dim
 	out := encoded{pred: make([]int, set.Len()), emb: make([]float32, set.Len()*d)}
-	pixels := make([]float32, batch*px)
-	for first := 0; first < set.Len(); first += batch {
-		n := min(batch, set.Len()-first)
-		copy(pixels, set.Pixels[first*px:(first+n)*px])
-		clear(pixels[n*px:])
-		b.ForwardImages(w, mix, pixels, nil)
+	train.ForEachBatch(w, mix, set, 128, func(first, n int, b *model.Batch) {
 		for i := range n {
-			out.pred[first+i] = model.Argmax(b.Logits()[i*c.Vocab : (i+1)*c.Vocab])
+			out.pred[first+i] = model.Argmax(b.Logits()[i*vocab : (i+1)*vocab])
 			e := out.emb[(first+i)*d : (first+i+1)*d]
 			copy(e, b.Embeddings()[i*d:(i+1)*d])
 			model.Normalize(e)
 		}
-	}
+	})
 	return out
 }
 

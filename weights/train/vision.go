@@ -61,18 +61,15 @@ func (t *Trainer) sampleImages(step int) {
 	}
 }
 
-// EvaluateImages returns the mean cross-entropy (nats per image) and the
-// accuracy of w running mix on set, batch images at a time.
-func EvaluateImages(w *model.Weights, mix model.Mix, set *Images, batch int) (loss, accuracy float64) {
-	if set.Len() == 0 {
-		return math.NaN(), math.NaN()
-	}
+// ForEachBatch runs mix over every image of set, batch images at a time
+// (the last batch padded with blank, unlabelled images), and calls fn after
+// each with the index of its first image, how many of set's images it
+// holds, and the batch: Logits, Embeddings and, per image, NLL.
+func ForEachBatch(w *model.Weights, mix model.Mix, set *Images, batch int, fn func(first, n int, b *model.Batch)) {
 	c := w.Config
 	px := c.Image.Pixels()
 	b := model.NewBatch(c, batch, c.Context)
 	pixels, labels := make([]float32, batch*px), make([]int, batch)
-	var sum float64
-	correct := 0
 	for first := 0; first < set.Len(); first += batch {
 		n := min(batch, set.Len()-first)
 		copy(pixels, set.Pixels[first*px:(first+n)*px])
@@ -84,12 +81,26 @@ func EvaluateImages(w *model.Weights, mix model.Mix, set *Images, batch int) (lo
 			}
 		}
 		b.ForwardImages(w, mix, pixels, labels)
+		fn(first, n, b)
+	}
+}
+
+// EvaluateImages returns the mean cross-entropy (nats per image) and the
+// accuracy of w running mix on set, batch images at a time.
+func EvaluateImages(w *model.Weights, mix model.Mix, set *Images, batch int) (loss, accuracy float64) {
+	if set.Len() == 0 {
+		return math.NaN(), math.NaN()
+	}
+	vocab := w.Config.Vocab
+	var sum float64
+	correct := 0
+	ForEachBatch(w, mix, set, batch, func(first, n int, b *model.Batch) {
 		for i, v := range b.NLL()[:n] {
 			sum += v
-			if model.Argmax(b.Logits()[i*c.Vocab:(i+1)*c.Vocab]) == labels[i] {
+			if model.Argmax(b.Logits()[i*vocab:(i+1)*vocab]) == set.Labels[first+i] {
 				correct++
 			}
 		}
-	}
+	})
 	return sum / float64(set.Len()), float64(correct) / float64(set.Len())
 }
