@@ -88,12 +88,16 @@ func matVecBatchGo(out, w, x []float32, n int) {
 }
 
 // matTVecBatchGo is matTVecGo for each of n tokens: out [n][cols], x [n][k].
-func matTVecBatchGo(out, w, x []float32, n int) {
+func matTVecBatchGo(out, w, x []float32, n int) { eachToken(matTVecGo, out, w, x, n) }
+
+// eachToken runs a MatTVec for each of n tokens in turn: out [n][cols],
+// x [n][k], W [k][cols].
+func eachToken(matTVec func(out, w, x []float32, stride int), out, w, x []float32, n int) {
 	if n <= 0 {
 		return
 	}
 	cols, k := len(out)/n, len(x)/n
 	for t := range n {
-		matTVecGo(out[t*cols:(t+1)*cols], w, x[t*k:(t+1)*k], cols)
+		matTVec(out[t*cols:(t+1)*cols], w, x[t*k:(t+1)*k], cols)
 	}
 }

@@ -403,12 +403,4 @@ func matVecBatchSIMD(out, w, x []float32, n int) {
 	}
 }
 
-func matTVecBatchSIMD(out, w, x []float32, n int) {
-	if n <= 0 {
-		return
-	}
-	cols, k := len(out)/n, len(x)/n
-	for t := range n {
-		matTVecSIMD(out[t*cols:(t+1)*cols], w, x[t*k:(t+1)*k], cols)
-	}
-}
+func matTVecBatchSIMD(out, w, x []float32, n int) { eachToken(matTVecSIMD, out, w, x, n) }
