@@ -98,6 +98,17 @@ func (a *Assembler) Reserve(mix model.Mix) {
 	a.Weights = bigger
 }
 
+// Held is, per layer, the widest granularity whose FFN rows the weights have
+// room for: what Reserve and Feed have grown them to. nil before either has
+// allocated the weights. It never shrinks: a narrower mix runs on the rows
+// already held.
+func (a *Assembler) Held() model.Mix {
+	if a.Weights == nil {
+		return nil
+	}
+	return a.heldMix()
+}
+
 // rows returns the floats entry i decodes to, growing the weights first if
 // they do not hold its rows yet.
 func (a *Assembler) rows(i int) ([]float32, error) {
@@ -263,15 +274,27 @@ func putByte(x []float32, off int64, b byte) {
 // widthFor is the mix that keeps every layer's reserved rows and gives e's
 // layer the granularity of e.
 func (a *Assembler) widthFor(e Entry) model.Mix {
-	mix := make(model.Mix, a.Header.Config.Layers)
-	for l, rows := range a.Weights.NestedRows {
-		for g, w := range a.Header.Config.FFNWidths {
+	mix := a.heldMix()
+	mix[e.Layer] = max(mix[e.Layer], e.Granularity)
+	return mix
+}
+
+// heldMix is Held for allocated weights: per layer, the widest granularity
+// whose rows fit in the rows allocated.
+func (a *Assembler) heldMix() model.Mix {
+	c := a.Header.Config
+	mix := make(model.Mix, c.Layers)
+	for l := range mix {
+		rows := c.Hidden()
+		if a.Weights.NestedRows != nil {
+			rows = a.Weights.NestedRows[l]
+		}
+		for g, w := range c.FFNWidths {
 			if w <= rows {
 				mix[l] = g
 			}
 		}
 	}
-	mix[e.Layer] = max(mix[e.Layer], e.Granularity)
 	return mix
 }
 

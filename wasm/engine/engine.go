@@ -3,8 +3,15 @@
 // so the same engine is tested natively and inside the module.
 //
 // The life of an engine: LoadHeader → Feed (weights bytes, any order) →
-// SetMix → Reset (sampling options) → Prompt → Step, Step, … A Mix can be
-// changed between generations; only the bytes it lacks must be fed.
+// SetMix → Reset (sampling options) → Prompt → Step, Step, … (its states and
+// what each allows are in state.go). A Mix can be changed between
+// generations; only the bytes it lacks must be fed.
+//
+// Two things follow the mix and are kept apart: the rows of each layer's FFN
+// held in memory (Held), which only grow — SetMix makes room for a mix's
+// rows, Feed for wider rows that arrive — and the mix that runs (Mix), any
+// mix no wider than what is held. Switching to a narrower mix drops no row
+// and needs no byte; a wider one needs only the rows not held yet.
 //
 // Two backends run a step: cpu (model.Forward inside the module) and gpu (the
 // WGSL kernels of package shaders through package webgpu, gpu.go). A GPU
@@ -38,15 +45,15 @@ type Options = abi.Options
 
 // Engine holds one model and one sequence.
 type Engine struct {
-	header   *weights.Header
-	asm      *weights.Assembler
-	mix      model.Mix
-	backend  Backend
-	queued   []int // tokens to feed before the next sample: the prompt, then each sampled token
-	pos      int   // tokens already in the KV cache
-	started  bool  // Reset was called since the last SetMix
-	prompted bool  // Prompt was called since Reset
-	stepping bool  // the backend has started a step whose token is not collected yet
+	state  state // which calls come next (state.go)
+	header *weights.Header
+	asm    *weights.Assembler // the weights fed so far, in memory up to the rows held per layer (Held)
+	// mix is what the next Reset (and Classify) runs: never wider than
+	// the rows held (run checks it); nil until SetMix.
+	mix     model.Mix
+	backend Backend
+	queued  []int // tokens to feed before the next sample: the prompt, then each sampled token
+	pos     int   // tokens already in the KV cache
 
 	// OpenGPU opens the device of the gpu backend; nil means webgpu.Open.
 	// The device, once open, and its weight buffers outlive a sequence.
@@ -109,7 +116,7 @@ func (e *Engine) LoadHeader(b []byte, fileSize int64) (*weights.Header, error) {
 	if e.gpu != nil {
 		e.gpu.release()
 	}
-	*e = Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, MaxBytes: e.MaxBytes, device: e.device, deviceErr: e.deviceErr}
+	*e = Engine{state: headerLoaded, header: h, asm: weights.NewAssembler(h), OpenGPU: e.OpenGPU, MaxBytes: e.MaxBytes, device: e.device, deviceErr: e.deviceErr}
 	return h, nil
 }
 
@@ -128,8 +135,8 @@ func (e *Engine) Header() *weights.Header { return e.header }
 
 // Feed delivers weights bytes that start at offset in the file.
 func (e *Engine) Feed(offset int64, b []byte) error {
-	if e.header == nil {
-		return fmt.Errorf("%w: feed before load_header", ErrState)
+	if err := e.Allowed(CallFeed); err != nil {
+		return err
 	}
 	return e.asm.Feed(offset, b)
 }
@@ -137,11 +144,21 @@ func (e *Engine) Feed(offset int64, b []byte) error {
 // Missing returns the byte ranges mix still needs.
 func (e *Engine) Missing(mix model.Mix) []weights.Range { return e.asm.Missing(mix) }
 
+// Held is, per layer, the widest granularity whose FFN rows are in memory
+// (fed or with room made for them); nil before anything is. It only grows
+// while one header is loaded.
+func (e *Engine) Held() model.Mix {
+	if e.asm == nil {
+		return nil
+	}
+	return e.asm.Held()
+}
+
 // ParseMix reads a mix spec: a granularity name, a comma list with one per
 // layer, or "auto" — the largest uniform granularity whose bytes are all here.
 func (e *Engine) ParseMix(spec string) (model.Mix, error) {
-	if e.header == nil {
-		return nil, fmt.Errorf("%w: set_mix before load_header", ErrState)
+	if err := e.Allowed(CallSetMix); err != nil {
+		return nil, err
 	}
 	c := e.header.Config
 	if spec == "auto" {
@@ -162,15 +179,37 @@ func (e *Engine) ParseMix(spec string) (model.Mix, error) {
 // SetMix selects the submodel for the next generation. The weights it needs
 // may still be arriving; Reset checks that they are all there.
 func (e *Engine) SetMix(mix model.Mix) error {
-	if e.header == nil {
-		return fmt.Errorf("%w: set_mix before load_header", ErrState)
+	if err := e.Allowed(CallSetMix); err != nil {
+		return err
 	}
 	if err := e.header.Config.CheckMix(mix); err != nil {
 		return fmt.Errorf("%w: %v", ErrArg, err)
 	}
-	e.asm.Reserve(mix) // memory for the rows this mix will be fed, in one allocation
+	e.hold(mix)
+	if err := e.run(mix); err != nil {
+		return err
+	}
+	if e.state < prompted {
+		e.state = mixSet // a sequence reset but not prompted is dropped: the next prompt needs a reset
+	}
+	return nil
+}
+
+// hold makes room in memory for every FFN row mix uses, in one allocation;
+// what is held already stays (nothing is dropped for a narrower mix).
+func (e *Engine) hold(mix model.Mix) { e.asm.Reserve(mix) }
+
+// run makes mix the one the next Reset runs. It is the one place that sets
+// the mix, and checks that memory holds its rows: a forward pass of a mix
+// wider than the rows held would read past them.
+func (e *Engine) run(mix model.Mix) error {
+	held := e.Held()
+	for l, g := range mix {
+		if held == nil || g > held[l] {
+			return fmt.Errorf("engine: the mix %s is wider than the rows held in memory (%s)", e.header.Config.MixSpec(mix), e.header.Config.MixSpec(held))
+		}
+	}
 	e.mix = mix
-	e.started = false
 	return nil
 }
 
@@ -201,11 +240,8 @@ func CheckOptions(o Options) error {
 
 // Reset starts a new sequence with the given options on the current Mix.
 func (e *Engine) Reset(o Options) error {
-	if err := e.textOnly("reset"); err != nil {
+	if err := e.Allowed(CallReset); err != nil {
 		return err
-	}
-	if e.mix == nil {
-		return fmt.Errorf("%w: reset before set_mix", ErrState)
 	}
 	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
 		return fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
@@ -224,8 +260,7 @@ func (e *Engine) Reset(o Options) error {
 		if err != nil {
 			return err
 		}
-		e.backend = spec
-		e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+		e.begin(spec)
 		return nil
 	}
 	if o.DraftTokens != 0 {
@@ -233,7 +268,7 @@ func (e *Engine) Reset(o Options) error {
 	}
 	switch o.Backend {
 	case "", "cpu":
-		e.backend = e.newCPU(o)
+		e.begin(e.newCPU(o))
 	case "gpu":
 		if o.Shapes() {
 			return fmt.Errorf("%w: repetition_penalty, presence_penalty and min_p run on the cpu backend", ErrBackend)
@@ -242,20 +277,25 @@ func (e *Engine) Reset(o Options) error {
 		if err != nil {
 			return err
 		}
-		e.backend = g
+		e.begin(g)
 	case "auto":
 		if o.Shapes() {
-			e.backend = e.newCPU(o)
+			e.begin(e.newCPU(o))
 		} else if g, err := e.startGPU(o); err == nil {
-			e.backend = g
+			e.begin(g)
 		} else {
-			e.backend = e.newCPU(o)
+			e.begin(e.newCPU(o))
 		}
 	default:
 		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
-	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
 	return nil
+}
+
+// begin starts a sequence on b: Reset's last step, once nothing can fail.
+func (e *Engine) begin(b Backend) {
+	e.backend = b
+	e.queued, e.pos, e.state = nil, 0, sequence
 }
 
 // checkShaping refuses penalties and min_p out of range, or with a draft.
@@ -333,14 +373,8 @@ func (e *Engine) Speculation() abi.SpeculationInfo {
 
 // Prompt encodes text and queues it; it returns the prompt's token ids.
 func (e *Engine) Prompt(text []byte) ([]int, error) {
-	if err := e.textOnly("prompt"); err != nil {
+	if err := e.Allowed(CallPrompt); err != nil {
 		return nil, err
-	}
-	if !e.started {
-		return nil, fmt.Errorf("%w: prompt before reset", ErrState)
-	}
-	if e.prompted {
-		return nil, fmt.Errorf("%w: one prompt per reset", ErrState)
 	}
 	ids := e.header.Tokenizer.Encode(text)
 	if len(ids) == 0 {
@@ -349,7 +383,7 @@ func (e *Engine) Prompt(text []byte) ([]int, error) {
 	if len(ids) >= e.header.Config.Context {
 		return nil, fmt.Errorf("%w: prompt is %d tokens, context is %d", ErrArg, len(ids), e.header.Config.Context)
 	}
-	e.queued, e.prompted = ids, true
+	e.queued, e.state = ids, prompted
 	return ids, nil
 }
 
@@ -358,30 +392,27 @@ func (e *Engine) Prompt(text []byte) ([]int, error) {
 // being read back from the GPU: then call Step again (it does not redo the
 // work) once the host has had a chance to complete the read.
 func (e *Engine) Step() (int, error) {
-	if err := e.textOnly("step"); err != nil {
+	if err := e.Allowed(CallStep); err != nil {
 		return 0, err
 	}
-	if !e.prompted {
-		return 0, fmt.Errorf("%w: step before prompt", ErrState)
-	}
-	if !e.stepping {
+	if e.state == prompted {
 		if e.pos+len(e.queued) > e.header.Config.Context {
 			return 0, ErrDone
 		}
 		if err := e.backend.Start(e.queued, e.pos); err != nil {
 			return 0, err
 		}
-		e.stepping = true
+		e.state = stepping
 	}
 	token, ready, err := e.backend.Token()
 	if err != nil {
-		e.stepping = false
+		e.state = prompted
 		return 0, err
 	}
 	if !ready {
 		return 0, ErrPending
 	}
-	e.stepping = false
+	e.state = prompted
 	e.pos += len(e.queued)
 	e.queued = append(e.queued[:0], token)
 	return token, nil
@@ -408,8 +439,7 @@ func (e *Engine) resetRouted(o Options) error {
 	pick, mix := w.Threshold(w.RouteThreshold(float64(o.Route))), e.mix
 	c.route = func(l int, n []float32) int { return min(pick(l, n), mix[l]) }
 	c.widths = slices.Clone(mix)
-	e.backend = c
-	e.queued, e.pos, e.started, e.prompted, e.stepping = nil, 0, true, false, false
+	e.begin(c)
 	return nil
 }
 
@@ -417,11 +447,8 @@ func (e *Engine) resetRouted(o Options) error {
 // last step: the router's picks on a routed sequence, else the mix. ErrState
 // before a sequence has stepped.
 func (e *Engine) Widths() ([]int, error) {
-	if err := e.textOnly("widths"); err != nil {
+	if err := e.Allowed(CallWidths); err != nil {
 		return nil, err
-	}
-	if e.backend == nil || e.pos == 0 {
-		return nil, fmt.Errorf("%w: widths before the first step", ErrState)
 	}
 	if c, ok := e.backend.(*cpu); ok {
 		if c.route != nil {

@@ -47,13 +47,10 @@ func (e *Engine) visionOnly(export string) error {
 // requested backend and, when req.K > 0 and an index is loaded, looks up
 // its nearest entries.
 func (e *Engine) Classify(req abi.ImageRequest) (abi.ImageResult, error) {
-	if err := e.visionOnly("classify"); err != nil {
+	if err := e.Allowed(CallClassify); err != nil {
 		return abi.ImageResult{}, err
 	}
 	c := e.header.Config
-	if e.mix == nil {
-		return abi.ImageResult{}, fmt.Errorf("%w: classify before set_mix", ErrState)
-	}
 	if missing := e.asm.Missing(e.mix); len(missing) > 0 {
 		return abi.ImageResult{}, fmt.Errorf("%w: %d bytes in %d ranges, first at offset %d", ErrMissing, weights.Bytes(missing), len(missing), missing[0].Offset)
 	}
@@ -120,7 +117,7 @@ func (e *Engine) classifyCPU(pixels []float32) (logits, embedding []float32) {
 // LoadIndex decodes a .mati file and keeps it for Classify's neighbours; it
 // must have been built by the loaded model (weights.ModelID).
 func (e *Engine) LoadIndex(b []byte) (abi.IndexInfo, error) {
-	if err := e.visionOnly("load_index"); err != nil {
+	if err := e.Allowed(CallLoadIndex); err != nil {
 		return abi.IndexInfo{}, err
 	}
 	ix, err := weights.ReadIndex(b)
@@ -136,15 +133,10 @@ func (e *Engine) LoadIndex(b []byte) (abi.IndexInfo, error) {
 
 // IndexImage returns the stored pixels of index entry i, [C][S][S] bytes.
 func (e *Engine) IndexImage(i int) ([]byte, error) {
-	if err := e.visionOnly("index_image"); err != nil {
+	if err := e.Allowed(CallIndexImage); err != nil {
 		return nil, err
 	}
-	switch {
-	case e.index == nil:
-		return nil, fmt.Errorf("%w: index_image before load_index", ErrState)
-	case e.index.Image == nil:
-		return nil, fmt.Errorf("%w: the index stores no images (build it with matedge index -images)", ErrState)
-	case i < 0 || i >= e.index.Count:
+	if i < 0 || i >= e.index.Count {
 		return nil, fmt.Errorf("%w: entry %d of an index of %d", ErrArg, i, e.index.Count)
 	}
 	return e.index.ImagePixels(i), nil
