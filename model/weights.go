@@ -1,9 +1,6 @@
 package model
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // Layer holds one transformer block's parameters. Matrices are out-major
 // ([out][in]) except the FFN ones, which are neuron-major so that the first
@@ -100,7 +97,8 @@ type slot struct {
 	layer  int
 }
 
-// layout is the one place that names tensors and fixes their order.
+// layout is the one place that fixes the tensors' order; their names are
+// names.go's.
 func (w *Weights) layout() []slot {
 	c := w.Config
 	d, v := c.Dim, c.Vocab
@@ -111,39 +109,38 @@ func (w *Weights) layout() []slot {
 		}
 		return slot{name: name, shape: shape, size: size, view: view, nested: nested, layer: layer}
 	}
-	s := []slot{mk("embed", &w.Embed, -1, false, v, d)}
+	s := []slot{mk(EmbedTensor, &w.Embed, -1, false, v, d)}
 	if im := c.Image; im != nil {
 		s = []slot{
-			mk("patch_embed", &w.PatchEmbed, -1, false, d, im.PatchLen()),
-			mk("pos_embed", &w.PosEmbed, -1, false, im.Patches(), d),
+			mk(PatchEmbedTensor, &w.PatchEmbed, -1, false, d, im.PatchLen()),
+			mk(PosEmbedTensor, &w.PosEmbed, -1, false, im.Patches(), d),
 		}
 	}
 	for i := range w.Layers {
 		l := &w.Layers[i]
-		p := fmt.Sprintf("layers.%d.", i)
 		s = append(s,
-			mk(p+"attn_norm", &l.AttnNorm, i, false, d),
-			mk(p+"query", &l.Query, i, false, d, d),
-			mk(p+"key", &l.Key, i, false, d, d),
-			mk(p+"value", &l.Value, i, false, d, d),
-			mk(p+"output", &l.Output, i, false, d, d),
-			mk(p+"ffn_norm", &l.FFNNorm, i, false, d),
-			mk(p+"ffn_gate", &l.Gate, i, true, w.rows(i), d),
-			mk(p+"ffn_up", &l.Up, i, true, w.rows(i), d),
-			mk(p+"ffn_down", &l.Down, i, true, w.rows(i), d),
+			mk(LayerTensor(i, AttnNorm), &l.AttnNorm, i, false, d),
+			mk(LayerTensor(i, Query), &l.Query, i, false, d, d),
+			mk(LayerTensor(i, Key), &l.Key, i, false, d, d),
+			mk(LayerTensor(i, Value), &l.Value, i, false, d, d),
+			mk(LayerTensor(i, Output), &l.Output, i, false, d, d),
+			mk(LayerTensor(i, FFNNorm), &l.FFNNorm, i, false, d),
+			mk(LayerTensor(i, FFNGate), &l.Gate, i, true, w.rows(i), d),
+			mk(LayerTensor(i, FFNUp), &l.Up, i, true, w.rows(i), d),
+			mk(LayerTensor(i, FFNDown), &l.Down, i, true, w.rows(i), d),
 		)
 	}
 	s = append(s,
-		mk("final_norm", &w.FinalNorm, -1, false, d),
-		mk("head", &w.Head, -1, false, v, d),
+		mk(FinalNormTensor, &w.FinalNorm, -1, false, d),
+		mk(HeadTensor, &w.Head, -1, false, v, d),
 	)
 	if c.RouterBudgets > 0 {
 		// After every tensor of a network without a router, so that adding one
 		// moves no other tensor in memory.
 		for i := range w.Layers {
-			s = append(s, mk(fmt.Sprintf("layers.%d.router", i), &w.Layers[i].Router, i, false, c.Granularities()-1, d+1))
+			s = append(s, mk(LayerTensor(i, Router), &w.Layers[i].Router, i, false, c.Granularities()-1, d+1))
 		}
-		s = append(s, mk("router_budget", &w.RouterBudget, -1, false, c.RouterBudgets, 2))
+		s = append(s, mk(RouterBudgetTensor, &w.RouterBudget, -1, false, c.RouterBudgets, 2))
 	}
 	return s
 }
@@ -190,7 +187,7 @@ func (w *Weights) InitRandom(seed uint64) {
 			continue
 		}
 		fanIn := t.Shape[1]
-		if strings.HasSuffix(t.Name, "ffn_down") {
+		if _, part, _ := ParseLayerTensor(t.Name); part == FFNDown {
 			fanIn = t.Shape[0] // W2ᵀ is stored [hidden][dim]; its inputs are the hidden neurons
 		}
 		scale := 1 / sqrt32(float32(fanIn))

@@ -29,10 +29,10 @@ func TestRouterEntries(t *testing.T) {
 	}
 	var routerEntry *Entry
 	for i, e := range h.Entries {
-		if e.Tensor == "layers.1.router" {
+		if e.Tensor == model.LayerTensor(1, model.Router) {
 			routerEntry = &h.Entries[i]
 		}
-		if (e.Tensor == "router_budget" || e.Tensor == "layers.1.router") && !e.NeededBy(c.Uniform(0)) {
+		if (e.Tensor == model.RouterBudgetTensor || e.Tensor == model.LayerTensor(1, model.Router)) && !e.NeededBy(c.Uniform(0)) {
 			t.Errorf("entry %s is not needed by S", e.Tensor)
 		}
 	}

@@ -180,15 +180,15 @@ func gpuBindings(c model.Config, mix model.Mix, l Limits) bindings {
 		b.splits = append(b.splits, Split{Tensor: name(), Bytes: size, Pieces: pieces})
 		b.extra += pieces - 1
 	}
-	check(c.Vocab, func() string { return "embed" })
+	check(c.Vocab, func() string { return model.EmbedTensor })
 	for i, g := range mix {
-		for _, t := range []string{"query", "key", "value", "output"} {
-			check(c.Dim, func() string { return fmt.Sprintf("layers.%d.%s", i, t) })
+		for _, t := range model.AttentionParts {
+			check(c.Dim, func() string { return model.LayerTensor(i, t) })
 		}
-		for _, t := range []string{"ffn_gate", "ffn_up", "ffn_down"} {
-			check(c.FFNWidths[g], func() string { return fmt.Sprintf("layers.%d.%s", i, t) })
+		for _, t := range model.FFNParts {
+			check(c.FFNWidths[g], func() string { return model.LayerTensor(i, t) })
 		}
 	}
-	check(c.Vocab, func() string { return "head" })
+	check(c.Vocab, func() string { return model.HeadTensor })
 	return b
 }
