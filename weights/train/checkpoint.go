@@ -1,10 +1,10 @@
 package train
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/matedge/matedge/model"
@@ -42,25 +42,57 @@ const (
 var ErrCheckpoint = errors.New("not a resumable matedge checkpoint")
 
 // Save writes the trainer's state to path atomically: a crash mid-write
-// leaves the previous checkpoint in place.
+// leaves the previous checkpoint in place. It streams the file: the weights
+// and moments go from memory to the file a chunk at a time, not through
+// copies of the checkpoint.
 func (t *Trainer) Save(path string) error {
-	cp := checkpoint{
+	cp := checkpointOut{
 		Options: t.Options, Step: t.Step, Tokenizer: model.Tokenizer{Merges: t.Tokenizer.Merges},
-		AdamStep: t.Optimizer.Step, Weights: weights.EncodeF32(t.Weights.Data),
-		M: weights.EncodeF32(t.Optimizer.M), Moment2: weights.EncodeF32(t.Optimizer.V), History: t.History, Meta: t.Meta,
+		AdamStep: t.Optimizer.Step, Weights: f32Bin(t.Weights.Data),
+		M: f32Bin(t.Optimizer.M), Moment2: f32Bin(t.Optimizer.V), History: t.History, Meta: t.Meta,
 	}
-	doc, err := msgpack.Marshal(&cp)
+	err := weights.WriteAtomic(path, 0o600, func(out io.Writer) error {
+		var head [8]byte
+		copy(head[:], checkpointMagic)
+		binary.LittleEndian.PutUint32(head[4:], checkpointVersion)
+		if _, err := out.Write(head[:]); err != nil {
+			return err
+		}
+		if err := msgpack.NewEncoder(out).Encode(&cp); err != nil {
+			return fmt.Errorf("encode checkpoint: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("train: encode checkpoint: %w", err)
-	}
-	var buf bytes.Buffer
-	buf.WriteString(checkpointMagic)
-	binary.Write(&buf, binary.LittleEndian, uint32(checkpointVersion))
-	buf.Write(doc)
-	if err := weights.WriteFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("train: checkpoint: %w", err)
 	}
 	return nil
+}
+
+// checkpointOut is checkpoint as Save writes it: the same fields in the same
+// order (TestCheckpointStreams checks the bytes are Marshal's of a
+// checkpoint), with the float arrays written from memory (f32Bin).
+type checkpointOut struct {
+	Options   Options           `msgpack:"options"`
+	Step      int               `msgpack:"step"`
+	Tokenizer model.Tokenizer   `msgpack:"tokenizer"`
+	AdamStep  int               `msgpack:"adam_step"`
+	Weights   f32Bin            `msgpack:"weights"`
+	M         f32Bin            `msgpack:"m"`
+	Moment2   f32Bin            `msgpack:"v"`
+	History   []Point           `msgpack:"history"`
+	Meta      map[string]string `msgpack:"meta,omitempty"`
+}
+
+// f32Bin encodes as the msgpack bin of its little-endian f32 bytes, as
+// weights.EncodeF32's bytes do, without making them.
+type f32Bin []float32
+
+func (x f32Bin) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeBytesLen(4 * len(x)); err != nil {
+		return err
+	}
+	return weights.WriteF32(enc.Writer(), x)
 }
 
 // Resume loads a checkpoint written by Save and returns a Trainer that
