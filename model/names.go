@@ -37,11 +37,11 @@ const (
 )
 
 // AttentionParts are the attention projections, [dim][dim] each.
-var AttentionParts = []LayerPart{Query, Key, Value, Output}
+var AttentionParts = [...]LayerPart{Query, Key, Value, Output}
 
 // FFNParts are the nested FFN matrices, [hidden][dim] each: granularity g
 // uses their first FFNWidths[g] rows.
-var FFNParts = []LayerPart{FFNGate, FFNUp, FFNDown}
+var FFNParts = [...]LayerPart{FFNGate, FFNUp, FFNDown}
 
 // layerPrefix starts every block tensor's name.
 const layerPrefix = "layers."
