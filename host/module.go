@@ -457,6 +457,49 @@ func (m *Module) BenchKernel(ctx context.Context, kernel int32, rows, cols, toke
 	return err
 }
 
+// BenchStart builds, inside the module, a synthetic model of the loaded
+// header's shape holding mix ("": the smallest granularity) and starts a
+// sequence on it on backend (bench_start, wasm/ABI.md); it fetches nothing
+// and returns the backend that will run. Time BenchStep calls after it.
+func (m *Module) BenchStart(ctx context.Context, mix, backend string) (string, error) {
+	if err := m.export("bench_start"); err != nil {
+		return "", err
+	}
+	b, err := msgpack.Marshal(&abi.BenchRequest{Mix: mix, Backend: backend})
+	if err != nil {
+		return "", err
+	}
+	if _, err := m.callBytes(ctx, "bench_start", b); err != nil {
+		return "", err
+	}
+	out, err := m.output(ctx)
+	return string(out), err
+}
+
+// BenchStep runs one decode step of the synthetic model (a vision model's:
+// one image); done is true once its context is full.
+func (m *Module) BenchStep(ctx context.Context) (done bool, err error) {
+	if err := m.export("bench_step"); err != nil {
+		return false, err
+	}
+	for range maxPending {
+		status, err := m.call(ctx, "bench_step")
+		if err != nil || status != abi.Pending {
+			return status == abi.Done, err
+		}
+	}
+	return false, fmt.Errorf("host: bench_step still pending after %d calls", maxPending)
+}
+
+// BenchEnd drops the synthetic model.
+func (m *Module) BenchEnd(ctx context.Context) error {
+	if err := m.export("bench_end"); err != nil {
+		return err
+	}
+	_, err := m.call(ctx, "bench_end")
+	return err
+}
+
 // export returns an export looked up by name once, for the exports a module
 // built before them lacks (ErrABI says to rebuild).
 func (m *Module) export(name string) error {

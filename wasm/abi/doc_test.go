@@ -20,7 +20,7 @@ var documents = map[string]any{
 	"Benchmark": planner.Benchmark{}, "Budget": planner.Budget{}, "PlanResult": PlanResult{},
 	"Plan": planner.Plan{}, "Work": planner.Work{}, "Split": planner.Split{}, "Speculation": planner.Speculation{},
 	"ImageRequest": ImageRequest{}, "ImageResult": ImageResult{}, "Neighbor": weights.Neighbor{}, "IndexInfo": IndexInfo{},
-	"SpeculationInfo": SpeculationInfo{},
+	"SpeculationInfo": SpeculationInfo{}, "BenchRequest": BenchRequest{},
 	"IndexHeader":     weights.IndexHeader{}, "IndexImage": weights.IndexImage{},
 }
 
