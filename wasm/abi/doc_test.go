@@ -21,7 +21,7 @@ var documents = map[string]any{
 	"Plan": planner.Plan{}, "Work": planner.Work{}, "Split": planner.Split{}, "Speculation": planner.Speculation{},
 	"ImageRequest": ImageRequest{}, "ImageResult": ImageResult{}, "Neighbor": weights.Neighbor{}, "IndexInfo": IndexInfo{},
 	"SpeculationInfo": SpeculationInfo{}, "BenchRequest": BenchRequest{},
-	"IndexHeader":     weights.IndexHeader{}, "IndexImage": weights.IndexImage{},
+	"IndexHeader": weights.IndexHeader{}, "IndexImage": weights.IndexImage{},
 }
 
 // TestDocDocuments checks that each document ABI.md defines has exactly the
