@@ -208,6 +208,17 @@ if (missing && CI) {
       const last = weights.at(-1);
       assert.equal(last.loaded, last.total);
       if (last.etaSeconds !== null) assert.equal(last.etaSeconds, 0);
+      // Overall: the module and XL's bytes, known from XL's first event on (a fixed mix: no plan).
+      const wasm = events.filter((e) => e.phase === 'wasm').at(-1);
+      const total = (wasm.total > 0 ? wasm.total : wasm.loaded) + last.total;
+      assert.ok(events.filter((e) => e.phase === 'wasm').every((e) => e.overall.total === null), 'no overall total before the weights are known');
+      for (const e of weights) {
+        assert.equal(e.overall.total, total, JSON.stringify(e.overall));
+        assert.equal(e.overall.loaded, (wasm.total > 0 ? wasm.total : wasm.loaded) + e.loaded, JSON.stringify(e));
+        assert.ok(e.overall.etaSeconds === null || e.overall.etaSeconds >= 0, JSON.stringify(e.overall));
+      }
+      assert.equal(last.overall.loaded, total);
+      if (last.overall.etaSeconds !== null) assert.equal(last.overall.etaSeconds, 0);
     });
   });
 }
