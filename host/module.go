@@ -126,6 +126,7 @@ type Module struct {
 	size    uint32 // its size
 	trapped error  // why the instance is gone, once an export trapped
 	context int    // the loaded model's context, in tokens (0 before LoadHeader)
+	eot     *int   // the loaded model's end-of-text token, or nil (none)
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
@@ -325,8 +326,10 @@ func (m *Module) LoadHeader(ctx context.Context, header []byte, fileSize int64) 
 	if err := m.decodeOutput(ctx, &info); err != nil {
 		return nil, err
 	}
+	m.eot = nil
 	if info.Header != nil {
 		m.context = info.Header.Config.Context
+		m.eot = info.Header.EOT
 	}
 	return &info, nil
 }
