@@ -428,6 +428,9 @@ function renderModelCard() {
     parts.push(` On held-out Austen text it scores ${bits(granularities.at(-1)).toFixed(2)} bits per byte at ${granularities.at(-1)} and ${bits(granularities[0]).toFixed(2)} at ${granularities[0]}.`);
   }
   parts.push(' Expect Austen-flavoured English sentences that lose the thread after a line or two: it shows elastic sizes on your device, not a chat assistant.');
+  parts.push(lm.info.header.eot === undefined
+    ? ' It has no end-of-text token, so it writes until the token limit (or a stop string).'
+    : ' It ends its text with an end-of-text token, where generation stops.');
   $('model-card').textContent = parts.join('');
 }
 

@@ -337,7 +337,11 @@ export declare class Generation implements AsyncIterable<string> {
   droppedChars: number;
   /** Times the window slid ('slide'). */
   slides: number;
-  reason: 'length' | 'stop' | 'context' | 'cancelled' | null;
+  /**
+   * Why it ended: maxTokens ('length'), a stop string ('stop'), the model's end-of-text token ('eot':
+   * header.eot; the token is in neither tokens nor text), a full context ('context'), or cancel ('cancelled').
+   */
+  reason: 'length' | 'stop' | 'eot' | 'context' | 'cancelled' | null;
   seconds: number;
   readonly tokensPerSecond: number;
   /** Resolves with this generation when it ends; rejects with its error. */
@@ -371,6 +375,8 @@ export interface ModelInfo {
     /** A vision model: vocab is its number of classes, context its number of patches, image its input. */
     config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number; router_budgets?: number; image?: ImageConfig };
     architecture?: 'matformer-lm' | 'matvit';
+    /** The end-of-text token id: generation stops there (reason 'eot'); absent when the model has none. */
+    eot?: number;
     tokenizer: unknown;
     entries: { tensor: string; dtype: string; shape: number[]; row_start: number; row_end: number; layer: number; granularity: number; offset: number; length: number; crc32c: number }[];
     data_size: number;

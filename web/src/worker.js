@@ -4,7 +4,7 @@
 //   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache, stallTimeout}   (kernels: kernels.wasm's URL, or null for the Go kernels)
 //                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, kernels: 'simd' | 'go', kernelsReason, capabilities, plan}
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded, modelInfo, fileSize}
-//                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
+//                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}   (reason: length, stop, eot, context, cancelled)
 //                  {id, op: 'classify', pixels, backend, k}   → ImageResult (a vision model: pixels a Float32Array [C][S][S])
 //                  {id, op: 'loadIndex', url | bytes}         → IndexInfo and {bytes: the index file's size}
 //                  {id, op: 'indexImage', index}              → {pixels: Uint8Array [C][S][S]}
@@ -222,6 +222,10 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
           window.tokens = [];
           post({ id, event: 'slid', promptTokens: slid.promptTokens, droppedChars: slid.dropped });
           continue;
+        }
+        if (status === modelInfo.header.eot) {
+          reason = 'eot'; // the model's end of text: not emitted
+          break;
         }
         const bytes = mod.output();
         count++;

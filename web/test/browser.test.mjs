@@ -291,6 +291,7 @@ async function demo(browser, server, log, { screenshots }) {
     assert.ok(await page.locator('#chart svg .current').count() === 1, 'the chart marks the current mix');
     assert.match(await page.textContent('#chart svg'), /bits per byte/);
     assert.match(await page.textContent('#model-card'), /Jane Austen's six novels: 4 layers of width 128/);
+    assert.match(await page.textContent('#model-card'), /no end-of-text token/);
     assert.match(await page.textContent('#plan'), /the planner's choice/);
 
     await page.click('.sizes label:has(input[value="M"])');
