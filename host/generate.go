@@ -111,7 +111,9 @@ type Result struct {
 	Backend      string        `json:"backend"`
 	Duration     time.Duration `json:"-"`
 	Done         bool          `json:"context_full"` // stopped at the context limit
-	// Reason says why it ended: "length", "stop" (a stop string) or "context".
+	// Reason says why it ended: "length", "stop" (a stop string), "eot"
+	// (the model's end-of-text token, header.eot, which is not in Tokens or
+	// Text) or "context".
 	Reason       string `json:"reason"`
 	DroppedChars int    `json:"dropped_chars,omitempty"` // cut from the prompt's start to fit (truncate-left, slide)
 	Slides       int    `json:"slides,omitempty"`        // times the window slid (slide)
@@ -162,6 +164,10 @@ func (m *Module) Generate(ctx context.Context, req Request, onPiece func([]byte)
 			}
 			res.Slides++
 			continue
+		}
+		if m.eot != nil && token == *m.eot {
+			res.Reason = "eot"
+			break
 		}
 		res.Tokens = append(res.Tokens, token)
 		if req.Options.Route != 0 {

@@ -126,6 +126,7 @@ type Module struct {
 	size    uint32 // its size
 	trapped error  // why the instance is gone, once an export trapped
 	context int    // the loaded model's context, in tokens (0 before LoadHeader)
+	eot     *int   // the loaded model's end-of-text token, or nil (none)
 }
 
 var exports = []string{"abi_version", "alloc", "free", "output_ptr", "output_len",
@@ -325,8 +326,10 @@ func (m *Module) LoadHeader(ctx context.Context, header []byte, fileSize int64) 
 	if err := m.decodeOutput(ctx, &info); err != nil {
 		return nil, err
 	}
+	m.eot = nil
 	if info.Header != nil {
 		m.context = info.Header.Config.Context
+		m.eot = info.Header.EOT
 	}
 	return &info, nil
 }
@@ -454,6 +457,49 @@ func (m *Module) BenchKernel(ctx context.Context, kernel int32, rows, cols, toke
 		m.fns["bench_kernel"] = f
 	}
 	_, err := m.call(ctx, "bench_kernel", uint64(kernel), uint64(rows), uint64(cols), uint64(tokens), uint64(reps))
+	return err
+}
+
+// BenchStart builds, inside the module, a synthetic model of the loaded
+// header's shape holding mix ("": the smallest granularity) and starts a
+// sequence on it on backend (bench_start, wasm/ABI.md); it fetches nothing
+// and returns the backend that will run. Time BenchStep calls after it.
+func (m *Module) BenchStart(ctx context.Context, mix, backend string) (string, error) {
+	if err := m.export("bench_start"); err != nil {
+		return "", err
+	}
+	b, err := msgpack.Marshal(&abi.BenchRequest{Mix: mix, Backend: backend})
+	if err != nil {
+		return "", err
+	}
+	if _, err := m.callBytes(ctx, "bench_start", b); err != nil {
+		return "", err
+	}
+	out, err := m.output(ctx)
+	return string(out), err
+}
+
+// BenchStep runs one decode step of the synthetic model (a vision model's:
+// one image); done is true once its context is full.
+func (m *Module) BenchStep(ctx context.Context) (done bool, err error) {
+	if err := m.export("bench_step"); err != nil {
+		return false, err
+	}
+	for range maxPending {
+		status, err := m.call(ctx, "bench_step")
+		if err != nil || status != abi.Pending {
+			return status == abi.Done, err
+		}
+	}
+	return false, fmt.Errorf("host: bench_step still pending after %d calls", maxPending)
+}
+
+// BenchEnd drops the synthetic model.
+func (m *Module) BenchEnd(ctx context.Context) error {
+	if err := m.export("bench_end"); err != nil {
+		return err
+	}
+	_, err := m.call(ctx, "bench_end")
 	return err
 }
 

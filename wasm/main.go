@@ -224,6 +224,7 @@ func headerLen(ptr, n uint32) (code int64) {
 //go:wasmexport load_header
 func loadHeader(ptr, n uint32, fileSize int64) int32 {
 	return withInput("load_header", ptr, n, func(b []byte) int32 {
+		endBench() // a benchmark of the model before is of no use now
 		if limit := memoryLimit(); limit < maxMemory {
 			eng.MaxBytes = int64(limit / 4 * 3) // as MaxModelBytes is of 4 GiB
 		}
@@ -468,5 +469,107 @@ func benchKernel(kernel, rows, cols, tokens, reps int32) (code int32) {
 			k.MatVecBatch(b.out[:n*r], b.w, b.x[:n*c], n)
 		}
 	}
+	return 0
+}
+
+// The shape benchmark: a synthetic model of the loaded header's shape
+// (engine.ShapeBench) that a host times before it has fetched any weights.
+var (
+	bench      *engine.Engine    // nil until bench_start
+	benchFor   *weights.Header   // the header bench was made for
+	benchMix   string            // and the mix it holds
+	benchImage *abi.ImageRequest // a vision model's: what bench_step classifies
+)
+
+// endBench drops the benchmark's engine and its GPU buffers.
+func endBench() {
+	if bench != nil {
+		bench.Release()
+	}
+	bench, benchFor, benchMix, benchImage = nil, nil, "", nil
+}
+
+//go:wasmexport bench_start
+func benchStart(ptr, n uint32) int32 {
+	return withInput("bench_start", ptr, n, func(b []byte) int32 {
+		var req abi.BenchRequest
+		if err := msgpack.Unmarshal(b, &req); err != nil {
+			return fail(abi.ErrArg, fmt.Errorf("bench_start request: %w", err))
+		}
+		h := eng.Header()
+		if h == nil {
+			return failErr(fmt.Errorf("%w: bench_start before load_header", engine.ErrState))
+		}
+		spec := req.Mix
+		if spec == "" {
+			spec = h.Config.GranularityName(0)
+		}
+		mix, err := h.Config.ParseMix(spec)
+		if err != nil {
+			return fail(abi.ErrArg, err)
+		}
+		if bench == nil || benchFor != h || benchMix != h.Config.MixSpec(mix) {
+			endBench()
+			if bench, err = eng.ShapeBench(mix); err != nil {
+				return failErr(err)
+			}
+			benchFor, benchMix = h, h.Config.MixSpec(mix)
+		}
+		if h.IsVision() {
+			backend := req.Backend
+			if backend == "" {
+				backend = "cpu"
+			}
+			if backend != "cpu" && backend != "gpu" && backend != "auto" {
+				return fail(abi.ErrArg, fmt.Errorf("bench_start: backend %q (want cpu, gpu or auto)", backend))
+			}
+			r := bench.BenchImage(backend)
+			benchImage = &r
+			output = []byte(backend)
+			return 0
+		}
+		benchImage = nil
+		if err := bench.Reset(abi.Options{Seed: 1, Backend: req.Backend}); err != nil {
+			return failErr(err)
+		}
+		if _, err := bench.Prompt([]byte("T")); err != nil {
+			return failErr(err)
+		}
+		output = []byte(bench.Backend())
+		return 0
+	})
+}
+
+//go:wasmexport bench_step
+func benchStep() (code int32) {
+	if c := enter("bench_step"); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	if bench == nil || benchFor != eng.Header() {
+		return failErr(fmt.Errorf("%w: bench_step before bench_start", engine.ErrState))
+	}
+	if benchImage != nil {
+		if _, err := bench.Classify(*benchImage); err != nil {
+			return failErr(err)
+		}
+		return 0
+	}
+	token, err := bench.Step()
+	if err != nil {
+		return failErr(err)
+	}
+	return int32(token)
+}
+
+//go:wasmexport bench_end
+func benchEnd() (code int32) {
+	if c := enter("bench_end"); c != 0 {
+		return c
+	}
+	defer leave()
+	defer guard(&code)
+	endBench()
 	return 0
 }

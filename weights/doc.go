@@ -57,6 +57,7 @@
 //	data_size   int                 bytes from DataStart to the end of the data
 //	meta        map string→string   free-form facts; absent when empty (meta keys)
 //	architecture  string            the network and its tensor layout; absent: "matformer-lm" (a reader refuses others)
+//	eot         int                 the end-of-text token id, below vocab: generation stops before emitting it; absent: none (language models only)
 //
 // Config keys (model.Config):
 //

@@ -148,7 +148,7 @@ func TestDocHeaderKeys(t *testing.T) {
 		}
 		h, _ := rawHeader(t, file)
 		got := sortedKeys(h)
-		for _, optional := range []string{"meta", "architecture"} {
+		for _, optional := range []string{"meta", "architecture", "eot"} {
 			if _, ok := h[optional]; !ok {
 				got = append(got, optional) // absent when empty
 			}

@@ -132,6 +132,9 @@ type Header struct {
 	// Architecture names the network and so the tensor layout; "" (absent)
 	// is MatFormerLM. A reader refuses one it does not run (ErrArchitecture).
 	Architecture string `msgpack:"architecture,omitempty" json:"architecture,omitempty"`
+	// EOT, when set, is the end-of-text token id of a language model:
+	// generation stops before emitting it. nil (absent): the model has none.
+	EOT *int `msgpack:"eot,omitempty" json:"eot,omitempty"`
 
 	// DataStart is where the data section begins, from the start of the file. It
 	// is not stored; the reader computes it from the header length.
@@ -204,6 +207,9 @@ func (h *Header) Validate() error {
 	}
 	if !h.IsVision() && h.Tokenizer.Size() > h.Config.Vocab {
 		return fmt.Errorf("%w: tokenizer has %d ids, vocab is %d", ErrCorrupt, h.Tokenizer.Size(), h.Config.Vocab)
+	}
+	if h.EOT != nil && (h.IsVision() || *h.EOT < 0 || *h.EOT >= h.Config.Vocab) {
+		return fmt.Errorf("%w: end-of-text token %d (want a language model's token id below vocab %d)", ErrCorrupt, *h.EOT, h.Config.Vocab)
 	}
 	if h.DataSize < 0 {
 		return fmt.Errorf("%w: negative data size %d", ErrCorrupt, h.DataSize)

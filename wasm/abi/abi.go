@@ -99,6 +99,14 @@ type PlanRequest struct {
 	Mix          string               `msgpack:"mix"`
 }
 
+// BenchRequest is bench_start's input: the mix whose decode step (or, for a
+// vision model, whose image) to time on synthetic weights of the loaded
+// header's shape, and the backend to run it on.
+type BenchRequest struct {
+	Mix     string `msgpack:"mix"`
+	Backend string `msgpack:"backend"`
+}
+
 // PlanResult is plan's output. When nothing fits the budget, Plan is the
 // smallest plan (so a host can still run something), Error says why and
 // Constraint names the limit (planner.Constraint).

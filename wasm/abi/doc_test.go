@@ -20,8 +20,8 @@ var documents = map[string]any{
 	"Benchmark": planner.Benchmark{}, "Budget": planner.Budget{}, "PlanResult": PlanResult{},
 	"Plan": planner.Plan{}, "Work": planner.Work{}, "Split": planner.Split{}, "Speculation": planner.Speculation{},
 	"ImageRequest": ImageRequest{}, "ImageResult": ImageResult{}, "Neighbor": weights.Neighbor{}, "IndexInfo": IndexInfo{},
-	"SpeculationInfo": SpeculationInfo{},
-	"IndexHeader":     weights.IndexHeader{}, "IndexImage": weights.IndexImage{},
+	"SpeculationInfo": SpeculationInfo{}, "BenchRequest": BenchRequest{},
+	"IndexHeader": weights.IndexHeader{}, "IndexImage": weights.IndexImage{},
 }
 
 // TestDocDocuments checks that each document ABI.md defines has exactly the

@@ -204,17 +204,26 @@ function renderChart() {
 
 // --- progress ---
 
-function onProgress({ phase, loaded, total, mix, benchmark, granularities }) {
+function onProgress({ phase, loaded, total, mix, granularities, overall }) {
   if (phase === 'wasm') {
     $('status').textContent = total > 0 ? `Downloading the module… ${megabytes(loaded)} of ${megabytes(total)}` : `Downloading the module… ${megabytes(loaded)}`;
   } else {
-    const what = benchmark ? `${mix}, which every plan starts with, to measure this device` : `the ${mix} weights`;
-    $('status').textContent = `Fetching ${what}… ${megabytes(loaded)} of ${megabytes(total)}`;
-    $('progress-detail').textContent = granularities.filter((g) => g.total > 0)
-      .map((g) => `${g.name} ${megabytes(g.loaded)} / ${megabytes(g.total)}`).join(' · ');
+    $('status').textContent = `Fetching the ${mix} weights… ${megabytes(loaded)} of ${megabytes(total)}`;
   }
-  setProgress(total > 0 ? loaded / total : 0);
+  // The bar and its line show the whole load: the module and the weights together.
+  const parts = [];
+  if (overall.total !== null) parts.push(`Overall ${megabytes(overall.loaded)} of ${megabytes(overall.total)}`);
+  if (overall.bytesPerSecond > 0) parts.push(`${megabytes(overall.bytesPerSecond)}/s`);
+  if (overall.etaSeconds !== null) parts.push(`about ${eta(overall.etaSeconds)} left`);
+  if (phase === 'weights') {
+    parts.push(granularities.filter((g) => g.total > 0).map((g) => `${g.name} ${megabytes(g.loaded)} / ${megabytes(g.total)}`).join(' · '));
+  }
+  $('progress-detail').textContent = parts.join(' · ');
+  setProgress(overall.total > 0 ? overall.loaded / overall.total : total > 0 ? loaded / total : 0);
 }
+
+// eta says a number of seconds in plain words.
+const eta = (s) => (s < 1 ? 'under a second' : s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
 function ready(message) {
   renderSizes();
@@ -419,6 +428,9 @@ function renderModelCard() {
     parts.push(` On held-out Austen text it scores ${bits(granularities.at(-1)).toFixed(2)} bits per byte at ${granularities.at(-1)} and ${bits(granularities[0]).toFixed(2)} at ${granularities[0]}.`);
   }
   parts.push(' Expect Austen-flavoured English sentences that lose the thread after a line or two: it shows elastic sizes on your device, not a chat assistant.');
+  parts.push(lm.info.header.eot === undefined
+    ? ' It has no end-of-text token, so it writes until the token limit (or a stop string).'
+    : ' It ends its text with an end-of-text token, where generation stops.');
   $('model-card').textContent = parts.join('');
 }
 

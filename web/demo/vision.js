@@ -236,14 +236,13 @@ function quality() {
   }
 }
 
-function onProgress({ phase, loaded, total, mix, benchmark }) {
+function onProgress({ phase, loaded, total, mix, overall }) {
   if (phase === 'wasm') {
     $('status').textContent = `Downloading the module… ${bytes(loaded)}${total > 0 ? ` of ${bytes(total)}` : ''}`;
   } else {
-    const what = benchmark ? `${mix}, which every plan starts with, to measure this device` : `the ${mix} encoder`;
-    $('status').textContent = `Fetching ${what}… ${bytes(loaded)} of ${bytes(total)}`;
+    $('status').textContent = `Fetching the ${mix} encoder… ${bytes(loaded)} of ${bytes(total)}`;
   }
-  setProgress(total > 0 ? loaded / total : 0);
+  setProgress(overall.total > 0 ? overall.loaded / overall.total : total > 0 ? loaded / total : 0);
 }
 
 function fetched(before) {

@@ -24,7 +24,9 @@ const etagOf = (bytes) => `"${createHash('sha256').update(bytes).digest('hex').s
  *                    that holds it (once);
  *   replace(bytes)   serve other bytes from now on (a new ETag);
  *   answer = f       f(entry) runs first for every request; a status it
- *                    returns is the answer, with no body.
+ *                    returns is the answer, with no body;
+ *   hold = f         a request for which f(entry) is true waits, unanswered,
+ *                    until release() (which also clears hold).
  */
 export async function startFileServer({ name, bytes, ranges = true, cors = true }) {
   const server = {
@@ -36,6 +38,12 @@ export async function startFileServer({ name, bytes, ranges = true, cors = true 
     fail: [],
     corrupt: -1,
     answer: null,
+    hold: null,
+    held: [],
+    release() {
+      this.hold = null;
+      for (const respond of this.held.splice(0)) respond();
+    },
     bytes,
     etag: etagOf(bytes),
     replace(next) {
@@ -60,6 +68,13 @@ export async function startFileServer({ name, bytes, ranges = true, cors = true 
       entry.status = 404;
       return res.writeHead(404).end();
     }
+    if (server.hold?.(entry)) {
+      server.held.push(() => respond(req, res, entry));
+      return undefined;
+    }
+    return respond(req, res, entry);
+  });
+  const respond = (req, res, entry) => {
     const status = server.fail.shift() ?? server.answer?.(entry);
     if (status) {
       entry.status = status;
@@ -102,7 +117,7 @@ export async function startFileServer({ name, bytes, ranges = true, cors = true 
     // Send what the budget allows, then break the connection.
     res.write(body.subarray(0, allowed), () => setTimeout(() => res.destroy(), 20));
     return undefined;
-  });
+  };
   await new Promise((r) => http.listen(0, '127.0.0.1', r));
   server.url = `http://127.0.0.1:${http.address().port}/`;
   return server;

@@ -34,7 +34,7 @@ export const PREAMBLE = 12;
  */
 export const EXPORTS = ['_initialize', 'memory', 'abi_version', 'alloc', 'free', 'output_ptr', 'output_len',
   'header_len', 'load_header', 'feed', 'set_mix', 'reset', 'prompt', 'step', 'plan', 'bench_kernel', 'widths',
-  'speculation', 'classify', 'load_index', 'index_image'];
+  'speculation', 'classify', 'load_index', 'index_image', 'bench_start', 'bench_step', 'bench_end'];
 
 // MAX_PENDING is how many PENDING steps in a row, with nothing in flight to
 // wait for, mean the module is stuck (as host/module.go's maxPending).
@@ -276,6 +276,35 @@ export class ModuleInstance {
     this.check('index_image', this.exports.index_image(i));
     return this.output();
   }
+
+  /**
+   * benchStart builds, inside the module, a synthetic model of the loaded
+   * header's shape holding mix ('' or 'S': the smallest granularity) and
+   * starts a sequence on it on backend ('cpu', 'gpu'): bench_start in
+   * wasm/ABI.md. It fetches nothing; it returns the backend that will run.
+   */
+  benchStart({ mix = '', backend = 'cpu' } = {}) {
+    this.callBytes('bench_start', msgpack.encode({ mix, backend }));
+    return new TextDecoder().decode(this.output());
+  }
+
+  /**
+   * benchNext runs one decode step of the synthetic model (a vision model's:
+   * one image), awaiting the GPU readback on PENDING; it returns DONE once
+   * the synthetic sequence's context is full, else a token id (or 0).
+   */
+  async benchNext() {
+    for (let idle = 0; ;) {
+      const status = this.check('bench_step', this.exports.bench_step());
+      if (status !== PENDING) return status;
+      const inFlight = this.gpu.settled();
+      if (inFlight) await inFlight;
+      else if (++idle >= MAX_PENDING) throw new MatEdgeError(`matedge: bench_step still pending after ${MAX_PENDING} calls with nothing to wait for`, { code: 'ERR_PENDING' });
+    }
+  }
+
+  /** benchEnd drops the synthetic model and its GPU buffers. */
+  benchEnd() { this.check('bench_end', this.exports.bench_end()); }
 
   /**
    * plan runs the module's planner on the loaded header: request is

@@ -4,9 +4,11 @@
 //
 // The benchmark times decode steps of the smallest submodel (S) inside the
 // module, on each backend the device has — the code a plan will run, not a
-// stand-in. Every plan needs S's bytes (the nested layout makes S a part of
-// every mix), so the loader fetches S first, measures, plans, and then
-// fetches only what the plan adds: measuring costs no extra download.
+// stand-in — but on synthetic weights of the model's shape (the module's
+// bench_start: a step costs the same whatever the weights hold), so that the
+// plan exists before a byte of weights is fetched and the download is only
+// what the plan needs. A result stands for a week per device and model shape
+// (benchmarkKey), whether measured on synthetic weights or real ones.
 //
 // One submodel gives one point, so the fixed cost of a step (calls,
 // dispatches, the readback) is folded into the rates: predictions for larger
@@ -82,8 +84,9 @@ export function benchmarkKey(capabilities, config, backends, nav = globalThis.na
 }
 
 /**
- * benchmark times decode steps of the current mix (the loader has selected S)
- * on each backend in `backends`, after one untimed warm-up step each, within
+ * benchmark times decode steps of mixName (S) on synthetic weights of the
+ * loaded model's shape (bench_start, bench_step: no weights are needed) on
+ * each backend in `backends`, after one untimed warm-up step each, within
  * limitMs for all: each backend gets an equal share of what the ones before
  * it left. A step that would end past the share is not started, except the
  * first (one step is the least a measurement can be). Rates come from the
@@ -96,45 +99,49 @@ export async function benchmark(mod, modelInfo, backends, { limitMs = BENCHMARK_
   const mix = Array(config.layers).fill(g);
   const out = [];
   let spent = 0;
-  for (const [i, backend] of backends.entries()) {
-    try {
-      mod.reset({ seed: 1, temperature: 0, top_k: 0, top_p: 1, backend });
-    } catch (err) {
-      if (err.code === 'ERR_BACKEND') continue; // e.g. the model does not fit this GPU: the planner assumes
-      throw err;
+  try {
+    for (const [i, backend] of backends.entries()) {
+      try {
+        mod.benchStart({ mix: mixName, backend });
+      } catch (err) {
+        if (err.code === 'ERR_BACKEND') continue; // e.g. the model does not fit this GPU: the planner assumes
+        throw err;
+      }
+      let pos = 1; // the synthetic sequence's prompt is one token
+      if ((await mod.benchNext()) === DONE) break; // the warm-up: compiles pipelines, uploads weights
+      let bytes = 0;
+      let flops = 0;
+      let steps = 0;
+      const times = []; // ms per step
+      const began = now();
+      const share = (limitMs - spent) / (backends.length - i);
+      // Stop before a step that would end past this backend's share.
+      while (pos < config.context - 1 && (steps === 0 || (now() - began) * (1 + 1 / steps) < share)) {
+        const stepBegan = now();
+        if ((await mod.benchNext()) === DONE) break;
+        times.push(now() - stepBegan);
+        const w = decodeWork(config, mix, pos);
+        bytes += w.bytes;
+        flops += w.flops;
+        steps++;
+        pos++;
+      }
+      const seconds = (now() - began) / 1000;
+      spent += seconds * 1000;
+      if (steps === 0) continue;
+      const median = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)] / 1000 || seconds / steps;
+      out.push({
+        backend,
+        method: `${steps} decode steps of ${mixName} on synthetic weights of this model's shape inside the wasm module, median step time (step overhead folded into the rates)`,
+        gbps: bytes / steps / median / 1e9,
+        gflops: flops / steps / median / 1e9,
+        stepOverheadMicros: 0,
+        durationMillis: seconds * 1000,
+        tokensPerSecond: 1 / median,
+      });
     }
-    let pos = mod.prompt('T').length;
-    if ((await mod.next()) === DONE) break; // the warm-up: compiles pipelines, uploads weights
-    let bytes = 0;
-    let flops = 0;
-    let steps = 0;
-    const times = []; // ms per step
-    const began = now();
-    const share = (limitMs - spent) / (backends.length - i);
-    // Stop before a step that would end past this backend's share.
-    while (pos < config.context - 1 && (steps === 0 || (now() - began) * (1 + 1 / steps) < share)) {
-      const stepBegan = now();
-      if ((await mod.next()) === DONE) break;
-      times.push(now() - stepBegan);
-      const w = decodeWork(config, mix, pos);
-      bytes += w.bytes;
-      flops += w.flops;
-      steps++;
-      pos++;
-    }
-    const seconds = (now() - began) / 1000;
-    spent += seconds * 1000;
-    if (steps === 0) continue;
-    const median = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)] / 1000 || seconds / steps;
-    out.push({
-      backend,
-      method: `${steps} decode steps of ${mixName} inside the wasm module, median step time (step overhead folded into the rates)`,
-      gbps: bytes / steps / median / 1e9,
-      gflops: flops / steps / median / 1e9,
-      stepOverheadMicros: 0,
-      durationMillis: seconds * 1000,
-      tokensPerSecond: 1 / median,
-    });
+  } finally {
+    mod.benchEnd(); // the synthetic model's memory and GPU buffers
   }
   return out;
 }
@@ -160,46 +167,51 @@ export function imageWork(config, mix) {
 }
 
 /**
- * benchmarkImages is benchmark for a vision model: it times classify on a
- * blank image with the current mix (S) on each backend, after one untimed
- * warm-up each, within limitMs for all, and returns planner.Benchmark
- * documents whose rates come from imageWork and the median time per image
- * (imagesPerSecond is this runtime's addition, as tokensPerSecond is for text).
+ * benchmarkImages is benchmark for a vision model: it times the
+ * classification of a black image by mixName (S) on synthetic weights of the
+ * model's shape (bench_step) on each backend, after one untimed warm-up each,
+ * within limitMs for all, and returns planner.Benchmark documents whose rates
+ * come from imageWork and the median time per image (imagesPerSecond is this
+ * runtime's addition, as tokensPerSecond is for text).
  */
 export async function benchmarkImages(mod, modelInfo, backends, { limitMs = BENCHMARK_MS, mixName = modelInfo.granularities[0], now = () => performance.now() } = {}) {
   const config = modelInfo.header.config;
   const g = modelInfo.granularities.indexOf(mixName);
   const work = imageWork(config, Array(config.layers).fill(g));
-  const pixels = new Float32Array(config.image.channels * config.image.size * config.image.size);
   const out = [];
   let spent = 0;
-  for (const [i, backend] of backends.entries()) {
-    try {
-      await mod.classify({ pixels, backend, k: 0 }); // the warm-up: compiles pipelines, uploads weights
-    } catch (err) {
-      if (err.code === 'ERR_BACKEND') continue; // e.g. no GPU path for this model: the planner assumes
-      throw err;
+  try {
+    for (const [i, backend] of backends.entries()) {
+      try {
+        mod.benchStart({ mix: mixName, backend });
+        await mod.benchNext(); // the warm-up: compiles pipelines, uploads weights
+      } catch (err) {
+        if (err.code === 'ERR_BACKEND') continue; // e.g. no GPU path for this model: the planner assumes
+        throw err;
+      }
+      const times = []; // ms per image
+      const began = now();
+      const share = (limitMs - spent) / (backends.length - i);
+      while (times.length === 0 || (now() - began) * (1 + 1 / times.length) < share) {
+        const t0 = now();
+        await mod.benchNext();
+        times.push(now() - t0);
+      }
+      const seconds = (now() - began) / 1000;
+      spent += seconds * 1000;
+      const median = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)] / 1000 || seconds / times.length;
+      out.push({
+        backend,
+        method: `${times.length} images classified by ${mixName} on synthetic weights of this model's shape inside the wasm module, median time per image`,
+        gbps: work.bytes / median / 1e9,
+        gflops: work.flops / median / 1e9,
+        stepOverheadMicros: 0,
+        durationMillis: seconds * 1000,
+        imagesPerSecond: 1 / median,
+      });
     }
-    const times = []; // ms per image
-    const began = now();
-    const share = (limitMs - spent) / (backends.length - i);
-    while (times.length === 0 || (now() - began) * (1 + 1 / times.length) < share) {
-      const t0 = now();
-      await mod.classify({ pixels, backend, k: 0 });
-      times.push(now() - t0);
-    }
-    const seconds = (now() - began) / 1000;
-    spent += seconds * 1000;
-    const median = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)] / 1000 || seconds / times.length;
-    out.push({
-      backend,
-      method: `${times.length} images classified by ${mixName} inside the wasm module, median time per image`,
-      gbps: work.bytes / median / 1e9,
-      gflops: work.flops / median / 1e9,
-      stepOverheadMicros: 0,
-      durationMillis: seconds * 1000,
-      imagesPerSecond: 1 / median,
-    });
+  } finally {
+    mod.benchEnd();
   }
   return out;
 }

@@ -68,8 +68,9 @@ export interface LoadOptions {
    */
   bestEffort?: boolean;
   /**
-   * With mix 'auto': the micro-benchmark is stored (Cache API) per device and model shape for a week, so a
-   * later visit plans before downloading any weights. true measures again and replaces it. Default false.
+   * With mix 'auto': the micro-benchmark (decode steps of S on synthetic weights of the model's shape, so
+   * that the plan is made before any weights are fetched) is stored (Cache API) per device and model shape
+   * for a week, so a later visit skips it. true measures again and replaces it. Default false.
    */
   remeasure?: boolean;
   /** false: offer the module no GPU (the CPU backend only). Default true. */
@@ -95,25 +96,42 @@ export interface LoadOptions {
   onPlan?: (p: { capabilities: Capabilities; plan: Plan }) => void;
 }
 
-/** Every progress event also carries the rate so far and the time left at that rate. */
+/** Every progress event also carries the rate so far and the time left at that rate, for its phase and overall. */
 export type Progress = ({
   /** Bytes per second since the phase (and mix) began: cached bytes count, so a cache hit is fast. */
   bytesPerSecond: number;
   /** Seconds left at that rate; null until there is a rate, or when total is unknown. */
   etaSeconds: number | null;
+  /** Every phase of this load (or setMix) together: the module, then the weights. */
+  overall: OverallProgress;
 }) & (
   | { phase: 'wasm'; loaded: number; total: number } // total -1 if unknown (a compressed response)
   | {
       phase: 'weights';
-      /** The mix being fetched: S first with mix 'auto' (benchmark true), then the plan's. */
+      /** The mix being fetched: with mix 'auto', the plan's (the device is measured without fetching weights). */
       mix: string;
-      benchmark?: boolean;
       /** Bytes of the mix the module has (cached, fetched, or there before) and all it reads. */
       loaded: number;
       total: number;
       /** The same, split by the granularity that first needs the bytes. */
       granularities: { name: Granularity; loaded: number; total: number }[];
     });
+
+/** The bytes of a load across its phases, with one rate and one time left. */
+export interface OverallProgress {
+  /** Bytes the phases have so far: the module's, then the weights' (cached bytes count, as in each phase). */
+  loaded: number;
+  /**
+   * The module's bytes plus the weights' bytes the chosen mix reads (the plan's download_bytes); null
+   * until the weights' are known: with mix 'auto', until the plan is made (the 'plan' event, before any
+   * weights are fetched); with a fixed mix, until its first 'weights' event.
+   */
+  total: number | null;
+  /** Bytes per second over the time spent inside the phases (planning between them excluded). */
+  bytesPerSecond: number;
+  /** Seconds left at that rate; null while total or the rate is unknown. */
+  etaSeconds: number | null;
+}
 
 export interface GenerateOptions {
   maxTokens?: number;
@@ -319,7 +337,11 @@ export declare class Generation implements AsyncIterable<string> {
   droppedChars: number;
   /** Times the window slid ('slide'). */
   slides: number;
-  reason: 'length' | 'stop' | 'context' | 'cancelled' | null;
+  /**
+   * Why it ended: maxTokens ('length'), a stop string ('stop'), the model's end-of-text token ('eot':
+   * header.eot; the token is in neither tokens nor text), a full context ('context'), or cancel ('cancelled').
+   */
+  reason: 'length' | 'stop' | 'eot' | 'context' | 'cancelled' | null;
   seconds: number;
   readonly tokensPerSecond: number;
   /** Resolves with this generation when it ends; rejects with its error. */
@@ -353,6 +375,8 @@ export interface ModelInfo {
     /** A vision model: vocab is its number of classes, context its number of patches, image its input. */
     config: { vocab: number; dim: number; layers: number; heads: number; ffn_widths: number[]; context: number; rope_theta: number; norm_eps: number; router_budgets?: number; image?: ImageConfig };
     architecture?: 'matformer-lm' | 'matvit';
+    /** The end-of-text token id: generation stops there (reason 'eot'); absent when the model has none. */
+    eot?: number;
     tokenizer: unknown;
     entries: { tensor: string; dtype: string; shape: number[]; row_start: number; row_end: number; layer: number; granularity: number; offset: number; length: number; crc32c: number }[];
     data_size: number;

@@ -35,14 +35,21 @@ export const CONTEXT_POLICIES = Object.freeze(['refuse', 'truncate-left', 'slide
 
 const abortError = (signal) => new MatEdgeError(`matedge: aborted${signal?.reason?.message ? `: ${signal.reason.message}` : ''}`, { code: 'ERR_ABORTED' });
 
-// rate adds bytesPerSecond and etaSeconds to progress events: measured from
-// the first event of the same phase and mix.
+// withRate adds bytesPerSecond and etaSeconds to progress events, measured
+// from the first event of the same phase and mix, and `overall`: the bytes of
+// every phase of one load (the module, then the weights) together, with
+// their rate over the time spent in the phases (not in planning between
+// them) and the time left. The overall total is the module's bytes and the
+// weights' bytes: null until the weights' are known — from the plan (rate.plan)
+// or the first weights event.
 function withRate() {
   let key = null;
   let first = null;
-  return (p) => {
+  const phases = new Map(); // key → {first: {at, loaded}, last: {at, loaded}, total}
+  let planned = null; // the plan's download_bytes: the weights' total before their first event
+  const rate = (p) => {
     const now = performance.now();
-    const k = `${p.phase}:${p.mix ?? ''}:${p.benchmark ?? ''}`;
+    const k = `${p.phase}:${p.mix ?? ''}`;
     if (k !== key) {
       key = k;
       first = { at: now, loaded: p.loaded };
@@ -50,8 +57,33 @@ function withRate() {
     const seconds = (now - first.at) / 1000;
     const bytesPerSecond = seconds > 0.05 ? (p.loaded - first.loaded) / seconds : 0;
     const etaSeconds = p.total > 0 && bytesPerSecond > 0 ? Math.max(0, (p.total - p.loaded) / bytesPerSecond) : null;
-    return { ...p, bytesPerSecond, etaSeconds };
+    const phase = phases.get(k) ?? { first: { at: now, loaded: p.loaded } };
+    phase.last = { at: now, loaded: p.loaded };
+    phase.total = p.total > 0 ? p.total : -1;
+    phases.set(k, phase);
+    return { ...p, bytesPerSecond, etaSeconds, overall: overall() };
   };
+  rate.plan = (plan) => { planned = plan?.download_bytes ?? null; };
+  const overall = () => {
+    let loaded = 0;
+    let total = 0;
+    let moved = 0;
+    let ms = 0;
+    let weights = false;
+    for (const [k, ph] of phases) {
+      loaded += ph.last.loaded;
+      // A module of unknown size (a compressed response) counts what arrived.
+      total += ph.total >= 0 ? ph.total : ph.last.loaded;
+      moved += ph.last.loaded - ph.first.loaded;
+      ms += ph.last.at - ph.first.at;
+      if (k.startsWith('weights:')) weights = true;
+    }
+    if (!weights) total = planned === null ? null : total + planned;
+    const bytesPerSecond = ms > 50 ? (moved * 1000) / ms : 0;
+    const etaSeconds = total !== null && bytesPerSecond > 0 ? Math.max(0, (total - loaded) / bytesPerSecond) : null;
+    return { loaded, total, bytesPerSecond, etaSeconds };
+  };
+  return rate;
 }
 
 /**
@@ -97,6 +129,7 @@ export class MatEdge {
       if (e.event === 'plan') {
         lm.capabilities = e.capabilities;
         lm.plan = e.plan;
+        rate.plan(e.plan);
         onPlan?.({ capabilities: e.capabilities, plan: e.plan });
       } else if (e.event === 'progress') {
         const { id, event, ...progress } = e;

@@ -4,7 +4,7 @@
 //   page → worker  {id, op: 'load', wasm, kernels, model, mix, budget, gpu, cache, stallTimeout}   (kernels: kernels.wasm's URL, or null for the Go kernels)
 //                      → {modelInfo, mixInfo, fileSize, downloaded, gpu, kernels: 'simd' | 'go', kernelsReason, capabilities, plan}
 //                  {id, op: 'setMix', mix}                    → {mixInfo, downloaded, modelInfo, fileSize}
-//                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}
+//                  {id, op: 'generate', prompt, options}      → {reason, tokens, seconds, backend}   (reason: length, stop, eot, context, cancelled)
 //                  {id, op: 'classify', pixels, backend, k}   → ImageResult (a vision model: pixels a Float32Array [C][S][S])
 //                  {id, op: 'loadIndex', url | bytes}         → IndexInfo and {bytes: the index file's size}
 //                  {id, op: 'indexImage', index}              → {pixels: Uint8Array [C][S][S]}
@@ -94,7 +94,7 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
         const result = { modelInfo, fileSize: file.size, gpu: host.info, gpuReason: host.reason, kernels: mod.kernels.name, kernelsReason, capabilities: null, plan: null };
         let chosen = mix;
         if (mix === 'auto') {
-          Object.assign(result, await plan(id, budget, host, progress, remeasure));
+          Object.assign(result, await plan(id, budget, host, remeasure));
           if (result.plan.error && !bestEffort) {
             throw new MatEdgeError(`matedge: nothing fits the budget (${result.plan.constraint}): ${result.plan.error}; relax the budget, or load with bestEffort: true to run the smallest plan`, { code: 'ERR_BUDGET' });
           }
@@ -223,6 +223,10 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
           post({ id, event: 'slid', promptTokens: slid.promptTokens, droppedChars: slid.dropped });
           continue;
         }
+        if (status === modelInfo.header.eot) {
+          reason = 'eot'; // the model's end of text: not emitted
+          break;
+        }
         const bytes = mod.output();
         count++;
         window.tokens.push(status);
@@ -272,21 +276,19 @@ export function serve(port, { fetch: fetchBase = globalThis.fetch?.bind(globalTh
   }
 
   // plan measures the device and asks the module's planner which mix to run:
-  // capabilities, then S (which every plan needs) and the micro-benchmark on
-  // it, then the plan. It posts a 'plan' event and returns its parts.
-  async function plan(id, budget, host, progress, remeasure) {
+  // capabilities, the micro-benchmark (on synthetic weights of the model's
+  // shape: nothing is fetched for it), then the plan — all before a byte of
+  // weights is downloaded. It posts a 'plan' event and returns its parts.
+  async function plan(id, budget, host, remeasure) {
     const capabilities = await collectCapabilities(host);
     const backends = host.device && !gpuLost ? ['gpu', 'cpu'] : ['cpu'];
     // A benchmark measured on this device for a model of this shape stands
-    // for a week (remeasure: measure again); without one, S — which every
-    // plan needs — is fetched first and timed.
+    // for a week (remeasure: measure again).
     const key = benchmarkKey(capabilities, modelInfo.header.config, backends);
     const stored = file.cache && !remeasure ? await file.cache.benchmark(key, BENCHMARK_TTL_MS) : null;
     let measured = stored?.benchmarks;
     let measuredAt = stored?.measuredAt;
     if (!measured) {
-      const smallest = modelInfo.granularities[0];
-      await file.loadMix(mod, smallest, { onProgress: progress('weights', { mix: smallest, benchmark: true }) });
       measured = modelInfo.architecture === 'matvit' ? await benchmarkImages(mod, modelInfo, backends) : await benchmark(mod, modelInfo, backends);
       measuredAt = Date.now();
       await file.cache?.putBenchmark(key, measured, measuredAt).catch(() => {});

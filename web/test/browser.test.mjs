@@ -291,6 +291,7 @@ async function demo(browser, server, log, { screenshots }) {
     assert.ok(await page.locator('#chart svg .current').count() === 1, 'the chart marks the current mix');
     assert.match(await page.textContent('#chart svg'), /bits per byte/);
     assert.match(await page.textContent('#model-card'), /Jane Austen's six novels: 4 layers of width 128/);
+    assert.match(await page.textContent('#model-card'), /no end-of-text token/);
     assert.match(await page.textContent('#plan'), /the planner's choice/);
 
     await page.click('.sizes label:has(input[value="M"])');
@@ -475,6 +476,70 @@ if (missing && CI) {
         await files.stop();
       }
     }, { timeout: 40_000 });
+
+    it('a first visit plans before fetching any weights, then fetches only the plan\'s bytes, with overall progress', async () => {
+      const s = ctx.s;
+      const bytes = new Uint8Array(await (await fetch(new URL(MODEL, server.url))).arrayBuffer());
+      const files = await startFileServer({ name: 'first.matw', bytes });
+      // Every request past the header's bytes waits until the page has the
+      // plan: a runtime that needed weights to plan would never get one.
+      const isData = (r) => Number(/^bytes=(\d+)-/.exec(r.range)?.[1] ?? 0) > 0;
+      let dataBeforePlan = -1;
+      files.hold = isData;
+      await s.page.exposeFunction('matedgeTestPlanned', () => {
+        dataBeforePlan = files.held.length;
+        files.release();
+      });
+      try {
+        await s.clearCache();
+        const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error(`no plan after 30 s: the runtime waits for weights before planning (requests: ${JSON.stringify(files.requests)})`)), 30_000));
+        const loaded = await Promise.race([timeout, s.page.evaluate(async (model) => {
+          const { MatEdge } = await import('/matedge.js');
+          window.lm?.close();
+          const events = [];
+          window.lm = await MatEdge.load({
+            model, budget: 'balanced', remeasure: true,
+            onPlan: () => { events.push({ event: 'plan' }); window.matedgeTestPlanned(); },
+            onProgress: (p) => events.push({ event: 'progress', phase: p.phase, loaded: p.loaded, total: p.total, overall: p.overall }),
+          });
+          const { info, mix, downloaded, capabilities, plan } = window.lm;
+          return { info, mix, downloaded, capabilities, plan, events };
+        }, `${files.url}first.matw`)]);
+        const { plan, events, info } = loaded;
+        assert.equal(plan.error, '');
+        assert.ok(dataBeforePlan >= 0, 'the page saw the plan');
+        const planAt = events.findIndex((e) => e.event === 'plan');
+        assert.ok(planAt > 0 && events.slice(0, planAt).every((e) => e.phase === 'wasm'), `before the plan only the module downloads: ${JSON.stringify(events.slice(0, planAt + 1).map((e) => e.phase ?? e.event))}`);
+        for (const b of loaded.capabilities.benchmarks) assert.match(b.method, /synthetic weights/);
+        // Requests: the preamble, the header, then only the plan's ranges, each byte once.
+        const header = files.requests.filter((r) => !isData(r));
+        assert.deepEqual(header.map((r) => r.range), ['bytes=0-11', `bytes=0-${/^bytes=0-(\d+)$/.exec(header[1].range)[1]}`]);
+        const data = files.requests.filter(isData);
+        assert.ok(data.length > 0 && data.every((r) => r.status === 206), JSON.stringify(data));
+        assert.equal(bytesOf(data), plan.download_bytes, 'weights bytes fetched = the plan\'s');
+        assert.equal(plan.fetch_bytes, plan.download_bytes, 'nothing was cached');
+        for (const r of data) {
+          const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(r.range).map(Number);
+          assert.ok(first >= info.data_start && plan.ranges.some((p) => p.offset <= first && last < p.offset + p.length), `request ${r.range} is outside the plan's ranges`);
+        }
+        // Overall progress: unknown until the plan, then the module's bytes and the plan's; it ends complete.
+        const progress = events.filter((e) => e.event === 'progress');
+        const wasm = progress.filter((e) => e.phase === 'wasm').at(-1);
+        assert.ok(progress.slice(0, planAt).every((e) => e.overall.total === null), 'no overall total before the plan');
+        const total = wasm.loaded + plan.download_bytes;
+        for (const e of progress.slice(planAt)) {
+          assert.equal(e.overall.total, total, JSON.stringify(e));
+          assert.ok(e.overall.loaded <= total && (e.overall.etaSeconds === null || e.overall.etaSeconds >= 0), JSON.stringify(e));
+        }
+        assert.equal(progress.at(-1).overall.loaded, total, 'the last event is complete');
+        assert.ok(progress.some((e) => e.overall.bytesPerSecond > 0), 'an overall rate');
+        const want = await generate({ prompt: PROMPT, n: N, mix: plan.spec });
+        assert.deepEqual((await s.run({ backend: 'cpu' })).tokens, want.tokens);
+      } finally {
+        files.release();
+        await files.stop();
+      }
+    }, { timeout: 60_000 });
 
     it('a GPU lost mid-generation: the generation goes on on the CPU with the same tokens', async () => {
       const s = ctx.s;

@@ -228,10 +228,11 @@ describe('the micro-benchmark', () => {
     for (const [gpuStep, cpuStep] of [[30, 2], [170, 2], [250, 2], [1, 1]]) {
       let clock = 0;
       let backend = null;
+      let ended = 0;
       const mod = {
-        reset: (o) => { backend = o.backend; },
-        prompt: () => [1],
-        next: async () => { clock += backend === 'gpu' ? gpuStep : cpuStep; return 0; },
+        benchStart: (o) => { backend = o.backend; },
+        benchNext: async () => { clock += backend === 'gpu' ? gpuStep : cpuStep; return 0; },
+        benchEnd: () => { ended++; },
       };
       const got = await benchmark(mod, info, ['gpu', 'cpu'], { limitMs: 200, now: () => clock });
       const spent = got.reduce((n, b) => n + b.durationMillis, 0);
@@ -239,6 +240,7 @@ describe('the micro-benchmark', () => {
       assert.ok(steps.every((n) => n >= 1), `steps ${steps}`);
       // Over budget only by the steps that must run: the first of each backend.
       assert.ok(spent <= Math.max(200, gpuStep + cpuStep), `${gpuStep}/${cpuStep} ms steps: spent ${spent} ms`);
+      assert.equal(ended, 1, 'the synthetic model is dropped once measured');
     }
   });
 });

@@ -4,6 +4,8 @@
 // Greedy tokens make every expectation exact.
 
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { dirname } from 'node:path';
@@ -52,6 +54,43 @@ describe('StopScanner', () => {
   });
 });
 
+// withEOT returns a copy of a weights file (format version 2) whose header
+// also names eot as the end-of-text token (weights/doc.go): the key is
+// appended to the header's msgpack map, the header checksum recomputed, the
+// data moved to the new DataStart. (Go's weights.SetEOT does the same.)
+function withEOT(file, eot) {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  assert.equal(view.getUint32(4, true), 2, 'format version 2');
+  const h = view.getUint32(8, true);
+  const doc = file.subarray(12, 12 + h);
+  assert.ok(doc[0] >= 0x80 && doc[0] < 0x8f, 'the header is a msgpack fixmap with room for a key');
+  const value = eot < 128 ? [eot] : [0xcd, eot >> 8, eot & 0xff];
+  const extra = Uint8Array.from([0xa3, ...new TextEncoder().encode('eot'), ...value]);
+  const h2 = h + extra.length;
+  const dataStart = Math.ceil((16 + h) / 256) * 256;
+  const dataStart2 = Math.ceil((16 + h2) / 256) * 256;
+  const data = file.subarray(dataStart);
+  const out = new Uint8Array(dataStart2 + data.length);
+  out.set(file.subarray(0, 12));
+  new DataView(out.buffer).setUint32(8, h2, true);
+  out.set(doc, 12);
+  out[12] = doc[0] + 1;
+  out.set(extra, 12 + h);
+  new DataView(out.buffer).setUint32(12 + h2, crc32c(out.subarray(0, 12 + h2)), true);
+  out.set(data, dataStart2);
+  return out;
+}
+
+// crc32c is CRC-32C (Castagnoli), the weights format's checksum.
+function crc32c(bytes) {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0x82f63b78 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
 const missing = missingBuild();
 if (missing && CI) {
   it('the text API', () => assert.fail(`${missing} (CI=true: a missing dependency is a failure)`));
@@ -87,6 +126,38 @@ if (missing && CI) {
           assert.equal(none.reason, 'length');
         } finally {
           lm.close();
+        }
+      });
+    }
+
+    for (const inThread of [false, true]) {
+      it(`stops at the model's end-of-text token with reason eot (${inThread ? 'in-thread' : 'worker thread'})`, async () => {
+        const plainLM = await MatEdge.load({ model: MODEL, wasm: WASM, mix: 'S', inThread });
+        let plain;
+        try {
+          plain = plainLM.generate(PROMPT, greedy);
+          await collect(plain);
+          assert.equal(plainLM.info.header.eot, undefined, 'the default model has no end-of-text token');
+        } finally {
+          plainLM.close();
+        }
+        // The same weights, with a header naming a token the model produces mid-way as end-of-text.
+        const eot = plain.tokens[Math.floor(plain.tokens.length / 2)];
+        const first = plain.tokens.indexOf(eot);
+        const dir = await mkdtemp(join(tmpdir(), 'matedge-eot-'));
+        const model = join(dir, 'eot.matw');
+        await writeFile(model, withEOT(await readFile(MODEL), eot));
+        const lm = await MatEdge.load({ model, wasm: WASM, mix: 'S', inThread });
+        try {
+          assert.equal(lm.info.header.eot, eot);
+          const gen = lm.generate(PROMPT, greedy);
+          const text = await collect(gen);
+          assert.equal(gen.reason, 'eot');
+          assert.deepEqual(gen.tokens, plain.tokens.slice(0, first));
+          assert.ok(plain.text.startsWith(text) && text.length < plain.text.length, JSON.stringify([text, plain.text]));
+        } finally {
+          lm.close();
+          await rm(dir, { recursive: true });
         }
       });
     }
@@ -208,6 +279,17 @@ if (missing && CI) {
       const last = weights.at(-1);
       assert.equal(last.loaded, last.total);
       if (last.etaSeconds !== null) assert.equal(last.etaSeconds, 0);
+      // Overall: the module and XL's bytes, known from XL's first event on (a fixed mix: no plan).
+      const wasm = events.filter((e) => e.phase === 'wasm').at(-1);
+      const total = (wasm.total > 0 ? wasm.total : wasm.loaded) + last.total;
+      assert.ok(events.filter((e) => e.phase === 'wasm').every((e) => e.overall.total === null), 'no overall total before the weights are known');
+      for (const e of weights) {
+        assert.equal(e.overall.total, total, JSON.stringify(e.overall));
+        assert.equal(e.overall.loaded, (wasm.total > 0 ? wasm.total : wasm.loaded) + e.loaded, JSON.stringify(e));
+        assert.ok(e.overall.etaSeconds === null || e.overall.etaSeconds >= 0, JSON.stringify(e.overall));
+      }
+      assert.equal(last.overall.loaded, total);
+      if (last.overall.etaSeconds !== null) assert.equal(last.overall.etaSeconds, 0);
     });
   });
 }

@@ -36,7 +36,8 @@ and why (planned, or given by a flag); -q silences it and the progress lines.
 tokens_per_second, context_full, and with planning "plan": the planner's plan
 (spec, mix_names, backend, download_bytes, predicted_tokens_per_second,
 reasons, …) with "error" and "constraint" when nothing fit the budget, and
-reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
+reason ("length", "stop", "eot": the model's end-of-text token, or "context"),
+dropped_chars and slides (-context).`)
 	prompt := fs.String("prompt", "It is a truth universally acknowledged", "text to continue")
 	n := fs.Int("n", 64, "tokens to generate")
 	mix := fs.String("mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
@@ -224,6 +225,9 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 		fmt.Println()
 		if *route != 0 {
 			fmt.Fprintln(os.Stderr, describeWidths(modelInfo.Header.Config, res.Widths))
+		}
+		if res.Reason == "eot" && !*quiet {
+			fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's end-of-text token (%d generated of the %d asked for)\n", len(res.Tokens), *n)
 		}
 		if res.Done {
 			fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's context limit of %d tokens (%d of the prompt, %d generated of the %d asked for)\n",
