@@ -16,36 +16,7 @@
 @group(0) @binding(2) var<storage, read_write> state: array<u32>;   // [1] RNG state
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;     // [out_index + 1]
 
-var<workgroup> partial: array<f32, WG>;
 var<workgroup> shared_state: u32;
-
-fn reduce_max(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] = max(partial[lid], partial[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = workgroupUniformLoad(&partial[0]);
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = workgroupUniformLoad(&partial[0]);
-    workgroupBarrier();
-    return r;
-}
 
 // in_prefix reports whether element i is in the prefix ending at (v, id).
 fn in_prefix(i: u32, v: u32, id: u32) -> bool {
