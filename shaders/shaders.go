@@ -74,6 +74,8 @@ type Kernel struct {
 	Workgroup int               // invocations per workgroup (the WG constant)
 	Constants map[string]uint32 // further WGSL constants, besides WG
 	Includes  []string          // helper files (without .wgsl) spliced in before the kernel file, e.g. "reduce"
+
+	paramFields, bufferFields []int // the arguments struct's fields that are Params, Buffers
 }
 
 // Param is one 4-byte field of a kernel's uniform.

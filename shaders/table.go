@@ -6,7 +6,6 @@ import (
 	"math"
 	"reflect"
 	"strings"
-	"unicode"
 
 	"github.com/matedge/matedge/webgpu"
 )
@@ -201,28 +200,33 @@ var Kernels = map[string]*Kernel{}
 // table's form) with its grid rule.
 type Def[A any] struct {
 	*Kernel
-	grid    func(A, int) [3]uint32
-	params  []int // field indexes of A's parameters, in order
-	buffers []int // field indexes of A's buffers, in order
+	grid func(A, int) [3]uint32
 }
 
-// define adds k to Kernels with A's parameters and buffers. It panics on an
-// arguments struct of another form: the table is code.
+// define adds k to Kernels with A's parameters and buffers.
 func define[A any](k Kernel, grid func(A, int) [3]uint32) *Def[A] {
-	d := &Def[A]{Kernel: &k, grid: grid}
-	t := reflect.TypeFor[A]()
+	describe(&k, reflect.TypeFor[A]())
+	return &Def[A]{Kernel: &k, grid: grid}
+}
+
+// describe fills k's Params and Buffers from its arguments struct t and
+// adds it to Kernels. It panics on a struct of another form: the table is
+// code. (define and Call stay small and hand the work to functions that are
+// not generic: each instance of a generic function is its own code in the
+// module.)
+func describe(k *Kernel, t reflect.Type) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		switch f.Type {
 		case reflect.TypeFor[int]():
 			k.Params = append(k.Params, Param{Name: snake(f.Name)})
-			d.params = append(d.params, i)
+			k.paramFields = append(k.paramFields, i)
 		case reflect.TypeFor[float32]():
 			k.Params = append(k.Params, Param{Name: snake(f.Name), Float: true})
-			d.params = append(d.params, i)
+			k.paramFields = append(k.paramFields, i)
 		case reflect.TypeFor[webgpu.Buffer]():
 			k.Buffers = append(k.Buffers, snake(f.Name))
-			d.buffers = append(d.buffers, i)
+			k.bufferFields = append(k.bufferFields, i)
 		default:
 			panic(fmt.Sprintf("shaders: %s field %s has type %s", t.Name(), f.Name, f.Type))
 		}
@@ -230,20 +234,24 @@ func define[A any](k Kernel, grid func(A, int) [3]uint32) *Def[A] {
 	if _, dup := Kernels[k.Name]; dup {
 		panic("shaders: two kernels named " + k.Name)
 	}
-	Kernels[k.Name] = d.Kernel
-	return d
+	Kernels[k.Name] = k
 }
 
 // snake is a Go field name as a WGSL name: HeadDim → head_dim, KVOffset →
 // kv_offset, XOffset → x_offset.
 func snake(name string) string {
-	r := []rune(name)
+	upper := func(i int) bool { return i < len(name) && 'A' <= name[i] && name[i] <= 'Z' }
+	lower := func(i int) bool { return i < len(name) && 'a' <= name[i] && name[i] <= 'z' }
 	var b strings.Builder
-	for i, c := range r {
-		if i > 0 && unicode.IsUpper(c) && (unicode.IsLower(r[i-1]) || i+1 < len(r) && unicode.IsLower(r[i+1])) {
-			b.WriteByte('_')
+	for i := range len(name) {
+		c := name[i]
+		if upper(i) {
+			if i > 0 && (lower(i-1) || lower(i+1)) {
+				b.WriteByte('_')
+			}
+			c += 'a' - 'A'
 		}
-		b.WriteRune(unicode.ToLower(c))
+		b.WriteByte(c)
 	}
 	return b.String()
 }
@@ -259,15 +267,18 @@ type Dispatch struct {
 // Call packs a's parameters and buffers and applies the grid rule. It
 // panics on a negative parameter, which is a programming error.
 func (d *Def[A]) Call(a A) Dispatch {
-	v := reflect.ValueOf(a)
-	out := Dispatch{Kernel: d.Kernel, Params: make([]byte, (len(d.params)*4+15)/16*16), Groups: d.grid(a, d.Workgroup)}
-	for i, field := range d.params {
+	return d.Kernel.dispatch(reflect.ValueOf(a), d.grid(a, d.Workgroup))
+}
+
+func (k *Kernel) dispatch(v reflect.Value, groups [3]uint32) Dispatch {
+	out := Dispatch{Kernel: k, Params: make([]byte, (len(k.paramFields)*4+15)/16*16), Groups: groups}
+	for i, field := range k.paramFields {
 		var word uint32
 		switch f := v.Field(field); f.Kind() {
 		case reflect.Int:
 			x := f.Int()
 			if x < 0 || x > math.MaxUint32 {
-				panic(fmt.Sprintf("shaders: %s param %s = %d", d.Name, d.Kernel.Params[i].Name, x))
+				panic(fmt.Sprintf("shaders: %s param %s = %d", k.Name, k.Params[i].Name, x))
 			}
 			word = uint32(x)
 		default:
@@ -275,7 +286,7 @@ func (d *Def[A]) Call(a A) Dispatch {
 		}
 		binary.LittleEndian.PutUint32(out.Params[4*i:], word)
 	}
-	for _, field := range d.buffers {
+	for _, field := range k.bufferFields {
 		out.Buffers = append(out.Buffers, webgpu.Buffer(v.Field(field).Uint()))
 	}
 	return out
