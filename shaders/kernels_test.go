@@ -437,6 +437,41 @@ func TestSamplerState(t *testing.T) {
 	}
 }
 
+// TestPenalize: the penalties of the window's distinct tokens, against
+// model.Penalize then model.PenalizePresence. WGSL's f32 division may be
+// off by 2.5 ulp (a CPU driver divides exactly).
+func TestPenalize(t *testing.T) {
+	const tol = 1e-6
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(51, 52))
+		for _, c := range []struct {
+			n, first, count      int
+			repetition, presence float32
+		}{
+			{5, 0, 1, 1.5, 0}, {50, 3, 20, 2, 0.5}, {50, 0, 40, 0, -1.2}, {300, 10, 64, 1.3, 0}, {300, 0, 200, 10, 2}, {1000, 5, 0, 2, 1},
+		} {
+			logits := randoms(rng, c.n)
+			tokens := make([]uint32, c.first+c.count+1)
+			recent := make([]int, c.count)
+			for i := range tokens {
+				tokens[i] = uint32(rng.IntN(c.n/3 + 1)) // repeats
+			}
+			tokens[len(tokens)-1] = uint32(c.n) // past the window: never read
+			for i := range recent {
+				recent[i] = int(tokens[c.first+i])
+			}
+			lb := r.upload(logits)
+			r.run(shaders.Penalize.Call(shaders.PenalizeArgs{N: c.n, First: c.first, Count: c.count, Repetition: c.repetition, Presence: c.presence,
+				Tokens: r.upload(tokens), Logits: lb}))
+			want := append([]float32(nil), logits...)
+			model.Penalize(want, recent, c.repetition)
+			model.PenalizePresence(want, recent, c.presence)
+			checkClose(t, fmt.Sprintf("penalize %+v", c), r.floats(lb, c.n), want, tol)
+		}
+	})
+}
+
 // TestSample checks that the GPU sampler draws the CPU sampler's tokens from
 // the same seed. The GPU sums probabilities in another order, so a draw that
 // falls within rounding of a boundary between two candidates may differ:
@@ -449,15 +484,17 @@ func TestSample(t *testing.T) {
 			n, topK     int
 			topP, temp  float32
 			integerLogs bool // logits with many exact ties
+			minP        float32
 		}{
-			{1, 0, 0, 1, false}, {10, 0, 0, 1, false}, {300, 0, 0.9, 0.8, false}, {300, 20, 0, 1.2, false},
-			{1000, 40, 0.95, 0.7, false}, {1000, 0, 0.5, 1, true}, {517, 7, 0, 1, true},
+			{1, 0, 0, 1, false, 0}, {10, 0, 0, 1, false, 0}, {300, 0, 0.9, 0.8, false, 0}, {300, 20, 0, 1.2, false, 0},
+			{1000, 40, 0.95, 0.7, false, 0}, {1000, 0, 0.5, 1, true, 0}, {517, 7, 0, 1, true, 0},
+			{300, 0, 0, 1, false, 0.1}, {1000, 40, 0.9, 0.8, false, 0.05}, {517, 0, 0, 1, true, 0.5}, {200, 0, 0, 1, false, 1},
 		}
 		const draws = 40
 		mismatches, total := 0, 0
 		for _, c := range cases {
 			seed := rng.Uint64()
-			cpu := model.Sampler{Temperature: c.temp, TopK: c.topK, TopP: c.topP, RNG: model.NewRNG(seed)}
+			cpu := model.Sampler{Temperature: c.temp, TopK: c.topK, TopP: c.topP, MinP: c.minP, RNG: model.NewRNG(seed)}
 			state := r.upload([]uint32{shaders.SamplerState(seed)})
 			out := r.zeros(draws)
 			for i := range draws {
@@ -469,7 +506,7 @@ func TestSample(t *testing.T) {
 					}
 				}
 				lb := r.upload(logits)
-				r.run(shaders.Sample.Call(shaders.SampleArgs{N: c.n, TopK: c.topK, TopP: c.topP, Temperature: c.temp, OutIndex: i, Logits: lb, State: state, Out: out}))
+				r.run(shaders.Sample.Call(shaders.SampleArgs{N: c.n, TopK: c.topK, TopP: c.topP, Temperature: c.temp, MinP: c.minP, OutIndex: i, Logits: lb, State: state, Out: out}))
 				if err := d.Submit(); err != nil {
 					t.Fatal(err)
 				}

@@ -1,5 +1,5 @@
-// sample: draws the next token from logits with temperature, top-k and top-p,
-// as model.Sampler.Sample (temperature > 0; greedy decoding uses argmax), and
+// sample: draws the next token from logits with temperature, min-p, top-k
+// and top-p, as model.Sampler.Sample (temperature > 0; greedy decoding uses argmax), and
 // writes it to out[out_index]. state is the model.RNG state word (see
 // SamplerState in Go); it advances once per call, so the GPU draws the same
 // uniform numbers as the CPU. Only sums are computed in a different order, so
@@ -116,8 +116,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         s += e;
     }
     s = reduce_sum(s, lid);
+    var top = 0.0;
     for (var i = lid; i < p.n; i += WG) {
-        logits[i] /= s;
+        let q = logits[i] / s;
+        logits[i] = q;
+        top = max(top, q);
     }
     storageBarrier();
     workgroupBarrier();
@@ -127,7 +130,19 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (p.top_k > 0u && p.top_k < p.n) {
         k = p.top_k;
     }
-    let keep = first_reaching(f32(k), false, false, lid);
+    var keep = first_reaching(f32(k), false, false, lid);
+
+    // Min-p: the elements at least min_p times the largest probability (bits
+    // ≥ the bits of that least probability), a prefix: the prefix of as
+    // many elements as there are. The shorter of it and top-k's, as the CPU
+    // cuts both from one sorted list.
+    if (p.min_p > 0.0) {
+        let least = bitcast<u32>(p.min_p * reduce_max(top, lid));
+        let cut = first_reaching(prefix_total(least, 0xffffffffu, false, lid), false, false, lid);
+        if (!after(cut, keep)) {
+            keep = cut;
+        }
+    }
 
     // Top-p: the shortest prefix of those whose mass reaches top_p.
     var last = keep;

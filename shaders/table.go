@@ -123,10 +123,18 @@ type ArgmaxArgs struct {
 
 // SampleArgs: out[out_index] = a token drawn from logits [n].
 type SampleArgs struct {
-	N, TopK            int
-	TopP, Temperature  float32
-	OutIndex           int
-	Logits, State, Out webgpu.Buffer
+	N, TopK                 int
+	TopP, Temperature, MinP float32
+	OutIndex                int
+	Logits, State, Out      webgpu.Buffer
+}
+
+// PenalizeArgs: the repetition and presence penalties on logits [n] for the
+// distinct tokens of tokens[first … first+count).
+type PenalizeArgs struct {
+	N, First, Count      int
+	Repetition, Presence float32
+	Tokens, Logits       webgpu.Buffer
 }
 
 // reduce is the include of the kernels that sum or take a maximum over a
@@ -183,6 +191,9 @@ var (
 	// Argmax and Sample run one workgroup over the whole vector.
 	Argmax = define(Kernel{Name: "argmax", Workgroup: 256}, func(ArgmaxArgs, int) [3]uint32 { return [3]uint32{1, 1, 1} })
 	Sample = define(Kernel{Name: "sample", Workgroup: 256, Includes: reduce}, func(SampleArgs, int) [3]uint32 { return [3]uint32{1, 1, 1} })
+	// Penalize runs one invocation per window position.
+	Penalize = define(Kernel{Name: "penalize", Workgroup: 64},
+		func(a PenalizeArgs, wg int) [3]uint32 { return Groups(a.Count, wg) })
 )
 
 func matmulGrid(a MatMulArgs, _ int) [3]uint32 {

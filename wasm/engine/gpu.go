@@ -9,6 +9,7 @@ import (
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights"
 )
@@ -24,8 +25,9 @@ import (
 // them (Engine.startGPU).
 //
 // One step runs every queued token (the prompt in batches of up to batch
-// rows with matmul; a decoded token with matvec), samples on the device
-// (argmax or the sample kernel), writes the token into the tokens buffer at
+// rows with matmul; a decoded token with matvec), applies the repetition
+// and presence penalties (penalize), samples on the device (argmax or the
+// sample kernel, with min-p), writes the token into the tokens buffer at
 // the next position — where the next step's embed reads it — and reads back
 // those 4 bytes, the only readback of a step.
 //
@@ -379,9 +381,21 @@ func (g *gpu) Start(tokens []int, pos int) error {
 		g.forward(pos+done, min(g.batch, len(tokens)-done), g.mix, false)
 	}
 	next := pos + len(tokens)
-	if o := g.sampling; o.Temperature > 0 {
-		g.run(shaders.Sample.Call(shaders.SampleArgs{N: g.config.Vocab, TopK: o.TopK, TopP: o.TopP, Temperature: o.Temperature, OutIndex: next,
-			Logits: g.logits, State: g.rngState, Out: g.tokens}))
+	o := g.sampling
+	if o.RepetitionPenalty > 1 || o.PresencePenalty != 0 {
+		// The window is the last tokens of the sequence, which the tokens
+		// buffer holds at their positions, as the cpu backend's history.
+		window := o.PenaltyWindow
+		if window == 0 {
+			window = abi.DefaultPenaltyWindow
+		}
+		first := max(0, next-window)
+		g.run(shaders.Penalize.Call(shaders.PenalizeArgs{N: g.config.Vocab, First: first, Count: next - first,
+			Repetition: o.RepetitionPenalty, Presence: o.PresencePenalty, Tokens: g.tokens, Logits: g.logits}))
+	}
+	if o.Temperature > 0 {
+		g.run(shaders.Sample.Call(shaders.SampleArgs{N: g.config.Vocab, TopK: o.TopK, TopP: o.TopP, Temperature: o.Temperature, MinP: o.MinP,
+			OutIndex: next, Logits: g.logits, State: g.rngState, Out: g.tokens}))
 	} else {
 		g.run(shaders.Argmax.Call(shaders.ArgmaxArgs{N: g.config.Vocab, OutIndex: next, X: g.logits, Out: g.tokens}))
 	}
