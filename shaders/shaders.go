@@ -76,6 +76,9 @@ type Kernel struct {
 	Includes  []string          // helper files (without .wgsl) spliced in before the kernel file, e.g. "reduce"
 
 	paramFields, bufferFields []int // the arguments struct's fields that are Params, Buffers
+
+	once    sync.Once
+	program Program // Program(nil), built once for Dispatch.Record
 }
 
 // Param is one 4-byte field of a kernel's uniform.

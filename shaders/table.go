@@ -142,57 +142,57 @@ type PenalizeArgs struct {
 var reduce = []string{"reduce"}
 
 var (
-	Embed = define(Kernel{Name: "embed", Workgroup: 256},
+	Embed = define(&Kernel{Name: "embed", Workgroup: 256},
 		func(a EmbedArgs, wg int) [3]uint32 { return Groups(a.Count*a.Dim, wg) })
-	RMSNorm = define(Kernel{Name: "rmsnorm", Workgroup: 256, Includes: reduce},
+	RMSNorm = define(&Kernel{Name: "rmsnorm", Workgroup: 256, Includes: reduce},
 		func(a RMSNormArgs, _ int) [3]uint32 { return Groups(a.Rows, 1) })
-	AddRMSNorm = define(Kernel{Name: "add_rmsnorm", Workgroup: 256, Includes: reduce},
+	AddRMSNorm = define(&Kernel{Name: "add_rmsnorm", Workgroup: 256, Includes: reduce},
 		func(a AddRMSNormArgs, _ int) [3]uint32 { return Groups(a.Rows, 1) })
 
-	MatVec = define(Kernel{Name: "matvec", Workgroup: 64},
+	MatVec = define(&Kernel{Name: "matvec", Workgroup: 64},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
 	// MatVec4 computes 4 rows per invocation; cols, w_offset and x_offset
 	// must be multiples of 4.
-	MatVec4 = define(Kernel{Name: "matvec4", Workgroup: 64},
+	MatVec4 = define(&Kernel{Name: "matvec4", Workgroup: 64},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups((a.Rows+3)/4, wg) })
-	MatVecF16 = define(Kernel{Name: "matvec_f16", Workgroup: 64},
+	MatVecF16 = define(&Kernel{Name: "matvec_f16", Workgroup: 64},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
-	MatVecT = define(Kernel{Name: "matvec_t", Workgroup: 64},
+	MatVecT = define(&Kernel{Name: "matvec_t", Workgroup: 64},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Cols, wg) })
 	// MatVecTF16 computes the two columns of one packed word per invocation.
-	MatVecTF16 = define(Kernel{Name: "matvec_t_f16", Workgroup: 64},
+	MatVecTF16 = define(&Kernel{Name: "matvec_t_f16", Workgroup: 64},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Cols/2, wg) })
 
 	// MatMulT computes TILE = 4 tokens of one column per invocation.
-	MatMulT = define(Kernel{Name: "matmul_t", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}},
+	MatMulT = define(&Kernel{Name: "matmul_t", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}},
 		func(a MatMulArgs, wg int) [3]uint32 { return Groups(a.Cols*((a.Tokens+3)/4), wg) })
 	// MatMul and MatMulF16 run 8×8 invocations per workgroup, each of
 	// TILE×TILE = 4×4 outputs: a workgroup covers 32 rows by 32 tokens.
-	MatMul    = define(Kernel{Name: "matmul", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}}, matmulGrid)
-	MatMulF16 = define(Kernel{Name: "matmul_f16", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}}, matmulGrid)
+	MatMul    = define(&Kernel{Name: "matmul", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}}, matmulGrid)
+	MatMulF16 = define(&Kernel{Name: "matmul_f16", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}}, matmulGrid)
 
-	RoPE = define(Kernel{Name: "rope", Workgroup: 256},
+	RoPE = define(&Kernel{Name: "rope", Workgroup: 256},
 		func(a RoPEArgs, wg int) [3]uint32 { return Groups(a.Rows*a.N/2, wg) })
 	// Attention runs one workgroup per head and query.
-	Attention = define(Kernel{Name: "attention", Workgroup: 64, Constants: map[string]uint32{"CAUSAL": 1}}, attentionGrid)
+	Attention = define(&Kernel{Name: "attention", Workgroup: 64, Constants: map[string]uint32{"CAUSAL": 1}}, attentionGrid)
 	// AttentionBidirectional: every query sees positions 0…start+rows-1.
-	AttentionBidirectional = define(Kernel{Name: "attention_bidirectional", File: "attention", Workgroup: 64, Constants: map[string]uint32{"CAUSAL": 0}}, attentionGrid)
+	AttentionBidirectional = define(&Kernel{Name: "attention_bidirectional", File: "attention", Workgroup: 64, Constants: map[string]uint32{"CAUSAL": 0}}, attentionGrid)
 
-	PatchEmbed = define(Kernel{Name: "patch_embed", Workgroup: 64},
+	PatchEmbed = define(&Kernel{Name: "patch_embed", Workgroup: 64},
 		func(a PatchEmbedArgs, wg int) [3]uint32 { return Groups(a.Patches()*a.Dim, wg) })
-	MeanPool = define(Kernel{Name: "mean_pool", Workgroup: 64},
+	MeanPool = define(&Kernel{Name: "mean_pool", Workgroup: 64},
 		func(a MeanPoolArgs, wg int) [3]uint32 { return Groups(a.N, wg) })
-	Softmax = define(Kernel{Name: "softmax", Workgroup: 256, Includes: reduce},
+	Softmax = define(&Kernel{Name: "softmax", Workgroup: 256, Includes: reduce},
 		func(a SoftmaxArgs, _ int) [3]uint32 { return Groups(a.Rows, 1) })
-	SwiGLU = define(Kernel{Name: "swiglu", Workgroup: 256},
+	SwiGLU = define(&Kernel{Name: "swiglu", Workgroup: 256},
 		func(a SwiGLUArgs, wg int) [3]uint32 { return Groups(a.N, wg) })
-	Add = define(Kernel{Name: "add", Workgroup: 256},
+	Add = define(&Kernel{Name: "add", Workgroup: 256},
 		func(a AddArgs, wg int) [3]uint32 { return Groups(a.N, wg) })
 	// Argmax and Sample run one workgroup over the whole vector.
-	Argmax = define(Kernel{Name: "argmax", Workgroup: 256}, func(ArgmaxArgs, int) [3]uint32 { return [3]uint32{1, 1, 1} })
-	Sample = define(Kernel{Name: "sample", Workgroup: 256, Includes: reduce}, func(SampleArgs, int) [3]uint32 { return [3]uint32{1, 1, 1} })
+	Argmax = define(&Kernel{Name: "argmax", Workgroup: 256}, func(ArgmaxArgs, int) [3]uint32 { return [3]uint32{1, 1, 1} })
+	Sample = define(&Kernel{Name: "sample", Workgroup: 256, Includes: reduce}, func(SampleArgs, int) [3]uint32 { return [3]uint32{1, 1, 1} })
 	// Penalize runs one invocation per window position.
-	Penalize = define(Kernel{Name: "penalize", Workgroup: 64},
+	Penalize = define(&Kernel{Name: "penalize", Workgroup: 64},
 		func(a PenalizeArgs, wg int) [3]uint32 { return Groups(a.Count, wg) })
 )
 
@@ -215,9 +215,9 @@ type Def[A any] struct {
 }
 
 // define adds k to Kernels with A's parameters and buffers.
-func define[A any](k Kernel, grid func(A, int) [3]uint32) *Def[A] {
-	describe(&k, reflect.TypeFor[A]())
-	return &Def[A]{Kernel: &k, grid: grid}
+func define[A any](k *Kernel, grid func(A, int) [3]uint32) *Def[A] {
+	describe(k, reflect.TypeFor[A]())
+	return &Def[A]{Kernel: k, grid: grid}
 }
 
 // describe fills k's Params and Buffers from its arguments struct t and
@@ -304,9 +304,12 @@ func (k *Kernel) dispatch(v reflect.Value, groups [3]uint32) Dispatch {
 }
 
 // Record compiles the kernel's program on first use (through pipes) and
-// records the dispatch on device.
+// records the dispatch on device. The program's source is built once per
+// kernel, not per dispatch.
 func (c Dispatch) Record(device webgpu.Device, pipes *webgpu.Pipelines) error {
-	prog := c.Kernel.Program(nil)
+	k := c.Kernel
+	k.once.Do(func() { k.program = k.Program(nil) })
+	prog := k.program
 	p, err := pipes.Get(prog.Key, prog.Source, prog.Bindings)
 	if err != nil {
 		return err
