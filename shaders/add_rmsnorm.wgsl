@@ -8,8 +8,6 @@
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;    // [rows][n]
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [rows][n]
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -25,15 +23,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         x[base + i] = v;
         ss += v * v;
     }
-    partial[lid] = ss;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / sqrt(partial[0] / f32(p.n) + p.eps);
+    let inv = 1.0 / sqrt(reduce_sum(ss, lid) / f32(p.n) + p.eps);
     for (var i = lid; i < p.n; i += WG) {
         out[base + i] = x[base + i] * inv * gain[i];
     }

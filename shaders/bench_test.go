@@ -25,17 +25,17 @@ func BenchmarkMatVec(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%dx%d", dtype, s.rows, s.cols), func(b *testing.B) {
 				r.t = b
 				rng := rand.New(rand.NewPCG(1, 1))
-				w, kernel, bytes, perInvocation := r.upload(randoms(rng, s.rows*s.cols)), "matvec", 4, 1
+				w, kernel, bytes := r.upload(randoms(rng, s.rows*s.cols)), shaders.MatVec, 4
 				switch dtype {
 				case "f16":
 					packed, _ := packF16(randoms(rng, s.rows*s.cols))
-					w, kernel, bytes = r.upload(packed), "matvec_f16", 2
+					w, kernel, bytes = r.upload(packed), shaders.MatVecF16, 2
 				case "f32x4":
-					kernel, perInvocation = "matvec4", 4
+					kernel = shaders.MatVec4
 				}
 				x, out := r.upload(randoms(rng, s.cols)), r.zeros(s.rows)
 				bench(b, r, out, func() {
-					r.run(kernel, shaders.Groups((s.rows+perInvocation-1)/perInvocation, 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, 0, 0, 0)
+					r.run(kernel.Call(shaders.MatVecArgs{Rows: s.rows, Cols: s.cols, W: w, X: x, Out: out}))
 				}, 2*s.rows*s.cols, bytes*s.rows*s.cols)
 			})
 		}
@@ -52,15 +52,14 @@ func BenchmarkMatMul(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%dx%dx%d", dtype, s.rows, s.cols, tokens), func(b *testing.B) {
 				r.t = b
 				rng := rand.New(rand.NewPCG(1, 1))
-				w, kernel, bytes := r.upload(randoms(rng, s.rows*s.cols)), "matmul", 4
+				w, kernel, bytes := r.upload(randoms(rng, s.rows*s.cols)), shaders.MatMul, 4
 				if dtype == "f16" {
 					packed, _ := packF16(randoms(rng, s.rows*s.cols))
-					w, kernel, bytes = r.upload(packed), "matmul_f16", 2
+					w, kernel, bytes = r.upload(packed), shaders.MatMulF16, 2
 				}
 				x, out := r.upload(randoms(rng, tokens*s.cols)), r.zeros(tokens*s.rows)
-				groups := [3]uint32{uint32((s.rows + 31) / 32), uint32((tokens + 31) / 32), 1}
 				bench(b, r, out, func() {
-					r.run(kernel, groups, []webgpu.Buffer{w, x, out}, s.rows, s.cols, tokens, 0, 0, 0)
+					r.run(kernel.Call(shaders.MatMulArgs{Rows: s.rows, Cols: s.cols, Tokens: tokens, W: w, X: x, Out: out}))
 				}, 2*s.rows*s.cols*tokens, bytes*s.rows*s.cols)
 			})
 		}
@@ -83,11 +82,11 @@ func BenchmarkMatMulT(b *testing.B) {
 					w, x, out := r.upload(randoms(rng, s.rows*s.cols)), r.upload(randoms(rng, tokens*s.rows)), r.zeros(tokens*s.cols)
 					bench(b, r, out, func() {
 						if kernel == "matmul_t" {
-							r.run(kernel, shaders.Groups(s.cols*((tokens+3)/4), 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, tokens, 0, 0, 0)
+							r.run(shaders.MatMulT.Call(shaders.MatMulArgs{Rows: s.rows, Cols: s.cols, Tokens: tokens, W: w, X: x, Out: out}))
 							return
 						}
 						for t := range tokens {
-							r.run(kernel, shaders.Groups(s.cols, 64), []webgpu.Buffer{w, x, out}, s.rows, s.cols, 0, t*s.rows, t*s.cols)
+							r.run(shaders.MatVecT.Call(shaders.MatVecArgs{Rows: s.rows, Cols: s.cols, XOffset: t * s.rows, OutOffset: t * s.cols, W: w, X: x, Out: out}))
 						}
 					}, 2*s.rows*s.cols*tokens, 4*s.rows*s.cols)
 				})
@@ -138,8 +137,8 @@ func BenchmarkAttention(b *testing.B) {
 				scores, out := r.zeros(s.heads*context), r.zeros(dim)
 				pos := 0
 				bench(b, r, out, func() {
-					r.run("attention", [3]uint32{uint32(s.heads), 1, 1}, []webgpu.Buffer{q, keys, values, scores, out},
-						s.headDim, s.heads, 1, pos, 0, context, float32(0.125))
+					r.run(shaders.Attention.Call(shaders.AttentionArgs{HeadDim: s.headDim, Heads: s.heads, Rows: 1, Start: pos, ScoresStride: context, Scale: 0.125,
+						Q: q, Keys: keys, Values: values, Scores: scores, Out: out}))
 					pos = (pos + 1) % span
 				}, 4*span/2*dim, 8*span/2*dim)
 			})

@@ -34,8 +34,8 @@ func TestEmbed(t *testing.T) {
 			// The table in slabs of c.slab rows, one dispatch each, as a split embedding is gathered.
 			for first := 0; first < c.vocab; first += c.slab {
 				rows := min(c.slab, c.vocab-first)
-				r.run("embed", shaders.Groups(c.count*c.dim, 256), []webgpu.Buffer{r.upload(table[first*c.dim : (first+rows)*c.dim]), r.upload(tokens), out},
-					c.dim, c.count, rows, c.offset, first)
+				r.run(shaders.Embed.Call(shaders.EmbedArgs{Dim: c.dim, Count: c.count, Vocab: rows, TokenOffset: c.offset, FirstRow: first,
+					Table: r.upload(table[first*c.dim : (first+rows)*c.dim]), Tokens: r.upload(tokens), Out: out}))
 			}
 			got := r.floats(out, c.count*c.dim)
 			for i := range c.count {
@@ -54,7 +54,7 @@ func TestRMSNorm(t *testing.T) {
 		for _, c := range []struct{ n, rows int }{{1, 1}, {7, 2}, {256, 1}, {300, 3}, {1000, 2}} {
 			x, gain := randoms(rng, c.n*c.rows), randoms(rng, c.n)
 			out := r.zeros(c.n * c.rows)
-			r.run("rmsnorm", shaders.Groups(c.rows, 1), []webgpu.Buffer{r.upload(x), r.upload(gain), out}, c.n, c.rows, float32(1e-5))
+			r.run(shaders.RMSNorm.Call(shaders.RMSNormArgs{N: c.n, Rows: c.rows, Eps: 1e-5, X: r.upload(x), Gain: r.upload(gain), Out: out}))
 			want := make([]float32, len(x))
 			for i := range c.rows {
 				model.RMSNorm(want[i*c.n:(i+1)*c.n], x[i*c.n:(i+1)*c.n], gain, 1e-5)
@@ -72,7 +72,7 @@ func TestAddRMSNorm(t *testing.T) {
 		for _, c := range []struct{ n, rows int }{{1, 1}, {7, 2}, {256, 1}, {300, 3}, {1000, 2}} {
 			x, y, gain := randoms(rng, c.n*c.rows), randoms(rng, c.n*c.rows), randoms(rng, c.n)
 			xbuf, out := r.upload(x), r.zeros(c.n*c.rows)
-			r.run("add_rmsnorm", shaders.Groups(c.rows, 1), []webgpu.Buffer{r.upload(y), r.upload(gain), xbuf, out}, c.n, c.rows, float32(1e-5))
+			r.run(shaders.AddRMSNorm.Call(shaders.AddRMSNormArgs{N: c.n, Rows: c.rows, Eps: 1e-5, Y: r.upload(y), Gain: r.upload(gain), X: xbuf, Out: out}))
 			sum := append([]float32(nil), x...)
 			model.Add(sum, y)
 			want := make([]float32, len(x))
@@ -100,20 +100,20 @@ func TestMatVec(t *testing.T) {
 				// a nested width uses only the first rows-1 rows of the matrix.
 				rows := max(c.rows-1, 1)
 				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, c.cols+3)
-				kernel, wbuf, woff, ref := "matvec", r.upload(w), c.cols, w
+				kernel, wbuf, woff, ref := shaders.MatVec, r.upload(w), c.cols, w
 				if half {
 					packed, rounded := packF16(w)
-					kernel, wbuf, woff, ref = "matvec_f16", r.upload(packed), c.cols/2, rounded
+					kernel, wbuf, woff, ref = shaders.MatVecF16, r.upload(packed), c.cols/2, rounded
 				}
 				out := r.zeros(rows + 5)
-				r.run(kernel, shaders.Groups(rows, 64), []webgpu.Buffer{wbuf, r.upload(x), out}, rows, c.cols, woff, 3, 5)
+				r.run(kernel.Call(shaders.MatVecArgs{Rows: rows, Cols: c.cols, WOffset: woff, XOffset: 3, OutOffset: 5, W: wbuf, X: r.upload(x), Out: out}))
 				want := make([]float32, rows)
 				model.MatVec(want, ref[c.cols:c.cols+rows*c.cols], x[3:])
-				checkClose(t, fmt.Sprintf("%s %dx%d", kernel, rows, c.cols), r.floats(out, rows+5)[5:], want, tol)
+				checkClose(t, fmt.Sprintf("%s %dx%d", kernel.Name, rows, c.cols), r.floats(out, rows+5)[5:], want, tol)
 				if !half && c.cols%4 == 0 {
 					// matvec4: offsets multiples of 4, the input after 4 other values.
 					out := r.zeros(rows + 5)
-					r.run("matvec4", shaders.Groups((rows+3)/4, 64), []webgpu.Buffer{wbuf, r.upload(append([]float32{0}, x...)), out}, rows, c.cols, woff, 4, 5)
+					r.run(shaders.MatVec4.Call(shaders.MatVecArgs{Rows: rows, Cols: c.cols, WOffset: woff, XOffset: 4, OutOffset: 5, W: wbuf, X: r.upload(append([]float32{0}, x...)), Out: out}))
 					checkClose(t, fmt.Sprintf("matvec4 %dx%d", rows, c.cols), r.floats(out, rows+5)[5:], want, tol)
 				}
 			}
@@ -130,16 +130,16 @@ func TestMatVecT(t *testing.T) {
 			for _, half := range []bool{false, true} {
 				width := max(c.rows-1, 1) // a nested width: the first rows of a neuron-major matrix
 				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, c.rows+2)
-				kernel, wbuf, woff, ref, groups := "matvec_t", r.upload(w), c.cols, w, shaders.Groups(c.cols, 64)
+				kernel, wbuf, woff, ref := shaders.MatVecT, r.upload(w), c.cols, w
 				if half {
 					packed, rounded := packF16(w)
-					kernel, wbuf, woff, ref, groups = "matvec_t_f16", r.upload(packed), c.cols/2, rounded, shaders.Groups(c.cols/2, 64)
+					kernel, wbuf, woff, ref = shaders.MatVecTF16, r.upload(packed), c.cols/2, rounded
 				}
 				out := r.zeros(c.cols + 1)
-				r.run(kernel, groups, []webgpu.Buffer{wbuf, r.upload(x), out}, width, c.cols, woff, 2, 1)
+				r.run(kernel.Call(shaders.MatVecArgs{Rows: width, Cols: c.cols, WOffset: woff, XOffset: 2, OutOffset: 1, W: wbuf, X: r.upload(x), Out: out}))
 				want := make([]float32, c.cols)
 				model.MatTVec(want, ref[c.cols:c.cols+width*c.cols], x[2:2+width])
-				checkClose(t, fmt.Sprintf("%s %dx%d", kernel, width, c.cols), r.floats(out, c.cols+1)[1:], want, tol)
+				checkClose(t, fmt.Sprintf("%s %dx%d", kernel.Name, width, c.cols), r.floats(out, c.cols+1)[1:], want, tol)
 			}
 		}
 	})
@@ -157,8 +157,8 @@ func TestMatMulT(t *testing.T) {
 				width := max(c.rows-1, 1) // a nested width: the first rows of a neuron-major matrix
 				w, x := randoms(rng, (c.rows+1)*c.cols), randoms(rng, 2+tokens*width)
 				out := r.zeros(3 + tokens*c.cols)
-				r.run("matmul_t", shaders.Groups(c.cols*((tokens+3)/4), 64), []webgpu.Buffer{r.upload(w), r.upload(x), out},
-					width, c.cols, tokens, c.cols, 2, 3)
+				r.run(shaders.MatMulT.Call(shaders.MatMulArgs{Rows: width, Cols: c.cols, Tokens: tokens, WOffset: c.cols, XOffset: 2, OutOffset: 3,
+					W: r.upload(w), X: r.upload(x), Out: out}))
 				want := make([]float32, tokens*c.cols)
 				for tok := range tokens {
 					model.MatTVec(want[tok*c.cols:(tok+1)*c.cols], w[c.cols:c.cols+width*c.cols], x[2+tok*width:2+(tok+1)*width])
@@ -181,19 +181,18 @@ func TestMatMul(t *testing.T) {
 			for _, tokens := range []int{1, 5, 33} {
 				for _, half := range []bool{false, true} {
 					w, x := randoms(rng, c.rows*c.cols), randoms(rng, tokens*c.cols)
-					kernel, wbuf, ref := "matmul", r.upload(w), w
+					kernel, wbuf, ref := shaders.MatMul, r.upload(w), w
 					if half {
 						packed, rounded := packF16(w)
-						kernel, wbuf, ref = "matmul_f16", r.upload(packed), rounded
+						kernel, wbuf, ref = shaders.MatMulF16, r.upload(packed), rounded
 					}
 					out := r.zeros(tokens * c.rows)
-					groups := [3]uint32{uint32((c.rows + 31) / 32), uint32((tokens + 31) / 32), 1}
-					r.run(kernel, groups, []webgpu.Buffer{wbuf, r.upload(x), out}, c.rows, c.cols, tokens, 0, 0, 0)
+					r.run(kernel.Call(shaders.MatMulArgs{Rows: c.rows, Cols: c.cols, Tokens: tokens, W: wbuf, X: r.upload(x), Out: out}))
 					want := make([]float32, tokens*c.rows)
 					for tok := range tokens {
 						model.MatVec(want[tok*c.rows:(tok+1)*c.rows], ref, x[tok*c.cols:(tok+1)*c.cols])
 					}
-					checkClose(t, fmt.Sprintf("%s %dx%d·%d tokens", kernel, c.rows, c.cols, tokens), r.floats(out, len(want)), want, tol)
+					checkClose(t, fmt.Sprintf("%s %dx%d·%d tokens", kernel.Name, c.rows, c.cols, tokens), r.floats(out, len(want)), want, tol)
 				}
 			}
 		}
@@ -213,7 +212,7 @@ func TestRope(t *testing.T) {
 			n := cfg.Dim
 			x := randoms(rng, 4+c.rows*n)
 			xb := r.upload(x)
-			r.run("rope", shaders.Groups(c.rows*n/2, 256), []webgpu.Buffer{r.upload(cos), r.upload(sin), xb}, n, c.headDim, c.rows, c.pos, 4)
+			r.run(shaders.RoPE.Call(shaders.RoPEArgs{N: n, HeadDim: c.headDim, Rows: c.rows, Pos: c.pos, XOffset: 4, CosTable: r.upload(cos), SinTable: r.upload(sin), X: xb}))
 			want := append([]float32(nil), x...)
 			for row := range c.rows {
 				p := c.pos + row
@@ -261,7 +260,7 @@ type attentionCase struct{ heads, headDim, rows, start, context int }
 
 // checkAttention runs kernel on each case, its layer's cache placed after
 // layerOffset positions of another layer's, against attend.
-func checkAttention(t *testing.T, seed uint64, kernel string, causal bool, layerOffset int, cases []attentionCase) {
+func checkAttention(t *testing.T, seed uint64, kernel *shaders.Def[shaders.AttentionArgs], causal bool, layerOffset int, cases []attentionCase) {
 	const tol = 1e-5
 	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
 		r := newRig(t, d)
@@ -273,17 +272,16 @@ func checkAttention(t *testing.T, seed uint64, kernel string, causal bool, layer
 			out := r.zeros(c.rows * dim)
 			scores := r.zeros(c.rows * c.heads * c.context)
 			scale := 1 / float32(math.Sqrt(float64(c.headDim)))
-			r.run(kernel, [3]uint32{uint32(c.heads), uint32(c.rows), 1},
-				[]webgpu.Buffer{r.upload(q), r.upload(keys), r.upload(values), scores, out},
-				c.headDim, c.heads, c.rows, c.start, layerOffset*dim, c.context, scale)
+			r.run(kernel.Call(shaders.AttentionArgs{HeadDim: c.headDim, Heads: c.heads, Rows: c.rows, Start: c.start, KVOffset: layerOffset * dim, ScoresStride: c.context, Scale: scale,
+				Q: r.upload(q), Keys: r.upload(keys), Values: r.upload(values), Scores: scores, Out: out}))
 			want := attend(q, keys[layerOffset*dim:], values[layerOffset*dim:], c.heads, c.headDim, c.rows, c.start, causal)
-			checkClose(t, fmt.Sprintf("%s %+v", kernel, c), r.floats(out, len(want)), want, tol)
+			checkClose(t, fmt.Sprintf("%s %+v", kernel.Name, c), r.floats(out, len(want)), want, tol)
 		}
 	})
 }
 
 func TestAttention(t *testing.T) {
-	checkAttention(t, 13, "attention", true, 3, []attentionCase{
+	checkAttention(t, 13, shaders.Attention, true, 3, []attentionCase{
 		{1, 2, 1, 0, 4}, {2, 8, 1, 9, 16}, {4, 16, 1, 99, 130}, {3, 64, 1, 200, 300}, // decode
 		{2, 8, 5, 0, 8}, {4, 16, 7, 30, 64}, // causal prefill
 	})
@@ -292,7 +290,7 @@ func TestAttention(t *testing.T) {
 // TestAttentionBidirectional: every query attends to every position of the
 // pass (and any before it), a vision model's T patches at start 0.
 func TestAttentionBidirectional(t *testing.T) {
-	checkAttention(t, 41, "attention_bidirectional", false, 2, []attentionCase{
+	checkAttention(t, 41, shaders.AttentionBidirectional, false, 2, []attentionCase{
 		{1, 2, 1, 0, 1}, {2, 8, 5, 0, 8}, {4, 16, 16, 0, 16}, {3, 64, 49, 0, 49}, {2, 6, 70, 0, 70}, {2, 8, 7, 3, 12},
 	})
 }
@@ -312,8 +310,8 @@ func TestPatchEmbed(t *testing.T) {
 			}
 			w, pos := randoms(rng, c.dim*im.PatchLen()), randoms(rng, im.Patches()*c.dim)
 			out := r.zeros(im.Patches() * c.dim)
-			r.run("patch_embed", shaders.Groups(im.Patches()*c.dim, 64), []webgpu.Buffer{r.upload(pixels), r.upload(w), r.upload(pos), out},
-				c.dim, c.size, c.patch, c.channels)
+			r.run(shaders.PatchEmbed.Call(shaders.PatchEmbedArgs{Dim: c.dim, Size: c.size, Side: c.patch, Channels: c.channels,
+				Pixels: r.upload(pixels), W: r.upload(w), Pos: r.upload(pos), Out: out}))
 			patches := make([]float32, im.Patches()*im.PatchLen())
 			model.PatchesOf(im, patches, pixels)
 			want := make([]float32, im.Patches()*c.dim)
@@ -337,7 +335,7 @@ func TestMeanPool(t *testing.T) {
 			x := randoms(rng, c.rows*c.n)
 			out := r.zeros(c.n)
 			scale := 1 / float32(c.rows)
-			r.run("mean_pool", shaders.Groups(c.n, 64), []webgpu.Buffer{r.upload(x), out}, c.n, c.rows, scale)
+			r.run(shaders.MeanPool.Call(shaders.MeanPoolArgs{N: c.n, Rows: c.rows, Scale: scale, X: r.upload(x), Out: out}))
 			want := make([]float32, c.n)
 			for row := range c.rows {
 				model.Add(want, x[row*c.n:(row+1)*c.n])
@@ -361,7 +359,7 @@ func TestSoftmax(t *testing.T) {
 				x[i] *= 10
 			}
 			xb := r.upload(x)
-			r.run("softmax", shaders.Groups(c.rows, 1), []webgpu.Buffer{xb}, c.n, c.rows)
+			r.run(shaders.Softmax.Call(shaders.SoftmaxArgs{N: c.n, Rows: c.rows, X: xb}))
 			want := append([]float32(nil), x...)
 			for i := range c.rows {
 				model.Softmax(want[i*c.n : (i+1)*c.n])
@@ -382,7 +380,7 @@ func TestSwiGLU(t *testing.T) {
 				gate[i] *= 8
 			}
 			out := r.zeros(n)
-			r.run("swiglu", shaders.Groups(n, 256), []webgpu.Buffer{r.upload(gate), r.upload(up), out}, n)
+			r.run(shaders.SwiGLU.Call(shaders.SwiGLUArgs{N: n, Gate: r.upload(gate), Up: r.upload(up), Out: out}))
 			want := make([]float32, n)
 			model.SwiGLU(want, gate, up)
 			checkClose(t, fmt.Sprintf("swiglu %d", n), r.floats(out, n), want, tol)
@@ -397,7 +395,7 @@ func TestAdd(t *testing.T) {
 		for _, n := range []int{1, 257, 70000} {
 			x, y := randoms(rng, n), randoms(rng, n)
 			xb := r.upload(x)
-			r.run("add", shaders.Groups(n, 256), []webgpu.Buffer{r.upload(y), xb}, n)
+			r.run(shaders.Add.Call(shaders.AddArgs{N: n, Y: r.upload(y), X: xb}))
 			model.Add(x, y)
 			checkClose(t, fmt.Sprintf("add %d", n), r.floats(xb, n), x, 0)
 		}
@@ -418,7 +416,7 @@ func TestArgmax(t *testing.T) {
 				}
 				out := r.zeros(3)
 				// x after 3 other values, as one row of a [rows][vocab] logits buffer.
-				r.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{r.upload(append([]float32{9, 9, 9}, x...)), out}, n, 2, 3)
+				r.run(shaders.Argmax.Call(shaders.ArgmaxArgs{N: n, OutIndex: 2, XOffset: 3, X: r.upload(append([]float32{9, 9, 9}, x...)), Out: out}))
 				if got, want := r.uints(out, 3)[2], model.Argmax(x); int(got) != want {
 					t.Errorf("argmax(n=%d, ties=%v) = %d; want %d", n, ties, got, want)
 				}
@@ -439,6 +437,41 @@ func TestSamplerState(t *testing.T) {
 	}
 }
 
+// TestPenalize: the penalties of the window's distinct tokens, against
+// model.Penalize then model.PenalizePresence. WGSL's f32 division may be
+// off by 2.5 ulp (a CPU driver divides exactly).
+func TestPenalize(t *testing.T) {
+	const tol = 1e-6
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		r := newRig(t, d)
+		rng := rand.New(rand.NewPCG(51, 52))
+		for _, c := range []struct {
+			n, first, count      int
+			repetition, presence float32
+		}{
+			{5, 0, 1, 1.5, 0}, {50, 3, 20, 2, 0.5}, {50, 0, 40, 0, -1.2}, {300, 10, 64, 1.3, 0}, {300, 0, 200, 10, 2}, {1000, 5, 0, 2, 1},
+		} {
+			logits := randoms(rng, c.n)
+			tokens := make([]uint32, c.first+c.count+1)
+			recent := make([]int, c.count)
+			for i := range tokens {
+				tokens[i] = uint32(rng.IntN(c.n/3 + 1)) // repeats
+			}
+			tokens[len(tokens)-1] = uint32(c.n) // past the window: never read
+			for i := range recent {
+				recent[i] = int(tokens[c.first+i])
+			}
+			lb := r.upload(logits)
+			r.run(shaders.Penalize.Call(shaders.PenalizeArgs{N: c.n, First: c.first, Count: c.count, Repetition: c.repetition, Presence: c.presence,
+				Tokens: r.upload(tokens), Logits: lb}))
+			want := append([]float32(nil), logits...)
+			model.Penalize(want, recent, c.repetition)
+			model.PenalizePresence(want, recent, c.presence)
+			checkClose(t, fmt.Sprintf("penalize %+v", c), r.floats(lb, c.n), want, tol)
+		}
+	})
+}
+
 // TestSample checks that the GPU sampler draws the CPU sampler's tokens from
 // the same seed. The GPU sums probabilities in another order, so a draw that
 // falls within rounding of a boundary between two candidates may differ:
@@ -451,15 +484,17 @@ func TestSample(t *testing.T) {
 			n, topK     int
 			topP, temp  float32
 			integerLogs bool // logits with many exact ties
+			minP        float32
 		}{
-			{1, 0, 0, 1, false}, {10, 0, 0, 1, false}, {300, 0, 0.9, 0.8, false}, {300, 20, 0, 1.2, false},
-			{1000, 40, 0.95, 0.7, false}, {1000, 0, 0.5, 1, true}, {517, 7, 0, 1, true},
+			{1, 0, 0, 1, false, 0}, {10, 0, 0, 1, false, 0}, {300, 0, 0.9, 0.8, false, 0}, {300, 20, 0, 1.2, false, 0},
+			{1000, 40, 0.95, 0.7, false, 0}, {1000, 0, 0.5, 1, true, 0}, {517, 7, 0, 1, true, 0},
+			{300, 0, 0, 1, false, 0.1}, {1000, 40, 0.9, 0.8, false, 0.05}, {517, 0, 0, 1, true, 0.5}, {200, 0, 0, 1, false, 1},
 		}
 		const draws = 40
 		mismatches, total := 0, 0
 		for _, c := range cases {
 			seed := rng.Uint64()
-			cpu := model.Sampler{Temperature: c.temp, TopK: c.topK, TopP: c.topP, RNG: model.NewRNG(seed)}
+			cpu := model.Sampler{Temperature: c.temp, TopK: c.topK, TopP: c.topP, MinP: c.minP, RNG: model.NewRNG(seed)}
 			state := r.upload([]uint32{shaders.SamplerState(seed)})
 			out := r.zeros(draws)
 			for i := range draws {
@@ -471,7 +506,7 @@ func TestSample(t *testing.T) {
 					}
 				}
 				lb := r.upload(logits)
-				r.run("sample", [3]uint32{1, 1, 1}, []webgpu.Buffer{lb, state, out}, c.n, c.topK, c.topP, c.temp, i)
+				r.run(shaders.Sample.Call(shaders.SampleArgs{N: c.n, TopK: c.topK, TopP: c.topP, Temperature: c.temp, MinP: c.minP, OutIndex: i, Logits: lb, State: state, Out: out}))
 				if err := d.Submit(); err != nil {
 					t.Fatal(err)
 				}

@@ -60,21 +60,12 @@ func (r *rig) zeros(n int) webgpu.Buffer {
 	return buf
 }
 
-// run records one dispatch of kernel name over groups with bufs bound in order.
-func (r *rig) run(name string, groups [3]uint32, bufs []webgpu.Buffer, params ...any) {
+// run records one dispatch, with the table's grid: the tests check the
+// grid rules the engine uses.
+func (r *rig) run(d shaders.Dispatch) {
 	r.t.Helper()
-	k := shaders.Get(name)
-	prog := k.Program(nil)
-	p, err := r.cache.Get(prog.Key, prog.Source, prog.Bindings)
-	if err != nil {
+	if err := d.Record(r.d, r.cache); err != nil {
 		r.t.Fatal(err)
-	}
-	bindings := make([]webgpu.Binding, len(bufs))
-	for i, b := range bufs {
-		bindings[i] = webgpu.Binding{Buffer: b}
-	}
-	if err := r.d.Dispatch(p, k.Pack(params...), bindings, groups); err != nil {
-		r.t.Fatalf("%s: %v", name, err)
 	}
 }
 

@@ -1,11 +1,10 @@
 // rmsnorm: out[r] = x[r] / rms(x[r]) · gain for each of rows rows of length n,
-// as model.RMSNorm. One workgroup per row; the sum of squares is a tree sum.
+// as model.RMSNorm. One workgroup per row; the sum of squares is a
+// workgroup sum (reduce.wgsl).
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [rows][n]
 @group(0) @binding(2) var<storage, read> gain: array<f32>;       // [n]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [rows][n]
-
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -21,15 +20,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         let v = x[base + i];
         ss += v * v;
     }
-    partial[lid] = ss;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / sqrt(partial[0] / f32(p.n) + p.eps);
+    let inv = 1.0 / sqrt(reduce_sum(ss, lid) / f32(p.n) + p.eps);
     for (var i = lid; i < p.n; i += WG) {
         out[base + i] = x[base + i] * inv * gain[i];
     }

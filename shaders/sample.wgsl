@@ -1,5 +1,5 @@
-// sample: draws the next token from logits with temperature, top-k and top-p,
-// as model.Sampler.Sample (temperature > 0; greedy decoding uses argmax), and
+// sample: draws the next token from logits with temperature, min-p, top-k
+// and top-p, as model.Sampler.Sample (temperature > 0; greedy decoding uses argmax), and
 // writes it to out[out_index]. state is the model.RNG state word (see
 // SamplerState in Go); it advances once per call, so the GPU draws the same
 // uniform numbers as the CPU. Only sums are computed in a different order, so
@@ -16,36 +16,7 @@
 @group(0) @binding(2) var<storage, read_write> state: array<u32>;   // [1] RNG state
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;     // [out_index + 1]
 
-var<workgroup> partial: array<f32, WG>;
 var<workgroup> shared_state: u32;
-
-fn reduce_max(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] = max(partial[lid], partial[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = workgroupUniformLoad(&partial[0]);
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = workgroupUniformLoad(&partial[0]);
-    workgroupBarrier();
-    return r;
-}
 
 // in_prefix reports whether element i is in the prefix ending at (v, id).
 fn in_prefix(i: u32, v: u32, id: u32) -> bool {
@@ -145,8 +116,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         s += e;
     }
     s = reduce_sum(s, lid);
+    var top = 0.0;
     for (var i = lid; i < p.n; i += WG) {
-        logits[i] /= s;
+        let q = logits[i] / s;
+        logits[i] = q;
+        top = max(top, q);
     }
     storageBarrier();
     workgroupBarrier();
@@ -156,7 +130,19 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     if (p.top_k > 0u && p.top_k < p.n) {
         k = p.top_k;
     }
-    let keep = first_reaching(f32(k), false, false, lid);
+    var keep = first_reaching(f32(k), false, false, lid);
+
+    // Min-p: the elements at least min_p times the largest probability (bits
+    // ≥ the bits of that least probability), a prefix: the prefix of as
+    // many elements as there are. The shorter of it and top-k's, as the CPU
+    // cuts both from one sorted list.
+    if (p.min_p > 0.0) {
+        let least = bitcast<u32>(p.min_p * reduce_max(top, lid));
+        let cut = first_reaching(prefix_total(least, 0xffffffffu, false, lid), false, false, lid);
+        if (!after(cut, keep)) {
+            keep = cut;
+        }
+    }
 
     // Top-p: the shortest prefix of those whose mass reaches top_p.
     var last = keep;

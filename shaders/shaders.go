@@ -8,8 +8,13 @@
 //	@binding(0)        var<uniform> p: Params  — the kernel's parameters, Kernel.Params in order
 //	@binding(1 … n)    storage buffers, Kernel.Buffers in order: inputs first, outputs last
 //
-// Program writes the Params struct and its binding from Kernel.Params, so the
-// table and the WGSL cannot disagree. A kernel reads its parameters through
+// Each kernel is a Def in the table (table.go) with an arguments struct
+// whose fields are its parameters and its buffers, named as in WGSL, and a
+// grid rule: Def.Call turns the struct into a Dispatch (uniform, bindings,
+// workgroup counts), so a caller neither orders parameters by hand nor
+// computes a grid. Program writes the Params struct and its binding from
+// the arguments struct, so the table and the WGSL cannot disagree, and
+// TestTable checks the buffers against the file's bindings. A kernel reads its parameters through
 // load_params, first thing in main:
 //
 //	let p = load_params(arrayLength(&first_buffer) >> 31u);
@@ -24,7 +29,8 @@
 // field.
 //
 // A buffer that a kernel both reads and writes (the x of "x += y") counts as an
-// output. Every parameter is 4 bytes (u32 or f32); Kernel.Pack lays them out.
+// output. Every parameter is 4 bytes (u32 or f32); Def.Call (or, positionally,
+// Kernel.Pack) lays them out.
 // Offsets in parameters count elements of the buffer they index (f32 or u32;
 // for packed f16 weights, u32 words holding two weights), so one bound buffer
 // can hold many tensors and a nested FFN width is just a smaller row count:
@@ -34,8 +40,10 @@
 //
 // The WGSL a device compiles is Kernel.Program: the kernel's constants (WG, the
 // workgroup size, and any others) as WGSL `const` declarations, then
-// prelude.wgsl, then the kernel file. Program.Key names it deterministically
-// (name and constants), so a pipeline cache can key on it. Setting
+// prelude.wgsl, the generated Params, the helper files the kernel includes
+// (Kernel.Includes: reduce.wgsl, the one workgroup reduction), then the
+// kernel file. Program.Key names it deterministically (name and
+// constants), so a pipeline cache can key on it. Setting
 // MATEDGE_DUMP_WGSL=dir writes every program built to dir/<key>.wgsl.
 package shaders
 
@@ -55,183 +63,28 @@ import (
 //go:embed *.wgsl
 var files embed.FS
 
-// Kernel describes one WGSL kernel and how to dispatch it.
+// Kernel describes one WGSL kernel and how to dispatch it. The table of
+// every kernel is in table.go: each entry is a Def, whose arguments struct
+// gives Params and Buffers.
 type Kernel struct {
 	Name      string            // the file name without .wgsl, unless File says otherwise
 	File      string            // for a variant of another kernel (another value of its Constants): that kernel's file name without .wgsl
-	Params    []Param           // the uniform at binding 0, in order
-	Buffers   []string          // storage buffers at bindings 1…, inputs first, outputs last; shapes in the kernel file
+	Params    []Param           // the uniform at binding 0, in order: the Def's int and float32 fields
+	Buffers   []string          // storage buffers at bindings 1…, inputs first, outputs last: the Def's webgpu.Buffer fields; shapes in the kernel file
 	Workgroup int               // invocations per workgroup (the WG constant)
 	Constants map[string]uint32 // further WGSL constants, besides WG
-	Grid      string            // how many workgroups to dispatch, in words
+	Includes  []string          // helper files (without .wgsl) spliced in before the kernel file, e.g. "reduce"
+
+	paramFields, bufferFields []int // the arguments struct's fields that are Params, Buffers
+
+	once    sync.Once
+	program Program // Program(nil), built once for Dispatch.Record
 }
 
 // Param is one 4-byte field of a kernel's uniform.
 type Param struct {
 	Name  string
 	Float bool // f32; otherwise u32
-}
-
-func u(name string) Param { return Param{Name: name} }
-func f(name string) Param { return Param{Name: name, Float: true} }
-
-// Kernels is the table of every kernel, by name. Elementwise kernels spread
-// their workgroups over x and y (see Groups); row kernels run one workgroup
-// per row.
-var Kernels = map[string]*Kernel{
-	"embed": {
-		Name:      "embed",
-		Params:    []Param{u("dim"), u("count"), u("vocab"), u("token_offset"), u("first_row")},
-		Buffers:   []string{"table", "tokens", "out"},
-		Workgroup: 256,
-		Grid:      "Groups(count·dim, 256)",
-	},
-	"rmsnorm": {
-		Name:      "rmsnorm",
-		Params:    []Param{u("n"), u("rows"), f("eps")},
-		Buffers:   []string{"x", "gain", "out"},
-		Workgroup: 256,
-		Grid:      "Groups(rows, 1): one workgroup per row",
-	},
-	"add_rmsnorm": {
-		Name:      "add_rmsnorm",
-		Params:    []Param{u("n"), u("rows"), f("eps")},
-		Buffers:   []string{"y", "gain", "x", "out"},
-		Workgroup: 256,
-		Grid:      "Groups(rows, 1): one workgroup per row",
-	},
-	"matvec": {
-		Name:      "matvec",
-		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(rows, 64)",
-	},
-	"matvec4": {
-		Name:      "matvec4",
-		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(⌈rows/4⌉, 64); cols, w_offset and x_offset multiples of 4",
-	},
-	"matvec_f16": {
-		Name:      "matvec_f16",
-		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(rows, 64)",
-	},
-	"matvec_t": {
-		Name:      "matvec_t",
-		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(cols, 64)",
-	},
-	"matvec_t_f16": {
-		Name:      "matvec_t_f16",
-		Params:    []Param{u("rows"), u("cols"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(cols/2, 64)",
-	},
-	"matmul_t": {
-		Name:      "matmul_t",
-		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Constants: map[string]uint32{"TILE": 4},
-		Grid:      "Groups(cols·⌈tokens/4⌉, 64)",
-	},
-	"matmul": {
-		Name:      "matmul",
-		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Constants: map[string]uint32{"TILE": 4},
-		Grid:      "(⌈rows/4/8⌉, ⌈tokens/4/8⌉, 1): 8×8 invocations of 4×4 outputs each",
-	},
-	"matmul_f16": {
-		Name:      "matmul_f16",
-		Params:    []Param{u("rows"), u("cols"), u("tokens"), u("w_offset"), u("x_offset"), u("out_offset")},
-		Buffers:   []string{"w", "x", "out"},
-		Workgroup: 64,
-		Constants: map[string]uint32{"TILE": 4},
-		Grid:      "(⌈rows/4/8⌉, ⌈tokens/4/8⌉, 1): 8×8 invocations of 4×4 outputs each",
-	},
-	"rope": {
-		Name:      "rope",
-		Params:    []Param{u("n"), u("head_dim"), u("rows"), u("pos"), u("x_offset")},
-		Buffers:   []string{"cos_table", "sin_table", "x"},
-		Workgroup: 256,
-		Grid:      "Groups(rows·n/2, 256)",
-	},
-	"attention": {
-		Name:      "attention",
-		Params:    []Param{u("head_dim"), u("heads"), u("rows"), u("start"), u("kv_offset"), u("scores_stride"), f("scale")},
-		Buffers:   []string{"q", "keys", "values", "scores", "out"},
-		Workgroup: 64,
-		Constants: map[string]uint32{"CAUSAL": 1},
-		Grid:      "(heads, rows, 1): one workgroup per head and query",
-	},
-	"attention_bidirectional": {
-		Name:      "attention_bidirectional",
-		File:      "attention",
-		Params:    []Param{u("head_dim"), u("heads"), u("rows"), u("start"), u("kv_offset"), u("scores_stride"), f("scale")},
-		Buffers:   []string{"q", "keys", "values", "scores", "out"},
-		Workgroup: 64,
-		Constants: map[string]uint32{"CAUSAL": 0},
-		Grid:      "(heads, rows, 1): one workgroup per head and query; every query sees positions 0…start+rows-1",
-	},
-	"patch_embed": {
-		Name:      "patch_embed",
-		Params:    []Param{u("dim"), u("size"), u("side"), u("channels")},
-		Buffers:   []string{"pixels", "w", "pos", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(patches·dim, 64)",
-	},
-	"mean_pool": {
-		Name:      "mean_pool",
-		Params:    []Param{u("n"), u("rows"), f("scale")},
-		Buffers:   []string{"x", "out"},
-		Workgroup: 64,
-		Grid:      "Groups(n, 64)",
-	},
-	"softmax": {
-		Name:      "softmax",
-		Params:    []Param{u("n"), u("rows")},
-		Buffers:   []string{"x"},
-		Workgroup: 256,
-		Grid:      "Groups(rows, 1): one workgroup per row",
-	},
-	"swiglu": {
-		Name:      "swiglu",
-		Params:    []Param{u("n")},
-		Buffers:   []string{"gate", "up", "out"},
-		Workgroup: 256,
-		Grid:      "Groups(n, 256)",
-	},
-	"add": {
-		Name:      "add",
-		Params:    []Param{u("n")},
-		Buffers:   []string{"y", "x"},
-		Workgroup: 256,
-		Grid:      "Groups(n, 256)",
-	},
-	"argmax": {
-		Name:      "argmax",
-		Params:    []Param{u("n"), u("out_index"), u("x_offset")},
-		Buffers:   []string{"x", "out"},
-		Workgroup: 256,
-		Grid:      "(1, 1, 1)",
-	},
-	"sample": {
-		Name:      "sample",
-		Params:    []Param{u("n"), u("top_k"), f("top_p"), f("temperature"), u("out_index")},
-		Buffers:   []string{"logits", "state", "out"},
-		Workgroup: 256,
-		Grid:      "(1, 1, 1)",
-	},
 }
 
 // Get returns the kernel called name. It panics if there is none: kernel
@@ -278,6 +131,9 @@ func (k *Kernel) Program(overrides map[string]uint32) Program {
 	key.WriteString("}")
 	src.WriteString(mustRead("prelude.wgsl"))
 	src.WriteString(k.params())
+	for _, inc := range k.Includes {
+		src.WriteString(mustRead(inc + ".wgsl"))
+	}
 	file := k.Name
 	if k.File != "" {
 		file = k.File

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/webgpu"
 )
 
 func TestProgram(t *testing.T) {
@@ -46,6 +49,74 @@ func TestProgram(t *testing.T) {
 	}
 	if got, want := shaders.Get("matmul").Program(map[string]uint32{"TILE": 2}).Key, "matmul{TILE=2,WG=64}"; got != want {
 		t.Errorf("matmul Program(TILE=2).Key = %q; want %q", got, want)
+	}
+}
+
+// TestTable checks each kernel's arguments struct against its WGSL file:
+// buffer i is the file's storage binding i+1 under the same name, and every
+// p.field the file reads is a parameter of the struct.
+func TestTable(t *testing.T) {
+	binding := regexp.MustCompile(`@binding\((\d+)\) var<storage, [a-z_]+> (\w+):`)
+	field := regexp.MustCompile(`\bp\.(\w+)`)
+	for name, k := range shaders.Kernels {
+		src := k.Program(nil).Source
+		var bound []string
+		for i, m := range binding.FindAllStringSubmatch(src, -1) {
+			if m[1] != fmt.Sprint(i+1) {
+				t.Errorf("%s: storage binding %s declared %d-th", name, m[1], i+1)
+			}
+			bound = append(bound, m[2])
+		}
+		if !slices.Equal(bound, k.Buffers) {
+			t.Errorf("%s: WGSL binds %v; the table's buffers are %v", name, bound, k.Buffers)
+		}
+		params := map[string]bool{}
+		for _, p := range k.Params {
+			params[p.Name] = true
+		}
+		for _, m := range field.FindAllStringSubmatch(src, -1) {
+			if !params[m[1]] {
+				t.Errorf("%s: WGSL reads p.%s; the table's params are %v", name, m[1], k.Params)
+			}
+		}
+		for _, inc := range k.Includes {
+			if !strings.Contains(src, "// "+inc+":") {
+				t.Errorf("%s: program lacks its include %s", name, inc)
+			}
+		}
+	}
+	// The one reduction: no kernel file writes its own sum or max tree.
+	// (argmax reduces (value, index) pairs with its own tie rule.)
+	for name, k := range shaders.Kernels {
+		src := k.Program(nil).Source
+		if n := strings.Count(src, "for (var s = WG / 2u; s > 0u; s >>= 1u)"); n > 0 && name != "argmax" && !slices.Contains(k.Includes, "reduce") {
+			t.Errorf("%s: a tree reduction outside reduce.wgsl", name)
+		} else if slices.Contains(k.Includes, "reduce") && n != 2 {
+			t.Errorf("%s: %d tree loops; want reduce.wgsl's two", name, n)
+		}
+	}
+}
+
+func TestCall(t *testing.T) {
+	d := shaders.RMSNorm.Call(shaders.RMSNormArgs{N: 3, Rows: 5, Eps: 1, X: 7, Gain: 8, Out: 9})
+	if want := shaders.Get("rmsnorm").Pack(3, 5, float32(1)); string(d.Params) != string(want) {
+		t.Errorf("Call params = %v; want %v", d.Params, want)
+	}
+	if want := []webgpu.Buffer{7, 8, 9}; !slices.Equal(d.Buffers, want) {
+		t.Errorf("Call buffers = %v; want %v", d.Buffers, want)
+	}
+	if want := [3]uint32{5, 1, 1}; d.Groups != want {
+		t.Errorf("Call groups = %v; want %v (one workgroup per row)", d.Groups, want)
+	}
+	a := shaders.Attention.Call(shaders.AttentionArgs{HeadDim: 8, Heads: 4, Rows: 3, KVOffset: 2, ScoresStride: 9, Scale: 0.5})
+	if got, want := a.Kernel.Params[4].Name, "kv_offset"; got != want {
+		t.Errorf("attention param 4 = %q; want %q", got, want)
+	}
+	if want := [3]uint32{4, 3, 1}; a.Groups != want {
+		t.Errorf("attention groups = %v; want %v", a.Groups, want)
+	}
+	if got, want := shaders.MatVec4.Call(shaders.MatVecArgs{Rows: 257, Cols: 4}).Groups, [3]uint32{2, 1, 1}; got != want {
+		t.Errorf("matvec4 groups for 257 rows = %v; want %v", got, want)
 	}
 }
 

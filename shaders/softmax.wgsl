@@ -3,8 +3,6 @@
 
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;  // [rows][n]
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -18,16 +16,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var i = lid; i < p.n; i += WG) {
         m = max(m, x[base + i]);
     }
-    partial[lid] = m;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] = max(partial[lid], partial[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    m = partial[0];
-    workgroupBarrier();
+    m = reduce_max(m, lid);
 
     var sum = 0.0;
     for (var i = lid; i < p.n; i += WG) {
@@ -35,15 +24,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         x[base + i] = e;
         sum += e;
     }
-    partial[lid] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    sum = partial[0];
+    sum = reduce_sum(sum, lid);
     for (var i = lid; i < p.n; i += WG) {
         x[base + i] /= sum;
     }

@@ -64,7 +64,7 @@ type Options struct {
 	Draft       string `msgpack:"draft"`
 	DraftTokens int    `msgpack:"draft_tokens"`
 	// Penalties and min_p shape the logits before sampling (greedy decoding
-	// too), on the CPU backend. RepetitionPenalty (CTRL, > 1 discourages
+	// too), on either backend (auto picks the CPU). RepetitionPenalty (CTRL, > 1 discourages
 	// repeats; 0 or 1: off) divides a positive logit and multiplies a
 	// negative one of every token among the last PenaltyWindow tokens (the
 	// prompt's included; 0: 64); PresencePenalty is subtracted from them;

@@ -270,9 +270,6 @@ func (e *Engine) Reset(o Options) error {
 	case "", "cpu":
 		e.begin(e.newCPU(o))
 	case "gpu":
-		if o.Shapes() {
-			return fmt.Errorf("%w: repetition_penalty, presence_penalty and min_p run on the cpu backend", ErrBackend)
-		}
 		g, err := e.startGPU(o)
 		if err != nil {
 			return err

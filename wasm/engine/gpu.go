@@ -9,6 +9,7 @@ import (
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights"
 )
@@ -24,8 +25,9 @@ import (
 // them (Engine.startGPU).
 //
 // One step runs every queued token (the prompt in batches of up to batch
-// rows with matmul; a decoded token with matvec), samples on the device
-// (argmax or the sample kernel), writes the token into the tokens buffer at
+// rows with matmul; a decoded token with matvec), applies the repetition
+// and presence penalties (penalize), samples on the device (argmax or the
+// sample kernel, with min-p), writes the token into the tokens buffer at
 // the next position — where the next step's embed reads it — and reads back
 // those 4 bytes, the only readback of a step.
 //
@@ -40,27 +42,31 @@ type gpu struct {
 	pipes    *webgpu.Pipelines
 	header   *weights.Header
 	config   model.Config
-	half     bool   // matrices stored as f16 pairs packed in u32 (see halfTensor)
-	limit    uint64 // bytes in one storage binding
-	batch    int    // prefill rows per pass
-	tensors  map[string]*gpuTensor
-	uploaded []bool // parallel to header.Entries: its rows are on the device
+	half     bool                  // matrices stored as f16 pairs packed in u32 (see halfTensor)
+	limit    uint64                // bytes in one storage binding
+	batch    int                   // prefill rows per pass
+	tensors  map[string]*gpuTensor // every tensor on the device, by name, for uploads
+	uploaded []bool                // parallel to header.Entries: its rows are on the device
 	owned    []webgpu.Buffer
 
-	tokens       webgpu.Buffer   // [context+1] u32: the token at each position; samples land at the next one
-	x, xb, q     webgpu.Buffer   // [batch][dim] residual stream, normed input, queries
-	att, proj    webgpu.Buffer   // [batch][dim] attention output, projection output
-	acc, partial webgpu.Buffer   // [dim] down-projection sums for split tensors
-	gate, up     webgpu.Buffer   // [batch][hidden]
-	act          webgpu.Buffer   // [batch][hidden] swiglu(gate, up)
-	scores       webgpu.Buffer   // [batch][heads][context]
-	logits       webgpu.Buffer   // [batch][vocab]: the last row's at 0, or every row's (verify)
-	verified     webgpu.Buffer   // [2·batch] u32: a speculative round's verifier argmaxes, then the draft's proposals
-	ropeCos      webgpu.Buffer   // [context][headDim/2]
-	ropeSin      webgpu.Buffer   // [context][headDim/2]
-	rngState     webgpu.Buffer   // [1] the sample kernel's model.RNG state
-	keys, values []webgpu.Buffer // [layers] of [context][dim]
-	vision       *gpuVision      // a vision model's buffers (gpu_vision.go), nil for a language model
+	// The tensors forward reads, resolved once at allocation, and each
+	// layer's KV cache (gpuLayer).
+	embed, finalNorm, head *gpuTensor
+	layers                 []gpuLayer
+
+	tokens       webgpu.Buffer // [context+1] u32: the token at each position; samples land at the next one
+	x, xb, q     webgpu.Buffer // [batch][dim] residual stream, normed input, queries
+	att, proj    webgpu.Buffer // [batch][dim] attention output, projection output
+	acc, partial webgpu.Buffer // [dim] down-projection sums for split tensors
+	gate, up     webgpu.Buffer // [batch][hidden]
+	act          webgpu.Buffer // [batch][hidden] swiglu(gate, up)
+	scores       webgpu.Buffer // [batch][heads][context]
+	logits       webgpu.Buffer // [batch][vocab]: the last row's at 0, or every row's (verify)
+	verified     webgpu.Buffer // [2·batch] u32: a speculative round's verifier argmaxes, then the draft's proposals
+	ropeCos      webgpu.Buffer // [context][headDim/2]
+	ropeSin      webgpu.Buffer // [context][headDim/2]
+	rngState     webgpu.Buffer // [1] the sample kernel's model.RNG state
+	vision       *gpuVision    // a vision model's buffers (gpu_vision.go), nil for a language model
 
 	// The sequence.
 	mix       model.Mix
@@ -71,6 +77,14 @@ type gpu struct {
 	readSlot  int // position in tokens being read back
 	err       error
 	readBytes [4]byte
+}
+
+// gpuLayer is one transformer block on the device: model.Layer's tensors
+// (the router runs on the CPU) and the block's KV cache.
+type gpuLayer struct {
+	attnNorm, query, key, value, output *gpuTensor
+	ffnNorm, gate, up, down             *gpuTensor
+	keys, values                        webgpu.Buffer // [context][dim]
 }
 
 // gpuTensor is one weight tensor on the device: [rows][cols], f32 or f16
@@ -105,8 +119,9 @@ func halfTensor(t model.Tensor) bool {
 	return len(t.Shape) == 2 && t.Name != "embed" && t.Name != "patch_embed" && t.Name != "pos_embed"
 }
 
-// newGPU allocates every buffer for h's model on d (FFN weights sized for S;
-// prepare grows them to the mix and uploads) and uploads the rotary tables.
+// newGPU allocates every buffer for h's model on d (the FFN matrices with
+// S's rows; prepare grows them to the mix and uploads) and uploads the
+// rotary tables.
 func newGPU(d webgpu.Device, h *weights.Header, half bool) (*gpu, error) {
 	c := h.Config
 	g := &gpu{
@@ -151,6 +166,15 @@ func (g *gpu) allocate() error {
 		gt.slabs, gt.rows = slabs, rows
 		g.tensors[t.Name] = gt
 	}
+	g.embed, g.finalNorm, g.head = g.tensors["embed"], g.tensors["final_norm"], g.tensors["head"]
+	g.layers = make([]gpuLayer, c.Layers)
+	for l := range g.layers {
+		tensor := func(name string) *gpuTensor { return g.tensors[fmt.Sprintf("layers.%d.%s", l, name)] }
+		g.layers[l] = gpuLayer{
+			attnNorm: tensor("attn_norm"), query: tensor("query"), key: tensor("key"), value: tensor("value"), output: tensor("output"),
+			ffnNorm: tensor("ffn_norm"), gate: tensor("ffn_gate"), up: tensor("ffn_up"), down: tensor("ffn_down"),
+		}
+	}
 	if c.IsVision() {
 		return g.allocateVision()
 	}
@@ -174,9 +198,8 @@ func (g *gpu) allocate() error {
 	half := c.HeadDim() / 2
 	g.ropeCos, g.ropeSin = activation("rope cos", c.Context*half), activation("rope sin", c.Context*half)
 	g.rngState = activation("sampler state", 1)
-	for range c.Layers {
-		g.keys = append(g.keys, activation("key cache", c.Context*d))
-		g.values = append(g.values, activation("value cache", c.Context*d))
+	for l := range g.layers {
+		g.layers[l].keys, g.layers[l].values = activation("key cache", c.Context*d), activation("value cache", c.Context*d)
 	}
 	if err != nil {
 		return err
@@ -358,11 +381,23 @@ func (g *gpu) Start(tokens []int, pos int) error {
 		g.forward(pos+done, min(g.batch, len(tokens)-done), g.mix, false)
 	}
 	next := pos + len(tokens)
-	if g.sampling.Temperature > 0 {
-		g.run("sample", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.rngState, g.tokens},
-			g.config.Vocab, g.sampling.TopK, g.sampling.TopP, g.sampling.Temperature, next)
+	o := g.sampling
+	if o.RepetitionPenalty > 1 || o.PresencePenalty != 0 {
+		// The window is the last tokens of the sequence, which the tokens
+		// buffer holds at their positions, as the cpu backend's history.
+		window := o.PenaltyWindow
+		if window == 0 {
+			window = abi.DefaultPenaltyWindow
+		}
+		first := max(0, next-window)
+		g.run(shaders.Penalize.Call(shaders.PenalizeArgs{N: g.config.Vocab, First: first, Count: next - first,
+			Repetition: o.RepetitionPenalty, Presence: o.PresencePenalty, Tokens: g.tokens, Logits: g.logits}))
+	}
+	if o.Temperature > 0 {
+		g.run(shaders.Sample.Call(shaders.SampleArgs{N: g.config.Vocab, TopK: o.TopK, TopP: o.TopP, Temperature: o.Temperature, MinP: o.MinP,
+			OutIndex: next, Logits: g.logits, State: g.rngState, Out: g.tokens}))
 	} else {
-		g.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.tokens}, g.config.Vocab, next, 0)
+		g.run(shaders.Argmax.Call(shaders.ArgmaxArgs{N: g.config.Vocab, OutIndex: next, X: g.logits, Out: g.tokens}))
 	}
 	if g.err != nil {
 		return g.err
@@ -399,7 +434,7 @@ func (g *gpu) Token() (int, bool, error) {
 
 // forward records rows tokens at positions pos… through the network with
 // mix; the logits of the last one land in g.logits, or with every, those of
-// each row r at r·vocab.
+// each row r at r·vocab. It is model.Forward for a batch of rows.
 func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 	c := g.config
 	d := c.Dim
@@ -409,17 +444,17 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 		}
 		return
 	}
-	embed := g.tensors["embed"]
-	for _, s := range embed.slabs {
-		g.run("embed", shaders.Groups(rows*d, 256), []webgpu.Buffer{s.buffer, g.tokens, g.x}, d, rows, s.rows, pos, s.first)
+	for _, s := range g.embed.slabs {
+		g.run(shaders.Embed.Call(shaders.EmbedArgs{Dim: d, Count: rows, Vocab: s.rows, TokenOffset: pos, FirstRow: s.first,
+			Table: s.buffer, Tokens: g.tokens, Out: g.x}))
 	}
 	g.blocks(pos, rows, mix)
 	// The last FFN's output is added into the residual stream with the final norm.
-	g.run("add_rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.proj, g.slab(g.tensors["final_norm"]), g.x, g.xb}, d, rows, c.NormEps)
+	g.run(shaders.AddRMSNorm.Call(shaders.AddRMSNormArgs{N: d, Rows: rows, Eps: c.NormEps, Y: g.proj, Gain: g.slab(g.finalNorm), X: g.x, Out: g.xb}))
 	if every {
-		g.matmul(g.tensors["head"], c.Vocab, rows, g.xb, g.logits, 0)
+		g.matmul(g.head, c.Vocab, rows, g.xb, g.logits, 0)
 	} else {
-		g.matvec(g.tensors["head"], c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
+		g.matvec(g.head, c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
 	}
 }
 
@@ -430,51 +465,53 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 // every patch) is bidirectional without RoPE, as model.Batch.ForwardImages.
 func (g *gpu) blocks(pos, rows int, mix model.Mix) {
 	c := g.config
-	d := c.Dim
+	d, hd := c.Dim, c.HeadDim()
 	vision := c.IsVision()
-	attention := "attention"
+	attention := shaders.Attention
 	if vision {
-		attention = "attention_bidirectional"
+		attention = shaders.AttentionBidirectional
 	}
 	// Each residual add is fused with the norm that follows it (add_rmsnorm):
 	// residual says that g.proj still has to be added into g.x.
 	residual := false
 	norm := func(gain *gpuTensor) {
 		if residual {
-			g.run("add_rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.proj, g.slab(gain), g.x, g.xb}, d, rows, c.NormEps)
+			g.run(shaders.AddRMSNorm.Call(shaders.AddRMSNormArgs{N: d, Rows: rows, Eps: c.NormEps, Y: g.proj, Gain: g.slab(gain), X: g.x, Out: g.xb}))
 		} else {
-			g.run("rmsnorm", shaders.Groups(rows, 1), []webgpu.Buffer{g.x, g.slab(gain), g.xb}, d, rows, c.NormEps)
+			g.run(shaders.RMSNorm.Call(shaders.RMSNormArgs{N: d, Rows: rows, Eps: c.NormEps, X: g.x, Gain: g.slab(gain), Out: g.xb}))
 		}
 		residual = false
 	}
-	for l := range c.Layers {
-		prefix := fmt.Sprintf("layers.%d.", l)
-		tensor := func(name string) *gpuTensor { return g.tensors[prefix+name] }
-
-		// Attention. This step's keys and values go straight into the cache.
-		norm(tensor("attn_norm"))
-		g.matmul(tensor("query"), d, rows, g.xb, g.q, 0)
-		g.matmul(tensor("key"), d, rows, g.xb, g.keys[l], pos*d)
-		g.matmul(tensor("value"), d, rows, g.xb, g.values[l], pos*d)
+	rope := func(x webgpu.Buffer, offset int) {
+		g.run(shaders.RoPE.Call(shaders.RoPEArgs{N: d, HeadDim: hd, Rows: rows, Pos: pos, XOffset: offset, CosTable: g.ropeCos, SinTable: g.ropeSin, X: x}))
+	}
+	for l, layer := range g.layers {
+		// Attention: x += Wo · attend(rope(Wq·n), rope(Wk·n), Wv·n), n = rmsnorm(x).
+		// This step's keys and values go straight into the cache.
+		norm(layer.attnNorm)
+		g.matmul(layer.query, d, rows, g.xb, g.q, 0)
+		g.matmul(layer.key, d, rows, g.xb, layer.keys, pos*d)
+		g.matmul(layer.value, d, rows, g.xb, layer.values, pos*d)
 		if !vision {
-			g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.q}, d, c.HeadDim(), rows, pos, 0)
-			g.run("rope", shaders.Groups(rows*d/2, 256), []webgpu.Buffer{g.ropeCos, g.ropeSin, g.keys[l]}, d, c.HeadDim(), rows, pos, pos*d)
+			rope(g.q, 0)
+			rope(layer.keys, pos*d)
 		}
-		g.run(attention, [3]uint32{uint32(c.Heads), uint32(rows), 1}, []webgpu.Buffer{g.q, g.keys[l], g.values[l], g.scores, g.att},
-			c.HeadDim(), c.Heads, rows, pos, 0, c.Context, float32(1/math.Sqrt(float64(c.HeadDim()))))
-		g.matmul(tensor("output"), d, rows, g.att, g.proj, 0)
+		g.run(attention.Call(shaders.AttentionArgs{HeadDim: hd, Heads: c.Heads, Rows: rows, Start: pos, ScoresStride: c.Context,
+			Scale: float32(1 / math.Sqrt(float64(hd))), Q: g.q, Keys: layer.keys, Values: layer.values, Scores: g.scores, Out: g.att}))
+		g.matmul(layer.output, d, rows, g.att, g.proj, 0)
 		residual = true
 
-		// FFN: only the first width neurons of this layer.
+		// FFN, nested: only the first width neurons of this layer.
+		// x += Σ_j<width silu(gate_j·n) · (up_j·n) · down_j, n = rmsnorm(x).
 		width := c.FFNWidths[mix[l]]
-		norm(tensor("ffn_norm"))
-		g.matmul(tensor("ffn_gate"), width, rows, g.xb, g.gate, 0)
-		g.matmul(tensor("ffn_up"), width, rows, g.xb, g.up, 0)
-		g.run("swiglu", shaders.Groups(rows*width, 256), []webgpu.Buffer{g.gate, g.up, g.act}, rows*width)
-		if down := tensor("ffn_down"); vision && !down.half && len(down.slabs) == 1 {
+		norm(layer.ffnNorm)
+		g.matmul(layer.gate, width, rows, g.xb, g.gate, 0)
+		g.matmul(layer.up, width, rows, g.xb, g.up, 0)
+		g.run(shaders.SwiGLU.Call(shaders.SwiGLUArgs{N: rows * width, Gate: g.gate, Up: g.up, Out: g.act}))
+		if down := layer.down; vision && !down.half && len(down.slabs) == 1 {
 			// All patches in one dispatch (one per row cost a vision model
 			// three quarters of its time on lavapipe).
-			g.run("matmul_t", shaders.Groups(d*((rows+3)/4), 64), []webgpu.Buffer{down.slabs[0].buffer, g.act, g.proj}, width, d, rows, 0, 0, 0)
+			g.run(shaders.MatMulT.Call(shaders.MatMulArgs{Rows: width, Cols: d, Tokens: rows, W: down.slabs[0].buffer, X: g.act, Out: g.proj}))
 		} else {
 			for r := range rows {
 				g.matvecT(down, width, g.act, r*width, g.proj, r*d)
@@ -503,30 +540,29 @@ func (g *gpu) matmul(t *gpuTensor, n, tokens int, x webgpu.Buffer, out webgpu.Bu
 		}
 		return
 	}
-	kernel := "matmul"
+	kernel := shaders.MatMul
 	if t.half {
-		kernel = "matmul_f16"
+		kernel = shaders.MatMulF16
 	}
-	groups := [3]uint32{uint32((n + 31) / 32), uint32((tokens + 31) / 32), 1}
-	g.run(kernel, groups, []webgpu.Buffer{t.slabs[0].buffer, x, out}, n, t.cols, tokens, 0, 0, outOffset)
+	g.run(kernel.Call(shaders.MatMulArgs{Rows: n, Cols: t.cols, Tokens: tokens, OutOffset: outOffset, W: t.slabs[0].buffer, X: x, Out: out}))
 }
 
 // matvec records out[outOffset + row] = t[row]·x[xOffset:] for row < n,
 // slab by slab: with matvec4 (4 rows per invocation) when the shapes allow.
 func (g *gpu) matvec(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
-	kernel, perInvocation := "matvec", 1
+	kernel := shaders.MatVec
 	switch {
 	case t.half:
-		kernel = "matvec_f16"
+		kernel = shaders.MatVecF16
 	case t.cols%4 == 0 && xOffset%4 == 0:
-		kernel, perInvocation = "matvec4", 4
+		kernel = shaders.MatVec4
 	}
 	for _, s := range t.slabs {
 		rows := min(s.rows, n-s.first)
 		if rows <= 0 {
 			break
 		}
-		g.run(kernel, shaders.Groups((rows+perInvocation-1)/perInvocation, 64), []webgpu.Buffer{s.buffer, x, out}, rows, t.cols, 0, xOffset, outOffset+s.first)
+		g.run(kernel.Call(shaders.MatVecArgs{Rows: rows, Cols: t.cols, XOffset: xOffset, OutOffset: outOffset + s.first, W: s.buffer, X: x, Out: out}))
 	}
 }
 
@@ -534,12 +570,12 @@ func (g *gpu) matvec(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webg
 // (the down projection). Over several slabs, each slab's sum goes to
 // g.partial and is added into g.acc, which is then copied to out.
 func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
-	kernel, groups := "matvec_t", shaders.Groups(t.cols, 64)
+	kernel := shaders.MatVecT
 	if t.half {
-		kernel, groups = "matvec_t_f16", shaders.Groups(t.cols/2, 64)
+		kernel = shaders.MatVecTF16
 	}
 	if n <= t.slabs[0].rows {
-		g.run(kernel, groups, []webgpu.Buffer{t.slabs[0].buffer, x, out}, n, t.cols, 0, xOffset, outOffset)
+		g.run(kernel.Call(shaders.MatVecArgs{Rows: n, Cols: t.cols, XOffset: xOffset, OutOffset: outOffset, W: t.slabs[0].buffer, X: x, Out: out}))
 		return
 	}
 	for i, s := range t.slabs {
@@ -551,9 +587,9 @@ func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out web
 		if i > 0 {
 			dst = g.partial
 		}
-		g.run(kernel, groups, []webgpu.Buffer{s.buffer, x, dst}, rows, t.cols, 0, xOffset+s.first, 0)
+		g.run(kernel.Call(shaders.MatVecArgs{Rows: rows, Cols: t.cols, XOffset: xOffset + s.first, W: s.buffer, X: x, Out: dst}))
 		if i > 0 {
-			g.run("add", shaders.Groups(t.cols, 256), []webgpu.Buffer{g.partial, g.acc}, t.cols)
+			g.run(shaders.Add.Call(shaders.AddArgs{N: t.cols, Y: g.partial, X: g.acc}))
 		}
 	}
 	if g.err == nil {
@@ -563,25 +599,14 @@ func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out web
 	}
 }
 
-// run records one dispatch of a kernel; the first error sticks in g.err and
-// later calls do nothing.
-func (g *gpu) run(name string, groups [3]uint32, bufs []webgpu.Buffer, params ...any) {
+// run records one dispatch (a shaders Def's Call: its params, buffers and
+// grid); the first error sticks in g.err and later calls do nothing.
+func (g *gpu) run(d shaders.Dispatch) {
 	if g.err != nil {
 		return
 	}
-	k := shaders.Get(name)
-	prog := k.Program(nil)
-	p, err := g.pipes.Get(prog.Key, prog.Source, prog.Bindings)
-	if err != nil {
+	if err := d.Record(g.device, g.pipes); err != nil {
 		g.err = fmt.Errorf("gpu: %w", err)
-		return
-	}
-	bindings := make([]webgpu.Binding, len(bufs))
-	for i, b := range bufs {
-		bindings[i] = webgpu.Binding{Buffer: b}
-	}
-	if err := g.device.Dispatch(p, k.Pack(params...), bindings, groups); err != nil {
-		g.err = fmt.Errorf("gpu: %s: %w", name, err)
 	}
 }
 

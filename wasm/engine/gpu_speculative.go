@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/shaders"
 	"github.com/matedge/matedge/webgpu"
 )
 
@@ -76,11 +77,11 @@ func (s *gpuSpeculative) Start(tokens []int, pos int) error {
 	k := max(min(s.k, g.batch-1, c.Context-1-pos), 0)
 	for i := range k {
 		g.forward(pos+i, 1, s.draft, false)
-		g.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.tokens}, c.Vocab, pos+i+1, 0)
+		g.run(shaders.Argmax.Call(shaders.ArgmaxArgs{N: c.Vocab, OutIndex: pos + i + 1, X: g.logits, Out: g.tokens}))
 	}
 	g.forward(pos, k+1, s.verify, true)
 	for r := range k + 1 {
-		g.run("argmax", [3]uint32{1, 1, 1}, []webgpu.Buffer{g.logits, g.verified}, c.Vocab, r, r*c.Vocab)
+		g.run(shaders.Argmax.Call(shaders.ArgmaxArgs{N: c.Vocab, OutIndex: r, XOffset: r * c.Vocab, X: g.logits, Out: g.verified}))
 	}
 	if g.err == nil && k > 0 {
 		if err := g.device.Copy(g.tokens, uint64(4*(pos+1)), g.verified, uint64(4*(k+1)), uint64(4*k)); err != nil {

@@ -64,9 +64,8 @@ func (g *gpu) allocateVision() error {
 	g.acc, g.partial = activation("acc", d), activation("partial", d)
 	g.gate, g.up, g.act = activation("gate", t*hidden), activation("up", t*hidden), activation("act", t*hidden)
 	g.scores = activation("scores", t*c.Heads*t)
-	for range c.Layers {
-		g.keys = append(g.keys, activation("keys", t*d))
-		g.values = append(g.values, activation("values", t*d))
+	for l := range g.layers {
+		g.layers[l].keys, g.layers[l].values = activation("keys", t*d), activation("values", t*d)
 	}
 	v := &gpuVision{raw: make([]byte, 4*(c.Vocab+d))}
 	v.pixels = activation("pixels", c.Image.Pixels())
@@ -92,13 +91,13 @@ func (g *gpu) classify(pixels []float32, mix model.Mix) error {
 	if err := g.device.WriteBuffer(v.pixels, 0, weights.EncodeF32(pixels)); err != nil {
 		return fmt.Errorf("gpu: write pixels: %w", err)
 	}
-	g.run("patch_embed", shaders.Groups(t*d, 64), []webgpu.Buffer{v.pixels, g.slab(g.tensors["patch_embed"]), g.slab(g.tensors["pos_embed"]), g.x},
-		d, im.Size, im.Patch, im.Channels)
+	g.run(shaders.PatchEmbed.Call(shaders.PatchEmbedArgs{Dim: d, Size: im.Size, Side: im.Patch, Channels: im.Channels,
+		Pixels: v.pixels, W: g.slab(g.tensors["patch_embed"]), Pos: g.slab(g.tensors["pos_embed"]), Out: g.x}))
 	g.blocks(0, t, mix)
-	g.run("add", shaders.Groups(t*d, 256), []webgpu.Buffer{g.proj, g.x}, t*d)
-	g.run("mean_pool", shaders.Groups(d, 64), []webgpu.Buffer{g.x, v.pooled}, d, t, 1/float32(t))
-	g.run("rmsnorm", shaders.Groups(1, 1), []webgpu.Buffer{v.pooled, g.slab(g.tensors["final_norm"]), v.embedding}, d, 1, c.NormEps)
-	g.matvec(g.tensors["head"], c.Vocab, v.embedding, 0, v.result, 0)
+	g.run(shaders.Add.Call(shaders.AddArgs{N: t * d, Y: g.proj, X: g.x}))
+	g.run(shaders.MeanPool.Call(shaders.MeanPoolArgs{N: d, Rows: t, Scale: 1 / float32(t), X: g.x, Out: v.pooled}))
+	g.run(shaders.RMSNorm.Call(shaders.RMSNormArgs{N: d, Rows: 1, Eps: c.NormEps, X: v.pooled, Gain: g.slab(g.finalNorm), Out: v.embedding}))
+	g.matvec(g.head, c.Vocab, v.embedding, 0, v.result, 0)
 	if g.err != nil {
 		return g.err
 	}

@@ -46,7 +46,8 @@ func shapedReference(w *model.Weights, mix model.Mix, prompt string, n int, o Op
 
 // TestShaping: penalties and min_p give the reference's tokens, change what
 // greedy and sampled decoding pick, run on the CPU under auto, and are
-// refused on the GPU, with a draft, and out of range.
+// refused with a draft and out of range. (TestGPUShaping checks the gpu
+// backend.)
 func TestShaping(t *testing.T) {
 	w := weights.Random(weights.TinyConfig(), 3)
 	file := weightsFile(t, w)
@@ -79,7 +80,6 @@ func TestShaping(t *testing.T) {
 		o    Options
 		want error
 	}{
-		{Options{Backend: "gpu", MinP: 0.1}, ErrBackend},
 		{Options{Draft: "S", PresencePenalty: 0.5}, ErrArg},
 		{Options{RepetitionPenalty: 0.5}, ErrArg},
 		{Options{RepetitionPenalty: 11}, ErrArg},

@@ -72,14 +72,8 @@ func runMatVec(rows, cols int) error {
 	if err != nil {
 		return err
 	}
-	k := shaders.Get("matvec")
-	prog := k.Program(nil)
-	p, err := webgpu.NewPipelines(d).Get(prog.Key, prog.Source, prog.Bindings)
-	if err != nil {
-		return err
-	}
-	bindings := []webgpu.Binding{{Buffer: wb}, {Buffer: xb}, {Buffer: out}}
-	if err := d.Dispatch(p, k.Pack(rows, cols, 0, 0, 0), bindings, shaders.Groups(rows, k.Workgroup)); err != nil {
+	call := shaders.MatVec.Call(shaders.MatVecArgs{Rows: rows, Cols: cols, W: wb, X: xb, Out: out})
+	if err := call.Record(d, webgpu.NewPipelines(d)); err != nil {
 		return err
 	}
 	raw, err := webgpu.ReadNow(d, out, 0, uint64(4*rows))
