@@ -116,7 +116,7 @@ func (t *gpuTensor) rowBytes() int {
 // model's input layer (patch_embed reads f32, and pos_embed is added, not
 // multiplied). RoundHalf rounds the same tensors for a CPU reference.
 func halfTensor(t model.Tensor) bool {
-	return len(t.Shape) == 2 && t.Name != "embed" && t.Name != "patch_embed" && t.Name != "pos_embed"
+	return len(t.Shape) == 2 && t.Name != model.EmbedTensor && t.Name != model.PatchEmbedTensor && t.Name != model.PosEmbedTensor
 }
 
 // newGPU allocates every buffer for h's model on d (the FFN matrices with
@@ -166,13 +166,13 @@ func (g *gpu) allocate() error {
 		gt.slabs, gt.rows = slabs, rows
 		g.tensors[t.Name] = gt
 	}
-	g.embed, g.finalNorm, g.head = g.tensors["embed"], g.tensors["final_norm"], g.tensors["head"]
+	g.embed, g.finalNorm, g.head = g.tensors[model.EmbedTensor], g.tensors[model.FinalNormTensor], g.tensors[model.HeadTensor]
 	g.layers = make([]gpuLayer, c.Layers)
 	for l := range g.layers {
-		tensor := func(name string) *gpuTensor { return g.tensors[fmt.Sprintf("layers.%d.%s", l, name)] }
+		tensor := func(part model.LayerPart) *gpuTensor { return g.tensors[model.LayerTensor(l, part)] }
 		g.layers[l] = gpuLayer{
-			attnNorm: tensor("attn_norm"), query: tensor("query"), key: tensor("key"), value: tensor("value"), output: tensor("output"),
-			ffnNorm: tensor("ffn_norm"), gate: tensor("ffn_gate"), up: tensor("ffn_up"), down: tensor("ffn_down"),
+			attnNorm: tensor(model.AttnNorm), query: tensor(model.Query), key: tensor(model.Key), value: tensor(model.Value), output: tensor(model.Output),
+			ffnNorm: tensor(model.FFNNorm), gate: tensor(model.FFNGate), up: tensor(model.FFNUp), down: tensor(model.FFNDown),
 		}
 	}
 	if c.IsVision() {

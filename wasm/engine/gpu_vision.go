@@ -44,7 +44,7 @@ type gpuVision struct {
 func (g *gpu) allocateVision() error {
 	c := g.config
 	t, d, hidden := c.Context, c.Dim, c.Hidden()
-	for _, name := range []string{"patch_embed", "pos_embed"} {
+	for _, name := range []string{model.PatchEmbedTensor, model.PosEmbedTensor} {
 		if len(g.tensors[name].slabs) > 1 {
 			return fmt.Errorf("%w: gpu: %s is larger than the device's %d-byte storage binding", ErrBackend, name, g.limit)
 		}
@@ -92,7 +92,7 @@ func (g *gpu) classify(pixels []float32, mix model.Mix) error {
 		return fmt.Errorf("gpu: write pixels: %w", err)
 	}
 	g.run(shaders.PatchEmbed.Call(shaders.PatchEmbedArgs{Dim: d, Size: im.Size, Side: im.Patch, Channels: im.Channels,
-		Pixels: v.pixels, W: g.slab(g.tensors["patch_embed"]), Pos: g.slab(g.tensors["pos_embed"]), Out: g.x}))
+		Pixels: v.pixels, W: g.slab(g.tensors[model.PatchEmbedTensor]), Pos: g.slab(g.tensors[model.PosEmbedTensor]), Out: g.x}))
 	g.blocks(0, t, mix)
 	g.run(shaders.Add.Call(shaders.AddArgs{N: t * d, Y: g.proj, X: g.x}))
 	g.run(shaders.MeanPool.Call(shaders.MeanPoolArgs{N: d, Rows: t, Scale: 1 / float32(t), X: g.x, Out: v.pooled}))
@@ -147,13 +147,10 @@ func (g *gpu) collect() (logits, embedding []float32, err error) {
 // at once, natively within a few calls. A device that cannot hold the
 // model gives ErrBackend, so that backend auto falls back to the CPU.
 func (e *Engine) classifyGPU(pixels []float32) ([]float32, []float32, error) {
-	if err := e.visionOnly("classify"); err != nil {
+	if err := e.Allowed(CallClassify); err != nil {
 		return nil, nil, err
 	}
 	c := e.header.Config
-	if e.mix == nil {
-		return nil, nil, fmt.Errorf("%w: classify before set_mix", ErrState)
-	}
 	if want := c.Image.Pixels(); len(pixels) != want {
 		return nil, nil, fmt.Errorf("%w: %d pixel values; want C·S·S = %d·%d·%d = %d", ErrArg, len(pixels), c.Image.Channels, c.Image.Size, c.Image.Size, want)
 	}
