@@ -447,13 +447,22 @@ func (e *Engine) Widths() ([]int, error) {
 	if err := e.Allowed(CallWidths); err != nil {
 		return nil, err
 	}
-	if c, ok := e.backend.(*cpu); ok {
-		if c.route != nil {
-			return slices.Clone(c.widths), nil
+	// Each backend reports the mix its sequence was reset with: set_mix
+	// during a sequence changes the next Reset's mix, not this one's.
+	switch b := e.backend.(type) {
+	case *cpu:
+		if b.route != nil {
+			return slices.Clone(b.widths), nil
 		}
-		return slices.Clone(c.mix), nil
+		return slices.Clone(b.mix), nil
+	case *gpu:
+		return b.widths(), nil
+	case *speculative:
+		return slices.Clone(b.sp.Verify), nil
+	case *gpuSpeculative:
+		return slices.Clone(b.verify), nil
 	}
-	return slices.Clone(e.mix), nil
+	return nil, fmt.Errorf("%w: the %s backend reports no widths", ErrBackend, e.backend.Name())
 }
 
 // Piece is the bytes of a token.

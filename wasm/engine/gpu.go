@@ -69,7 +69,7 @@ type gpu struct {
 	vision       *gpuVision    // a vision model's buffers (gpu_vision.go), nil for a language model
 
 	// The sequence.
-	mix       model.Mix
+	mix       model.Mix // the mix it was reset with (prepare), which Widths reports
 	sampling  Options
 	onDevice  int  // the token the last step sampled, already in tokens at its position; -1 for none
 	reading   bool // a readback of the sampled token is in flight
@@ -357,6 +357,10 @@ func (g *gpu) upload(t *gpuTensor, data []float32, from, to int) error {
 }
 
 func (g *gpu) Name() string { return "gpu" }
+
+// widths is the granularity each layer ran for the last token of the last
+// step: the sequence's mix, which prepare recorded at Reset.
+func (g *gpu) widths() []int { return slices.Clone(g.mix) }
 
 // Start records the forward pass of tokens at pos… and the sampling of the
 // next token, and starts reading it back.

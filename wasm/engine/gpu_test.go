@@ -466,3 +466,62 @@ func TestGPUSpeculative(t *testing.T) {
 		}
 	})
 }
+
+// TestWidthsKeepSequenceMix: set_mix during a sequence changes the next
+// reset's mix, not the running one's: the steps run on with the mix the
+// sequence was reset with, and widths reports that mix, on every backend
+// (wasm/ABI.md, widths).
+func TestWidthsKeepSequenceMix(t *testing.T) {
+	check := func(t *testing.T, e *Engine, o Options) {
+		t.Helper()
+		c := e.header.Config
+		xl, s := c.Uniform(c.Granularities()-1), c.Uniform(0)
+		want := tokens(t, e, "XL", o, gpuPrompt, 6)
+		got := tokens(t, e, "XL", o, gpuPrompt, 3)
+		if err := e.SetMix(s); err != nil {
+			t.Fatal(err)
+		}
+		for len(got) < len(want) {
+			tok, err := e.Step()
+			if errors.Is(err, ErrPending) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, tok)
+			if w, err := e.Widths(); err != nil || !slices.Equal(w, xl) {
+				t.Errorf("%s draft %q: widths after set_mix S in an XL sequence = %v, %v; want %v", o.Backend, o.Draft, w, err, xl)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s draft %q: tokens after set_mix S in an XL sequence %v; the XL sequence alone %v", o.Backend, o.Draft, got, want)
+		}
+		if err := e.Reset(o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Prompt([]byte(gpuPrompt)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := e.Step(); !errors.Is(err, ErrPending) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		if w, err := e.Widths(); err != nil || !slices.Equal(w, s) {
+			t.Errorf("%s draft %q: widths after the next reset = %v, %v; want S %v", o.Backend, o.Draft, w, err, s)
+		}
+	}
+	file := weightsFile(t, weights.Random(weights.TinyConfig(), 7))
+	for _, o := range []Options{{Backend: "cpu"}, {Backend: "cpu", Draft: "S", DraftTokens: 2}} {
+		check(t, loaded(t, file, nil), o)
+	}
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		for _, o := range []Options{{Backend: "gpu"}, {Backend: "gpu", Draft: "S", DraftTokens: 2}} {
+			check(t, loaded(t, file, d), o)
+		}
+	})
+}
