@@ -2,7 +2,9 @@
 // r < rows: matvec for a batch of tokens (prefill). Register blocked: each
 // invocation computes TILE rows × TILE tokens, which beat shared-memory tiles
 // on lavapipe and SwiftShader (ARCHITECTURE.md). Sums run over c in order, like
-// model.Dot.
+// model.Dot. Token t's rows stop at token_rows(p, t): all rows, or in a
+// routed variant the token's own FFN width (routed.wgsl); out keeps the
+// stride rows either way.
 
 const TILE_AREA: u32 = TILE * TILE;
 
@@ -16,6 +18,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r0 = gid.x * TILE;
     let t0 = gid.y * TILE;
     if (r0 >= p.rows || t0 >= p.tokens) {
+        return;
+    }
+    // Each token runs token_rows rows: skip a tile whose tokens all stop
+    // before its rows (a routed variant's narrow tokens).
+    var most = 0u;
+    for (var j = 0u; j < TILE; j++) {
+        most = max(most, token_rows(p, min(t0 + j, p.tokens - 1u)));
+    }
+    if (r0 >= most) {
         return;
     }
     var wb: array<u32, TILE>;
@@ -39,7 +50,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var j = 0u; j < TILE; j++) {
         for (var i = 0u; i < TILE; i++) {
-            if (t0 + j < p.tokens && r0 + i < p.rows) {
+            if (t0 + j < p.tokens && r0 + i < token_rows(p, t0 + j)) {
                 out[p.out_offset + (t0 + j) * p.rows + r0 + i] = acc[j * TILE + i];
             }
         }

@@ -1,5 +1,6 @@
 // matmul_f16: matmul with f16 weights packed two per u32 (column 2i in the low
 // half, 2i+1 in the high half; cols is even). Offsets into w count u32 words.
+// Rows stop at token_rows, as matmul's.
 
 const TILE_AREA: u32 = TILE * TILE;
 
@@ -13,6 +14,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r0 = gid.x * TILE;
     let t0 = gid.y * TILE;
     if (r0 >= p.rows || t0 >= p.tokens) {
+        return;
+    }
+    // Each token runs token_rows rows: skip a tile whose tokens all stop
+    // before its rows (a routed variant's narrow tokens).
+    var most = 0u;
+    for (var j = 0u; j < TILE; j++) {
+        most = max(most, token_rows(p, min(t0 + j, p.tokens - 1u)));
+    }
+    if (r0 >= most) {
         return;
     }
     let half = p.cols / 2u;
@@ -39,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var j = 0u; j < TILE; j++) {
         for (var i = 0u; i < TILE; i++) {
-            if (t0 + j < p.tokens && r0 + i < p.rows) {
+            if (t0 + j < p.tokens && r0 + i < token_rows(p, t0 + j)) {
                 out[p.out_offset + (t0 + j) * p.rows + r0 + i] = acc[j * TILE + i];
             }
         }

@@ -5,7 +5,8 @@
 // than matvec (BenchmarkMatVec). cols, w_offset and x_offset are multiples
 // of 4; the engine uses matvec otherwise. Each row sums 4 columns at a time
 // (a dot product of vec4s), so it rounds differently from model.Dot's
-// left-to-right sum by a few ulps.
+// left-to-right sum by a few ulps. Rows stop at token_rows, as matvec's;
+// a row's sum does not depend on how many rows are stored.
 
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;    // [rows][cols/4] from w_offset/4
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;    // [cols/4] from x_offset/4
@@ -15,7 +16,8 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = load_params(u32(arrayLength(&w) == 0u));
     let r0 = flat_index(gid, nwg) * 4u;
-    if (r0 >= p.rows) {
+    let rows = token_rows(p, 0u);
+    if (r0 >= rows) {
         return;
     }
     let quads = p.cols / 4u;
@@ -32,7 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         acc += vec4<f32>(dot(w[b0 + c], xv), dot(w[b1 + c], xv), dot(w[b2 + c], xv), dot(w[b3 + c], xv));
     }
     for (var i = 0u; i < 4u; i++) {
-        if (r0 + i < p.rows) {
+        if (r0 + i < rows) {
             out[p.out_offset + r0 + i] = acc[i];
         }
     }

@@ -1,6 +1,8 @@
 // matvec_t: out[out_offset + i] = Σ_j<rows x[x_offset + j] · w[w_offset + j·cols + i]
 // for i < cols, as model.MatTVec: the FFN down projection, whose matrix is
-// stored neuron-major [hidden][dim]. A nested width is a smaller rows. One
+// stored neuron-major [hidden][dim]. A nested width is a smaller rows; a
+// routed variant sums the token's own (token_rows: rows.wgsl or
+// routed.wgsl). One
 // invocation per output, summing over neurons in order; neighbouring
 // invocations read neighbouring weights.
 
@@ -15,8 +17,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.cols) {
         return;
     }
+    let rows = token_rows(p, 0u);
     var acc = 0.0;
-    for (var j = 0u; j < p.rows; j++) {
+    for (var j = 0u; j < rows; j++) {
         acc += x[p.x_offset + j] * w[p.w_offset + j * p.cols + i];
     }
     out[p.out_offset + i] = acc;

@@ -29,7 +29,9 @@
 // field.
 //
 // A buffer that a kernel both reads and writes (the x of "x += y") counts as an
-// output. Every parameter is 4 bytes (u32 or f32); Def.Call (or, positionally,
+// output. One exception to the order: the routed variants of the matrix
+// kernels (token routing) share the plain kernels' files and bind the
+// per-token widths they read after the file's output (routed.wgsl). Every parameter is 4 bytes (u32 or f32); Def.Call (or, positionally,
 // Kernel.Pack) lays them out.
 // Offsets in parameters count elements of the buffer they index (f32 or u32;
 // for packed f16 weights, u32 words holding two weights), so one bound buffer
@@ -41,8 +43,8 @@
 // The WGSL a device compiles is Kernel.Program: the kernel's constants (WG, the
 // workgroup size, and any others) as WGSL `const` declarations, then
 // prelude.wgsl, the generated Params, the helper files the kernel includes
-// (Kernel.Includes: reduce.wgsl, the one workgroup reduction), then the
-// kernel file. Program.Key names it deterministically (name and
+// (Kernel.Includes: reduce.wgsl, the one workgroup reduction; rows.wgsl or
+// routed.wgsl, a matrix kernel's rows per token), then the kernel file. Program.Key names it deterministically (name and
 // constants), so a pipeline cache can key on it. Setting
 // MATEDGE_DUMP_WGSL=dir writes every program built to dir/<key>.wgsl.
 package shaders

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,20 +53,24 @@ func TestProgram(t *testing.T) {
 	}
 }
 
-// TestTable checks each kernel's arguments struct against its WGSL file:
-// buffer i is the file's storage binding i+1 under the same name, and every
-// p.field the file reads is a parameter of the struct.
+// TestTable checks each kernel's arguments struct against its WGSL program:
+// buffer i is the program's storage binding i+1 under the same name (an
+// include may declare a binding before the kernel file's: routed.wgsl), and
+// every p.field the program reads is a parameter of the struct.
 func TestTable(t *testing.T) {
 	binding := regexp.MustCompile(`@binding\((\d+)\) var<storage, [a-z_]+> (\w+):`)
 	field := regexp.MustCompile(`\bp\.(\w+)`)
 	for name, k := range shaders.Kernels {
 		src := k.Program(nil).Source
-		var bound []string
-		for i, m := range binding.FindAllStringSubmatch(src, -1) {
-			if m[1] != fmt.Sprint(i+1) {
-				t.Errorf("%s: storage binding %s declared %d-th", name, m[1], i+1)
+		matches := binding.FindAllStringSubmatch(src, -1)
+		bound := make([]string, len(matches))
+		for _, m := range matches {
+			i, err := strconv.Atoi(m[1])
+			if err != nil || i < 1 || i > len(bound) || bound[i-1] != "" {
+				t.Errorf("%s: storage binding %s of %d, or twice", name, m[1], len(bound))
+				continue
 			}
-			bound = append(bound, m[2])
+			bound[i-1] = m[2]
 		}
 		if !slices.Equal(bound, k.Buffers) {
 			t.Errorf("%s: WGSL binds %v; the table's buffers are %v", name, bound, k.Buffers)

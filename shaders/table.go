@@ -65,6 +65,30 @@ type MatMulArgs struct {
 	W, X, Out                                       webgpu.Buffer
 }
 
+// RoutedArgs: a routed variant of matvec*, matvec_t* or matmul* (token
+// routing, RouteArgs): the plain kernel's arguments (tokens is 1 for the
+// matvecs), but token t runs only the rows below its own FFN width,
+// widths[width_offset + t·width_stride] (a row count, on the device), of the
+// rows first_row … first_row+rows that w holds. rows is the most any token
+// may run, and sizes the grid and out's stride (matmul). The widths buffer
+// comes after the output, against the order of the other kernels, because
+// the variant shares the plain kernel's file (routed.wgsl).
+type RoutedArgs struct {
+	Rows, Cols, Tokens, WOffset, XOffset, OutOffset, FirstRow, WidthOffset, WidthStride int
+	W, X, Out, Widths                                                                   webgpu.Buffer
+}
+
+// RouteArgs: the FFN width each of rows tokens runs in one layer, picked by
+// the layer's router from the token's FFN input as model.RoutePick picks it
+// at price tau, or forced when forced < granularities, and capped at
+// granularity cap: widths[width_offset + t·width_stride] = ffn_widths[g].
+type RouteArgs struct {
+	Dim, Rows, Granularities, Cap, Forced int
+	Tau                                   float32
+	WidthOffset, WidthStride              int
+	X, Router, FFNWidths, Widths          webgpu.Buffer
+}
+
 // RoPEArgs: rotates rows rows of n (heads of head_dim) from x_offset in
 // place, row r at position pos + r.
 type RoPEArgs struct {
@@ -141,6 +165,13 @@ type PenalizeArgs struct {
 // workgroup.
 var reduce = []string{"reduce"}
 
+// plainRows and routedRows are the includes that give a matrix kernel its
+// rows per token (token_rows): all of them, or the token's routed width.
+var (
+	plainRows  = []string{"rows"}
+	routedRows = []string{"routed"}
+)
+
 var (
 	Embed = define(&Kernel{Name: "embed", Workgroup: 256},
 		func(a EmbedArgs, wg int) [3]uint32 { return Groups(a.Count*a.Dim, wg) })
@@ -149,18 +180,18 @@ var (
 	AddRMSNorm = define(&Kernel{Name: "add_rmsnorm", Workgroup: 256, Includes: reduce},
 		func(a AddRMSNormArgs, _ int) [3]uint32 { return Groups(a.Rows, 1) })
 
-	MatVec = define(&Kernel{Name: "matvec", Workgroup: 64},
+	MatVec = define(&Kernel{Name: "matvec", Workgroup: 64, Includes: plainRows},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
 	// MatVec4 computes 4 rows per invocation; cols, w_offset and x_offset
 	// must be multiples of 4.
-	MatVec4 = define(&Kernel{Name: "matvec4", Workgroup: 64},
+	MatVec4 = define(&Kernel{Name: "matvec4", Workgroup: 64, Includes: plainRows},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups((a.Rows+3)/4, wg) })
-	MatVecF16 = define(&Kernel{Name: "matvec_f16", Workgroup: 64},
+	MatVecF16 = define(&Kernel{Name: "matvec_f16", Workgroup: 64, Includes: plainRows},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
-	MatVecT = define(&Kernel{Name: "matvec_t", Workgroup: 64},
+	MatVecT = define(&Kernel{Name: "matvec_t", Workgroup: 64, Includes: plainRows},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Cols, wg) })
 	// MatVecTF16 computes the two columns of one packed word per invocation.
-	MatVecTF16 = define(&Kernel{Name: "matvec_t_f16", Workgroup: 64},
+	MatVecTF16 = define(&Kernel{Name: "matvec_t_f16", Workgroup: 64, Includes: plainRows},
 		func(a MatVecArgs, wg int) [3]uint32 { return Groups(a.Cols/2, wg) })
 
 	// MatMulT computes TILE = 4 tokens of one column per invocation.
@@ -168,8 +199,29 @@ var (
 		func(a MatMulArgs, wg int) [3]uint32 { return Groups(a.Cols*((a.Tokens+3)/4), wg) })
 	// MatMul and MatMulF16 run 8×8 invocations per workgroup, each of
 	// TILE×TILE = 4×4 outputs: a workgroup covers 32 rows by 32 tokens.
-	MatMul    = define(&Kernel{Name: "matmul", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}}, matmulGrid)
-	MatMulF16 = define(&Kernel{Name: "matmul_f16", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}}, matmulGrid)
+	MatMul    = define(&Kernel{Name: "matmul", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}, Includes: plainRows}, matmulGrid)
+	MatMulF16 = define(&Kernel{Name: "matmul_f16", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}, Includes: plainRows}, matmulGrid)
+
+	// Token routing (model/route.go) on the device: Route writes each
+	// token's FFN width of a layer, and the routed variants of the matrix
+	// kernels — the plain kernels' files with routed.wgsl — read it, with
+	// grids sized for the widest width a token may run.
+	Route = define(&Kernel{Name: "route", Workgroup: 64},
+		func(a RouteArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
+	MatVecRouted = define(&Kernel{Name: "matvec_routed", File: "matvec", Workgroup: 64, Includes: routedRows},
+		func(a RoutedArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
+	MatVec4Routed = define(&Kernel{Name: "matvec4_routed", File: "matvec4", Workgroup: 64, Includes: routedRows},
+		func(a RoutedArgs, wg int) [3]uint32 { return Groups((a.Rows+3)/4, wg) })
+	MatVecF16Routed = define(&Kernel{Name: "matvec_f16_routed", File: "matvec_f16", Workgroup: 64, Includes: routedRows},
+		func(a RoutedArgs, wg int) [3]uint32 { return Groups(a.Rows, wg) })
+	MatVecTRouted = define(&Kernel{Name: "matvec_t_routed", File: "matvec_t", Workgroup: 64, Includes: routedRows},
+		func(a RoutedArgs, wg int) [3]uint32 { return Groups(a.Cols, wg) })
+	MatVecTF16Routed = define(&Kernel{Name: "matvec_t_f16_routed", File: "matvec_t_f16", Workgroup: 64, Includes: routedRows},
+		func(a RoutedArgs, wg int) [3]uint32 { return Groups(a.Cols/2, wg) })
+	MatMulRouted = define(&Kernel{Name: "matmul_routed", File: "matmul", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}, Includes: routedRows},
+		routedMatmulGrid)
+	MatMulF16Routed = define(&Kernel{Name: "matmul_f16_routed", File: "matmul_f16", Workgroup: 64, Constants: map[string]uint32{"TILE": 4}, Includes: routedRows},
+		routedMatmulGrid)
 
 	RoPE = define(&Kernel{Name: "rope", Workgroup: 256},
 		func(a RoPEArgs, wg int) [3]uint32 { return Groups(a.Rows*a.N/2, wg) })
@@ -198,6 +250,10 @@ var (
 
 func matmulGrid(a MatMulArgs, _ int) [3]uint32 {
 	return [3]uint32{uint32((a.Rows + 31) / 32), uint32((a.Tokens + 31) / 32), 1}
+}
+
+func routedMatmulGrid(a RoutedArgs, wg int) [3]uint32 {
+	return matmulGrid(MatMulArgs{Rows: a.Rows, Tokens: a.Tokens}, wg)
 }
 
 func attentionGrid(a AttentionArgs, _ int) [3]uint32 {
