@@ -52,6 +52,7 @@ type Engine struct {
 	// the rows held (run checks it); nil until SetMix.
 	mix     model.Mix
 	backend Backend
+	running model.Mix // the mix the sequence was reset with (the verifier's, speculating), which its steps run
 	queued  []int // tokens to feed before the next sample: the prompt, then each sampled token
 	pos     int   // tokens already in the KV cache
 
@@ -291,7 +292,7 @@ func (e *Engine) Reset(o Options) error {
 
 // begin starts a sequence on b: Reset's last step, once nothing can fail.
 func (e *Engine) begin(b Backend) {
-	e.backend = b
+	e.backend, e.running = b, slices.Clone(e.mix)
 	e.queued, e.pos, e.state = nil, 0, sequence
 }
 
@@ -415,25 +416,37 @@ func (e *Engine) Step() (int, error) {
 	return token, nil
 }
 
-// resetRouted starts a routed sequence on the CPU backend: o.Route is the
-// budget, a fraction of XL's FFN FLOPs, and the mix caps each layer's width.
+// resetRouted starts a routed sequence: o.Route is the budget, a fraction
+// of XL's FFN FLOPs, and the mix caps each layer's width. Backend gpu runs
+// the routers on the device (gpu.routeAt); cpu and auto run them in
+// model.ForwardRouted, as auto does with the penalties.
 func (e *Engine) resetRouted(o Options) error {
 	switch {
 	case !(o.Route > 0 && o.Route <= 1):
 		return fmt.Errorf("%w: route %g (want a fraction of XL's FFN FLOPs in (0, 1], or 0 for off)", ErrArg, o.Route)
 	case o.Draft != "" || o.DraftTokens != 0:
 		return fmt.Errorf("%w: route and draft together are not supported", ErrArg)
-	case o.Backend == "gpu":
-		return fmt.Errorf("%w: token routing runs on the cpu backend only (the GPU router kernel is not written); use backend cpu or auto", ErrBackend)
-	case o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto":
+	case o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" && o.Backend != "gpu":
 		return fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
 	}
 	w := e.asm.Weights
 	if err := w.CheckRouter(); err != nil {
 		return fmt.Errorf("%w: route: %v", ErrArg, err)
 	}
+	tau := w.RouteThreshold(float64(o.Route))
+	if o.Backend == "gpu" {
+		g, err := e.startGPU(o)
+		if err != nil {
+			return err
+		}
+		if err := g.routeAt(tau); err != nil {
+			return err
+		}
+		e.begin(g)
+		return nil
+	}
 	c := e.newCPU(o)
-	pick, mix := w.Threshold(w.RouteThreshold(float64(o.Route))), e.mix
+	pick, mix := w.Threshold(tau), e.mix
 	c.route = func(l int, n []float32) int { return min(pick(l, n), mix[l]) }
 	c.widths = slices.Clone(mix)
 	e.begin(c)
@@ -447,22 +460,19 @@ func (e *Engine) Widths() ([]int, error) {
 	if err := e.Allowed(CallWidths); err != nil {
 		return nil, err
 	}
-	// Each backend reports the mix its sequence was reset with: set_mix
-	// during a sequence changes the next Reset's mix, not this one's.
 	switch b := e.backend.(type) {
 	case *cpu:
 		if b.route != nil {
 			return slices.Clone(b.widths), nil
 		}
-		return slices.Clone(b.mix), nil
 	case *gpu:
-		return b.widths(), nil
-	case *speculative:
-		return slices.Clone(b.sp.Verify), nil
-	case *gpuSpeculative:
-		return slices.Clone(b.verify), nil
+		if b.route != nil {
+			return slices.Clone(b.route.picks), nil
+		}
 	}
-	return nil, fmt.Errorf("%w: the %s backend reports no widths", ErrBackend, e.backend.Name())
+	// The mix the sequence was reset with: set_mix during a sequence
+	// changes the next Reset's mix, not this one's.
+	return slices.Clone(e.running), nil
 }
 
 // Piece is the bytes of a token.

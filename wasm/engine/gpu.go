@@ -31,6 +31,12 @@ import (
 // the next position — where the next step's embed reads it — and reads back
 // those 4 bytes, the only readback of a step.
 //
+// A routed sequence (token routing, model/route.go) runs each layer's
+// router on the device: the route kernel writes every token's FFN width
+// into g.widths, where the routed matrix kernels read it, so the step still
+// reads back nothing before its end; the last token's widths come back with
+// the sampled token, in the same readback (gpuRoute).
+//
 // A tensor larger than the device's maxStorageBufferBindingSize is stored as
 // slabs of whole rows, each a buffer of its own (gpuTensor). Row kernels run
 // once per slab with an output offset; the down projection, which sums over
@@ -66,24 +72,39 @@ type gpu struct {
 	ropeCos      webgpu.Buffer // [context][headDim/2]
 	ropeSin      webgpu.Buffer // [context][headDim/2]
 	rngState     webgpu.Buffer // [1] the sample kernel's model.RNG state
+	ffnWidths    webgpu.Buffer // [granularities] u32 config.FFNWidths, for the route kernel; 0 without routers
+	widths       webgpu.Buffer // [batch][layers] u32: the FFN rows each token of a routed pass runs per layer
+	readback     webgpu.Buffer // [1 + layers] u32: a routed step's token, then its last token's widths
 	vision       *gpuVision    // a vision model's buffers (gpu_vision.go), nil for a language model
 
 	// The sequence.
-	mix       model.Mix // the mix it was reset with (prepare), which Widths reports
+	mix       model.Mix
+	route     *gpuRoute // a routed sequence's router settings; nil runs mix
 	sampling  Options
 	onDevice  int  // the token the last step sampled, already in tokens at its position; -1 for none
 	reading   bool // a readback of the sampled token is in flight
 	ticket    webgpu.Ticket
 	readSlot  int // position in tokens being read back
 	err       error
-	readBytes [4]byte
+	readBytes []byte // the readback: the token, and on a routed step its widths
+}
+
+// gpuRoute is a routed sequence on the gpu backend (Engine.resetRouted):
+// every token's FFN width in every layer is model.RoutePick's on the
+// device (the route kernel), capped at the sequence's mix, whose rows are
+// what the device holds.
+type gpuRoute struct {
+	tau    float32 // the price, for the route kernel's scores
+	forced int     // the granularity every token takes where RoutePick compares no scores; Granularities() when it does
+	picks  []int   // per layer, the granularity the last step's last token ran: read back with its token
 }
 
 // gpuLayer is one transformer block on the device: model.Layer's tensors
-// (the router runs on the CPU) and the block's KV cache.
+// and the block's KV cache.
 type gpuLayer struct {
 	attnNorm, query, key, value, output *gpuTensor
 	ffnNorm, gate, up, down             *gpuTensor
+	router                              *gpuTensor    // [G-1][dim+1] f32; nil in a network without routers
 	keys, values                        webgpu.Buffer // [context][dim]
 }
 
@@ -112,10 +133,15 @@ func (t *gpuTensor) rowBytes() int {
 }
 
 // halfTensor reports whether the f16 backend stores t as packed halves:
-// every matrix but the embedding (which embed gathers as f32) and a vision
+// every matrix but the embedding (which embed gathers as f32), a vision
 // model's input layer (patch_embed reads f32, and pos_embed is added, not
-// multiplied). RoundHalf rounds the same tensors for a CPU reference.
+// multiplied) and the routers (the route kernel reads f32, so that its
+// scores are the CPU's). RoundHalf rounds the same tensors for a CPU
+// reference.
 func halfTensor(t model.Tensor) bool {
+	if _, part, _ := model.ParseLayerTensor(t.Name); part == model.Router {
+		return false
+	}
 	return len(t.Shape) == 2 && t.Name != model.EmbedTensor && t.Name != model.PatchEmbedTensor && t.Name != model.PosEmbedTensor
 }
 
@@ -173,6 +199,7 @@ func (g *gpu) allocate() error {
 		g.layers[l] = gpuLayer{
 			attnNorm: tensor(model.AttnNorm), query: tensor(model.Query), key: tensor(model.Key), value: tensor(model.Value), output: tensor(model.Output),
 			ffnNorm: tensor(model.FFNNorm), gate: tensor(model.FFNGate), up: tensor(model.FFNUp), down: tensor(model.FFNDown),
+			router: tensor(model.Router),
 		}
 	}
 	if c.IsVision() {
@@ -201,8 +228,24 @@ func (g *gpu) allocate() error {
 	for l := range g.layers {
 		g.layers[l].keys, g.layers[l].values = activation("key cache", c.Context*d), activation("value cache", c.Context*d)
 	}
+	g.readBytes = make([]byte, 4)
+	if c.HasRouter() {
+		g.ffnWidths = activation("FFN widths", c.Granularities())
+		g.widths = activation("routed widths", g.batch*c.Layers)
+		g.readback = activation("routed readback", 1+c.Layers)
+		g.readBytes = make([]byte, 4*(1+c.Layers))
+	}
 	if err != nil {
 		return err
+	}
+	if c.HasRouter() {
+		table := make([]byte, 4*c.Granularities())
+		for i, w := range c.FFNWidths {
+			binary.LittleEndian.PutUint32(table[4*i:], uint32(w))
+		}
+		if err := g.device.WriteBuffer(g.ffnWidths, 0, table); err != nil {
+			return fmt.Errorf("gpu: upload FFN widths: %w", err)
+		}
 	}
 	cos, sin := make([]float32, c.Context*half), make([]float32, c.Context*half)
 	model.RopeTable(c, cos, sin)
@@ -330,7 +373,34 @@ func (g *gpu) prepare(w *model.Weights, mix model.Mix, o Options) error {
 			return fmt.Errorf("gpu: seed sampler: %w", err)
 		}
 	}
-	g.mix, g.sampling, g.onDevice, g.reading, g.err = mix, o, -1, false, nil
+	g.mix, g.route, g.sampling, g.onDevice, g.reading, g.err = mix, nil, o, -1, false, nil
+	return nil
+}
+
+// routeAt makes the sequence prepared last a routed one, at the price tau
+// that the budget gave (Weights.RouteThreshold).
+func (g *gpu) routeAt(tau float32) error {
+	c := g.config
+	last := c.Granularities() - 1
+	r := &gpuRoute{tau: tau, forced: last + 1, picks: make([]int, c.Layers)}
+	// Where model.RoutePick compares no scores: τ = +∞ is S, −∞ the last;
+	// so is a price e^τ that float64 rounds to +Inf or 0, against which
+	// every cost compares alike (never below +Inf, never below 0).
+	switch price := math.Exp(float64(tau)); {
+	case math.IsInf(float64(tau), 1):
+		r.forced = 0
+	case math.IsInf(price, 1), price == 0:
+		r.forced = last
+	}
+	if r.forced <= last {
+		r.tau = 0
+	}
+	for _, layer := range g.layers {
+		if layer.router == nil || len(layer.router.slabs) != 1 {
+			return fmt.Errorf("%w: gpu: route: the routers are not on the device in one binding each", ErrBackend)
+		}
+	}
+	g.route = r
 	return nil
 }
 
@@ -358,10 +428,6 @@ func (g *gpu) upload(t *gpuTensor, data []float32, from, to int) error {
 
 func (g *gpu) Name() string { return "gpu" }
 
-// widths is the granularity each layer ran for the last token of the last
-// step: the sequence's mix, which prepare recorded at Reset.
-func (g *gpu) widths() []int { return slices.Clone(g.mix) }
-
 // Start records the forward pass of tokens at pos… and the sampling of the
 // next token, and starts reading it back.
 func (g *gpu) Start(tokens []int, pos int) error {
@@ -381,8 +447,10 @@ func (g *gpu) Start(tokens []int, pos int) error {
 			return fmt.Errorf("gpu: write tokens: %w", err)
 		}
 	}
+	rows := 0 // of the last pass
 	for done := 0; done < len(tokens); done += g.batch {
-		g.forward(pos+done, min(g.batch, len(tokens)-done), g.mix, false)
+		rows = min(g.batch, len(tokens)-done)
+		g.forward(pos+done, rows, g.mix, false)
 	}
 	next := pos + len(tokens)
 	o := g.sampling
@@ -406,11 +474,24 @@ func (g *gpu) Start(tokens []int, pos int) error {
 	if g.err != nil {
 		return g.err
 	}
-	t, err := g.device.Read(g.tokens, uint64(4*next), 4)
+	read, offset, size := g.tokens, uint64(4*next), uint64(4)
+	if g.route != nil {
+		// The token and its row's widths side by side, for one readback.
+		layers := uint64(g.config.Layers)
+		if err := g.device.Copy(g.tokens, offset, g.readback, 0, 4); err != nil {
+			return fmt.Errorf("gpu: copy token: %w", err)
+		}
+		if err := g.device.Copy(g.widths, 4*uint64(rows-1)*layers, g.readback, 4, 4*layers); err != nil {
+			return fmt.Errorf("gpu: copy routed widths: %w", err)
+		}
+		read, offset, size = g.readback, 0, 4*(1+layers)
+	}
+	t, err := g.device.Read(read, offset, size)
 	if err != nil {
 		return fmt.Errorf("gpu: read token: %w", err)
 	}
 	g.ticket, g.readSlot, g.reading = t, next, true
+	g.readBytes = g.readBytes[:size]
 	return nil
 }
 
@@ -419,7 +500,7 @@ func (g *gpu) Token() (int, bool, error) {
 	if !g.reading {
 		return 0, false, fmt.Errorf("%w: gpu: no step in flight", ErrState)
 	}
-	done, err := g.device.ReadResult(g.ticket, g.readBytes[:])
+	done, err := g.device.ReadResult(g.ticket, g.readBytes)
 	if err != nil {
 		g.reading = false
 		return 0, false, fmt.Errorf("gpu: read token: %w", err)
@@ -428,9 +509,17 @@ func (g *gpu) Token() (int, bool, error) {
 		return 0, false, nil
 	}
 	g.reading = false
-	token := int(binary.LittleEndian.Uint32(g.readBytes[:]))
+	token := int(binary.LittleEndian.Uint32(g.readBytes))
 	if token >= g.config.Vocab {
 		return 0, false, fmt.Errorf("gpu: sampled token %d outside the vocabulary %d", token, g.config.Vocab)
+	}
+	if r := g.route; r != nil {
+		for l := range r.picks {
+			rows := int(binary.LittleEndian.Uint32(g.readBytes[4*(1+l):]))
+			if r.picks[l] = slices.Index(g.config.FFNWidths, rows); r.picks[l] < 0 {
+				return 0, false, fmt.Errorf("gpu: layer %d ran %d FFN rows, no granularity's width", l, rows)
+			}
+		}
 	}
 	g.onDevice = token
 	return token, true, nil
@@ -456,9 +545,9 @@ func (g *gpu) forward(pos, rows int, mix model.Mix, every bool) {
 	// The last FFN's output is added into the residual stream with the final norm.
 	g.run(shaders.AddRMSNorm.Call(shaders.AddRMSNormArgs{N: d, Rows: rows, Eps: c.NormEps, Y: g.proj, Gain: g.slab(g.finalNorm), X: g.x, Out: g.xb}))
 	if every {
-		g.matmul(g.head, c.Vocab, rows, g.xb, g.logits, 0)
+		g.matmul(g.head, c.Vocab, rows, g.xb, g.logits, 0, everyRow)
 	} else {
-		g.matvec(g.head, c.Vocab, g.xb, (rows-1)*d, g.logits, 0)
+		g.matvec(g.head, c.Vocab, g.xb, (rows-1)*d, g.logits, 0, everyRow)
 	}
 }
 
@@ -493,24 +582,33 @@ func (g *gpu) blocks(pos, rows int, mix model.Mix) {
 		// Attention: x += Wo · attend(rope(Wq·n), rope(Wk·n), Wv·n), n = rmsnorm(x).
 		// This step's keys and values go straight into the cache.
 		norm(layer.attnNorm)
-		g.matmul(layer.query, d, rows, g.xb, g.q, 0)
-		g.matmul(layer.key, d, rows, g.xb, layer.keys, pos*d)
-		g.matmul(layer.value, d, rows, g.xb, layer.values, pos*d)
+		g.matmul(layer.query, d, rows, g.xb, g.q, 0, everyRow)
+		g.matmul(layer.key, d, rows, g.xb, layer.keys, pos*d, everyRow)
+		g.matmul(layer.value, d, rows, g.xb, layer.values, pos*d, everyRow)
 		if !vision {
 			rope(g.q, 0)
 			rope(layer.keys, pos*d)
 		}
 		g.run(attention.Call(shaders.AttentionArgs{HeadDim: hd, Heads: c.Heads, Rows: rows, Start: pos, ScoresStride: c.Context,
 			Scale: float32(1 / math.Sqrt(float64(hd))), Q: g.q, Keys: layer.keys, Values: layer.values, Scores: g.scores, Out: g.att}))
-		g.matmul(layer.output, d, rows, g.att, g.proj, 0)
+		g.matmul(layer.output, d, rows, g.att, g.proj, 0, everyRow)
 		residual = true
 
 		// FFN, nested: only the first width neurons of this layer.
 		// x += Σ_j<width silu(gate_j·n) · (up_j·n) · down_j, n = rmsnorm(x).
+		// Routed, each token's width is the router's pick, at most the mix's
+		// width, which then sizes the dispatches and strides the rows.
 		width := c.FFNWidths[mix[l]]
 		norm(layer.ffnNorm)
-		g.matmul(layer.gate, width, rows, g.xb, g.gate, 0)
-		g.matmul(layer.up, width, rows, g.xb, g.up, 0)
+		rowsOf := everyRow
+		if g.route != nil && !vision {
+			rowsOf = perToken{routed: true, offset: l, stride: c.Layers}
+			g.run(shaders.Route.Call(shaders.RouteArgs{Dim: d, Rows: rows, Granularities: c.Granularities(), Cap: mix[l],
+				Forced: g.route.forced, Tau: g.route.tau, WidthOffset: l, WidthStride: c.Layers,
+				X: g.xb, Router: g.slab(layer.router), FFNWidths: g.ffnWidths, Widths: g.widths}))
+		}
+		g.matmul(layer.gate, width, rows, g.xb, g.gate, 0, rowsOf)
+		g.matmul(layer.up, width, rows, g.xb, g.up, 0, rowsOf)
 		g.run(shaders.SwiGLU.Call(shaders.SwiGLUArgs{N: rows * width, Gate: g.gate, Up: g.up, Out: g.act}))
 		if down := layer.down; vision && !down.half && len(down.slabs) == 1 {
 			// All patches in one dispatch (one per row cost a vision model
@@ -518,7 +616,7 @@ func (g *gpu) blocks(pos, rows int, mix model.Mix) {
 			g.run(shaders.MatMulT.Call(shaders.MatMulArgs{Rows: width, Cols: d, Tokens: rows, W: down.slabs[0].buffer, X: g.act, Out: g.proj}))
 		} else {
 			for r := range rows {
-				g.matvecT(down, width, g.act, r*width, g.proj, r*d)
+				g.matvecT(down, width, g.act, r*width, g.proj, r*d, rowsOf.row(r))
 			}
 		}
 		residual = true
@@ -533,15 +631,49 @@ func (g *gpu) slab(t *gpuTensor) webgpu.Buffer {
 	return t.slabs[0].buffer
 }
 
+// perToken says how many of the rows a matrix kernel is asked for each
+// token runs. The zero value, everyRow, runs them all (the plain kernels);
+// routed, row r of a batch runs g.widths[offset + r·stride] (the route
+// kernel's pick, a row count) through the kernels' routed variants.
+type perToken struct {
+	routed         bool
+	offset, stride int
+}
+
+// everyRow runs every row asked for.
+var everyRow perToken
+
+// row is where batch row r's count is, for a kernel of that one token.
+func (p perToken) row(r int) perToken {
+	return perToken{routed: p.routed, offset: p.offset + r*p.stride}
+}
+
+// routed is a matvec*'s or matvec_t*'s arguments for its routed variant, on
+// a slab whose first row is first.
+func (g *gpu) routed(a shaders.MatVecArgs, first int, rowsOf perToken) shaders.RoutedArgs {
+	return shaders.RoutedArgs{Rows: a.Rows, Cols: a.Cols, Tokens: 1, WOffset: a.WOffset, XOffset: a.XOffset, OutOffset: a.OutOffset,
+		FirstRow: first, WidthOffset: rowsOf.offset, W: a.W, X: a.X, Out: a.Out, Widths: g.widths}
+}
+
 // matmul records out[outOffset + r·n + row] = t[row]·x[r] for the first n
-// rows of t and tokens rows of x ([tokens][t.cols]): matmul for a batch,
-// matvec for one token, and one matvec per token when t is split (a batch's
-// output rows are interleaved, which slabs cannot write).
-func (g *gpu) matmul(t *gpuTensor, n, tokens int, x webgpu.Buffer, out webgpu.Buffer, outOffset int) {
+// rows of t (of token r's own count, when routed) and tokens rows of x
+// ([tokens][t.cols]): matmul for a batch, matvec for one token, and one
+// matvec per token when t is split (a batch's output rows are interleaved,
+// which slabs cannot write).
+func (g *gpu) matmul(t *gpuTensor, n, tokens int, x webgpu.Buffer, out webgpu.Buffer, outOffset int, rowsOf perToken) {
 	if tokens == 1 || len(t.slabs) > 1 {
 		for r := range tokens {
-			g.matvec(t, n, x, r*t.cols, out, outOffset+r*n)
+			g.matvec(t, n, x, r*t.cols, out, outOffset+r*n, rowsOf.row(r))
 		}
+		return
+	}
+	if rowsOf.routed {
+		kernel := shaders.MatMulRouted
+		if t.half {
+			kernel = shaders.MatMulF16Routed
+		}
+		g.run(kernel.Call(shaders.RoutedArgs{Rows: n, Cols: t.cols, Tokens: tokens, OutOffset: outOffset,
+			WidthOffset: rowsOf.offset, WidthStride: rowsOf.stride, W: t.slabs[0].buffer, X: x, Out: out, Widths: g.widths}))
 		return
 	}
 	kernel := shaders.MatMul
@@ -551,35 +683,49 @@ func (g *gpu) matmul(t *gpuTensor, n, tokens int, x webgpu.Buffer, out webgpu.Bu
 	g.run(kernel.Call(shaders.MatMulArgs{Rows: n, Cols: t.cols, Tokens: tokens, OutOffset: outOffset, W: t.slabs[0].buffer, X: x, Out: out}))
 }
 
-// matvec records out[outOffset + row] = t[row]·x[xOffset:] for row < n,
-// slab by slab: with matvec4 (4 rows per invocation) when the shapes allow.
-func (g *gpu) matvec(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
-	kernel := shaders.MatVec
+// matvec records out[outOffset + row] = t[row]·x[xOffset:] for row < n
+// (below the token's own count, when routed), slab by slab: with matvec4 (4
+// rows per invocation) when the shapes allow.
+func (g *gpu) matvec(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int, rowsOf perToken) {
+	kernel, routed := shaders.MatVec, shaders.MatVecRouted
 	switch {
 	case t.half:
-		kernel = shaders.MatVecF16
+		kernel, routed = shaders.MatVecF16, shaders.MatVecF16Routed
 	case t.cols%4 == 0 && xOffset%4 == 0:
-		kernel = shaders.MatVec4
+		kernel, routed = shaders.MatVec4, shaders.MatVec4Routed
 	}
 	for _, s := range t.slabs {
 		rows := min(s.rows, n-s.first)
 		if rows <= 0 {
 			break
 		}
-		g.run(kernel.Call(shaders.MatVecArgs{Rows: rows, Cols: t.cols, XOffset: xOffset, OutOffset: outOffset + s.first, W: s.buffer, X: x, Out: out}))
+		a := shaders.MatVecArgs{Rows: rows, Cols: t.cols, XOffset: xOffset, OutOffset: outOffset + s.first, W: s.buffer, X: x, Out: out}
+		if rowsOf.routed {
+			g.run(routed.Call(g.routed(a, s.first, rowsOf)))
+		} else {
+			g.run(kernel.Call(a))
+		}
 	}
 }
 
 // matvecT records out[outOffset : outOffset+t.cols] = Σ_{j<n} x[xOffset+j]·t[j]
-// (the down projection). Over several slabs, each slab's sum goes to
-// g.partial and is added into g.acc, which is then copied to out.
-func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int) {
-	kernel := shaders.MatVecT
+// (the down projection; j below the token's own count, when routed). Over
+// several slabs, each slab's sum goes to g.partial and is added into g.acc,
+// which is then copied to out.
+func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out webgpu.Buffer, outOffset int, rowsOf perToken) {
+	kernel, routed := shaders.MatVecT, shaders.MatVecTRouted
 	if t.half {
-		kernel = shaders.MatVecTF16
+		kernel, routed = shaders.MatVecTF16, shaders.MatVecTF16Routed
+	}
+	run := func(a shaders.MatVecArgs, first int) {
+		if rowsOf.routed {
+			g.run(routed.Call(g.routed(a, first, rowsOf)))
+		} else {
+			g.run(kernel.Call(a))
+		}
 	}
 	if n <= t.slabs[0].rows {
-		g.run(kernel.Call(shaders.MatVecArgs{Rows: n, Cols: t.cols, XOffset: xOffset, OutOffset: outOffset, W: t.slabs[0].buffer, X: x, Out: out}))
+		run(shaders.MatVecArgs{Rows: n, Cols: t.cols, XOffset: xOffset, OutOffset: outOffset, W: t.slabs[0].buffer, X: x, Out: out}, 0)
 		return
 	}
 	for i, s := range t.slabs {
@@ -591,7 +737,7 @@ func (g *gpu) matvecT(t *gpuTensor, n int, x webgpu.Buffer, xOffset int, out web
 		if i > 0 {
 			dst = g.partial
 		}
-		g.run(kernel.Call(shaders.MatVecArgs{Rows: rows, Cols: t.cols, XOffset: xOffset + s.first, W: s.buffer, X: x, Out: dst}))
+		run(shaders.MatVecArgs{Rows: rows, Cols: t.cols, XOffset: xOffset + s.first, W: s.buffer, X: x, Out: dst}, s.first)
 		if i > 0 {
 			g.run(shaders.Add.Call(shaders.AddArgs{N: t.cols, Y: g.partial, X: g.acc}))
 		}

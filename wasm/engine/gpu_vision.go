@@ -97,7 +97,7 @@ func (g *gpu) classify(pixels []float32, mix model.Mix) error {
 	g.run(shaders.Add.Call(shaders.AddArgs{N: t * d, Y: g.proj, X: g.x}))
 	g.run(shaders.MeanPool.Call(shaders.MeanPoolArgs{N: d, Rows: t, Scale: 1 / float32(t), X: g.x, Out: v.pooled}))
 	g.run(shaders.RMSNorm.Call(shaders.RMSNormArgs{N: d, Rows: 1, Eps: c.NormEps, X: v.pooled, Gain: g.slab(g.finalNorm), Out: v.embedding}))
-	g.matvec(g.head, c.Vocab, v.embedding, 0, v.result, 0)
+	g.matvec(g.head, c.Vocab, v.embedding, 0, v.result, 0, everyRow)
 	if g.err != nil {
 		return g.err
 	}

@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/webgpu"
+	"github.com/matedge/matedge/webgpu/webgputest"
 	"github.com/matedge/matedge/weights"
 )
 
@@ -124,3 +128,164 @@ func TestRouteRefused(t *testing.T) {
 }
 
 func nan() float64 { return math.NaN() }
+
+// routed generates n tokens after prompt with mix and o (a route), and the
+// widths reported after each.
+func routed(t testing.TB, e *Engine, mix string, o Options, prompt string, n int) ([]int, [][]int) {
+	t.Helper()
+	got := tokens(t, e, mix, o, prompt, 1)
+	var widths [][]int
+	for {
+		w, err := e.Widths()
+		if err != nil {
+			t.Fatal(err)
+		}
+		widths = append(widths, w)
+		if len(got) == n {
+			return got, widths
+		}
+		tok, err := e.Step()
+		for errors.Is(err, ErrPending) {
+			tok, err = e.Step()
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", len(got), err)
+		}
+		got = append(got, tok)
+	}
+}
+
+// TestGPURoutedMatchesCPU: routed decoding on the gpu backend (the route
+// kernel and the routed matrix kernels) gives the cpu backend's tokens and
+// reports its widths, token by token: greedy and sampled, with penalties,
+// mixes that cap layers below XL, budgets from every-token-S to the mix
+// itself, f16, and bindings small enough to split every FFN matrix. Each
+// routed step reads back once: the token and its widths, a readback that
+// is pending once as in a browser.
+func TestGPURoutedMatchesCPU(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		w := weights.RandomRouted(weights.Random(weights.TinyConfig(), 7), 3)
+		c := w.Config
+		file, halfFile := weightsFile(t, w), weightsFile(t, RoundHalf(w))
+		cpu, halfCPU := loaded(t, file, nil), loaded(t, halfFile, nil)
+		const n = 20
+		for _, tt := range []struct {
+			mix       string
+			o         Options
+			limit     uint64 // the device's storage binding, when not 0
+			precision string
+		}{
+			{"XL", Options{Route: 0.6}, 0, "f32"},
+			{"XL", Options{Route: 0.4}, 0, "f32"},
+			{"S,L,XL", Options{Route: 0.6}, 0, "f32"},
+			{"XL,M,L", Options{Route: 0.8}, 0, "f32"},
+			{"XL", Options{Route: 1}, 0, "f32"},
+			{"XL", Options{Route: 0.1}, 0, "f32"}, // at or below S's share: S for every token
+			{"XL", Options{Route: 0.6, Temperature: 0.9, TopK: 20, Seed: 5}, 0, "f32"},
+			{"XL", Options{Route: 0.5, RepetitionPenalty: 1.5, PresencePenalty: 0.5}, 0, "f32"},
+			{"XL", Options{Route: 0.6}, 0, "f16"},
+			{"XL", Options{Route: 0.6}, 8 << 10, "f32"}, // FFN matrices in two slabs
+			{"S,L,XL", Options{Route: 0.6}, 8 << 10, "f16"},
+		} {
+			dev := &counting{Device: d, limit: tt.limit, pendingOnce: true}
+			onGPU := loaded(t, file, dev)
+			ref := cpu
+			if tt.precision == "f16" {
+				ref = halfCPU
+			}
+			o := tt.o
+			o.Backend = "cpu"
+			want, wantWidths := routed(t, ref, tt.mix, o, gpuPrompt, n)
+			o.Backend, o.Precision = "gpu", tt.precision
+			dev.reads, dev.readBytes = 0, 0
+			got, widths := routed(t, onGPU, tt.mix, o, gpuPrompt, n)
+			what := fmt.Sprintf("mix %s %+v binding %d", tt.mix, o, tt.limit)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: gpu tokens %v\ncpu tokens %v", what, got, want)
+				continue
+			}
+			seen := map[int]bool{}
+			for i := range widths {
+				if !slices.Equal(widths[i], wantWidths[i]) {
+					t.Errorf("%s token %d: gpu widths %v, cpu %v", what, i, widths[i], wantWidths[i])
+					break
+				}
+				for _, g := range widths[i] {
+					seen[g] = true
+				}
+			}
+			if o.Route < 1 && o.Route > 0.125 && len(seen) < 2 {
+				t.Errorf("%s: the routers picked only %v: the case tests nothing", what, seen)
+			}
+			if o.Route == 0.1 && !(len(seen) == 1 && seen[0]) {
+				t.Errorf("%s: picked %v; want S only", what, seen)
+			}
+			// n steps, the first of them the prompt's.
+			if dev.reads != n || dev.readBytes != n*4*(1+c.Layers) {
+				t.Errorf("%s: %d reads of %d bytes in %d steps; want one of %d bytes each (token and widths)", what, dev.reads, dev.readBytes, n, 4*(1+c.Layers))
+			}
+		}
+	})
+}
+
+// alwaysPicks returns w with routers that pick granularity z for every
+// token at the price of the budget 0.6 (τ = 0): z's score far below its
+// price share, the others' far above.
+func alwaysPicks(t testing.TB, w *model.Weights, z int) *model.Weights {
+	t.Helper()
+	c := w.Config
+	routers := make([][]float32, c.Layers)
+	for l := range routers {
+		routers[l] = make([]float32, (c.Granularities()-1)*(c.Dim+1))
+		for g := range c.Granularities() - 1 {
+			bias := float32(50)
+			if g == z {
+				bias = -50
+			}
+			routers[l][g*(c.Dim+1)+c.Dim] = bias
+		}
+	}
+	routedW, err := model.WithRouter(w, routers, []float32{0.3, 1, 0.6, 0, 0.9, -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return routedW
+}
+
+// TestGPURouterAlwaysZ: a router that always picks Z gives on the GPU what
+// the uniform mix Z gives there, bit for bit — the last step's logits —
+// and reports Z for every layer, for each Z, capped by the mix XL and
+// routed through XL-sized dispatches whose rows past Z exit early.
+func TestGPURouterAlwaysZ(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		base := weights.Random(weights.TinyConfig(), 7)
+		c := base.Config
+		const n = 12
+		logits := func(e *Engine) []byte {
+			t.Helper()
+			b, err := webgpu.ReadNow(d, e.gpu.logits, 0, uint64(4*c.Vocab))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		for z := range c.Granularities() {
+			e := loaded(t, weightsFile(t, alwaysPicks(t, base, z)), d)
+			name := c.GranularityName(z)
+			want := tokens(t, e, name, Options{Backend: "gpu"}, gpuPrompt, n)
+			wantLogits := logits(e)
+			got, widths := routed(t, e, "XL", Options{Backend: "gpu", Route: 0.6}, gpuPrompt, n)
+			if !slices.Equal(got, want) {
+				t.Errorf("router always %s: tokens %v; the mix %s gives %v", name, got, name, want)
+			}
+			if !bytes.Equal(logits(e), wantLogits) {
+				t.Errorf("router always %s: the last logits differ from the mix %s's", name, name)
+			}
+			for i, wd := range widths {
+				if !slices.Equal(wd, c.Uniform(z)) {
+					t.Fatalf("router always %s: token %d ran %v", name, i, wd)
+				}
+			}
+		}
+	})
+}
