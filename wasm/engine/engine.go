@@ -53,8 +53,8 @@ type Engine struct {
 	mix     model.Mix
 	backend Backend
 	running model.Mix // the mix the sequence was reset with (the verifier's, speculating), which its steps run
-	queued  []int // tokens to feed before the next sample: the prompt, then each sampled token
-	pos     int   // tokens already in the KV cache
+	queued  []int     // tokens to feed before the next sample: the prompt, then each sampled token
+	pos     int       // tokens already in the KV cache
 
 	// OpenGPU opens the device of the gpu backend; nil means webgpu.Open.
 	// The device, once open, and its weight buffers outlive a sequence.
