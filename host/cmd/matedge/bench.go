@@ -138,12 +138,12 @@ predicts for it, so the planner's model can be checked against reality.`)
 	st := newStatus("bench", *quiet)
 	defer st.Stop()
 	var clockKind string
-	cpuClock, clockKind = threadClock()
+	cpuClock, clockKind = host.ThreadClock()
 	report := benchReport{Precision: *precision, Clock: clockKind}
 	if *predict {
 		st.Stage("measuring this device for the planner's predictions")
 		budget := planner.Budget{}
-		caps, _, err := detectCapabilities(ctx, *wasmPath, &budget)
+		caps, _, err := host.MeasureDevice(ctx, *wasmPath, &budget, false)
 		if err != nil {
 			return fmt.Errorf("measuring this device: %w", err)
 		}
@@ -301,7 +301,7 @@ func benchModule(ctx context.Context, st *status, wasmPath, name string, file []
 		if set == host.KernelsGo && !slices.Contains(backends, backendCPUGo) {
 			continue
 		}
-		mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{GPU: open, Kernels: set})
+		mod, closeModule, err := host.StartModule(ctx, wasmPath, host.Config{GPU: open, Kernels: set})
 		if err != nil {
 			return benchModel{}, "", err
 		}

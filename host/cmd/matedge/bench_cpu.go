@@ -117,7 +117,7 @@ func cpuKernelGrid(ctx context.Context, wasmPath string, configs []model.Config,
 
 	mods := map[string]*host.Module{}
 	for _, set := range []string{host.KernelsSIMD, host.KernelsGo} {
-		mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{Kernels: set})
+		mod, closeModule, err := host.StartModule(ctx, wasmPath, host.Config{Kernels: set})
 		if err != nil {
 			return nil, err
 		}

@@ -83,7 +83,7 @@ func openVision(ctx context.Context, st *status, path, wasmPath, mix, backend, b
 	if err != nil {
 		return nil, fmt.Errorf("-budget: %w", err)
 	}
-	file, size, name, err := openModel(path)
+	file, size, name, err := host.OpenModel(path)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func openVision(ctx context.Context, st *status, path, wasmPath, mix, backend, b
 			c.Close()
 		}
 	}
-	mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{})
+	mod, closeModule, err := host.StartModule(ctx, wasmPath, host.Config{})
 	if err != nil {
 		closeFile()
 		return nil, err
@@ -115,7 +115,7 @@ func openVision(ctx context.Context, st *status, path, wasmPath, mix, backend, b
 		}
 	} else {
 		st.Stage("measuring this device to plan the encoder")
-		if v.plan, err = planFor(ctx, mod, wasmPath, budget, "auto", "cpu"); err != nil {
+		if v.plan, err = host.PlanFor(ctx, mod, wasmPath, budget, "auto", "cpu"); err != nil {
 			return fail(err)
 		}
 		if v.plan.Plan == nil || v.plan.Plan.Spec == "" {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -53,7 +54,7 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if *batch > 256 {
 		return fmt.Errorf("-batch %d: at most 256 windows at once", *batch)
 	}
-	w, h, name, err := loadModel(*modelPath)
+	w, h, name, err := host.LoadModel(*modelPath)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights/convert"
 	"github.com/matedge/matedge/weights/experiment"
@@ -85,7 +86,7 @@ flags work as in matedge train. -steps 0 only reorders.`)
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", *ckpt, tr.Step, tr.Options.Steps)
 	} else {
-		w, h, name, err := loadModel(pos[0])
+		w, h, name, err := host.LoadModel(pos[0])
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,8 +14,6 @@ import (
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/engine"
 	"github.com/matedge/matedge/wasm/planner"
-	"github.com/matedge/matedge/weights"
-	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
 func init() {
@@ -101,11 +98,11 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 	defer st.Stop()
 
 	ctx := context.Background()
-	file, size, name, err := openModel(*modelPath)
+	file, size, name, err := host.OpenModel(*modelPath)
 	if err != nil {
 		return err
 	}
-	mod, closeModule, err := startModuleWith(ctx, *wasmPath, host.Config{Kernels: *kernelSet})
+	mod, closeModule, err := host.StartModule(ctx, *wasmPath, host.Config{Kernels: *kernelSet})
 	if err != nil {
 		return err
 	}
@@ -172,7 +169,7 @@ reason ("length", "stop" or "context"), dropped_chars and slides (-context).`)
 				}
 			}
 		}
-		if plan, err = planFor(ctx, mod, *wasmPath, budget, *mix, *backend); err != nil {
+		if plan, err = host.PlanFor(ctx, mod, *wasmPath, budget, *mix, *backend); err != nil {
 			return err
 		}
 		if plan.Error != "" && mixGiven == "auto" && !*bestEffort {
@@ -329,81 +326,6 @@ func describeWidths(c model.Config, widths [][]int) string {
 		parts[g] = fmt.Sprintf("%s %.0f%%", c.GranularityName(g), 100*float64(k)/n)
 	}
 	return fmt.Sprintf("routed: mean FFN width %.0f%% of XL over %d tokens (%s)", 100*width/n/float64(c.Hidden()), len(widths), strings.Join(parts, ", "))
-}
-
-// openModel opens a weights file, or the embedded default for an empty path.
-func openModel(path string) (io.ReaderAt, int64, string, error) {
-	if path == "" {
-		return bytes.NewReader(defaultmodel.Bytes), int64(len(defaultmodel.Bytes)), "default model", nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, "", err
-	}
-	return f, st.Size(), path, nil
-}
-
-// loadModel reads every weight of a file, or of the embedded default for an
-// empty path, natively (no module): for eval and speculate.
-func loadModel(path string) (*model.Weights, *weights.Header, string, error) {
-	r, size, name, err := openModel(path)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if c, ok := r.(io.Closer); ok {
-		defer c.Close()
-	}
-	w, h, err := weights.Load(r, size)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	return w, h, name, nil
-}
-
-// startModuleWith compiles and instantiates matedge.wasm with cfg.
-func startModuleWith(ctx context.Context, wasmPath string, cfg host.Config) (*host.Module, func(), error) {
-	if wasmPath == "" {
-		p, err := host.FindModule()
-		if err != nil {
-			return nil, nil, err
-		}
-		wasmPath = p
-	}
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	rt, err := host.NewRuntime(ctx, wasm, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	mod, err := rt.Instantiate(ctx)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, nil, err
-	}
-	return mod, func() { rt.Close(ctx) }, nil
-}
-
-// planFor measures this machine and asks the module's planner for a plan:
-// the whole plan when mix is auto, only the backend when mix is given.
-func planFor(ctx context.Context, mod *host.Module, wasmPath string, budget planner.Budget, mix, backend string) (*abi.PlanResult, error) {
-	if backend != "auto" {
-		budget.Backend = backend
-	}
-	caps, _, err := detectCapabilities(ctx, wasmPath, &budget)
-	if err != nil {
-		return nil, fmt.Errorf("measuring this device: %w", err)
-	}
-	req := abi.PlanRequest{Capabilities: caps, Budget: budget}
-	if mix != "auto" {
-		req.Mix = mix
-	}
-	return mod.Plan(ctx, req)
 }
 
 // describePlan prints what the planner chose and why.

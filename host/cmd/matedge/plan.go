@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,23 +9,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
-	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
 func init() {
 	register(command{name: "plan", summary: "pick the submodel a device should run, and say why", run: runPlan})
 }
-
-// benchmarkLimit is how long the decode benchmark of each backend may take.
-const benchmarkLimit = 200 * time.Millisecond
-
-// rebenchmark: measure even when a stored benchmark is fresh (plan -rebenchmark).
-var rebenchmark bool
 
 func runPlan(args []string) error {
 	fs := newFlags("plan", "[flags]", `Plans which submodel of a weights file a device should run: the per-layer
@@ -46,7 +37,7 @@ wasm/planner/testdata).`)
 	wasmPath := fs.String("wasm", "", "matedge.wasm for the benchmark; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object: capabilities, budget, plan (or error)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	fs.BoolVar(&rebenchmark, "rebenchmark", false, "measure the device even when a benchmark stored in the last week exists")
+	rebenchmark := fs.Bool("rebenchmark", false, "measure the device even when a benchmark stored in the last week exists")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -79,7 +70,7 @@ wasm/planner/testdata).`)
 		return err
 	}
 
-	file, size, name, err := openModel(*modelPath)
+	file, size, name, err := host.OpenModel(*modelPath)
 	if err != nil {
 		return err
 	}
@@ -91,11 +82,11 @@ wasm/planner/testdata).`)
 	var caps planner.Capabilities
 	var notes []string
 	if *capsPath != "" {
-		caps, err = readCapabilities(*capsPath)
+		caps, err = host.ReadCapabilities(*capsPath)
 	} else {
 		st := newStatus("plan", *quiet)
 		st.Stage("measuring this device (decode steps of S and XL on each backend)")
-		caps, notes, err = detectCapabilities(context.Background(), *wasmPath, &budget)
+		caps, notes, err = host.MeasureDevice(context.Background(), *wasmPath, &budget, *rebenchmark)
 		st.Idle()
 		st.Stop()
 	}
@@ -149,88 +140,6 @@ wasm/planner/testdata).`)
 	}
 	printPlan(os.Stdout, h, plan)
 	return nil
-}
-
-// readCapabilities reads a capabilities file, refusing unknown fields so
-// that a misspelt limit is not silently "not reported".
-func readCapabilities(path string) (planner.Capabilities, error) {
-	var caps planner.Capabilities
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return caps, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&caps); err != nil {
-		return caps, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := caps.Validate(); err != nil {
-		return caps, fmt.Errorf("%s: %w", path, err)
-	}
-	return caps, nil
-}
-
-// detectCapabilities describes this machine and benchmarks decode on each
-// backend the module can run here. When the module cannot drive the GPU it
-// found, an "auto" budget is narrowed to the CPU, and a note says why.
-func detectCapabilities(ctx context.Context, wasmPath string, budget *planner.Budget) (planner.Capabilities, []string, error) {
-	caps, noAdapter := host.DetectCapabilities()
-	var notes []string
-	if noAdapter != nil {
-		notes = append(notes, "no WebGPU adapter: "+noAdapter.Error())
-	}
-	if wasmPath == "" {
-		p, err := host.FindModule()
-		if err != nil {
-			return caps, nil, err
-		}
-		wasmPath = p
-	}
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		return caps, nil, err
-	}
-	rt, err := host.NewRuntime(ctx, wasm, host.Config{})
-	if err != nil {
-		return caps, nil, err
-	}
-	defer rt.Close(ctx)
-	// Benchmarks are stored for a week per device, backend, module and
-	// model shape (as the browser stores its own); -rebenchmark measures anew.
-	cache := host.DefaultBenchmarkCache()
-	measure := func(backend string) (planner.Benchmark, error) {
-		key := host.BenchmarkKey(backend, caps, wasm, defaultmodel.Bytes)
-		if b, ok := cache.Get(key, time.Now()); ok && !rebenchmark {
-			notes = append(notes, fmt.Sprintf("%s benchmark from %s (stored; -rebenchmark measures again)", backend, cache.Path))
-			return b, nil
-		}
-		b, err := host.MeasureDecode(ctx, rt, defaultmodel.Bytes, backend, benchmarkLimit)
-		if err == nil {
-			if err := cache.Put(key, b, time.Now()); err != nil {
-				notes = append(notes, "could not store the benchmark: "+oneLine(err))
-			}
-		}
-		return b, err
-	}
-	b, err := measure(planner.BackendCPU)
-	if err != nil {
-		return caps, nil, fmt.Errorf("cpu benchmark: %w", err)
-	}
-	caps.Benchmarks = append(caps.Benchmarks, b)
-	if caps.Adapter == nil || budget.Backend == planner.BackendCPU {
-		return caps, notes, nil
-	}
-	b, err = measure(planner.BackendGPU)
-	if err != nil {
-		notes = append(notes, "the module could not run its GPU backend here: "+oneLine(err))
-		if budget.Backend == "" || budget.Backend == "auto" {
-			budget.Backend = planner.BackendCPU
-			notes = append(notes, "so the plan is for the CPU backend")
-		}
-		return caps, notes, nil
-	}
-	caps.Benchmarks = append(caps.Benchmarks, b)
-	return caps, notes, nil
 }
 
 func printCapabilities(w io.Writer, caps planner.Capabilities, source string, notes []string) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/experiment"
 	"github.com/matedge/matedge/weights/train"
@@ -68,7 +69,7 @@ file generate -route and the module's route option run).`)
 		}
 		budgetList = append(budgetList, v)
 	}
-	w, h, name, err := loadModel(*modelPath)
+	w, h, name, err := host.LoadModel(*modelPath)
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 		}
 		temps = append(temps, t)
 	}
-	w, h, name, err := loadModel(*modelPath)
+	w, h, name, err := host.LoadModel(*modelPath)
 	if err != nil {
 		return err
 	}
@@ -174,11 +174,11 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	var bd, bv *model.Weights
 	trained := []string{h.Meta["command"]}
 	if *baseDraft != "" {
-		bdw, hd, _, err := loadModel(*baseDraft)
+		bdw, hd, _, err := host.LoadModel(*baseDraft)
 		if err != nil {
 			return fmt.Errorf("-baseline-draft: %w", err)
 		}
-		bvw, hv, _, err := loadModel(*baseVerify)
+		bvw, hv, _, err := host.LoadModel(*baseVerify)
 		if err != nil {
 			return fmt.Errorf("-baseline-verify: %w", err)
 		}
@@ -221,7 +221,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	progress := func(what string) { status.Stage("%s", what) }
 	// Decoding runs on this goroutine; pinned to one thread, its thread CPU
 	// time leaves out what other processes take on a shared machine.
-	threadCPU, clockKind := threadClock()
+	threadCPU, clockKind := host.ThreadClock()
 	defer runtime.UnlockOSThread()
 	report.Clock = clockKind
 
@@ -391,7 +391,7 @@ func decodeAlone(w *model.Weights, mix model.Mix, prompts [][]int, n int, temper
 func speculateInModule(report *specReport, backend, modelPath, wasmPath string, decode func([]int) []byte, starts [][]int, n, repeats int, temps []float64,
 	drafts []model.Mix, ks []int, verify model.Mix, c model.Config, cacheBytes int64, progress func(string)) error {
 	ctx := context.Background()
-	file, size, name, err := openModel(modelPath)
+	file, size, name, err := host.OpenModel(modelPath)
 	if err != nil {
 		return err
 	}
@@ -402,7 +402,7 @@ func speculateInModule(report *specReport, backend, modelPath, wasmPath string, 
 	if backend == "gpu" {
 		cfg.GPU, where = webgpu.Open, "wazero gpu"
 	}
-	mod, closeModule, err := startModuleWith(ctx, wasmPath, cfg)
+	mod, closeModule, err := host.StartModule(ctx, wasmPath, cfg)
 	if err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func speculateInModule(report *specReport, backend, modelPath, wasmPath string, 
 	if _, err := mod.FetchMix(ctx, file, info, c.MixSpec(verify)); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	threadCPU, _ := threadClock()
+	threadCPU, _ := host.ThreadClock()
 	if backend == "gpu" {
 		began := time.Now()
 		threadCPU = func() time.Duration { return time.Since(began) }
