@@ -11,6 +11,7 @@ import (
 
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/planner"
+	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
@@ -116,4 +117,15 @@ func PlanFor(ctx context.Context, mod *Module, wasmPath string, budget planner.B
 // oneLine joins a multi-line error (errors.Join) into one line.
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// ChoosePlan plans the model h describes for a device of caps within
+// budget: for a vision model the query encoder (the most accurate that
+// fits), for a language model the planner's choice. A *planner.ConstraintError
+// says that nothing fits.
+func ChoosePlan(caps planner.Capabilities, h *weights.Header, budget planner.Budget) (planner.Plan, error) {
+	if h.IsVision() {
+		return planner.ChooseVision(caps, h, budget, nil)
+	}
+	return planner.Choose(caps, h, budget)
 }

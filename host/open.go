@@ -23,16 +23,11 @@ func OpenModel(path string) (io.ReaderAt, int64, string, error) {
 	if path == "" {
 		return bytes.NewReader(defaultmodel.Bytes), int64(len(defaultmodel.Bytes)), DefaultModelName, nil
 	}
-	f, err := os.Open(path)
+	f, size, err := weights.OpenFile(path)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, "", err
-	}
-	return f, st.Size(), path, nil
+	return f, size, path, nil
 }
 
 // LoadModel reads every weight of a file, or of the embedded default model

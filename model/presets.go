@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -49,4 +50,26 @@ func SpecOfNames(names []string) string {
 		return names[0]
 	}
 	return strings.Join(names, ",")
+}
+
+// DescribeWidths summarises a routed generation's widths: the mean FFN width
+// over tokens and layers as a share of XL's, and each granularity's share.
+func (c Config) DescribeWidths(widths [][]int) string {
+	if len(widths) == 0 {
+		return "routed: no tokens"
+	}
+	count := make([]int, c.Granularities())
+	var width, n float64
+	for _, tok := range widths {
+		for _, g := range tok {
+			count[g]++
+			width += float64(c.FFNWidths[g])
+			n++
+		}
+	}
+	parts := make([]string, len(count))
+	for g, k := range count {
+		parts[g] = fmt.Sprintf("%s %.0f%%", c.GranularityName(g), 100*float64(k)/n)
+	}
+	return fmt.Sprintf("routed: mean FFN width %.0f%% of XL over %d tokens (%s)", 100*width/n/float64(c.Hidden()), len(widths), strings.Join(parts, ", "))
 }

@@ -37,3 +37,13 @@ func TestSpecOfNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribeWidths(t *testing.T) {
+	c := Config{Layers: 2, FFNWidths: []int{8, 16, 32, 64}}
+	if got, want := c.DescribeWidths([][]int{{0, 3}, {3, 3}}), "routed: mean FFN width 78% of XL over 2 tokens (S 25%, M 0%, L 0%, XL 75%)"; got != want {
+		t.Errorf("DescribeWidths = %q; want %q", got, want)
+	}
+	if got := c.DescribeWidths(nil); got != "routed: no tokens" {
+		t.Errorf("DescribeWidths(nil) = %q", got)
+	}
+}

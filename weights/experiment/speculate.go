@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights"
 )
 
 // SpecRow is one configuration of the self-speculative decoding experiment
@@ -63,11 +65,10 @@ type Speculation struct {
 	BaselineDraft, BaselineVerify *model.Weights
 	// Clock times the decodes: the thread's CPU time on a shared machine,
 	// with the calling goroutine locked to its thread.
-	Clock func() time.Duration
-	// Costs are k auto's step costs for the first draft and the verifier
-	// (model.MeasureSpecCosts).
-	Costs    model.SpecCosts
+	Clock    func() time.Duration
 	Progress func(string)
+
+	costs model.SpecCosts // k auto's step costs for the first draft and the verifier
 }
 
 // KVCacheBytes is the memory of one f32 KV cache of c's whole context.
@@ -99,9 +100,13 @@ type specPair struct {
 // mode, natively, and appends the rows to report. The machine may be
 // shared, so each configuration is timed prompt by prompt interleaved with
 // the verifier alone, and its speed-up is the ratio of the two in the same
-// stretch.
+// stretch. It first measures the step costs k auto chooses from, and
+// records them in the report.
 func (s Speculation) Speculate(report *SpecReport) {
 	c := s.Weights.Config
+	s.costs = model.MeasureSpecCosts(s.Weights, s.Drafts[0], s.Verify, 8)
+	report.CostsNative = fmt.Sprintf("draft %s step %.3f ms; verifier pass over m positions %.3f + %.3f·m ms",
+		c.MixSpec(s.Drafts[0]), s.costs.Draft*1e3, s.costs.VerifyBase*1e3, s.costs.VerifyPerPos*1e3)
 	for _, temp := range s.Temps {
 		pairs := []specPair{{"MatFormer", s.Weights, s.Verify}}
 		if s.BaselineVerify != nil {
@@ -161,7 +166,7 @@ func (s Speculation) measure(pr specPair, sp model.Speculator, draftName string,
 	var specTime, rowAlone time.Duration
 	// k auto's costs, measured once per row: the verifier's are the
 	// report's unless this is another pair, the draft's are its own.
-	rowCosts := s.Costs
+	rowCosts := s.costs
 	if k == 0 && (sp.DraftWeights != nil || !slices.Equal(sp.Draft, s.Drafts[0]) || pr.w != s.Weights) {
 		rowCosts = model.MeasureSpecCosts(pr.w, pr.verify, pr.verify, 8)
 		rowCosts.Draft = model.StepSeconds(sp.DraftModel(), sp.Draft, 1)
@@ -314,4 +319,20 @@ func (r SpecReport) Markdown() string {
 		fmt.Fprintf(&b, "\nAt a temperature, the module's rows compare two samplers, not only speculation: plain decoding samples with `model.Sampler`, which sorts the whole vocabulary every token, while speculative rounds (k auto's plain k = 0 steps included) draw from the distribution without sorting. The k auto rows, which decode without drafting here, show what that costs; the native rows do not have this difference.\n")
 	}
 	return b.String()
+}
+
+// CheckBaselinePair refuses a baseline draft and verifier (headers hd, hv)
+// that cannot stand in for the model h describes: they need its vocabulary,
+// at least its context, and the same tokenizer.
+func CheckBaselinePair(h, hd, hv *weights.Header) error {
+	c, dc, vc := h.Config, hd.Config, hv.Config
+	if dc.Vocab != vc.Vocab || vc.Vocab != c.Vocab || dc.Context < c.Context || vc.Context < c.Context {
+		return fmt.Errorf("the baseline pair must have the model's vocabulary (%d) and context (%d)", c.Vocab, c.Context)
+	}
+	for id := range c.Vocab {
+		if !bytes.Equal(hd.Tokenizer.Piece(id), h.Tokenizer.Piece(id)) || !bytes.Equal(hv.Tokenizer.Piece(id), h.Tokenizer.Piece(id)) {
+			return fmt.Errorf("the baseline pair's tokenizer differs from the model's at token %d: train them on the same data with the same -vocab", id)
+		}
+	}
+	return nil
 }

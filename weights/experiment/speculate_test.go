@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/matedge/matedge/weights"
 )
 
 func TestSpecPrompts(t *testing.T) {
@@ -41,5 +43,18 @@ func TestSpecCells(t *testing.T) {
 	md := SpecReport{Alone: []SpecRow{alone}, Rows: []SpecRow{row}}.Markdown()
 	if !strings.Contains(md, "| wazero | MatFormer | S | auto | shared | 0.8 |") || !strings.Contains(md, "two samplers") {
 		t.Errorf("Markdown lacks the module's sampled row or its note:\n%s", md)
+	}
+}
+
+func TestCheckBaselinePair(t *testing.T) {
+	h := &weights.Header{Config: weights.TinyConfig()}
+	same := *h
+	if err := CheckBaselinePair(h, &same, &same); err != nil {
+		t.Errorf("the model as its own baseline pair: %v", err)
+	}
+	short := *h
+	short.Config.Context--
+	if err := CheckBaselinePair(h, &same, &short); err == nil || !strings.Contains(err.Error(), "context") {
+		t.Errorf("a verifier of a shorter context: err %v", err)
 	}
 }

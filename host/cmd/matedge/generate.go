@@ -254,19 +254,9 @@ func (g *generateFlags) plan(ctx context.Context, st *status, mod *host.Module) 
 		return nil, nil
 	}
 	st.Stage("measuring this device to plan (decode steps of S and XL on each backend)")
-	budget, err := planner.Preset(g.budgetName)
+	budget, err := budgetFromFlags(g.budgetName, -1, g.maxDownload, g.maxMemory)
 	if err != nil {
 		return nil, err
-	}
-	for _, o := range []struct {
-		flag, value string
-		field       *int64
-	}{{"-max-download", g.maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", g.maxMemory, &budget.MaxMemoryBytes}} {
-		if o.value != "" {
-			if *o.field, err = parseBytes(o.value); err != nil {
-				return nil, fmt.Errorf("%s %q: %w", o.flag, o.value, err)
-			}
-		}
 	}
 	plan, err := host.PlanFor(ctx, mod, g.wasmPath, budget, g.mix, g.backend)
 	if err != nil {
@@ -327,7 +317,7 @@ func (g *generateFlags) generate(ctx context.Context, mod *host.Module) (*host.R
 // and that the context filled up.
 func (g *generateFlags) report(c model.Config, res *host.Result) {
 	if g.route != 0 {
-		fmt.Fprintln(os.Stderr, describeWidths(c, res.Widths))
+		fmt.Fprintln(os.Stderr, c.DescribeWidths(res.Widths))
 	}
 	if res.Done {
 		fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's context limit of %d tokens (%d of the prompt, %d generated of the %d asked for)\n",
@@ -393,28 +383,6 @@ func draftNote(draft string, k int) string {
 		return fmt.Sprintf(", drafting with %s (-draft), k chosen round by round", draft)
 	}
 	return fmt.Sprintf(", drafting %d tokens a round with %s (-draft)", k, draft)
-}
-
-// describeWidths summarises a routed generation's widths: the mean FFN width
-// over tokens and layers as a share of XL's, and each granularity's share.
-func describeWidths(c model.Config, widths [][]int) string {
-	if len(widths) == 0 {
-		return "routed: no tokens"
-	}
-	count := make([]int, c.Granularities())
-	var width, n float64
-	for _, tok := range widths {
-		for _, g := range tok {
-			count[g]++
-			width += float64(c.FFNWidths[g])
-			n++
-		}
-	}
-	parts := make([]string, len(count))
-	for g, k := range count {
-		parts[g] = fmt.Sprintf("%s %.0f%%", c.GranularityName(g), 100*float64(k)/n)
-	}
-	return fmt.Sprintf("routed: mean FFN width %.0f%% of XL over %d tokens (%s)", 100*width/n/float64(c.Hidden()), len(widths), strings.Join(parts, ", "))
 }
 
 // describePlan prints what the planner chose and why.

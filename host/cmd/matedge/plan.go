@@ -44,26 +44,9 @@ wasm/planner/testdata).`)
 		return fmt.Errorf("unexpected argument %q (see -help)", rest[0])
 	}
 
-	budget, err := planner.Preset(*budgetName)
+	budget, err := budgetFromFlags(*budgetName, *target, *maxDownload, *maxMemory)
 	if err != nil {
 		return err
-	}
-	if *target != -1 {
-		budget.TargetTokensPerSecond = *target // Validate refuses a negative, NaN or huge target
-	}
-	for _, o := range []struct {
-		flag  string
-		value string
-		field *int64
-	}{{"-max-download", *maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", *maxMemory, &budget.MaxMemoryBytes}} {
-		if o.value == "" {
-			continue
-		}
-		n, err := parseBytes(o.value)
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", o.flag, o.value, err)
-		}
-		*o.field = n
 	}
 	budget.Backend = *backend
 	if err := budget.Validate(); err != nil { // before the device is measured
@@ -94,36 +77,13 @@ wasm/planner/testdata).`)
 		return err
 	}
 
-	var plan planner.Plan
-	var planErr error
-	if h.IsVision() {
-		// The query encoder of a vision model: the most accurate that fits.
-		plan, planErr = planner.ChooseVision(caps, h, budget, nil)
-	} else {
-		plan, planErr = planner.Choose(caps, h, budget)
-	}
+	plan, planErr := host.ChoosePlan(caps, h, budget)
 	var noFit *planner.ConstraintError
 	if planErr != nil && !errors.As(planErr, &noFit) {
 		return planErr
 	}
 	if *asJSON {
-		out := struct {
-			Model        string                   `json:"model"`
-			Capabilities planner.Capabilities     `json:"capabilities"`
-			Notes        []string                 `json:"notes,omitempty"`
-			Budget       planner.Budget           `json:"budget"`
-			Plan         *planner.Plan            `json:"plan"`
-			Error        *planner.ConstraintError `json:"error,omitempty"`
-		}{Model: name, Capabilities: caps, Notes: notes, Budget: budget, Error: noFit}
-		if planErr == nil {
-			out.Plan = &plan
-		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return err
-		}
-		return planErr
+		return printPlanJSON(os.Stdout, name, caps, notes, budget, plan, planErr, noFit)
 	}
 	source := "from " + *capsPath
 	if *capsPath == "" {
@@ -270,4 +230,53 @@ func parseBytes(s string) (int64, error) {
 		return 0, errors.New("want a size such as 150000, 150MB or 1.5GiB")
 	}
 	return int64(v * scale), nil
+}
+
+// printPlanJSON prints plan's one JSON object: the capabilities, notes and
+// budget it was made from, and the plan or, when nothing fits, the error.
+func printPlanJSON(w io.Writer, name string, caps planner.Capabilities, notes []string, budget planner.Budget, plan planner.Plan, planErr error, noFit *planner.ConstraintError) error {
+	out := struct {
+		Model        string                   `json:"model"`
+		Capabilities planner.Capabilities     `json:"capabilities"`
+		Notes        []string                 `json:"notes,omitempty"`
+		Budget       planner.Budget           `json:"budget"`
+		Plan         *planner.Plan            `json:"plan"`
+		Error        *planner.ConstraintError `json:"error,omitempty"`
+	}{Model: name, Capabilities: caps, Notes: notes, Budget: budget, Error: noFit}
+	if planErr == nil {
+		out.Plan = &plan
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return planErr
+}
+
+// budgetFromFlags is the budget preset name with the flags' overrides:
+// a target rate other than -1, and -max-download and -max-memory when set.
+func budgetFromFlags(preset string, target float64, maxDownload, maxMemory string) (planner.Budget, error) {
+	budget, err := planner.Preset(preset)
+	if err != nil {
+		return budget, err
+	}
+	if target != -1 {
+		budget.TargetTokensPerSecond = target // Validate refuses a negative, NaN or huge target
+	}
+	for _, o := range []struct {
+		flag  string
+		value string
+		field *int64
+	}{{"-max-download", maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", maxMemory, &budget.MaxMemoryBytes}} {
+		if o.value == "" {
+			continue
+		}
+		n, err := parseBytes(o.value)
+		if err != nil {
+			return budget, fmt.Errorf("%s %q: %w", o.flag, o.value, err)
+		}
+		*o.field = n
+	}
+	return budget, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -102,17 +101,9 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	if *promptLen+*n > c.Context {
 		return fmt.Errorf("-prompt-tokens %d + -n %d exceed the context (%d)", *promptLen, *n, c.Context)
 	}
-	verify, err := c.ParseMix(*verifyFlag)
+	verify, drafts, err := parseSpecMixes(c, *verifyFlag, *draftsFlag)
 	if err != nil {
-		return fmt.Errorf("-verify: %w", err)
-	}
-	var drafts []model.Mix
-	for _, d := range strings.Split(*draftsFlag, ",") {
-		m, err := c.ParseMix(strings.TrimSpace(d))
-		if err != nil {
-			return fmt.Errorf("-drafts: %w", err)
-		}
-		drafts = append(drafts, m)
+		return err
 	}
 	bd, bv, trained, err := loadBaselinePair(*baseDraft, *baseVerify, h)
 	if err != nil {
@@ -132,9 +123,6 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	if bv != nil {
 		report.Baseline = *baseDraft + " drafting for " + *baseVerify
 	}
-	costs := model.MeasureSpecCosts(w, drafts[0], verify, 8)
-	report.CostsNative = fmt.Sprintf("draft %s step %.3f ms; verifier pass over m positions %.3f + %.3f·m ms",
-		c.MixSpec(drafts[0]), costs.Draft*1e3, costs.VerifyBase*1e3, costs.VerifyPerPos*1e3)
 	status := newStatus("speculate", *quiet)
 	defer status.Stop()
 	progress := func(what string) { status.Stage("%s", what) }
@@ -145,7 +133,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 	report.Clock = clockKind
 
 	experiment.Speculation{Weights: w, Verify: verify, Drafts: drafts, Ks: ks, Temps: temps, Starts: starts, N: *n, Repeats: *repeats,
-		BaselineDraft: bd, BaselineVerify: bv, Clock: threadCPU, Costs: costs, Progress: progress}.Speculate(&report)
+		BaselineDraft: bd, BaselineVerify: bv, Clock: threadCPU, Progress: progress}.Speculate(&report)
 	if *inModule {
 		if err := bench.SpeculateInModule(context.Background(), bench.ModuleSpeculation{Backend: *backend, ModelPath: *modelPath, Wasm: *wasmPath,
 			Decode: h.Tokenizer.Decode, Starts: starts, N: *n, Repeats: *repeats, Temps: temps, Drafts: drafts, Ks: ks, Verify: verify, Config: c,
@@ -154,18 +142,41 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 		}
 	}
 
-	if *markdown != "" {
-		if err := os.WriteFile(*markdown, []byte(report.Markdown()), 0o644); err != nil {
+	return writeSpecReport(report, *markdown, *asJSON, experiment.KVCacheBytes(c), progress)
+}
+
+// writeSpecReport writes the Markdown (-markdown) and prints the report:
+// JSON, or a heading and the table.
+func writeSpecReport(report specReport, markdown string, asJSON bool, cacheBytes int64, progress func(string)) error {
+	if markdown != "" {
+		if err := os.WriteFile(markdown, []byte(report.Markdown()), 0o644); err != nil {
 			return err
 		}
-		progress("wrote " + *markdown)
+		progress("wrote " + markdown)
 	}
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(report)
 	}
 	fmt.Printf("%s, verifier %s, %d prompts × %d tokens, native on %s kernels; KV cache %s\n%s\n\n",
-		name, report.Verifier, *prompts, *n, report.Kernels, humanBytes(experiment.KVCacheBytes(c)), report.CostsNative)
+		report.Model, report.Verifier, report.Prompts, report.NewTokens, report.Kernels, humanBytes(cacheBytes), report.CostsNative)
 	return printSpecTable(os.Stdout, report)
+}
+
+// parseSpecMixes reads -verify and -drafts.
+func parseSpecMixes(c model.Config, verifyFlag, draftsFlag string) (model.Mix, []model.Mix, error) {
+	verify, err := c.ParseMix(verifyFlag)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-verify: %w", err)
+	}
+	var drafts []model.Mix
+	for _, d := range strings.Split(draftsFlag, ",") {
+		m, err := c.ParseMix(strings.TrimSpace(d))
+		if err != nil {
+			return nil, nil, fmt.Errorf("-drafts: %w", err)
+		}
+		drafts = append(drafts, m)
+	}
+	return verify, drafts, nil
 }
 
 // renderSpecFile writes a saved -json report as Markdown (-render).
@@ -222,7 +233,6 @@ func loadBaselinePair(draftPath, verifyPath string, h *weights.Header) (bd, bv *
 	if draftPath == "" {
 		return nil, nil, nil, nil
 	}
-	c := h.Config
 	bd, hd, _, err := host.LoadModel(draftPath)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("-baseline-draft: %w", err)
@@ -231,13 +241,8 @@ func loadBaselinePair(draftPath, verifyPath string, h *weights.Header) (bd, bv *
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("-baseline-verify: %w", err)
 	}
-	if bd.Config.Vocab != bv.Config.Vocab || bv.Config.Vocab != c.Vocab || bd.Config.Context < c.Context || bv.Config.Context < c.Context {
-		return nil, nil, nil, fmt.Errorf("the baseline pair must have the model's vocabulary (%d) and context (%d)", c.Vocab, c.Context)
-	}
-	for id := range c.Vocab {
-		if !bytes.Equal(hd.Tokenizer.Piece(id), h.Tokenizer.Piece(id)) || !bytes.Equal(hv.Tokenizer.Piece(id), h.Tokenizer.Piece(id)) {
-			return nil, nil, nil, fmt.Errorf("the baseline pair's tokenizer differs from the model's at token %d: train them on the same data with the same -vocab", id)
-		}
+	if err := experiment.CheckBaselinePair(h, hd, hv); err != nil {
+		return nil, nil, nil, err
 	}
 	return bd, bv, []string{hd.Meta["command"], hv.Meta["command"]}, nil
 }
