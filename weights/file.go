@@ -67,3 +67,18 @@ func (h *Header) GranularityCosts() []GranularityCost {
 	}
 	return out
 }
+
+// HumanBytes writes a size in binary units ("512 B", "1.5 MiB"), as the
+// tools report downloads, files and memory.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.3g %ciB", v, "KMGT"[i])
+}

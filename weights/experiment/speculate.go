@@ -3,9 +3,11 @@ package experiment
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/matedge/matedge/model"
@@ -278,21 +280,17 @@ func (r SpecRow) Cells() []string {
 		}
 	}
 	return []string{r.Where, r.Models, r.Draft, k, cache, fmt.Sprintf("%g", r.Temperature), accepted, perRound,
-		fmt.Sprintf("%.0f", r.TokensPerSec), fmt.Sprintf("%.2f×", r.Speedup), same, HumanBytes(r.CacheBytes)}
+		fmt.Sprintf("%.0f", r.TokensPerSec), fmt.Sprintf("%.2f×", r.Speedup), same, weights.HumanBytes(r.CacheBytes)}
 }
 
-// HumanBytes writes a size in binary units.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+// WriteTable writes the rows as a table (matedge speculate's output).
+func (r SpecReport) WriteTable(out io.Writer) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "where\tmodels\tdraft\tk\tcache\ttemp\taccepted\ttokens/round\ttokens/s\tspeed-up\tsame as verifier\tKV memory\t")
+	for _, row := range append(append([]SpecRow{}, r.Alone...), r.Rows...) {
+		fmt.Fprintf(tw, "%s\t\n", strings.Join(row.Cells(), "\t"))
 	}
-	v, i := float64(n), -1
-	for v >= unit && i < 3 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.3g %ciB", v, "KMGT"[i])
+	return tw.Flush()
 }
 
 // Markdown renders the report (SPECULATIVE.md).

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/host/bench"
@@ -111,7 +109,7 @@ predicts for it, so the planner's model can be checked against reality.`)
 			report.Device = device
 		}
 		if !*asJSON {
-			printKernels(os.Stdout, device, results, err)
+			bench.WriteKernels(os.Stdout, device, results, err)
 		}
 	}
 	if *asJSON {
@@ -159,7 +157,7 @@ func benchModels(ctx context.Context, st *status, o bench.Options, report *bench
 		configs = append(configs, bm.Config)
 		st.Idle()
 		if !asJSON {
-			printModel(os.Stdout, bm)
+			bench.WriteModel(os.Stdout, bm)
 		}
 	}
 	return configs, nil
@@ -181,7 +179,7 @@ func benchCPUKernels(ctx context.Context, o bench.Options, configs []model.Confi
 	}
 	report.CPUKernels = results
 	if !asJSON {
-		printCPUKernels(os.Stdout, results)
+		bench.WriteCPUKernels(os.Stdout, results)
 	}
 	return nil
 }
@@ -216,54 +214,4 @@ func orNone(s string) string {
 		return "none (no GPU adapter)"
 	}
 	return s
-}
-
-func printModel(w io.Writer, bm bench.Model) {
-	fmt.Fprintf(w, "%s: vocab %d, dim %d, %d layers, FFN widths %v\n", bm.Name, bm.Config.Vocab, bm.Config.Dim, bm.Config.Layers, bm.Config.FFNWidths)
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\tmix\tMFLOP/token\tprefill tok/s\tdecode tok/s\tplanner predicted\t")
-	for _, r := range bm.Runs {
-		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t–\t%s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
-			continue
-		}
-		predicted := "–"
-		if r.PredictedTPS > 0 {
-			predicted = fmt.Sprintf("%.1f (%.2f×)", r.PredictedTPS, r.PredictedTPS/r.DecodeTPS)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1f\t%.1f\t%s\t\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.PrefillTPS, r.DecodeTPS, predicted)
-	}
-	tw.Flush()
-	for _, s := range bm.Speedups {
-		fmt.Fprintf(w, "decode speed-up of S over XL on %s: %.2f× realized, %.2f× ideal (FLOP ratio)\n", s.Backend, s.Realized, s.Ideal)
-	}
-	fmt.Fprintln(w)
-}
-
-func printKernels(w io.Writer, device string, results []bench.KernelResult, err error) {
-	if err != nil {
-		fmt.Fprintf(w, "kernels: skipped: %v\n", err)
-		return
-	}
-	fmt.Fprintf(w, "kernels on %s:\n", device)
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kernel\tshape\tms\tGFLOP/s\tweight GB/s\t")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.2f\t%.2f\t\n", r.Kernel, r.Shape, r.Seconds*1e3, r.GFLOPs, r.GBs)
-	}
-	tw.Flush()
-}
-func printCPUKernels(w io.Writer, results []bench.CPUKernelResult) {
-	fmt.Fprintln(w, "the module's CPU products (bench_kernel), GFLOP/s: kernels.wasm linked (simd) and not (go)")
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kernel\tM×K×N\tsimd\tgo\tsimd/go\tpeer\tsimd/peer\t")
-	for _, r := range results {
-		peer, ratio := "–", "–"
-		if r.Peer > 0 {
-			peer, ratio = fmt.Sprintf("%.2f (%s)", r.Peer, r.PeerConfig), fmt.Sprintf("%.2f×", r.SIMD/r.Peer)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f×\t%s\t%s\t\n", r.Kernel, r.Shape, r.SIMD, r.Go, r.SIMD/r.Go, peer, ratio)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
 }

@@ -290,7 +290,7 @@ encoder's own classification of the indexed images against their labels).`)
 		return err
 	}
 	st.Say("wrote %s: %d images of %s/%s embedded by %s (%s), %s; the encoder classifies %.2f%% of them right",
-		*out, set.Len(), *data, *split, v.Spec, *dtype, humanBytes(int64(buf.Len())), 100*accuracy)
+		*out, set.Len(), *data, *split, v.Spec, *dtype, weights.HumanBytes(int64(buf.Len())), 100*accuracy)
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
 			"out": *out, "model": v.Name, "data": *data, "split": *split, "count": set.Len(), "dim": ix.Dim, "mix": v.Mix,
@@ -339,7 +339,7 @@ classifier's own answer), and label and label_name for a test:N image.`)
 		return err
 	}
 	if fi.Size() > maxIndexFile {
-		return fmt.Errorf("%s: %s; the module takes an index of at most %s", *indexPath, humanBytes(fi.Size()), humanBytes(maxIndexFile))
+		return fmt.Errorf("%s: %s; the module takes an index of at most %s", *indexPath, weights.HumanBytes(fi.Size()), weights.HumanBytes(maxIndexFile))
 	}
 	st := newStatus("retrieve", *vf.quiet)
 	defer st.Stop()

@@ -14,6 +14,7 @@ import (
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/engine"
 	"github.com/matedge/matedge/wasm/planner"
+	"github.com/matedge/matedge/weights"
 )
 
 func init() {
@@ -351,7 +352,7 @@ func choiceLine(mixFlag, backendFlag, backendNote, budget string, plan *abi.Plan
 		mix, backend = plan.Plan.Spec+" (-mix)", plan.Plan.Backend+" (planned: measured fastest for this mix)"
 	default:
 		mix, backend = plan.Plan.Spec, plan.Plan.Backend
-		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, humanBytes(plan.Plan.DownloadBytes))
+		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, weights.HumanBytes(plan.Plan.DownloadBytes))
 		if plan.Error != "" {
 			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs (-best-effort)"
 		} else if r := sizeReason(plan.Plan.Reasons); r != "" {

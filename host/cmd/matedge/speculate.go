@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/host/bench"
@@ -158,8 +156,8 @@ func writeSpecReport(report specReport, markdown string, asJSON bool, cacheBytes
 		return json.NewEncoder(os.Stdout).Encode(report)
 	}
 	fmt.Printf("%s, verifier %s, %d prompts × %d tokens, native on %s kernels; KV cache %s\n%s\n\n",
-		report.Model, report.Verifier, report.Prompts, report.NewTokens, report.Kernels, humanBytes(cacheBytes), report.CostsNative)
-	return printSpecTable(os.Stdout, report)
+		report.Model, report.Verifier, report.Prompts, report.NewTokens, report.Kernels, weights.HumanBytes(cacheBytes), report.CostsNative)
+	return report.WriteTable(os.Stdout)
 }
 
 // parseSpecMixes reads -verify and -drafts.
@@ -245,13 +243,4 @@ func loadBaselinePair(draftPath, verifyPath string, h *weights.Header) (bd, bv *
 		return nil, nil, nil, err
 	}
 	return bd, bv, []string{hd.Meta["command"], hv.Meta["command"]}, nil
-}
-
-func printSpecTable(out io.Writer, r specReport) error {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "where\tmodels\tdraft\tk\tcache\ttemp\taccepted\ttokens/round\ttokens/s\tspeed-up\tsame as verifier\tKV memory\t")
-	for _, row := range append(append([]experiment.SpecRow{}, r.Alone...), r.Rows...) {
-		fmt.Fprintf(tw, "%s\t\n", strings.Join(row.Cells(), "\t"))
-	}
-	return tw.Flush()
 }
