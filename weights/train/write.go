@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/matedge/matedge/model"
@@ -82,3 +83,30 @@ func ResumedCommand(started, now string) string {
 
 // JoinClasses writes class names as the file's meta "classes" holds them.
 func JoinClasses(classes []string) string { return strings.Join(classes, ",") }
+
+// EvalText is the text an evaluation measures: the validation split of a
+// named corpus (austen, opticks), or a file's bytes.
+func EvalText(name, cache string) ([]byte, error) {
+	switch name {
+	case "austen", "opticks":
+		c, err := LoadCorpus(name, cache)
+		if err != nil {
+			return nil, err
+		}
+		return c.Validation, nil
+	}
+	return os.ReadFile(name)
+}
+
+// EvalSeqLen is the window an evaluation cuts a text into: seq when it is
+// not 0, else the sequence length the model was trained with (its meta
+// "seq_len") when that fits the context, else the context.
+func EvalSeqLen(seq int, c model.Config, meta map[string]string) int {
+	if seq != 0 {
+		return seq
+	}
+	if n, err := strconv.Atoi(meta["seq_len"]); err == nil && n > 0 && n <= c.Context {
+		return n
+	}
+	return c.Context
+}
