@@ -1,10 +1,13 @@
 package weights
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/matedge/matedge/model"
 )
 
 // OpenFile opens a weights file for reading and returns it with its size;
@@ -81,4 +84,14 @@ func HumanBytes(n int64) string {
 		i++
 	}
 	return fmt.Sprintf("%.3g %ciB", v, "KMGT"[i])
+}
+
+// WriteFile writes w with its tokenizer and meta to path as a weights file
+// and returns the file's size.
+func WriteFile(path string, w *model.Weights, tok model.Tokenizer, meta map[string]string) (int, error) {
+	var buf bytes.Buffer
+	if err := Write(&buf, w, tok, meta); err != nil {
+		return 0, err
+	}
+	return buf.Len(), os.WriteFile(path, buf.Bytes(), 0o644)
 }

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -19,7 +18,7 @@ func WriteModel(path string, w *model.Weights, tok model.Tokenizer, corpus *Corp
 	meta["corpus"], meta["corpus_sha256"] = corpus.Name, corpus.SHA256
 	quality := MeasureQuality(w, w.Config.PresetMixes(), validIDs, len(corpus.Validation), seqLen, batch)
 	weights.SetQuality(meta, quality)
-	n, err := writeFile(path, w, tok, meta)
+	n, err := weights.WriteFile(path, w, tok, meta)
 	return quality, n, err
 }
 
@@ -34,16 +33,8 @@ func WriteVisionModel(path string, w *model.Weights, valid *Images, batch int, m
 			LossNatsPerToken: loss, Tokens: valid.Len(), Accuracy: acc})
 	}
 	weights.SetQuality(meta, quality)
-	n, err := writeFile(path, w, model.Tokenizer{}, meta)
+	n, err := weights.WriteFile(path, w, model.Tokenizer{}, meta)
 	return quality, n, err
-}
-
-func writeFile(path string, w *model.Weights, tok model.Tokenizer, meta map[string]string) (int, error) {
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, w, tok, meta); err != nil {
-		return 0, err
-	}
-	return buf.Len(), os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 // HoldOut splits the last n images of a training set off for validation

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -108,13 +107,10 @@ file generate -route and the module's route option run).`)
 		meta[k] = v
 	}
 	meta["router"] = experiment.ShellJoin(append([]string{"matedge", "route"}, args...))
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, routed, h.Tokenizer, meta); err != nil {
+	n, err := weights.WriteFile(*write, routed, h.Tokenizer, meta)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*write, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s (%d bytes): the model with its routers\n", *write, buf.Len())
+	fmt.Printf("wrote %s (%d bytes): the model with its routers\n", *write, n)
 	return nil
 }
