@@ -121,10 +121,20 @@ type Report struct {
 	Capabilities *planner.Capabilities `json:"capabilities,omitempty"`
 }
 
-// LargeConfig is the -large model: dim, XL hidden width, layers.
+// LargeConfig is the shape of the large model bench times where compute
+// dominates: dim, XL hidden width, layers.
 func LargeConfig(dims [3]int) model.Config {
 	return model.Config{Vocab: 256, Dim: dims[0], Layers: dims[2], Heads: max(dims[0]/64, 1), FFNWidths: model.NestedWidths(dims[1]),
 		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
+}
+
+// LargeFile is a weights file of random weights of config c (LargeConfig's).
+func LargeFile(c model.Config) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := weights.Write(&buf, weights.Random(c, 1), model.Tokenizer{}, map[string]string{"kind": "random"}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // PredictRuns fills each run's PredictedTPS with the planner's prediction.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/webgpu"
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
@@ -22,8 +20,9 @@ func init() {
 	register(command{name: "bench", summary: "tokens/s of every submodel on the CPU and GPU backends, and kernel throughput", run: runBench})
 }
 
-// benchReport is what -json prints; backendCPUGo the backend without
-// kernels.wasm.
+// benchReport (what -json prints) and backendCPUGo (the CPU backend
+// without kernels.wasm) are the command's names for host/bench's, which its
+// tests use.
 type benchReport = bench.Report
 
 const backendCPUGo = bench.BackendCPUGo
@@ -132,11 +131,10 @@ func benchModels(ctx context.Context, st *status, o bench.Options, report *bench
 			file = defaultmodel.Bytes
 		case "large":
 			c := bench.LargeConfig(dims)
-			var buf bytes.Buffer
-			if err := weights.Write(&buf, weights.Random(c, 1), model.Tokenizer{}, map[string]string{"kind": "random"}); err != nil {
+			var err error
+			if file, err = bench.LargeFile(c); err != nil {
 				return nil, err
 			}
-			file = buf.Bytes()
 			name = fmt.Sprintf("large (d=%d, h=%d, %d layers, random)", c.Dim, c.Hidden(), c.Layers)
 		default:
 			return nil, fmt.Errorf("-models: unknown model %q (want default or large)", name)
