@@ -79,16 +79,9 @@ file generate -route and the module's route option run).`)
 	if err != nil {
 		return err
 	}
-	enc := h.Tokenizer.NewEncoder()
-	// Only a prefix of the training split is needed: about 4 bytes a token
-	// for this tokenizer, 8 to be safe, and all of it if that falls short.
-	need := *fitTokens + *calTokens + 1
-	trainIDs := enc.Encode(corpus.Train[:min(len(corpus.Train), 8*need)])
-	if len(trainIDs) < need {
-		trainIDs = enc.Encode(corpus.Train)
-	}
+	trainIDs, validIDs := experiment.RouteIDs(&h.Tokenizer, corpus, *fitTokens+*calTokens+1)
 	setup := experiment.RouteSetup{Args: args, Model: name, Weights: w, Tokenizer: &h.Tokenizer, Corpus: corpus.Name,
-		TrainIDs: trainIDs, ValidIDs: enc.Encode(corpus.Validation), SeqLen: *seq, Batch: *batch,
+		TrainIDs: trainIDs, ValidIDs: validIDs, SeqLen: *seq, Batch: *batch,
 		FitTokens: *fitTokens, CalTokens: *calTokens, EvalTokens: *evalTokens, ScreenTokens: *screenTokens,
 		Ridge: *ridge, Exponent: *exponent, SensitivityTokens: *sensTokens, TableRows: *rows, Budgets: budgetList, WideBudget: *wide}
 	study, routed, err := experiment.Route(setup, func(s string) { fmt.Fprintln(os.Stderr, s) })
