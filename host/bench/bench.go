@@ -371,31 +371,33 @@ func timeKernel(d webgpu.Device, pipes *webgpu.Pipelines, kernel string, rows, c
 	}
 	defer func() { d.DestroyBuffer(w); d.DestroyBuffer(x); d.DestroyBuffer(o) }()
 
-	k := shaders.Get(kernel)
-	prog := k.Program(nil)
-	p, err := pipes.Get(prog.Key, prog.Source, prog.Bindings)
-	if err != nil {
-		return KernelResult{}, err
-	}
-	var params []byte
-	var groups [3]uint32
+	// The grids are the table's, as the engine dispatches them.
+	var call shaders.Dispatch
+	vec := shaders.MatVecArgs{Rows: rows, Cols: cols, W: w, X: x, Out: o}
 	switch kernel {
-	case "matvec", "matvec_f16":
-		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups(rows, 64)
+	case "matvec":
+		call = shaders.MatVec.Call(vec)
+	case "matvec_f16":
+		call = shaders.MatVecF16.Call(vec)
 	case "matvec4":
-		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups((rows+3)/4, 64)
+		call = shaders.MatVec4.Call(vec)
 	case "matvec_t":
-		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups(cols, 64)
+		call = shaders.MatVecT.Call(vec)
 	case "matvec_t_f16":
-		params, groups = k.Pack(rows, cols, 0, 0, 0), shaders.Groups(cols/2, 64)
+		call = shaders.MatVecTF16.Call(vec)
+	case "matmul", "matmul_f16":
+		def := shaders.MatMul
+		if kernel == "matmul_f16" {
+			def = shaders.MatMulF16
+		}
+		call = def.Call(shaders.MatMulArgs{Rows: rows, Cols: cols, Tokens: tokens, W: w, X: x, Out: o})
 	default:
-		params, groups = k.Pack(rows, cols, tokens, 0, 0, 0), [3]uint32{uint32((rows + 31) / 32), uint32((tokens + 31) / 32), 1}
+		return KernelResult{}, fmt.Errorf("bench: no kernel %q to time", kernel)
 	}
-	bindings := []webgpu.Binding{{Buffer: w}, {Buffer: x}, {Buffer: o}}
 	dispatch := func(n int) (time.Duration, error) {
 		start := time.Now()
 		for range n {
-			if err := d.Dispatch(p, params, bindings, groups); err != nil {
+			if err := call.Record(d, pipes); err != nil {
 				return 0, err
 			}
 		}
