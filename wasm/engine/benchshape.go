@@ -44,7 +44,7 @@ func (e *Engine) ShapeBench(mix model.Mix) (*Engine, error) {
 	if err := h.Validate(); err != nil {
 		return nil, fmt.Errorf("shape benchmark: the synthetic header: %w", err) // a bug: the loaded header was valid
 	}
-	b := &Engine{header: h, asm: weights.NewAssembler(h), OpenGPU: e.sharedDevice, MaxBytes: e.MaxBytes}
+	b := &Engine{state: headerLoaded, header: h, asm: weights.NewAssembler(h), OpenGPU: e.sharedDevice, MaxBytes: e.MaxBytes}
 	b.asm.Reserve(mix)
 	for _, en := range h.Entries { // DataStart is 0: file offsets are data offsets
 		if en.NeededBy(mix) {
