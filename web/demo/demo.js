@@ -317,6 +317,9 @@ function showStats(gen, final) {
 
 // --- token routing ---
 
+// ROUTE_HINT is what the line under the text says when no run was routed.
+const ROUTE_HINT = $('route-stats').textContent;
+
 // routers says whether the model carries token routers (config.router_budgets > 0).
 const routers = () => (lm.info.header.config.router_budgets ?? 0) > 0;
 
@@ -474,6 +477,7 @@ $('form').addEventListener('submit', async (e) => {
   $('route').disabled = true;
   if (speculate) $('spec-stats').textContent = 'acceptance — · k 0';
   if (route) showRouting(gen, route);
+  else if (routers()) $('route-stats').textContent = ROUTE_HINT; // no stale figures under unrouted text
   setState('generating');
   try {
     // Each token's piece is queued by its worker message and taken here

@@ -408,6 +408,15 @@ async function demo(browser, server, log, { screenshots }) {
       assert.ok(box && box.y + Math.min(box.height, 40) <= 844, `${id} is below the fold on a phone (y ${box?.y})`);
     }
     if (screenshots) await page.screenshot({ path: join(RESULTS, 'demo-phone.png'), fullPage: true });
+    // Routing off again: plain text, no shaded token, no legend.
+    await page.selectOption('#route', '0');
+    await page.click('#generate');
+    await settled(['done', 'error']);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
+    assert.ok((await page.textContent('#out-text')).length > 0);
+    assert.equal(await page.locator('#out-text span').count(), 0, 'routing off shades no token');
+    assert.equal(await page.isVisible('#route-legend'), false);
+    assert.match(await page.textContent('#route-stats'), /^Routing: each token picks/, 'no routed figures under unrouted text');
 
     // A reload finds everything in the cache.
     const mark = (await log()).length;
