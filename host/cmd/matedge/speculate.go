@@ -147,7 +147,7 @@ Prompts are the starts of -prompts windows of the validation split of -text.`)
 // JSON, or a heading and the table.
 func writeSpecReport(report specReport, markdown string, asJSON bool, cacheBytes int64, progress func(string)) error {
 	if markdown != "" {
-		if err := os.WriteFile(markdown, []byte(report.Markdown()), 0o644); err != nil {
+		if err := experiment.WriteKeepingSections(markdown, []byte(report.Markdown())); err != nil { // keeps web/bench/speculate.mjs's Chromium section
 			return err
 		}
 		progress("wrote " + markdown)
@@ -190,7 +190,7 @@ func renderSpecFile(path, markdown string) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return os.WriteFile(markdown, []byte(r.Markdown()), 0o644)
+	return experiment.WriteKeepingSections(markdown, []byte(r.Markdown()))
 }
 
 // parseKs reads -k: draft lengths 1…64, auto as 0.
