@@ -1,8 +1,12 @@
 // Package host runs the matedge wasm module server-side with wazero: it
 // compiles the module once, instantiates it with WASI and the webgpu host
 // module (host/webgpuhost), checks its ABI version
-// and drives its exports (wasm/ABI.md). The matedge CLI (cmd/matedge) is built
-// on it, and so are the tests that run the exact module that ships.
+// and drives its exports (wasm/ABI.md). Around that it opens weights files
+// (open.go), measures the device and plans (caps.go, measure.go), runs
+// vision models and builds retrieval indexes (visionmodel.go, queryimage.go)
+// and describes plans (describe.go); host/serve serves the demo and
+// host/bench measures speeds. The matedge CLI (cmd/matedge) is built on
+// them, and so are the tests that run the exact module that ships.
 package host
 
 import (

@@ -277,9 +277,7 @@ func (e *Engine) Reset(o Options) error {
 		}
 		e.begin(g)
 	case "auto":
-		if o.Shapes() {
-			e.begin(e.newCPU(o))
-		} else if g, err := e.startGPU(o); err == nil {
+		if g, err := e.startGPU(o); err == nil {
 			e.begin(g)
 		} else {
 			e.begin(e.newCPU(o))

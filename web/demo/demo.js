@@ -4,6 +4,9 @@
 //
 // URL parameters: ?budget=fast|balanced|best (default balanced), ?mix=SPEC
 // to skip planning and load that mix.
+//
+// window.demo holds the model and the last Generation, for the console and
+// the browser tests ({lm, generation}).
 
 import { MatEdge } from './matedge.js';
 
@@ -13,6 +16,7 @@ const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
 let lm = null;
 let running = null; // the Generation in progress
+window.demo = { lm: null, generation: null };
 // plainRates holds the tokens/s of the last run without speculative decoding,
 // by mix, for the speed-up a speculative run of the same mix reports.
 const plainRates = new Map();
@@ -227,6 +231,7 @@ const eta = (s) => (s < 1 ? 'under a second' : s < 90 ? `${Math.round(s)} s` : `
 
 function ready(message) {
   renderSizes();
+  renderRouteControl();
   renderChart();
   renderModelCard();
   if (lm.plan) renderPlan(lm.plan);
@@ -263,6 +268,7 @@ async function start() {
     setState('error', `Could not load the model: ${plainError(err)}`);
     return;
   }
+  window.demo.lm = lm;
   if (!lm.plan) {
     $('plan').replaceChildren(el('p', { class: 'hint' }, `Fixed by the page address: ${mixName(lm.mix.mix)}.`));
     facts($('device'), [['GPU', lm.gpu ? lm.gpu.name : `none — ${lm.gpuReason}`], ['Benchmark', 'skipped: the mix is fixed']]);
@@ -309,6 +315,86 @@ function showStats(gen, final) {
   $('stats').textContent = parts.join(' · ');
 }
 
+// --- token routing ---
+
+// ROUTE_HINT is what the line under the text says when no run was routed.
+const ROUTE_HINT = $('route-stats').textContent;
+
+// routers says whether the model carries token routers (config.router_budgets > 0).
+const routers = () => (lm.info.header.config.router_budgets ?? 0) > 0;
+
+// widthCost is the FFN cost of one token's widths (a granularity index per
+// layer) as a fraction of XL's: the mean over layers of width/XL's width.
+function widthCost(widths) {
+  const w = lm.info.header.config.ffn_widths;
+  return widths.reduce((sum, g) => sum + w[g] / w.at(-1), 0) / widths.length;
+}
+
+// widthColour shades a mean granularity index (0 … top): blue for S, through
+// green and yellow, to orange for XL; translucent, so it reads in light and
+// dark schemes alike.
+function widthColour(mean, top) {
+  const hue = 205 - (180 * mean) / Math.max(top, 1);
+  return `hsl(${hue.toFixed(0)} 85% 55% / .38)`;
+}
+
+// renderRouteControl enables the routing control when the model has routers
+// and draws its legend: one swatch per uniform width.
+function renderRouteControl() {
+  const names = lm.info.granularities;
+  const cost = lm.info.header.config.ffn_widths;
+  $('route').disabled = !routers();
+  if (!routers()) {
+    $('route').value = '0';
+    $('route-stats').textContent = 'This model has no token routers, so routing is off.';
+  }
+  $('route-legend').replaceChildren('Each token is shaded by how wide its feed-forward layers ran, on average over the layers: ',
+    ...names.flatMap((name, g) => [el('span', { class: 'swatch', style: `background: ${widthColour(g, names.length - 1)}` }, name),
+      ` ${Math.round((100 * cost[g]) / cost.at(-1))} %${g === 0 ? ' of XL\'s cost' : ''}${g === names.length - 1 ? '.' : ', '}`]),
+    ' Hover a token for its width in each layer.');
+  showRouteLegend();
+}
+
+function showRouteLegend() {
+  $('route-legend').hidden = Number($('route').value) === 0;
+}
+
+// routedSpan is the text of the tokens produced since the last piece,
+// shaded by their mean width; data-tokens and data-widths hold their ids
+// and widths (a piece covers more than one token when a token ended inside
+// a UTF-8 character).
+function routedSpan(piece, tokens, widths) {
+  if (!tokens.length) return document.createTextNode(piece);
+  const names = lm.info.granularities;
+  const all = widths.flat();
+  const mean = all.reduce((a, b) => a + b, 0) / all.length;
+  const perLayer = widths.map((w) => w.map((g) => names[g]).join(' ')).join(' | ');
+  const cost = widths.reduce((n, w) => n + widthCost(w), 0) / widths.length;
+  return el('span', {
+    class: 'routed', style: `background: ${widthColour(mean, names.length - 1)}`,
+    title: `widths by layer: ${perLayer} · ${Math.round(100 * cost)} % of XL's feed-forward cost`,
+    'data-tokens': JSON.stringify(tokens), 'data-widths': JSON.stringify(widths),
+  }, piece);
+}
+
+// showRouting says, during a routed run, the mean feed-forward cost per
+// token so far as a share of XL's, against the budget asked for.
+function showRouting(gen, budget) {
+  const n = gen.widths.length;
+  const mean = n ? gen.widths.reduce((sum, w) => sum + widthCost(w), 0) / n : 0;
+  const parts = [n ? `mean feed-forward cost ${Math.round(100 * mean)} % of XL's per token` : 'mean feed-forward cost —',
+    `budget ${Math.round(100 * budget)} %`, `${n} tokens`];
+  if (gen.backend) parts.push(`routed on the ${gen.backend.toUpperCase()}`);
+  $('route-stats').textContent = parts.join(' · ');
+}
+
+// An error about routing goes with the control's state that caused it.
+$('route').addEventListener('change', () => {
+  $('route-error').textContent = '';
+  showRouteLegend();
+});
+$('backend').addEventListener('change', () => { $('route-error').textContent = ''; });
+
 // acceptance is a generation's share of draft tokens kept, as text.
 function acceptance(spec) {
   return spec && spec.proposed > 0 ? `${Math.round((100 * spec.accepted) / spec.proposed)} %` : '—';
@@ -330,7 +416,10 @@ function showSpeculation(gen, final) {
 }
 
 // An error about speculation goes with the toggle's state that caused it.
-$('speculate').addEventListener('change', () => { $('spec-error').textContent = ''; });
+$('speculate').addEventListener('change', () => {
+  $('spec-error').textContent = '';
+  $('route-error').textContent = ''; // it may say that the two do not combine
+});
 
 $('form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -344,12 +433,20 @@ $('form').addEventListener('submit', async (e) => {
     return;
   }
   const speculate = $('speculate').checked;
+  const route = Number($('route').value) || 0;
+  const backend = $('backend').value;
   const repetitionPenalty = Math.max(1, Number($('repetition').value) || 1);
   if (speculate && repetitionPenalty > 1) {
     $('spec-error').textContent = 'Speculative decoding does not combine with a repetition penalty: set it to 1, or turn speculation off.';
     return;
   }
   $('spec-error').textContent = '';
+  if (route && speculate) {
+    $('route-error').textContent = 'Token routing does not combine with speculative decoding: turn one of them off.';
+    return;
+  }
+  // The error element beside the control that asked for what failed.
+  const errorBox = route ? $('route-error') : speculate ? $('spec-error') : $('prompt-error');
   let gen;
   try {
     gen = lm.generate(prompt, {
@@ -361,28 +458,47 @@ $('form').addEventListener('submit', async (e) => {
       // S drafts, k is chosen round by round; speculative sampling draws from
       // the whole distribution, so top-k and top-p are off.
       ...(speculate ? { draft: 'S', topK: 0, topP: 1 } : {}),
+      // Routing runs where the module can route (the CPU) unless a backend is forced.
+      ...(route ? { route } : {}),
+      ...(backend ? { backend } : {}),
     });
   } catch (err) {
-    (speculate ? $('spec-error') : $('prompt-error')).textContent = plainError(err);
+    errorBox.textContent = plainError(err);
     return;
   }
   running = gen;
+  window.demo.generation = gen;
   $('out-prompt').textContent = prompt;
   $('out-text').textContent = '';
   $('stats').textContent = '';
   $('generate').textContent = 'Stop';
   $('sizes').disabled = true;
   $('speculate').disabled = true;
+  $('route').disabled = true;
   if (speculate) $('spec-stats').textContent = 'acceptance — · k 0';
+  if (route) showRouting(gen, route);
+  else if (routers()) $('route-stats').textContent = ROUTE_HINT; // no stale figures under unrouted text
   setState('generating');
   try {
+    // Each token's piece is queued by its worker message and taken here
+    // before the next message is handled, so the tokens added since the
+    // last piece are the ones that made this piece.
+    let shown = 0;
     for await (const piece of gen) {
-      $('out-text').textContent += piece;
+      if (route) {
+        $('out-text').append(routedSpan(piece, gen.tokens.slice(shown), gen.widths.slice(shown)));
+        shown = gen.tokens.length;
+        showRouting(gen, route);
+      } else {
+        $('out-text').append(piece);
+      }
       showStats(gen, false);
       if (speculate) showSpeculation(gen, false);
     }
     await gen.finished;
     showStats(gen, true);
+    if (route) showRouting(gen, route);
+    $('route-error').textContent = '';
     if (speculate) {
       showSpeculation(gen, true);
     } else if (gen.reason === 'length' || gen.reason === 'context') {
@@ -391,13 +507,17 @@ $('form').addEventListener('submit', async (e) => {
     $('prompt-error').textContent = '';
     setState('done');
   } catch (err) {
-    (speculate ? $('spec-error') : $('prompt-error')).textContent = plainError(err);
+    errorBox.textContent = route && err?.code === 'ERR_BACKEND'
+      ? `Token routing does not run on the GPU yet (it has no router kernel): set Backend to "as planned" or CPU under Sampling, or turn routing off.`
+      : plainError(err);
+    if (route) $('route-stats').textContent = 'Nothing was routed.';
     setState('ready', 'Ready.');
   } finally {
     running = null;
     $('generate').textContent = 'Generate';
     $('sizes').disabled = false;
     $('speculate').disabled = false;
+    $('route').disabled = !routers();
   }
 });
 

@@ -176,7 +176,7 @@ export interface GenerateOptions {
   /**
    * CTRL repetition penalty, 1…10 (> 1 discourages repeats; 0 or 1: off): the logit of each token among the
    * last penaltyWindow tokens is divided by it when positive, multiplied when negative. Greedy decoding too.
-   * The penalties and minP run on the CPU backend (the default backend is then 'cpu').
+   * The penalties and minP run on both backends, with the same tokens.
    */
   repetitionPenalty?: number;
   /** −2…2, subtracted from the logit of each token among the last penaltyWindow; 0: off. */

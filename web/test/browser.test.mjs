@@ -336,6 +336,63 @@ async function demo(browser, server, log, { screenshots }) {
     await page.fill('#repetition', '1');
     await page.uncheck('#speculate');
     assert.equal(await page.textContent('#spec-error'), '', 'turning it off clears the error');
+
+    // Token routing off (so far): no token is shaded, no legend.
+    assert.equal(await page.locator('#out-text span.routed').count(), 0, 'routing off shades no token');
+    assert.equal(await page.isVisible('#route-legend'), false);
+    // On, at 60 % of XL's FFN cost: every token shaded by the widths it used,
+    // which are Generation.widths and the CLI's; the tokens are the CLI's.
+    // At XL, so that the routers may pick every width.
+    await page.click('.sizes label:has(input[value="XL"])');
+    await settled(['ready', 'error']);
+    assert.match(await status(), /^Ready: XL — /);
+    const prompt = 'It is a truth universally acknowledged';
+    await page.selectOption('#route', '0.6');
+    assert.match(await page.textContent('#route-legend'), /^Each token is shaded by how wide its feed-forward layers ran, on average over the layers: S 13 % of XL's cost, M 25 %, L 50 %, XL 100 %\. Hover a token for its width in each layer\.$/);
+    const routedRun = async () => {
+      await page.click('#generate');
+      await settled(['done', 'error']);
+      assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
+      return page.evaluate(() => ({
+        spans: [...document.querySelectorAll('#out-text span.routed')].map((s) => ({
+          tokens: JSON.parse(s.dataset.tokens), widths: JSON.parse(s.dataset.widths), background: s.style.background, title: s.title,
+        })),
+        text: document.getElementById('out-text').textContent,
+        generation: { tokens: window.demo.generation.tokens, widths: window.demo.generation.widths, backend: window.demo.generation.backend },
+      }));
+    };
+    const [routed, routedWant] = await Promise.all([routedRun(), generate({ prompt, n: 32, mix: 'XL', route: 0.6 })]);
+    assert.deepEqual(routed.spans.flatMap((s) => s.tokens), routedWant.tokens, 'the shaded tokens are the CLI\'s routed tokens');
+    assert.deepEqual(routed.spans.flatMap((s) => s.widths), routed.generation.widths, 'their widths are Generation.widths');
+    assert.deepEqual(routed.generation.widths, routedWant.widths);
+    assert.deepEqual(routed.generation.tokens, routedWant.tokens);
+    assert.equal(routed.text, routedWant.text);
+    assert.equal(routed.generation.backend, 'cpu');
+    assert.ok(routed.spans.every((s) => /^(hsla?|rgba?)\(/.test(s.background) && /^widths by layer: [SMLX ]+/.test(s.title)), JSON.stringify(routed.spans[0]));
+    // The colour follows the mean width: tokens of equal mean share it, and different means differ.
+    const meanOf = (s) => s.widths.flat().reduce((a, b) => a + b, 0) / s.widths.flat().length;
+    assert.ok(new Set(routed.spans.map(meanOf)).size > 1, 'the routers gave the tokens more than one mean width');
+    for (const a of routed.spans) for (const b of routed.spans) assert.equal(a.background === b.background, meanOf(a) === meanOf(b), JSON.stringify([a, b]));
+    const widths = await page.evaluate(() => window.demo.lm.info.header.config.ffn_widths);
+    const cost = routedWant.widths.reduce((n, w) => n + w.reduce((m, g) => m + widths[g] / widths.at(-1), 0) / w.length, 0) / routedWant.widths.length;
+    assert.equal(await page.textContent('#route-stats'), `mean feed-forward cost ${Math.round(100 * cost)} % of XL's per token · budget 60 % · 32 tokens · routed on the CPU`);
+    assert.ok(await page.isVisible('#route-legend'));
+    // The GPU refuses routing: said beside the control, in plain words; the next success clears it.
+    await page.selectOption('#backend', 'gpu');
+    await page.click('#generate');
+    await page.waitForFunction(() => document.getElementById('route-error').textContent !== '');
+    await settled(['ready']);
+    assert.match(await page.textContent('#route-error'), /^Token routing does not run on the GPU yet \(it has no router kernel\): set Backend to "as planned" or CPU under Sampling, or turn routing off\.$/);
+    await page.selectOption('#backend', '');
+    const again = await routedRun();
+    assert.equal(await page.textContent('#route-error'), '', 'a success clears the error');
+    assert.deepEqual(again.generation.tokens, routedWant.tokens);
+    // Routing does not combine with speculation: said beside the routing control.
+    await page.check('#speculate');
+    await page.click('#generate');
+    assert.match(await page.textContent('#route-error'), /does not combine with speculative decoding/);
+    await page.uncheck('#speculate');
+    assert.equal(await page.textContent('#route-error'), '', 'changing a control it names clears the error');
     if (screenshots) {
       await mkdir(RESULTS, { recursive: true });
       await page.click('#diagnostics > summary'); // the desktop shot shows the device, the plan and the chart too
@@ -351,6 +408,15 @@ async function demo(browser, server, log, { screenshots }) {
       assert.ok(box && box.y + Math.min(box.height, 40) <= 844, `${id} is below the fold on a phone (y ${box?.y})`);
     }
     if (screenshots) await page.screenshot({ path: join(RESULTS, 'demo-phone.png'), fullPage: true });
+    // Routing off again: plain text, no shaded token, no legend.
+    await page.selectOption('#route', '0');
+    await page.click('#generate');
+    await settled(['done', 'error']);
+    assert.equal(await page.getAttribute('body', 'data-state'), 'done', await status());
+    assert.ok((await page.textContent('#out-text')).length > 0);
+    assert.equal(await page.locator('#out-text span').count(), 0, 'routing off shades no token');
+    assert.equal(await page.isVisible('#route-legend'), false);
+    assert.match(await page.textContent('#route-stats'), /^Routing: each token picks/, 'no routed figures under unrouted text');
 
     // A reload finds everything in the cache.
     const mark = (await log()).length;

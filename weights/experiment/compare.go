@@ -367,8 +367,7 @@ func (r *Comparison) Write(dir string, full *FullScale) error {
 		}
 	}
 	path := filepath.Join(dir, "RESULTS.md")
-	old, _ := os.ReadFile(path) // sections other commands wrote (vision-results) are kept
-	return os.WriteFile(path, keepSections(old, b.Bytes()), 0o644)
+	return WriteKeepingSections(path, b.Bytes()) // sections other commands wrote (vision-results) are kept
 }
 
 func yesNo(ok bool) string {

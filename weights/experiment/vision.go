@@ -396,6 +396,16 @@ func ReplaceSection(path, name, content string) error {
 	return os.WriteFile(path, []byte(s+block), 0o644)
 }
 
+// WriteKeepingSections writes fresh to path (a whole report), keeping the
+// marked sections that other commands wrote into the file it replaces.
+func WriteKeepingSections(path string, fresh []byte) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return os.WriteFile(path, keepSections(old, fresh), 0o644)
+}
+
 // keepSections appends to fresh every marked section of old, the file it
 // replaces.
 func keepSections(old, fresh []byte) []byte {

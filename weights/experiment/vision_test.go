@@ -121,3 +121,26 @@ func TestVisionExperiment(t *testing.T) {
 		t.Error("re-rendering vision.json changed VISION.md")
 	}
 }
+
+// TestWriteKeepingSections: a report rewritten whole (speculate -markdown)
+// keeps the section another tool wrote into it (web/bench/speculate.mjs's
+// Chromium rows), and drops its own old text.
+func TestWriteKeepingSections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "SPECULATIVE.md")
+	if err := WriteKeepingSections(path, []byte("# first\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReplaceSection(path, "chromium", "rows\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeepingSections(path, []byte("# second\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# second\n\n<!-- begin chromium -->\nrows\n<!-- end chromium -->\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

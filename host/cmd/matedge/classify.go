@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/matedge/matedge/host"
+	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
@@ -56,16 +56,11 @@ func addVisionFlags(fs interface {
 	}
 }
 
-// visionModel is a vision model loaded into the module with one mix.
+// visionModel is a vision model loaded into the module with one mix, and
+// the plan that chose the mix (nil for -mix).
 type visionModel struct {
-	mod     *host.Module
-	info    *abi.ModelInfo
-	mix     []string // granularity name per layer
-	spec    string   // the mix spec that runs
-	plan    *abi.PlanResult
-	classes []string // a name per class
-	name    string   // the file, for messages
-	close   func()
+	*host.VisionModel
+	plan *abi.PlanResult
 }
 
 // openVision starts the module, loads the model's header, refuses a language
@@ -83,39 +78,22 @@ func openVision(ctx context.Context, st *status, path, wasmPath, mix, backend, b
 	if err != nil {
 		return nil, fmt.Errorf("-budget: %w", err)
 	}
-	file, size, name, err := openModel(path)
+	hv, err := host.OpenVision(ctx, path, wasmPath)
 	if err != nil {
 		return nil, err
 	}
-	closeFile := func() {
-		if c, ok := file.(io.Closer); ok {
-			c.Close()
-		}
-	}
-	mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{})
-	if err != nil {
-		closeFile()
-		return nil, err
-	}
-	v := &visionModel{mod: mod, name: name, close: func() { closeModule(); closeFile() }}
+	v := &visionModel{VisionModel: hv}
 	fail := func(err error) (*visionModel, error) {
-		v.close()
+		v.Close()
 		return nil, err
-	}
-	if v.info, err = mod.ReadHeader(ctx, file, size); err != nil {
-		return fail(fmt.Errorf("%s: %w", name, err))
-	}
-	h := v.info.Header
-	if err := h.RequireVisionModel(); err != nil {
-		return fail(fmt.Errorf("%s: %w", name, err))
 	}
 	if mix != "auto" {
-		if _, err := h.Config.ParseMix(mix); err != nil {
+		if _, err := v.Info.Header.Config.ParseMix(mix); err != nil {
 			return fail(fmt.Errorf("-mix: %w", err))
 		}
 	} else {
 		st.Stage("measuring this device to plan the encoder")
-		if v.plan, err = planFor(ctx, mod, wasmPath, budget, "auto", "cpu"); err != nil {
+		if v.plan, err = host.PlanFor(ctx, v.Module, wasmPath, budget, "auto", "cpu"); err != nil {
 			return fail(err)
 		}
 		if v.plan.Plan == nil || v.plan.Plan.Spec == "" {
@@ -123,13 +101,10 @@ func openVision(ctx context.Context, st *status, path, wasmPath, mix, backend, b
 		}
 		mix = v.plan.Plan.Spec
 	}
-	st.Stage("loading %s (mix %s)", name, mix)
-	mixInfo, err := mod.FetchMix(ctx, file, v.info, mix)
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", name, err))
+	st.Stage("loading %s (mix %s)", v.Name, mix)
+	if err := v.Fetch(ctx, mix); err != nil {
+		return fail(err)
 	}
-	v.mix, v.spec = mixInfo.Mix, mix
-	v.classes = classNames(h)
 	st.Idle()
 	return v, nil
 }
@@ -137,7 +112,7 @@ func openVision(ctx context.Context, st *status, path, wasmPath, mix, backend, b
 // choice says which mix runs and why, for the stderr line.
 func (v *visionModel) choice(budget string) string {
 	if v.plan == nil {
-		return fmt.Sprintf("mix %s (-mix)", v.spec)
+		return fmt.Sprintf("mix %s (-mix)", v.Spec)
 	}
 	p := v.plan.Plan
 	why := fmt.Sprintf("planned for budget %s: %s images/s predicted", budget, trimFloat(p.PredictedTokensPerSecond))
@@ -150,54 +125,7 @@ func (v *visionModel) choice(budget string) string {
 	return fmt.Sprintf("mix %s (%s)", p.Spec, why)
 }
 
-// mixSpec writes a mix's names as a spec: one name when every layer has it.
-func mixSpec(names []string) string {
-	if len(names) > 0 && len(slices.Compact(slices.Clone(names))) == 1 {
-		return names[0]
-	}
-	return strings.Join(names, ",")
-}
-
 func trimFloat(x float64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f", x), ".0") }
-
-// classNames reads the header's meta "classes" (comma-separated, written
-// by training); a class without a name is "class N".
-func classNames(h *weights.Header) []string {
-	names := strings.Split(h.Meta["classes"], ",")
-	if h.Meta["classes"] == "" || len(names) != h.Config.Vocab {
-		names = make([]string, h.Config.Vocab)
-		for i := range names {
-			names[i] = fmt.Sprintf("class %d", i)
-		}
-	}
-	return names
-}
-
-// rankedClass is one line of classify's table.
-type rankedClass struct {
-	Class int     `json:"class"`
-	Name  string  `json:"name"`
-	Prob  float32 `json:"prob"`
-}
-
-// topClasses returns the n most likely classes, most likely first (the
-// lower class on ties).
-func topClasses(probs []float32, names []string, n int) []rankedClass {
-	out := make([]rankedClass, len(probs))
-	for i, p := range probs {
-		out[i] = rankedClass{Class: i, Name: names[i], Prob: p}
-	}
-	slices.SortStableFunc(out, func(a, b rankedClass) int {
-		switch {
-		case a.Prob > b.Prob:
-			return -1
-		case a.Prob < b.Prob:
-			return 1
-		}
-		return 0
-	})
-	return out[:min(n, len(out))]
-}
 
 func runClassify(args []string) error {
 	fs := newFlags("classify", "-model M.matw -image FILE.png [flags]", `Classifies one image with a vision model (MatViT) run by the matedge wasm
@@ -232,57 +160,49 @@ plan (the planner's plan and reasons).`)
 	if err != nil {
 		return err
 	}
-	defer v.close()
-	q, err := readQueryImage(*imagePath, *v.info.Header.Config.Image, *vf.invert, *vf.cache)
+	defer v.Close()
+	q, err := readQueryImage(*imagePath, *v.Info.Header.Config.Image, *vf.invert, *vf.cache)
 	if err != nil {
 		return err
 	}
 	if q.note != "" {
 		st.Say("%s: %s", *imagePath, q.note)
 	}
-	res, err := v.mod.Classify(ctx, q.pixels, *vf.backend, 0)
+	res, err := v.Module.Classify(ctx, q.pixels, *vf.backend, 0)
 	if err != nil {
 		return err
 	}
 	st.Say("%s on %s", v.choice(*vf.budget), res.Backend)
-	ranked := topClasses(res.Probs, v.classes, *top)
+	ranked := host.TopClasses(res.Probs, v.Classes, *top)
 	if *vf.asJSON {
 		out := struct {
-			Image     string        `json:"image"`
-			Model     string        `json:"model"`
-			Mix       []string      `json:"mix"`
-			Backend   string        `json:"backend"`
-			Class     int           `json:"class"`
-			Name      string        `json:"name"`
-			Top       []rankedClass `json:"top"`
-			Probs     []float32     `json:"probs"`
-			Logits    []float32     `json:"logits"`
-			Label     *int          `json:"label,omitempty"`
-			LabelName string        `json:"label_name,omitempty"`
-			Plan      *planJSON     `json:"plan,omitempty"`
-		}{Image: *imagePath, Model: v.name, Mix: v.mix, Backend: res.Backend, Class: res.Class, Name: v.classes[res.Class],
+			Image     string             `json:"image"`
+			Model     string             `json:"model"`
+			Mix       []string           `json:"mix"`
+			Backend   string             `json:"backend"`
+			Class     int                `json:"class"`
+			Name      string             `json:"name"`
+			Top       []host.RankedClass `json:"top"`
+			Probs     []float32          `json:"probs"`
+			Logits    []float32          `json:"logits"`
+			Label     *int               `json:"label,omitempty"`
+			LabelName string             `json:"label_name,omitempty"`
+			Plan      *planJSON          `json:"plan,omitempty"`
+		}{Image: *imagePath, Model: v.Name, Mix: v.Mix, Backend: res.Backend, Class: res.Class, Name: v.Classes[res.Class],
 			Top: ranked, Probs: res.Probs, Logits: res.Logits, Plan: flatPlan(v.plan)}
 		if q.label >= 0 {
-			out.Label, out.LabelName = &q.label, labelName(v.classes, q.label)
+			out.Label, out.LabelName = &q.label, host.LabelName(v.Classes, q.label)
 		}
 		return json.NewEncoder(os.Stdout).Encode(out)
 	}
-	fmt.Printf("%s: %s (%.1f%%)\n", *imagePath, v.classes[res.Class], 100*res.Probs[res.Class])
+	fmt.Printf("%s: %s (%.1f%%)\n", *imagePath, v.Classes[res.Class], 100*res.Probs[res.Class])
 	for i, r := range ranked {
 		fmt.Printf("  %d. %-16s %6.2f%%\n", i+1, r.Name, 100*r.Prob)
 	}
 	if q.label >= 0 {
-		fmt.Printf("true class: %s\n", labelName(v.classes, q.label))
+		fmt.Printf("true class: %s\n", host.LabelName(v.Classes, q.label))
 	}
 	return nil
-}
-
-// labelName names a data set's label with the model's class names.
-func labelName(names []string, label int) string {
-	if label >= 0 && label < len(names) {
-		return names[label]
-	}
-	return fmt.Sprintf("class %d", label)
 }
 
 func runIndex(args []string) error {
@@ -336,7 +256,7 @@ encoder's own classification of the indexed images against their labels).`)
 	if err != nil {
 		return err
 	}
-	defer v.close()
+	defer v.Close()
 	st.Stage("reading %s", *data)
 	trainSet, testSet, err := train.LoadImages(*data, *cache)
 	if err != nil {
@@ -349,42 +269,18 @@ encoder's own classification of the indexed images against their labels).`)
 	if *limit > 0 && *limit < set.Len() {
 		set = set.Slice(0, *limit)
 	}
-	h := v.info.Header
-	im := h.Config.Image
-	if set.Image.Size != im.Size || set.Image.Channels != im.Channels {
-		return fmt.Errorf("%s: the model takes %d×%d images of %d channels, %s's are %d×%d of %d", v.name,
+	if im := v.Info.Header.Config.Image; set.Image.Size != im.Size || set.Image.Channels != im.Channels {
+		return fmt.Errorf("%s: the model takes %d×%d images of %d channels, %s's are %d×%d of %d", v.Name,
 			im.Size, im.Size, im.Channels, *data, set.Image.Size, set.Image.Size, set.Image.Channels)
 	}
-	ix := &weights.Index{IndexHeader: weights.IndexHeader{ModelID: weights.ModelID(h), Mix: v.mix, Dim: h.Config.Dim,
-		Count: set.Len(), Classes: set.Classes, Labels: set.Labels, DType: *dtype}}
-	if *images {
-		ix.Image = &weights.IndexImage{Size: im.Size, Channels: im.Channels}
-		ix.Pixels = make([]byte, 0, set.Len()*im.Pixels())
-	}
-	ix.Embeddings = make([]float32, 0, set.Len()*h.Config.Dim)
 	st.Idle()
 	bar := newCountBar("index", "images", set.Len(), *quiet)
 	start := time.Now()
-	correct := 0
-	for i := range set.Len() {
-		px := set.At(i)
-		res, err := v.mod.Classify(ctx, px, *backend, 0)
-		if err != nil {
-			bar.done()
-			return fmt.Errorf("image %d: %w", i, err)
-		}
-		if res.Class == set.Labels[i] {
-			correct++
-		}
-		ix.Embeddings = append(ix.Embeddings, res.Embedding...)
-		if *images {
-			for _, x := range px {
-				ix.Pixels = append(ix.Pixels, uint8(min(255, max(0, x*255+0.5))))
-			}
-		}
-		bar.update(i + 1)
-	}
+	ix, accuracy, err := v.BuildIndex(ctx, set, host.IndexOptions{Backend: *backend, DType: *dtype, Images: *images, Progress: bar.update})
 	bar.done()
+	if err != nil {
+		return err
+	}
 	seconds := time.Since(start).Seconds()
 	var buf bytes.Buffer
 	if err := weights.WriteIndex(&buf, ix); err != nil {
@@ -393,12 +289,11 @@ encoder's own classification of the indexed images against their labels).`)
 	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	accuracy := float64(correct) / float64(max(1, set.Len()))
 	st.Say("wrote %s: %d images of %s/%s embedded by %s (%s), %s; the encoder classifies %.2f%% of them right",
-		*out, set.Len(), *data, *split, v.spec, *dtype, humanBytes(int64(buf.Len())), 100*accuracy)
+		*out, set.Len(), *data, *split, v.Spec, *dtype, weights.HumanBytes(int64(buf.Len())), 100*accuracy)
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"out": *out, "model": v.name, "data": *data, "split": *split, "count": set.Len(), "dim": ix.Dim, "mix": v.mix,
+			"out": *out, "model": v.Name, "data": *data, "split": *split, "count": set.Len(), "dim": ix.Dim, "mix": v.Mix,
 			"dtype": *dtype, "images": *images, "model_id": ix.ModelID, "bytes": buf.Len(), "seconds": seconds,
 			"images_per_second": float64(set.Len()) / seconds, "accuracy": accuracy,
 		})
@@ -444,7 +339,7 @@ classifier's own answer), and label and label_name for a test:N image.`)
 		return err
 	}
 	if fi.Size() > maxIndexFile {
-		return fmt.Errorf("%s: %s; the module takes an index of at most %s", *indexPath, humanBytes(fi.Size()), humanBytes(maxIndexFile))
+		return fmt.Errorf("%s: %s; the module takes an index of at most %s", *indexPath, weights.HumanBytes(fi.Size()), weights.HumanBytes(maxIndexFile))
 	}
 	st := newStatus("retrieve", *vf.quiet)
 	defer st.Stop()
@@ -453,42 +348,59 @@ classifier's own answer), and label and label_name for a test:N image.`)
 	if err != nil {
 		return err
 	}
-	defer v.close()
+	defer v.Close()
 	b, err := os.ReadFile(*indexPath)
 	if err != nil {
 		return err
 	}
-	info, err := v.mod.LoadIndex(ctx, b)
+	info, err := v.Module.LoadIndex(ctx, b)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *indexPath, err)
 	}
-	q, err := readQueryImage(*imagePath, *v.info.Header.Config.Image, *vf.invert, *vf.cache)
+	q, err := readQueryImage(*imagePath, *v.Info.Header.Config.Image, *vf.invert, *vf.cache)
 	if err != nil {
 		return err
 	}
 	if q.note != "" {
 		st.Say("%s: %s", *imagePath, q.note)
 	}
-	res, err := v.mod.Classify(ctx, q.pixels, *vf.backend, *k)
+	res, err := v.Module.Classify(ctx, q.pixels, *vf.backend, *k)
 	if err != nil {
 		return err
 	}
-	st.Say("%s on %s; index %s: %d images embedded by %s", v.choice(*vf.budget), res.Backend, *indexPath, info.Count, mixSpec(info.Mix))
-	type neighbor struct {
-		Index int     `json:"index"`
-		Label int     `json:"label"`
-		Name  string  `json:"name"`
-		Score float32 `json:"score"`
-	}
+	st.Say("%s on %s; index %s: %d images embedded by %s", v.choice(*vf.budget), res.Backend, *indexPath, info.Count, model.SpecOfNames(info.Mix))
+	return printRetrieved(os.Stdout, retrieved{image: *imagePath, index: *indexPath, v: v, res: res, info: info, label: q.label}, *vf.asJSON)
+}
+
+// neighbor is one line of retrieve's answer.
+type neighbor struct {
+	Index int     `json:"index"`
+	Label int     `json:"label"`
+	Name  string  `json:"name"`
+	Score float32 `json:"score"`
+}
+
+// retrieved is what retrieve prints: the query, the model and the index,
+// the module's answer, and the query's true label (-1 when unknown).
+type retrieved struct {
+	image, index string
+	v            *visionModel
+	res          *abi.ImageResult
+	info         *abi.IndexInfo
+	label        int
+}
+
+// printRetrieved prints the neighbours as a list, or as one JSON object.
+func printRetrieved(w io.Writer, r retrieved, asJSON bool) error {
 	var ns []neighbor
-	for _, n := range res.Neighbors {
-		ns = append(ns, neighbor{n.Index, n.Label, labelName(info.Classes, n.Label), n.Score})
+	for _, n := range r.res.Neighbors {
+		ns = append(ns, neighbor{n.Index, n.Label, host.LabelName(r.info.Classes, n.Label), n.Score})
 	}
 	nnClass, nnName := -1, ""
 	if len(ns) > 0 {
 		nnClass, nnName = ns[0].Label, ns[0].Name
 	}
-	if *vf.asJSON {
+	if asJSON {
 		out := struct {
 			Image     string     `json:"image"`
 			Model     string     `json:"model"`
@@ -503,72 +415,28 @@ classifier's own answer), and label and label_name for a test:N image.`)
 			Label     *int       `json:"label,omitempty"`
 			LabelName string     `json:"label_name,omitempty"`
 			Plan      *planJSON  `json:"plan,omitempty"`
-		}{Image: *imagePath, Model: v.name, Index: *indexPath, Mix: v.mix, Backend: res.Backend, Neighbors: ns,
-			NNClass: nnClass, NNName: nnName, Class: res.Class, Name: v.classes[res.Class], Plan: flatPlan(v.plan)}
+		}{Image: r.image, Model: r.v.Name, Index: r.index, Mix: r.v.Mix, Backend: r.res.Backend, Neighbors: ns,
+			NNClass: nnClass, NNName: nnName, Class: r.res.Class, Name: r.v.Classes[r.res.Class], Plan: flatPlan(r.v.plan)}
 		if out.Neighbors == nil {
 			out.Neighbors = []neighbor{}
 		}
-		if q.label >= 0 {
-			out.Label, out.LabelName = &q.label, labelName(info.Classes, q.label)
+		if r.label >= 0 {
+			label := r.label
+			out.Label, out.LabelName = &label, host.LabelName(r.info.Classes, r.label)
 		}
-		return json.NewEncoder(os.Stdout).Encode(out)
+		return json.NewEncoder(w).Encode(out)
 	}
-	fmt.Printf("%s: %d nearest of %d\n", *imagePath, len(ns), info.Count)
+	fmt.Fprintf(w, "%s: %d nearest of %d\n", r.image, len(ns), r.info.Count)
 	for i, n := range ns {
-		fmt.Printf("  %d. #%-7d %-16s %.4f\n", i+1, n.Index, n.Name, n.Score)
+		fmt.Fprintf(w, "  %d. #%-7d %-16s %.4f\n", i+1, n.Index, n.Name, n.Score)
 	}
 	if nnClass >= 0 {
-		fmt.Printf("1-NN class: %s (the classifier says %s)\n", nnName, v.classes[res.Class])
+		fmt.Fprintf(w, "1-NN class: %s (the classifier says %s)\n", nnName, r.v.Classes[r.res.Class])
 	} else {
-		fmt.Println("1-NN class: none (the index is empty)")
+		fmt.Fprintln(w, "1-NN class: none (the index is empty)")
 	}
-	if q.label >= 0 {
-		fmt.Printf("true class: %s\n", labelName(info.Classes, q.label))
+	if r.label >= 0 {
+		fmt.Fprintf(w, "true class: %s\n", host.LabelName(r.info.Classes, r.label))
 	}
 	return nil
-}
-
-// countBar shows progress through n items on stderr: a redrawn bar on a
-// terminal, a line every 10 s otherwise; nothing when quiet.
-type countBar struct {
-	command, unit string
-	n             int
-	terminal      bool
-	quiet         bool
-	start, last   time.Time
-}
-
-func newCountBar(command, unit string, n int, quiet bool) *countBar {
-	fi, err := os.Stderr.Stat()
-	now := time.Now()
-	return &countBar{command: command, unit: unit, n: n, quiet: quiet, terminal: err == nil && fi.Mode()&os.ModeCharDevice != 0, start: now, last: now}
-}
-
-func (b *countBar) update(done int) {
-	if b.quiet {
-		return
-	}
-	now := time.Now()
-	if done < b.n && now.Sub(b.last) < 200*time.Millisecond || !b.terminal && done < b.n && now.Sub(b.last) < 10*time.Second {
-		return
-	}
-	b.last = now
-	const width = 24
-	filled := width * done / max(1, b.n)
-	rate := float64(done) / max(now.Sub(b.start).Seconds(), 1e-9)
-	eta := time.Duration(float64(b.n-done) / max(rate, 1e-9) * float64(time.Second)).Round(time.Second)
-	line := fmt.Sprintf("matedge %s: %s %d/%d %s | %.0f %s/s | ETA %s", b.command,
-		strings.Repeat("█", filled)+strings.Repeat("·", width-filled), done, b.n, b.unit, rate, b.unit, eta)
-	if b.terminal {
-		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
-	} else {
-		fmt.Fprintln(os.Stderr, line)
-	}
-}
-
-// done ends the bar's line on a terminal.
-func (b *countBar) done() {
-	if !b.quiet && b.terminal {
-		fmt.Fprintln(os.Stderr)
-	}
 }

@@ -63,16 +63,14 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 		}
 		return wrote("compare", *outDir, "RESULTS.md", r.Write(*outDir, full))
 	}
-	corpus, err := train.LoadCorpus(*data, *cache)
+	t, err := train.LoadTokenized(*data, *cache, *vocab)
 	if err != nil {
 		return err
 	}
-	tok := model.TrainBPE(corpus.Train, *vocab)
-	enc := tok.NewEncoder()
 	cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: model.NestedWidths(4 * *dim),
 		Context: *ctxLen, RopeTheta: 10000, NormEps: 1e-5}
-	setup := experiment.CompareSetup{Args: args, Corpus: corpus, Tokenizer: tok,
-		TrainIDs: enc.Encode(corpus.Train), ValidIDs: enc.Encode(corpus.Validation),
+	setup := experiment.CompareSetup{Args: args, Corpus: t.Corpus, Tokenizer: t.Tokenizer,
+		TrainIDs: t.TrainIDs, ValidIDs: t.ValidIDs,
 		Base:  train.Options{Config: cfg, Batch: *batch, SeqLen: *ctxLen, Steps: *steps, LR: float32(*lr), Seed: *seed},
 		Mixes: *mixCount, Prompt: *prompt}
 	if *lossWeights != "" {
@@ -87,7 +85,7 @@ measurement to OUT/results/compare.json (-render redraws from it). With
 		}
 		setup.Ablations = append(setup.Ablations, lw)
 	}
-	r, err := experiment.Compare(setup, trainWithProgress(tok, setup.TrainIDs, setup.ValidIDs))
+	r, err := experiment.Compare(setup, trainWithProgress(t.Tokenizer, t.TrainIDs, t.ValidIDs))
 	if err != nil {
 		return err
 	}

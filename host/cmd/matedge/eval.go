@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/weights/train"
 )
 
@@ -53,7 +53,7 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	if *batch > 256 {
 		return fmt.Errorf("-batch %d: at most 256 windows at once", *batch)
 	}
-	w, h, name, err := loadModel(*modelPath)
+	w, h, name, err := host.LoadModel(*modelPath)
 	if err != nil {
 		return err
 	}
@@ -63,27 +63,14 @@ corpus: the split the quality table in a trained file's header was measured on.`
 	}
 	st := newStatus("eval", *quiet)
 	defer st.Stop()
-	var data []byte
-	switch *text {
-	case "austen", "opticks":
+	if *text == "austen" || *text == "opticks" {
 		st.Stage("loading the %s corpus", *text)
-		c, err := train.LoadCorpus(*text, *cache)
-		if err != nil {
-			return err
-		}
-		data = c.Validation
-	default:
-		if data, err = os.ReadFile(*text); err != nil {
-			return err
-		}
 	}
-	seqLen := *seq
-	if seqLen == 0 {
-		seqLen = w.Config.Context
-		if n, err := strconv.Atoi(h.Meta["seq_len"]); err == nil && n > 0 && n <= w.Config.Context {
-			seqLen = n
-		}
+	data, err := train.EvalText(*text, *cache)
+	if err != nil {
+		return err
 	}
+	seqLen := train.EvalSeqLen(*seq, w.Config, h.Meta)
 	if seqLen <= 0 || seqLen > w.Config.Context || *batch <= 0 {
 		return fmt.Errorf("-seq %d -batch %d: want 1 ≤ seq ≤ context (%d) and batch ≥ 1", seqLen, *batch, w.Config.Context)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/weights/convert"
 	"github.com/matedge/matedge/weights/safetensors"
 )
@@ -48,7 +49,7 @@ splits text with model.Chunks' rules as a regular expression.`)
 	if len(pos) == 1 {
 		path = pos[0]
 	}
-	w, h, name, err := loadModel(path)
+	w, h, name, err := host.LoadModel(path)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/weights/convert"
 	"github.com/matedge/matedge/weights/experiment"
@@ -85,53 +86,12 @@ flags work as in matedge train. -steps 0 only reorders.`)
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", *ckpt, tr.Step, tr.Options.Steps)
 	} else {
-		w, h, name, err := loadModel(pos[0])
-		if err != nil {
-			return err
+		ft := fineTune{path: pos[0], out: *out, reorder: *reorder, calibration: *calibration, lossWeights: *lossWeights, args: args,
+			opts: train.Options{Batch: *batch, SeqLen: *seq, Steps: *steps, Warmup: *warmup, LR: float32(*lr), MinLR: float32(*minLR),
+				WeightDecay: float32(*decay), ClipNorm: float32(*clip), Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}}
+		if tr, err = ft.start(corpus, tokenize); err != nil || tr == nil {
+			return err // tr is nil when -steps 0 wrote the reordered model
 		}
-		c := w.Config
-		trainIDs, validIDs := tokenize(h.Tokenizer)
-		seqLen := *seq
-		if seqLen == 0 {
-			seqLen = c.Context
-		}
-		if seqLen > c.Context {
-			return fmt.Errorf("-seq %d: the model's context is %d", seqLen, c.Context)
-		}
-		evalIDs := validIDs
-		if *evalTokens > 0 && len(evalIDs) > *evalTokens+1 {
-			evalIDs = evalIDs[:*evalTokens+1]
-		}
-		report := func(what string) {
-			var s strings.Builder
-			for g := range c.Granularities() {
-				loss, _ := train.Evaluate(w, c.Uniform(g), evalIDs, seqLen, *batch)
-				fmt.Fprintf(&s, " %s %.4f", c.GranularityName(g), loss)
-			}
-			fmt.Fprintf(os.Stderr, "%s validation (nats/token):%s\n", what, s.String())
-		}
-		fmt.Fprintf(os.Stderr, "model %s: dim %d, %d layers, FFN widths %v\n", name, c.Dim, c.Layers, c.FFNWidths)
-		if *reorder {
-			report("as loaded")
-			calib := trainIDs[:min(len(trainIDs), *calibration)]
-			convert.Reorder(w, convert.Importance(w, calib, seqLen, *batch, 0))
-			report(fmt.Sprintf("reordered on %d tokens,", len(calib)))
-		}
-		if *steps == 0 {
-			return writeModel(*out, w, h.Tokenizer, corpus, seqLen, *batch, validIDs, map[string]string{"kind": "reordered", "command": "matedge finetune " + experiment.ShellJoin(args)})
-		}
-		opts := train.Options{Config: c, Batch: *batch, SeqLen: seqLen, Steps: *steps, Warmup: *warmup,
-			LR: float32(*lr), MinLR: float32(*minLR), WeightDecay: float32(*decay), ClipNorm: float32(*clip),
-			Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}
-		if *lossWeights != "" {
-			if opts.LossWeights, err = parseFloats(*lossWeights, c.Granularities()); err != nil {
-				return fmt.Errorf("-loss-weights: %w", err)
-			}
-		}
-		if tr, err = train.FineTune(opts, w, h.Tokenizer, trainIDs, validIDs); err != nil {
-			return err
-		}
-		tr.Meta = map[string]string{"command": "matedge finetune " + experiment.ShellJoin(args)}
 	}
 	o := tr.Options
 	fmt.Fprintf(os.Stderr, "fine-tune: %d steps of %d×%d tokens, lr %g→%g (warmup %d), loss weights %v\n", o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.LossWeights)
@@ -141,4 +101,69 @@ flags work as in matedge train. -steps 0 only reorders.`)
 	_, validIDs := tokenize(tr.Tokenizer)
 	meta := map[string]string{"kind": "finetuned", "command": tr.Meta["command"], "steps": strconv.Itoa(o.Steps), "objective": "matformer"}
 	return writeModel(*out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
+}
+
+// fineTune is a fine-tune that starts from a model file.
+type fineTune struct {
+	path, out   string
+	reorder     bool
+	calibration int
+	lossWeights string
+	args        []string
+	opts        train.Options // Config is the model's; SeqLen 0 means its context
+}
+
+// start loads the model, reorders its FFN neurons by importance (-reorder),
+// and returns the trainer that fine-tunes it; with -steps 0 it writes the
+// reordered model instead and returns nil.
+func (f fineTune) start(corpus *train.Corpus, tokenize func(model.Tokenizer) ([]int, []int)) (*train.Trainer, error) {
+	w, h, name, err := host.LoadModel(f.path)
+	if err != nil {
+		return nil, err
+	}
+	c := w.Config
+	trainIDs, validIDs := tokenize(h.Tokenizer)
+	seqLen := f.opts.SeqLen
+	if seqLen == 0 {
+		seqLen = c.Context
+	}
+	if seqLen > c.Context {
+		return nil, fmt.Errorf("-seq %d: the model's context is %d", seqLen, c.Context)
+	}
+	evalIDs := validIDs
+	if f.opts.EvalTokens > 0 && len(evalIDs) > f.opts.EvalTokens+1 {
+		evalIDs = evalIDs[:f.opts.EvalTokens+1]
+	}
+	report := func(what string) {
+		var s strings.Builder
+		for g := range c.Granularities() {
+			loss, _ := train.Evaluate(w, c.Uniform(g), evalIDs, seqLen, f.opts.Batch)
+			fmt.Fprintf(&s, " %s %.4f", c.GranularityName(g), loss)
+		}
+		fmt.Fprintf(os.Stderr, "%s validation (nats/token):%s\n", what, s.String())
+	}
+	fmt.Fprintf(os.Stderr, "model %s: dim %d, %d layers, FFN widths %v\n", name, c.Dim, c.Layers, c.FFNWidths)
+	if f.reorder {
+		report("as loaded")
+		calib := trainIDs[:min(len(trainIDs), f.calibration)]
+		convert.Reorder(w, convert.Importance(w, calib, seqLen, f.opts.Batch, 0))
+		report(fmt.Sprintf("reordered on %d tokens,", len(calib)))
+	}
+	command := "matedge finetune " + experiment.ShellJoin(f.args)
+	if f.opts.Steps == 0 {
+		return nil, writeModel(f.out, w, h.Tokenizer, corpus, seqLen, f.opts.Batch, validIDs, map[string]string{"kind": "reordered", "command": command})
+	}
+	opts := f.opts
+	opts.Config, opts.SeqLen = c, seqLen
+	if f.lossWeights != "" {
+		if opts.LossWeights, err = parseFloats(f.lossWeights, c.Granularities()); err != nil {
+			return nil, fmt.Errorf("-loss-weights: %w", err)
+		}
+	}
+	tr, err := train.FineTune(opts, w, h.Tokenizer, trainIDs, validIDs)
+	if err != nil {
+		return nil, err
+	}
+	tr.Meta = map[string]string{"command": command}
+	return tr, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,14 +15,47 @@ import (
 	"github.com/matedge/matedge/wasm/engine"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
-	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
 func init() {
 	register(command{name: "generate", summary: "generate text with a submodel of a weights file", run: runGenerate})
 }
 
+// generateFlags are generate's flags, as parsed.
+type generateFlags struct {
+	prompt           string
+	n                int
+	mix              string
+	seed             uint64
+	temperature      float64
+	topK             int
+	topP             float64
+	backend          string
+	budgetName       string
+	verbose          bool
+	maxDownload      string
+	maxMemory        string
+	bestEffort       bool
+	draft            string
+	draftTokens      int
+	repeatPenalty    float64
+	presencePenalty  float64
+	penaltyWindow    int
+	minP             float64
+	route            float64
+	precision        string
+	modelPath        string
+	wasmPath         string
+	asJSON           bool
+	quiet            bool
+	kernelSet        string
+	contextPolicy    string
+	stops            []string
+	topKSet, topPSet bool // whether the command line set -top-k, -top-p
+}
+
 func runGenerate(args []string) error {
+	var g generateFlags
 	fs := newFlags("generate", "[flags]", `Generates text with the matedge wasm module (run by wazero), streaming it to
 stdout. The mix picks the submodel: S, M, L, XL (the nested granularities),
 a comma list with one granularity per layer (Mix'n'Match), or auto.
@@ -38,75 +70,87 @@ tokens_per_second, context_full, and with planning "plan": the planner's plan
 reasons, …) with "error" and "constraint" when nothing fit the budget, and
 reason ("length", "stop", "eot": the model's end-of-text token, or "context"),
 dropped_chars and slides (-context).`)
-	prompt := fs.String("prompt", "It is a truth universally acknowledged", "text to continue")
-	n := fs.Int("n", 64, "tokens to generate")
-	mix := fs.String("mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
-	seed := fs.Uint64("seed", 1, "sampling seed")
-	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 is greedy")
-	topK := fs.Int("top-k", 40, "sample from the K most likely tokens; 0 keeps all")
-	topP := fs.Float64("top-p", 0.95, "sample from the smallest set with this much probability; 1 keeps all")
-	backend := fs.String("backend", "auto", "cpu, gpu, or auto (the planner measures both and picks)")
-	budgetName := fs.String("budget", "balanced", "what auto plans for: fast, balanced or best (see matedge plan -help)")
-	verbose := fs.Bool("v", false, "print the plan's reasons to stderr when planning")
-	maxDownload := fs.String("max-download", "", "with -mix auto: largest download (bytes, or with kB, MB, GB, KiB, MiB, GiB); empty keeps the budget's")
-	maxMemory := fs.String("max-memory", "", "with -mix auto: most memory the plan may keep (same units); empty keeps the budget's")
-	bestEffort := fs.Bool("best-effort", false, "with -mix auto: when nothing fits the budget, run the smallest plan instead of failing")
-	draft := fs.String("draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged. auto picks the granularity expected to pay most on this device")
-	draftTokens := fs.Int("k", 0, "tokens the draft proposes per round (with -draft), 1…64; 0 chooses k round by round from the acceptance rate and the measured cost of draft and verify steps, down to plain decoding where speculation does not pay")
-	repeatPenalty := fs.Float64("repeat-penalty", 0, "CTRL repetition penalty over the last -penalty-window tokens: 1 to 10, > 1 discourages repeats; 0 is off (cpu backend)")
-	presencePenalty := fs.Float64("presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off (cpu backend)")
-	penaltyWindow := fs.Int("penalty-window", 0, "recent tokens (prompt included) the penalties look at; 0 is 64")
-	minP := fs.Float64("min-p", 0, "when sampling, keep tokens at least this share as likely as the most likely: 0 to 1; 0 is off (cpu backend)")
-	route := fs.Float64("route", 0, "token routing: each token's FFN width per layer picked by the file's routers for a mean of about this fraction of XL's FFN FLOPs (0 < BUDGET ≤ 1; 0 is off), never wider than -mix (auto means XL here); CPU backend only")
-	precision := fs.String("precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
-	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
-	wasmPath := fs.String("wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
-	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text (fields: -help)")
-	quiet := fs.Bool("q", false, "print nothing to stderr but errors")
-	kernelSet := fs.String("kernels", host.KernelsSIMD, "the module's CPU kernels: simd (link the SIMD128 companion module) or go (its plain-Go reference; same tokens, slower)")
-	var stops []string
+	fs.StringVar(&g.prompt, "prompt", "It is a truth universally acknowledged", "text to continue")
+	fs.IntVar(&g.n, "n", 64, "tokens to generate")
+	fs.StringVar(&g.mix, "mix", "auto", "submodel: S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)")
+	fs.Uint64Var(&g.seed, "seed", 1, "sampling seed")
+	fs.Float64Var(&g.temperature, "temperature", 0.8, "sampling temperature; 0 is greedy")
+	fs.IntVar(&g.topK, "top-k", 40, "sample from the K most likely tokens; 0 keeps all")
+	fs.Float64Var(&g.topP, "top-p", 0.95, "sample from the smallest set with this much probability; 1 keeps all")
+	fs.StringVar(&g.backend, "backend", "auto", "cpu, gpu, or auto (the planner measures both and picks)")
+	fs.StringVar(&g.budgetName, "budget", "balanced", "what auto plans for: fast, balanced or best (see matedge plan -help)")
+	fs.BoolVar(&g.verbose, "v", false, "print the plan's reasons to stderr when planning")
+	fs.StringVar(&g.maxDownload, "max-download", "", "with -mix auto: largest download (bytes, or with kB, MB, GB, KiB, MiB, GiB); empty keeps the budget's")
+	fs.StringVar(&g.maxMemory, "max-memory", "", "with -mix auto: most memory the plan may keep (same units); empty keeps the budget's")
+	fs.BoolVar(&g.bestEffort, "best-effort", false, "with -mix auto: when nothing fits the budget, run the smallest plan instead of failing")
+	fs.StringVar(&g.draft, "draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged. auto picks the granularity expected to pay most on this device")
+	fs.IntVar(&g.draftTokens, "k", 0, "tokens the draft proposes per round (with -draft), 1…64; 0 chooses k round by round from the acceptance rate and the measured cost of draft and verify steps, down to plain decoding where speculation does not pay")
+	fs.Float64Var(&g.repeatPenalty, "repeat-penalty", 0, "CTRL repetition penalty over the last -penalty-window tokens: 1 to 10, > 1 discourages repeats; 0 is off")
+	fs.Float64Var(&g.presencePenalty, "presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off")
+	fs.IntVar(&g.penaltyWindow, "penalty-window", 0, "recent tokens (prompt included) the penalties look at; 0 is 64")
+	fs.Float64Var(&g.minP, "min-p", 0, "when sampling, keep tokens at least this share as likely as the most likely: 0 to 1; 0 is off")
+	fs.Float64Var(&g.route, "route", 0, "token routing: each token's FFN width per layer picked by the file's routers for a mean of about this fraction of XL's FFN FLOPs (0 < BUDGET ≤ 1; 0 is off), never wider than -mix (auto means XL here); CPU backend only")
+	fs.StringVar(&g.precision, "precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
+	fs.StringVar(&g.modelPath, "model", "", "weights file (.matw); empty uses the embedded default model")
+	fs.StringVar(&g.wasmPath, "wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
+	fs.BoolVar(&g.asJSON, "json", false, "print one JSON object instead of streaming text (fields: -help)")
+	fs.BoolVar(&g.quiet, "q", false, "print nothing to stderr but errors")
+	fs.StringVar(&g.kernelSet, "kernels", host.KernelsSIMD, "the module's CPU kernels: simd (link the SIMD128 companion module) or go (its plain-Go reference; same tokens, slower)")
 	fs.Func("stop", "end before this string appears in the text, which then does not show it (repeatable)", func(s string) error {
-		stops = append(stops, s)
+		g.stops = append(g.stops, s)
 		return nil
 	})
-	contextPolicy := fs.String("context", host.ContextRefuse, "a prompt or text longer than the context: refuse (fail; stop when full), truncate-left (cut the prompt's start), or slide (cut, and move the window when full)")
+	fs.StringVar(&g.contextPolicy, "context", host.ContextRefuse, "a prompt or text longer than the context: refuse (fail; stop when full), truncate-left (cut the prompt's start), or slide (cut, and move the window when full)")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
 		return fmt.Errorf("unexpected argument %q (see -help)", rest[0])
 	}
-	if *n < 0 {
-		return fmt.Errorf("-n %d: want a count ≥ 0", *n)
+	g.topKSet, g.topPSet = flagSet(fs, "top-k"), flagSet(fs, "top-p")
+	if err := g.check(); err != nil {
+		return err
 	}
-	if *mix == "" {
+	st := newStatus("generate", g.quiet)
+	defer st.Stop()
+	return g.run(context.Background(), st)
+}
+
+// check refuses bad flags before the module starts.
+func (g *generateFlags) check() error {
+	if g.n < 0 {
+		return fmt.Errorf("-n %d: want a count ≥ 0", g.n)
+	}
+	if g.mix == "" {
 		return fmt.Errorf(`-mix "": want S, M, L, XL, auto, or one granularity per layer (S,M,L,XL)`)
 	}
-	if *draft != "" && (*draftTokens < 0 || *draftTokens > 64) {
-		return fmt.Errorf("-k %d: want 1…64 draft tokens, or 0 to choose k round by round", *draftTokens)
+	if g.draft != "" && (g.draftTokens < 0 || g.draftTokens > 64) {
+		return fmt.Errorf("-k %d: want 1…64 draft tokens, or 0 to choose k round by round", g.draftTokens)
 	}
-	if _, err := planner.Preset(*budgetName); err != nil {
+	if _, err := planner.Preset(g.budgetName); err != nil {
 		return fmt.Errorf("-budget: %w", err)
 	}
 	// The engine checks the options again at reset; checking them here
 	// refuses them before the device is measured or anything is printed.
-	if err := engine.CheckOptions(abi.Options{Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP),
-		Backend: *backend, Precision: *precision}); err != nil {
+	if err := engine.CheckOptions(abi.Options{Temperature: float32(g.temperature), TopK: g.topK, TopP: float32(g.topP),
+		Backend: g.backend, Precision: g.precision}); err != nil {
 		return err
 	}
-	switch *contextPolicy {
+	switch g.contextPolicy {
 	case host.ContextRefuse, host.ContextTruncateLeft, host.ContextSlide:
 	default:
-		return fmt.Errorf("-context %q: want refuse, truncate-left or slide", *contextPolicy)
+		return fmt.Errorf("-context %q: want refuse, truncate-left or slide", g.contextPolicy)
 	}
-	st := newStatus("generate", *quiet)
-	defer st.Stop()
+	return nil
+}
 
-	ctx := context.Background()
-	file, size, name, err := openModel(*modelPath)
+// run loads the model into the module, settles the mix and backend
+// (planning what is auto), and generates.
+func (g *generateFlags) run(ctx context.Context, st *status) error {
+	file, size, name, err := host.OpenModel(g.modelPath)
 	if err != nil {
 		return err
 	}
-	mod, closeModule, err := startModuleWith(ctx, *wasmPath, host.Config{Kernels: *kernelSet})
+	mod, closeModule, err := host.StartModule(ctx, g.wasmPath, host.Config{Kernels: g.kernelSet})
 	if err != nil {
 		return err
 	}
@@ -118,122 +162,26 @@ dropped_chars and slides (-context).`)
 	if err := modelInfo.Header.RequireLanguageModel(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	backendNote := "-backend"
-	if *draft != "" {
-		backendNote = "-draft runs on the cpu"
-		if *backend == "gpu" {
-			return fmt.Errorf("-draft: speculative decoding runs on the cpu backend; drop -backend gpu")
-		}
-		*backend = "cpu"
-		if *temperature > 0 && (!flagSet(fs, "top-k") || !flagSet(fs, "top-p")) {
-			*topK, *topP = 0, 1 // speculative sampling draws from the whole distribution
-		}
+	backendNote, err := g.settleBackend(modelInfo.Header.Config)
+	if err != nil {
+		return err
 	}
-	if *mix != "auto" {
-		if _, err := modelInfo.Header.Config.ParseMix(*mix); err != nil {
-			return fmt.Errorf("-mix: %w", err) // before measuring the device for nothing
-		}
+	mixGiven, backendGiven := g.mix, g.backend
+	plan, err := g.plan(ctx, st, mod)
+	if err != nil {
+		return err
 	}
-	shaping := abi.Options{RepetitionPenalty: float32(*repeatPenalty), PresencePenalty: float32(*presencePenalty), PenaltyWindow: *penaltyWindow, MinP: float32(*minP)}
-	if shaping.Shapes() {
-		if *backend == "gpu" {
-			return fmt.Errorf("-repeat-penalty, -presence-penalty and -min-p run on the cpu backend; drop -backend gpu")
-		}
-		*backend = "cpu"
-		backendNote = "the penalties and -min-p run on the cpu"
-	}
-	if *route != 0 {
-		if !(*route > 0 && *route <= 1) {
-			return fmt.Errorf("-route %g: want a fraction of XL's FFN FLOPs in (0, 1]", *route)
-		}
-		if *backend == "gpu" {
-			return fmt.Errorf("-route: token routing runs on the cpu backend only; drop -backend gpu")
-		}
-		*backend = "cpu"
-		backendNote = "token routing runs on the cpu"
-		if *mix == "auto" {
-			*mix = "XL" // the widest each layer may run; the routers pick below it
-		}
-	}
-	var plan *abi.PlanResult
-	mixGiven, backendGiven := *mix, *backend
-	if *mix == "auto" || *backend == "auto" {
-		st.Stage("measuring this device to plan (decode steps of S and XL on each backend)")
-		budget, err := planner.Preset(*budgetName)
-		if err != nil {
-			return err
-		}
-		for _, o := range []struct {
-			flag, value string
-			field       *int64
-		}{{"-max-download", *maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", *maxMemory, &budget.MaxMemoryBytes}} {
-			if o.value != "" {
-				if *o.field, err = parseBytes(o.value); err != nil {
-					return fmt.Errorf("%s %q: %w", o.flag, o.value, err)
-				}
-			}
-		}
-		if plan, err = planFor(ctx, mod, *wasmPath, budget, *mix, *backend); err != nil {
-			return err
-		}
-		if plan.Error != "" && mixGiven == "auto" && !*bestEffort {
-			return fmt.Errorf("nothing fits the budget %s (%s): %s; relax it, or -best-effort runs the smallest plan", *budgetName, plan.Constraint, plan.Error)
-		}
-		*mix, *backend = plan.Plan.Spec, plan.Plan.Backend
-		if *verbose || plan.Error != "" {
-			describePlan(os.Stderr, plan)
-		}
-	}
-	mixInfo, err := mod.FetchMix(ctx, file, modelInfo, *mix)
+	mixInfo, err := mod.FetchMix(ctx, file, modelInfo, g.mix)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	st.Say("%s", choiceLine(mixGiven, backendGiven, backendNote, *budgetName, plan, *draft, *draftTokens))
-	req := host.Request{Prompt: *prompt, MaxTokens: *n, Stop: stops, Context: *contextPolicy, Options: abi.Options{
-		Seed: *seed, Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Backend: *backend, Precision: *precision,
-		RepetitionPenalty: shaping.RepetitionPenalty, PresencePenalty: shaping.PresencePenalty, PenaltyWindow: shaping.PenaltyWindow, MinP: shaping.MinP,
-	}}
-	if *draft != "" {
-		req.Options.Draft, req.Options.DraftTokens = *draft, *draftTokens
-	}
-	// The prompt is echoed with the first token, so that options the module
-	// refuses at reset leave nothing on stdout.
-	req.Options.Route = float32(*route)
-	var stream func([]byte)
-	echoed := false
-	echo := func() {
-		if !echoed && !*asJSON {
-			fmt.Print(*prompt)
-			echoed = true
-		}
-	}
-	if !*asJSON {
-		stream = func(piece []byte) { echo(); os.Stdout.Write(piece) }
-	}
-	res, err := mod.Generate(ctx, req, stream)
-	if err != nil {
-		if echoed {
-			fmt.Println()
-		}
-		if errors.Is(err, host.ErrArg) && strings.Contains(err.Error(), "context is") {
-			return fmt.Errorf("%w (-context truncate-left or slide cuts it to fit)", err)
+	st.Say("%s", choiceLine(mixGiven, backendGiven, backendNote, g.budgetName, plan, g.draft, g.draftTokens))
+	res, err := g.generate(ctx, mod)
+	if err != nil || !g.asJSON {
+		if err == nil {
+			g.report(modelInfo.Header.Config, res)
 		}
 		return err
-	}
-	if !*asJSON {
-		echo()
-		fmt.Println()
-		if *route != 0 {
-			fmt.Fprintln(os.Stderr, describeWidths(modelInfo.Header.Config, res.Widths))
-		}
-		if res.Reason == "eot" && !*quiet {
-			fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's end-of-text token (%d generated of the %d asked for)\n", len(res.Tokens), *n)
-		}
-		if res.Done {
-			fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's context limit of %d tokens (%d of the prompt, %d generated of the %d asked for)\n",
-				modelInfo.Header.Config.Context, len(res.PromptTokens), len(res.Tokens), *n)
-		}
-		return nil
 	}
 	out := struct {
 		*host.Result
@@ -249,8 +197,130 @@ dropped_chars and slides (-context).`)
 		// not (a token ending inside a character) as U+FFFD; text_base64
 		// keeps the exact bytes.
 		TextBase64 []byte `json:"text_base64"`
-	}{res, *prompt, mixInfo.Mix, name, *seed, *temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), flatPlan(plan), []byte(res.Text)}
+	}{res, g.prompt, mixInfo.Mix, name, g.seed, g.temperature, res.Duration.Seconds(), float64(len(res.Tokens)) / res.Duration.Seconds(), flatPlan(plan), []byte(res.Text)}
 	return json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// shaping are the logit-shaping options (penalties and min-p), which run on both backends.
+func (g *generateFlags) shaping() abi.Options {
+	return abi.Options{RepetitionPenalty: float32(g.repeatPenalty), PresencePenalty: float32(g.presencePenalty), PenaltyWindow: g.penaltyWindow, MinP: float32(g.minP)}
+}
+
+// settleBackend moves to the CPU what runs only there (-draft, -route),
+// refusing -backend gpu with them, checks a given mix
+// against c, and returns why the backend is what it is.
+func (g *generateFlags) settleBackend(c model.Config) (string, error) {
+	backendNote := "-backend"
+	if g.draft != "" {
+		backendNote = "-draft runs on the cpu"
+		if g.backend == "gpu" {
+			return "", fmt.Errorf("-draft: speculative decoding runs on the cpu backend; drop -backend gpu")
+		}
+		g.backend = "cpu"
+		if g.temperature > 0 && (!g.topKSet || !g.topPSet) {
+			g.topK, g.topP = 0, 1 // speculative sampling draws from the whole distribution
+		}
+	}
+	if g.mix != "auto" {
+		if _, err := c.ParseMix(g.mix); err != nil {
+			return "", fmt.Errorf("-mix: %w", err) // before measuring the device for nothing
+		}
+	}
+	if g.route != 0 {
+		if !(g.route > 0 && g.route <= 1) {
+			return "", fmt.Errorf("-route %g: want a fraction of XL's FFN FLOPs in (0, 1]", g.route)
+		}
+		if g.backend == "gpu" {
+			return "", fmt.Errorf("-route: token routing runs on the cpu backend only; drop -backend gpu")
+		}
+		g.backend = "cpu"
+		backendNote = "token routing runs on the cpu"
+		if g.mix == "auto" {
+			g.mix = "XL" // the widest each layer may run; the routers pick below it
+		}
+	}
+	return backendNote, nil
+}
+
+// plan asks the planner for what is auto (the mix, the backend or both),
+// and sets them from its plan; nil when nothing is auto.
+func (g *generateFlags) plan(ctx context.Context, st *status, mod *host.Module) (*abi.PlanResult, error) {
+	if g.mix != "auto" && g.backend != "auto" {
+		return nil, nil
+	}
+	st.Stage("measuring this device to plan (decode steps of S and XL on each backend)")
+	budget, err := budgetFromFlags(g.budgetName, -1, g.maxDownload, g.maxMemory)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := host.PlanFor(ctx, mod, g.wasmPath, budget, g.mix, g.backend)
+	if err != nil {
+		return nil, err
+	}
+	if plan.Error != "" && g.mix == "auto" && !g.bestEffort {
+		return nil, fmt.Errorf("nothing fits the budget %s (%s): %s; relax it, or -best-effort runs the smallest plan", g.budgetName, plan.Constraint, plan.Error)
+	}
+	g.mix, g.backend = plan.Plan.Spec, plan.Plan.Backend
+	if g.verbose || plan.Error != "" {
+		describePlan(os.Stderr, plan)
+	}
+	return plan, nil
+}
+
+// generate runs the request, streaming the text to stdout unless -json.
+func (g *generateFlags) generate(ctx context.Context, mod *host.Module) (*host.Result, error) {
+	shaping := g.shaping()
+	req := host.Request{Prompt: g.prompt, MaxTokens: g.n, Stop: g.stops, Context: g.contextPolicy, Options: abi.Options{
+		Seed: g.seed, Temperature: float32(g.temperature), TopK: g.topK, TopP: float32(g.topP), Backend: g.backend, Precision: g.precision,
+		RepetitionPenalty: shaping.RepetitionPenalty, PresencePenalty: shaping.PresencePenalty, PenaltyWindow: shaping.PenaltyWindow, MinP: shaping.MinP,
+	}}
+	if g.draft != "" {
+		req.Options.Draft, req.Options.DraftTokens = g.draft, g.draftTokens
+	}
+	// The prompt is echoed with the first token, so that options the module
+	// refuses at reset leave nothing on stdout.
+	req.Options.Route = float32(g.route)
+	var stream func([]byte)
+	echoed := false
+	echo := func() {
+		if !echoed && !g.asJSON {
+			fmt.Print(g.prompt)
+			echoed = true
+		}
+	}
+	if !g.asJSON {
+		stream = func(piece []byte) { echo(); os.Stdout.Write(piece) }
+	}
+	res, err := mod.Generate(ctx, req, stream)
+	if err != nil {
+		if echoed {
+			fmt.Println()
+		}
+		if errors.Is(err, host.ErrArg) && strings.Contains(err.Error(), "context is") {
+			return nil, fmt.Errorf("%w (-context truncate-left or slide cuts it to fit)", err)
+		}
+		return nil, err
+	}
+	if !g.asJSON {
+		echo()
+		fmt.Println()
+	}
+	return res, nil
+}
+
+// report ends streamed text with what stderr should say: the routed widths,
+// and that the context filled up.
+func (g *generateFlags) report(c model.Config, res *host.Result) {
+	if g.route != 0 {
+		fmt.Fprintln(os.Stderr, c.DescribeWidths(res.Widths))
+	}
+	if res.Reason == "eot" && !g.quiet {
+		fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's end-of-text token (%d generated of the %d asked for)\n", len(res.Tokens), g.n)
+	}
+	if res.Done {
+		fmt.Fprintf(os.Stderr, "matedge generate: stopped at the model's context limit of %d tokens (%d of the prompt, %d generated of the %d asked for)\n",
+			c.Context, len(res.PromptTokens), len(res.Tokens), g.n)
+	}
 }
 
 // planJSON is a plan with the plan export's error and constraint beside its
@@ -279,7 +349,7 @@ func choiceLine(mixFlag, backendFlag, backendNote, budget string, plan *abi.Plan
 		mix, backend = plan.Plan.Spec+" (-mix)", plan.Plan.Backend+" (planned: measured fastest for this mix)"
 	default:
 		mix, backend = plan.Plan.Spec, plan.Plan.Backend
-		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, humanBytes(plan.Plan.DownloadBytes))
+		why = fmt.Sprintf(", planned for budget %s: %.1f tokens/s predicted, %s", budget, plan.Plan.PredictedTokensPerSecond, weights.HumanBytes(plan.Plan.DownloadBytes))
 		if plan.Error != "" {
 			why += "; nothing fits the budget (" + plan.Error + "), so the smallest plan runs (-best-effort)"
 		} else if r := sizeReason(plan.Plan.Reasons); r != "" {
@@ -311,103 +381,6 @@ func draftNote(draft string, k int) string {
 		return fmt.Sprintf(", drafting with %s (-draft), k chosen round by round", draft)
 	}
 	return fmt.Sprintf(", drafting %d tokens a round with %s (-draft)", k, draft)
-}
-
-// describeWidths summarises a routed generation's widths: the mean FFN width
-// over tokens and layers as a share of XL's, and each granularity's share.
-func describeWidths(c model.Config, widths [][]int) string {
-	if len(widths) == 0 {
-		return "routed: no tokens"
-	}
-	count := make([]int, c.Granularities())
-	var width, n float64
-	for _, tok := range widths {
-		for _, g := range tok {
-			count[g]++
-			width += float64(c.FFNWidths[g])
-			n++
-		}
-	}
-	parts := make([]string, len(count))
-	for g, k := range count {
-		parts[g] = fmt.Sprintf("%s %.0f%%", c.GranularityName(g), 100*float64(k)/n)
-	}
-	return fmt.Sprintf("routed: mean FFN width %.0f%% of XL over %d tokens (%s)", 100*width/n/float64(c.Hidden()), len(widths), strings.Join(parts, ", "))
-}
-
-// openModel opens a weights file, or the embedded default for an empty path.
-func openModel(path string) (io.ReaderAt, int64, string, error) {
-	if path == "" {
-		return bytes.NewReader(defaultmodel.Bytes), int64(len(defaultmodel.Bytes)), "default model", nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, "", err
-	}
-	return f, st.Size(), path, nil
-}
-
-// loadModel reads every weight of a file, or of the embedded default for an
-// empty path, natively (no module): for eval and speculate.
-func loadModel(path string) (*model.Weights, *weights.Header, string, error) {
-	r, size, name, err := openModel(path)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if c, ok := r.(io.Closer); ok {
-		defer c.Close()
-	}
-	w, h, err := weights.Load(r, size)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s: %w", name, err)
-	}
-	return w, h, name, nil
-}
-
-// startModuleWith compiles and instantiates matedge.wasm with cfg.
-func startModuleWith(ctx context.Context, wasmPath string, cfg host.Config) (*host.Module, func(), error) {
-	if wasmPath == "" {
-		p, err := host.FindModule()
-		if err != nil {
-			return nil, nil, err
-		}
-		wasmPath = p
-	}
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	rt, err := host.NewRuntime(ctx, wasm, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	mod, err := rt.Instantiate(ctx)
-	if err != nil {
-		rt.Close(ctx)
-		return nil, nil, err
-	}
-	return mod, func() { rt.Close(ctx) }, nil
-}
-
-// planFor measures this machine and asks the module's planner for a plan:
-// the whole plan when mix is auto, only the backend when mix is given.
-func planFor(ctx context.Context, mod *host.Module, wasmPath string, budget planner.Budget, mix, backend string) (*abi.PlanResult, error) {
-	if backend != "auto" {
-		budget.Backend = backend
-	}
-	caps, _, err := detectCapabilities(ctx, wasmPath, &budget)
-	if err != nil {
-		return nil, fmt.Errorf("measuring this device: %w", err)
-	}
-	req := abi.PlanRequest{Capabilities: caps, Budget: budget}
-	if mix != "auto" {
-		req.Mix = mix
-	}
-	return mod.Plan(ctx, req)
 }
 
 // describePlan prints what the planner chose and why.

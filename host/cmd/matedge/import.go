@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 
@@ -51,13 +50,10 @@ naming it.`)
 	fmt.Fprintf(os.Stderr, "model: dim %d, %d layers, %d heads, FFN widths %v, context %d, vocab %d (%d byte-level BPE ids)\n",
 		c.Dim, c.Layers, c.Heads, c.FFNWidths, c.Context, c.Vocab, imp.Tokenizer.Size())
 	meta := map[string]string{"kind": "imported", "source": pos[0], "command": "matedge import " + experiment.ShellJoin(args)}
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, imp.Weights, imp.Tokenizer, meta); err != nil {
+	n, err := weights.WriteFile(*out, imp.Weights, imp.Tokenizer, meta)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", *out, buf.Len())
+	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", *out, n)
 	return nil
 }

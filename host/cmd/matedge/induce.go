@@ -60,19 +60,17 @@ Writes OUT/INDUCE.md, OUT/results/induce.svg and OUT/results/induce.json
 		finiteAbove("lr", *lr, 0), finiteAbove("finetune-lr", *ftLR, 0)); err != nil {
 		return err
 	}
-	corpus, err := train.LoadCorpus(*data, *cache)
+	t, err := train.LoadTokenized(*data, *cache, *vocab)
 	if err != nil {
 		return err
 	}
-	tok := model.TrainBPE(corpus.Train, *vocab)
-	enc := tok.NewEncoder()
 	cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: model.NestedWidths(4 * *dim),
 		Context: *ctxLen, RopeTheta: 10000, NormEps: 1e-5}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	setup := experiment.InduceSetup{Args: args, Corpus: corpus, Tokenizer: tok,
-		TrainIDs: enc.Encode(corpus.Train), ValidIDs: enc.Encode(corpus.Validation),
+	setup := experiment.InduceSetup{Args: args, Corpus: t.Corpus, Tokenizer: t.Tokenizer,
+		TrainIDs: t.TrainIDs, ValidIDs: t.ValidIDs,
 		Base:              train.Options{Config: cfg, Batch: *batch, SeqLen: *ctxLen, Steps: *steps, LR: float32(*lr), Seed: *seed},
 		FineTune:          train.Options{Batch: *batch, SeqLen: *ctxLen, Steps: *ftSteps, LR: float32(*ftLR), Warmup: *ftWarmup, Seed: *seed + 1},
 		EvalEvery:         *evalEvery,
@@ -89,7 +87,7 @@ Writes OUT/INDUCE.md, OUT/results/induce.svg and OUT/results/induce.json
 			return fmt.Errorf("-finetune-loss-weights: %w", err)
 		}
 	}
-	r, err := experiment.Induce(setup, trainWithProgress(tok, setup.TrainIDs, setup.ValidIDs))
+	r, err := experiment.Induce(setup, trainWithProgress(t.Tokenizer, t.TrainIDs, t.ValidIDs))
 	if err != nil {
 		return err
 	}

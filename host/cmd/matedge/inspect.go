@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"text/tabwriter"
 
@@ -14,15 +13,6 @@ import (
 
 func init() {
 	register(command{name: "inspect", summary: "show a weights file: config, tensors, bytes per submodel", run: runInspect})
-}
-
-// granularityInfo is what one uniform submodel costs.
-type granularityInfo struct {
-	Name               string          `json:"name"`
-	FFNWidth           int             `json:"ffn_width"`
-	NonEmbeddingParams int             `json:"non_embedding_params"`
-	Bytes              int64           `json:"bytes"` // data bytes, header excluded
-	Ranges             []weights.Range `json:"ranges"`
 }
 
 func runInspect(args []string) error {
@@ -40,16 +30,12 @@ current one, data bytes unchanged.`)
 		fs.Usage()
 		return fmt.Errorf("want one weights file, got %d arguments", len(paths))
 	}
-	f, err := os.Open(paths[0])
+	f, size, err := weights.OpenFile(paths[0])
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	h, err := weights.Verify(f, st.Size())
+	h, err := weights.Verify(f, size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", paths[0], err)
 	}
@@ -57,26 +43,23 @@ current one, data bytes unchanged.`)
 		fmt.Fprintf(os.Stderr, "matedge inspect: warning: %s is format version %d, whose header has no checksum: damage to the header (the tokenizer, the config) would go unnoticed; rewrite it with -upgrade NEW.matw\n", paths[0], h.FormatVersion)
 	}
 	if *upgrade != "" {
-		if err := upgradeFile(f, st.Size(), *upgrade); err != nil {
+		if err := weights.UpgradeFile(f, size, *upgrade); err != nil {
 			return err
 		}
+		fmt.Fprintf(os.Stderr, "matedge inspect: wrote %s (format version %d)\n", *upgrade, weights.Version)
 	}
 	c := h.Config
-	var grans []granularityInfo
-	for g := range c.Granularities() {
-		r := h.Ranges(c.Uniform(g))
-		grans = append(grans, granularityInfo{c.GranularityName(g), c.FFNWidths[g], c.NonEmbeddingParams(c.Uniform(g)), weights.Bytes(r), r})
-	}
+	grans := h.GranularityCosts()
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(struct {
-			Path          string            `json:"path"`
-			FileSize      int64             `json:"file_size"`
-			Header        *weights.Header   `json:"header"`
-			Granularities []granularityInfo `json:"granularities"`
-		}{paths[0], st.Size(), h, grans})
+			Path          string                    `json:"path"`
+			FileSize      int64                     `json:"file_size"`
+			Header        *weights.Header           `json:"header"`
+			Granularities []weights.GranularityCost `json:"granularities"`
+		}{paths[0], size, h, grans})
 	}
 	fmt.Printf("%s: matedge weights v%d, %d bytes (header %d, data %d), all checksums good\n",
-		paths[0], h.FormatVersion, st.Size(), h.DataStart, h.DataSize)
+		paths[0], h.FormatVersion, size, h.DataStart, h.DataSize)
 	fmt.Printf("config: vocab %d, dim %d, %d layers, %d heads, context %d, FFN widths %v\n",
 		c.Vocab, c.Dim, c.Layers, c.Heads, c.Context, c.FFNWidths)
 	fmt.Printf("tokenizer: byte-level BPE, %d merges\n", len(h.Tokenizer.Merges))
@@ -96,34 +79,4 @@ current one, data bytes unchanged.`)
 			c.GranularityName(e.Granularity), h.DataStart+e.Offset, e.Length, e.CRC32C)
 	}
 	return tw.Flush()
-}
-
-// upgradeFile writes the weights file src (size bytes) to path in the
-// current format version, through a temporary file renamed into place once
-// the result verifies.
-func upgradeFile(src *os.File, size int64, path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".upgrade-*.matw")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err := weights.Upgrade(tmp, src, size); err != nil {
-		return fmt.Errorf("upgrade: %w", err)
-	}
-	st, err := tmp.Stat()
-	if err != nil {
-		return err
-	}
-	if _, err := weights.Verify(tmp, st.Size()); err != nil {
-		return fmt.Errorf("upgrade: the file written does not verify: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "matedge inspect: wrote %s (format version %d)\n", path, weights.Version)
-	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,23 +9,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/weights"
-	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
 func init() {
 	register(command{name: "plan", summary: "pick the submodel a device should run, and say why", run: runPlan})
 }
-
-// benchmarkLimit is how long the decode benchmark of each backend may take.
-const benchmarkLimit = 200 * time.Millisecond
-
-// rebenchmark: measure even when a stored benchmark is fresh (plan -rebenchmark).
-var rebenchmark bool
 
 func runPlan(args []string) error {
 	fs := newFlags("plan", "[flags]", `Plans which submodel of a weights file a device should run: the per-layer
@@ -46,40 +37,23 @@ wasm/planner/testdata).`)
 	wasmPath := fs.String("wasm", "", "matedge.wasm for the benchmark; empty finds it next to this program or in $"+host.ModuleEnv)
 	asJSON := fs.Bool("json", false, "print one JSON object: capabilities, budget, plan (or error)")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	fs.BoolVar(&rebenchmark, "rebenchmark", false, "measure the device even when a benchmark stored in the last week exists")
+	rebenchmark := fs.Bool("rebenchmark", false, "measure the device even when a benchmark stored in the last week exists")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
 		return fmt.Errorf("unexpected argument %q (see -help)", rest[0])
 	}
 
-	budget, err := planner.Preset(*budgetName)
+	budget, err := budgetFromFlags(*budgetName, *target, *maxDownload, *maxMemory)
 	if err != nil {
 		return err
-	}
-	if *target != -1 {
-		budget.TargetTokensPerSecond = *target // Validate refuses a negative, NaN or huge target
-	}
-	for _, o := range []struct {
-		flag  string
-		value string
-		field *int64
-	}{{"-max-download", *maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", *maxMemory, &budget.MaxMemoryBytes}} {
-		if o.value == "" {
-			continue
-		}
-		n, err := parseBytes(o.value)
-		if err != nil {
-			return fmt.Errorf("%s %q: %w", o.flag, o.value, err)
-		}
-		*o.field = n
 	}
 	budget.Backend = *backend
 	if err := budget.Validate(); err != nil { // before the device is measured
 		return err
 	}
 
-	file, size, name, err := openModel(*modelPath)
+	file, size, name, err := host.OpenModel(*modelPath)
 	if err != nil {
 		return err
 	}
@@ -91,11 +65,11 @@ wasm/planner/testdata).`)
 	var caps planner.Capabilities
 	var notes []string
 	if *capsPath != "" {
-		caps, err = readCapabilities(*capsPath)
+		caps, err = host.ReadCapabilities(*capsPath)
 	} else {
 		st := newStatus("plan", *quiet)
 		st.Stage("measuring this device (decode steps of S and XL on each backend)")
-		caps, notes, err = detectCapabilities(context.Background(), *wasmPath, &budget)
+		caps, notes, err = host.MeasureDevice(context.Background(), *wasmPath, &budget, *rebenchmark)
 		st.Idle()
 		st.Stop()
 	}
@@ -103,42 +77,19 @@ wasm/planner/testdata).`)
 		return err
 	}
 
-	var plan planner.Plan
-	var planErr error
-	if h.IsVision() {
-		// The query encoder of a vision model: the most accurate that fits.
-		plan, planErr = planner.ChooseVision(caps, h, budget, nil)
-	} else {
-		plan, planErr = planner.Choose(caps, h, budget)
-	}
+	plan, planErr := host.ChoosePlan(caps, h, budget)
 	var noFit *planner.ConstraintError
 	if planErr != nil && !errors.As(planErr, &noFit) {
 		return planErr
 	}
 	if *asJSON {
-		out := struct {
-			Model        string                   `json:"model"`
-			Capabilities planner.Capabilities     `json:"capabilities"`
-			Notes        []string                 `json:"notes,omitempty"`
-			Budget       planner.Budget           `json:"budget"`
-			Plan         *planner.Plan            `json:"plan"`
-			Error        *planner.ConstraintError `json:"error,omitempty"`
-		}{Model: name, Capabilities: caps, Notes: notes, Budget: budget, Error: noFit}
-		if planErr == nil {
-			out.Plan = &plan
-		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return err
-		}
-		return planErr
+		return printPlanJSON(os.Stdout, name, caps, notes, budget, plan, planErr, noFit)
 	}
 	source := "from " + *capsPath
 	if *capsPath == "" {
 		source = "detected on this machine"
 	}
-	printCapabilities(os.Stdout, caps, source, notes)
+	host.WriteCapabilities(os.Stdout, caps, source, notes)
 	budgetText := budget.String()
 	if h.IsVision() { // the target rate is read as images per second
 		budgetText = strings.Replace(budgetText, "tokens/s", "images/s", 1)
@@ -147,199 +98,8 @@ wasm/planner/testdata).`)
 	if planErr != nil {
 		return planErr
 	}
-	printPlan(os.Stdout, h, plan)
+	host.WritePlan(os.Stdout, h, plan)
 	return nil
-}
-
-// readCapabilities reads a capabilities file, refusing unknown fields so
-// that a misspelt limit is not silently "not reported".
-func readCapabilities(path string) (planner.Capabilities, error) {
-	var caps planner.Capabilities
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return caps, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&caps); err != nil {
-		return caps, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := caps.Validate(); err != nil {
-		return caps, fmt.Errorf("%s: %w", path, err)
-	}
-	return caps, nil
-}
-
-// detectCapabilities describes this machine and benchmarks decode on each
-// backend the module can run here. When the module cannot drive the GPU it
-// found, an "auto" budget is narrowed to the CPU, and a note says why.
-func detectCapabilities(ctx context.Context, wasmPath string, budget *planner.Budget) (planner.Capabilities, []string, error) {
-	caps, noAdapter := host.DetectCapabilities()
-	var notes []string
-	if noAdapter != nil {
-		notes = append(notes, "no WebGPU adapter: "+noAdapter.Error())
-	}
-	if wasmPath == "" {
-		p, err := host.FindModule()
-		if err != nil {
-			return caps, nil, err
-		}
-		wasmPath = p
-	}
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		return caps, nil, err
-	}
-	rt, err := host.NewRuntime(ctx, wasm, host.Config{})
-	if err != nil {
-		return caps, nil, err
-	}
-	defer rt.Close(ctx)
-	// Benchmarks are stored for a week per device, backend, module and
-	// model shape (as the browser stores its own); -rebenchmark measures anew.
-	cache := host.DefaultBenchmarkCache()
-	measure := func(backend string) (planner.Benchmark, error) {
-		key := host.BenchmarkKey(backend, caps, wasm, defaultmodel.Bytes)
-		if b, ok := cache.Get(key, time.Now()); ok && !rebenchmark {
-			notes = append(notes, fmt.Sprintf("%s benchmark from %s (stored; -rebenchmark measures again)", backend, cache.Path))
-			return b, nil
-		}
-		b, err := host.MeasureDecode(ctx, rt, defaultmodel.Bytes, backend, benchmarkLimit)
-		if err == nil {
-			if err := cache.Put(key, b, time.Now()); err != nil {
-				notes = append(notes, "could not store the benchmark: "+oneLine(err))
-			}
-		}
-		return b, err
-	}
-	b, err := measure(planner.BackendCPU)
-	if err != nil {
-		return caps, nil, fmt.Errorf("cpu benchmark: %w", err)
-	}
-	caps.Benchmarks = append(caps.Benchmarks, b)
-	if caps.Adapter == nil || budget.Backend == planner.BackendCPU {
-		return caps, notes, nil
-	}
-	b, err = measure(planner.BackendGPU)
-	if err != nil {
-		notes = append(notes, "the module could not run its GPU backend here: "+oneLine(err))
-		if budget.Backend == "" || budget.Backend == "auto" {
-			budget.Backend = planner.BackendCPU
-			notes = append(notes, "so the plan is for the CPU backend")
-		}
-		return caps, notes, nil
-	}
-	caps.Benchmarks = append(caps.Benchmarks, b)
-	return caps, notes, nil
-}
-
-func printCapabilities(w io.Writer, caps planner.Capabilities, source string, notes []string) {
-	fmt.Fprintf(w, "Capabilities (%s):\n", source)
-	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-10s %s\n", k, fmt.Sprintf(format, args...)) }
-	if a := caps.Adapter; a != nil {
-		var names, kind []string
-		for _, s := range []string{a.Description, a.Vendor, a.Architecture} {
-			if s != "" {
-				names = append(names, s)
-			}
-		}
-		for _, s := range []string{a.Type, a.Backend} {
-			if s != "" {
-				kind = append(kind, s)
-			}
-		}
-		if a.Fallback {
-			kind = append(kind, "fallback")
-		}
-		row("adapter", "%s (%s)", strings.Join(names, ", "), strings.Join(kind, ", "))
-		l := a.Limits
-		row("limits", "buffer %s, storage binding %s, %d storage buffers per stage, workgroup storage %s, %d invocations",
-			humanBytes(int64(l.MaxBufferSize)), humanBytes(int64(l.MaxStorageBufferBindingSize)), l.MaxStorageBuffersPerShaderStage,
-			humanBytes(int64(l.MaxComputeWorkgroupStorageSize)), l.MaxComputeInvocationsPerWorkgroup)
-		features := "none"
-		if len(a.Features) > 0 {
-			features = strings.Join(a.Features, ", ")
-		}
-		row("features", "%s", features)
-	} else {
-		row("adapter", "none")
-	}
-	row("memory", "%s", orUnknown(caps.DeviceMemoryBytes > 0, humanBytes(caps.DeviceMemoryBytes)))
-	row("cores", "%s", orUnknown(caps.LogicalCores > 0, strconv.Itoa(caps.LogicalCores)))
-	row("storage", "%s", orUnknown(caps.StorageQuotaBytes > 0, humanBytes(caps.StorageQuotaBytes)))
-	n := caps.Network
-	network := strings.TrimSpace(fmt.Sprintf("%s %s", n.EffectiveType, orUnknown(n.DownlinkMbps > 0, fmt.Sprintf("%g Mbit/s", n.DownlinkMbps))))
-	if n.SaveData {
-		network += ", save-data"
-	}
-	row("network", "%s", network)
-	if len(caps.Benchmarks) == 0 {
-		row("benchmark", "none")
-	}
-	for _, b := range caps.Benchmarks {
-		overhead := ""
-		if b.StepOverheadMicros > 0 {
-			overhead = fmt.Sprintf(" + %.3g ms per step", b.StepOverheadMicros/1000)
-		}
-		row("benchmark", "%s: %.3g GB/s, %.3g GFLOP/s%s (%s; %.0f ms timed)", b.Backend, b.GBps, b.GFLOPs, overhead, b.Method, b.DurationMillis)
-	}
-	for _, note := range notes {
-		row("note", "%s", note)
-	}
-}
-
-func printPlan(w io.Writer, h *weights.Header, p planner.Plan) {
-	row := func(k, format string, args ...any) { fmt.Fprintf(w, "  %-10s %s\n", k, fmt.Sprintf(format, args...)) }
-	row("mix", "%s (%s)", p.Spec, strings.Join(p.MixNames, ","))
-	row("backend", "%s, weights %s", p.Backend, p.DType)
-	row("download", "%s of the file's %s, in %d byte range(s)", humanBytes(p.DownloadBytes), humanBytes(h.DataSize), len(p.Ranges))
-	if p.GPUMemoryBytes > 0 {
-		row("memory", "%s (%s of it on the GPU)", humanBytes(p.MemoryBytes), humanBytes(p.GPUMemoryBytes))
-	} else {
-		row("memory", "%s", humanBytes(p.MemoryBytes))
-	}
-	how := "assumed rates"
-	if p.SpeedMeasured {
-		how = "from the " + p.Backend + " benchmark"
-	}
-	unit, per := "tokens/s", "token"
-	if h.IsVision() {
-		unit, per = "images/s", "image"
-	}
-	row("speed", "%.3g %s predicted (%s)", p.PredictedTokensPerSecond, unit, how)
-	if p.ExpectedAccuracy > 0 {
-		row("accuracy", "%.2f%% on the validation images", 100*p.ExpectedAccuracy)
-	}
-	if p.ExpectedLoss > 0 {
-		row("loss", "%.3f nats/%s expected", p.ExpectedLoss, per)
-	} else {
-		row("loss", "unknown (no quality table); %d non-embedding parameters", p.NonEmbeddingParams)
-	}
-	fmt.Fprintln(w, "\nWhy:")
-	for _, r := range p.Reasons {
-		fmt.Fprintf(w, "  - %s\n", r)
-	}
-}
-
-func orUnknown(known bool, s string) string {
-	if !known {
-		return "unknown"
-	}
-	return s
-}
-
-// humanBytes writes a size in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 3 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.3g %ciB", v, "KMGT"[i])
 }
 
 // parseBytes reads "150000", "150kB", "1.5GB", "512MiB".
@@ -361,4 +121,53 @@ func parseBytes(s string) (int64, error) {
 		return 0, errors.New("want a size such as 150000, 150MB or 1.5GiB")
 	}
 	return int64(v * scale), nil
+}
+
+// printPlanJSON prints plan's one JSON object: the capabilities, notes and
+// budget it was made from, and the plan or, when nothing fits, the error.
+func printPlanJSON(w io.Writer, name string, caps planner.Capabilities, notes []string, budget planner.Budget, plan planner.Plan, planErr error, noFit *planner.ConstraintError) error {
+	out := struct {
+		Model        string                   `json:"model"`
+		Capabilities planner.Capabilities     `json:"capabilities"`
+		Notes        []string                 `json:"notes,omitempty"`
+		Budget       planner.Budget           `json:"budget"`
+		Plan         *planner.Plan            `json:"plan"`
+		Error        *planner.ConstraintError `json:"error,omitempty"`
+	}{Model: name, Capabilities: caps, Notes: notes, Budget: budget, Error: noFit}
+	if planErr == nil {
+		out.Plan = &plan
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return planErr
+}
+
+// budgetFromFlags is the budget preset name with the flags' overrides:
+// a target rate other than -1, and -max-download and -max-memory when set.
+func budgetFromFlags(preset string, target float64, maxDownload, maxMemory string) (planner.Budget, error) {
+	budget, err := planner.Preset(preset)
+	if err != nil {
+		return budget, err
+	}
+	if target != -1 {
+		budget.TargetTokensPerSecond = target // Validate refuses a negative, NaN or huge target
+	}
+	for _, o := range []struct {
+		flag  string
+		value string
+		field *int64
+	}{{"-max-download", maxDownload, &budget.MaxDownloadBytes}, {"-max-memory", maxMemory, &budget.MaxMemoryBytes}} {
+		if o.value == "" {
+			continue
+		}
+		n, err := parseBytes(o.value)
+		if err != nil {
+			return budget, fmt.Errorf("%s %q: %w", o.flag, o.value, err)
+		}
+		*o.field = n
+	}
+	return budget, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -98,4 +99,49 @@ func wrote(command, dir, report string, err error) error {
 		fmt.Fprintf(os.Stderr, "matedge %s: wrote %s and %s\n", command, filepath.Join(dir, report), filepath.Join(dir, "results"))
 	}
 	return err
+}
+
+// countBar shows progress through n items on stderr: a redrawn bar on a
+// terminal, a line every 10 s otherwise; nothing when quiet.
+type countBar struct {
+	command, unit string
+	n             int
+	terminal      bool
+	quiet         bool
+	start, last   time.Time
+}
+
+func newCountBar(command, unit string, n int, quiet bool) *countBar {
+	fi, err := os.Stderr.Stat()
+	now := time.Now()
+	return &countBar{command: command, unit: unit, n: n, quiet: quiet, terminal: err == nil && fi.Mode()&os.ModeCharDevice != 0, start: now, last: now}
+}
+
+func (b *countBar) update(done int) {
+	if b.quiet {
+		return
+	}
+	now := time.Now()
+	if done < b.n && now.Sub(b.last) < 200*time.Millisecond || !b.terminal && done < b.n && now.Sub(b.last) < 10*time.Second {
+		return
+	}
+	b.last = now
+	const width = 24
+	filled := width * done / max(1, b.n)
+	rate := float64(done) / max(now.Sub(b.start).Seconds(), 1e-9)
+	eta := time.Duration(float64(b.n-done) / max(rate, 1e-9) * float64(time.Second)).Round(time.Second)
+	line := fmt.Sprintf("matedge %s: %s %d/%d %s | %.0f %s/s | ETA %s", b.command,
+		strings.Repeat("█", filled)+strings.Repeat("·", width-filled), done, b.n, b.unit, rate, b.unit, eta)
+	if b.terminal {
+		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(os.Stderr, line)
+	}
+}
+
+// done ends the bar's line on a terminal.
+func (b *countBar) done() {
+	if !b.quiet && b.terminal {
+		fmt.Fprintln(os.Stderr)
+	}
 }

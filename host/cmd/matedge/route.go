@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/experiment"
 	"github.com/matedge/matedge/weights/train"
@@ -68,7 +68,7 @@ file generate -route and the module's route option run).`)
 		}
 		budgetList = append(budgetList, v)
 	}
-	w, h, name, err := loadModel(*modelPath)
+	w, h, name, err := host.LoadModel(*modelPath)
 	if err != nil {
 		return err
 	}
@@ -79,16 +79,9 @@ file generate -route and the module's route option run).`)
 	if err != nil {
 		return err
 	}
-	enc := h.Tokenizer.NewEncoder()
-	// Only a prefix of the training split is needed: about 4 bytes a token
-	// for this tokenizer, 8 to be safe, and all of it if that falls short.
-	need := *fitTokens + *calTokens + 1
-	trainIDs := enc.Encode(corpus.Train[:min(len(corpus.Train), 8*need)])
-	if len(trainIDs) < need {
-		trainIDs = enc.Encode(corpus.Train)
-	}
+	trainIDs, validIDs := experiment.RouteIDs(&h.Tokenizer, corpus, *fitTokens+*calTokens+1)
 	setup := experiment.RouteSetup{Args: args, Model: name, Weights: w, Tokenizer: &h.Tokenizer, Corpus: corpus.Name,
-		TrainIDs: trainIDs, ValidIDs: enc.Encode(corpus.Validation), SeqLen: *seq, Batch: *batch,
+		TrainIDs: trainIDs, ValidIDs: validIDs, SeqLen: *seq, Batch: *batch,
 		FitTokens: *fitTokens, CalTokens: *calTokens, EvalTokens: *evalTokens, ScreenTokens: *screenTokens,
 		Ridge: *ridge, Exponent: *exponent, SensitivityTokens: *sensTokens, TableRows: *rows, Budgets: budgetList, WideBudget: *wide}
 	study, routed, err := experiment.Route(setup, func(s string) { fmt.Fprintln(os.Stderr, s) })
@@ -107,13 +100,10 @@ file generate -route and the module's route option run).`)
 		meta[k] = v
 	}
 	meta["router"] = experiment.ShellJoin(append([]string{"matedge", "route"}, args...))
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, routed, h.Tokenizer, meta); err != nil {
+	n, err := weights.WriteFile(*write, routed, h.Tokenizer, meta)
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*write, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s (%d bytes): the model with its routers\n", *write, buf.Len())
+	fmt.Printf("wrote %s (%d bytes): the model with its routers\n", *write, n)
 	return nil
 }

@@ -64,14 +64,12 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 	if *steps <= 0 || *batch <= 0 || *ctxLen <= 0 || *lr <= 0 {
 		return fmt.Errorf("-steps, -batch, -context and -lr must be positive")
 	}
-	corpus, err := train.LoadCorpus(*data, *cache)
+	t, err := train.LoadTokenized(*data, *cache, *vocab)
 	if err != nil {
 		return err
 	}
-	tok := model.TrainBPE(corpus.Train, *vocab)
-	enc := tok.NewEncoder()
-	setup := experiment.ScalingSetup{Args: args, Corpus: corpus, Tokenizer: tok,
-		TrainIDs: enc.Encode(corpus.Train), ValidIDs: enc.Encode(corpus.Validation), Dims: widths,
+	setup := experiment.ScalingSetup{Args: args, Corpus: t.Corpus, Tokenizer: t.Tokenizer,
+		TrainIDs: t.TrainIDs, ValidIDs: t.ValidIDs, Dims: widths,
 		Base: train.Options{Config: model.Config{Vocab: *vocab, Layers: *layers, Heads: *heads, Context: *ctxLen, RopeTheta: 10000, NormEps: 1e-5},
 			Batch: *batch, SeqLen: *ctxLen, Steps: *steps, LR: float32(*lr), Seed: *seed}}
 	if *lossWeights != "" {
@@ -79,7 +77,7 @@ OUT/results/scaling.svg and every measurement to OUT/results/scaling.json
 			return fmt.Errorf("-loss-weights: %w", err)
 		}
 	}
-	s, err := experiment.Scaling(setup, trainWithProgress(tok, setup.TrainIDs, setup.ValidIDs))
+	s, err := experiment.Scaling(setup, trainWithProgress(t.Tokenizer, t.TrainIDs, t.ValidIDs))
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/matedge/matedge/model"
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/experiment"
 	"github.com/matedge/matedge/weights/train"
 )
@@ -97,14 +95,32 @@ vision-results).`)
 		return err
 	}
 
+	r := trainRun{data: *data, cache: *cache, patch: *patch, vocab: *vocab, dim: *dim, layers: *layers, heads: *heads, hidden: *hidden,
+		context: *contextLen, granularities: *granularities, baseline: *baseline, lossWeights: *lossWeights, out: *out, ckpt: *ckpt,
+		ckptEvery: *ckptEvery, resume: *resume, steps: *steps, stepsSet: flagSet(fs, "steps"),
+		opts: train.Options{Batch: *batch, SeqLen: *seq, Steps: *steps, Warmup: *warmup, LR: float32(*lr), MinLR: float32(*minLR),
+			WeightDecay: float32(*decay), ClipNorm: float32(*clip), Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}}
 	if train.IsImageSet(*data) {
-		return trainVision(args, visionRun{data: *data, cache: *cache, patch: *patch, dim: *dim, layers: *layers, heads: *heads,
-			hidden: *hidden, granularities: *granularities, baseline: *baseline, lossWeights: *lossWeights, out: *out, ckpt: *ckpt,
-			ckptEvery: *ckptEvery, resume: *resume, steps: *steps, stepsSet: flagSet(fs, "steps"),
-			opts: train.Options{Batch: *batch, Steps: *steps, Warmup: *warmup, LR: float32(*lr), MinLR: float32(*minLR),
-				WeightDecay: float32(*decay), ClipNorm: float32(*clip), Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}})
+		r.opts.SeqLen = 0 // a vision model's sequence is its patches
+		return trainVision(args, r)
 	}
-	corpus, err := train.LoadCorpus(*data, *cache)
+	return trainText(args, r)
+}
+
+// trainRun is what `matedge train` was asked for.
+type trainRun struct {
+	data, cache                                       string
+	patch, vocab, dim, layers, heads, hidden, context int
+	granularities                                     int
+	baseline, lossWeights, out, ckpt                  string
+	ckptEvery, steps                                  int
+	resume, stepsSet                                  bool
+	opts                                              train.Options // run options; Config is filled from the rest
+}
+
+// trainText trains a language model on a corpus and writes it.
+func trainText(args []string, r trainRun) error {
+	corpus, err := train.LoadCorpus(r.data, r.cache)
 	if err != nil {
 		return err
 	}
@@ -114,40 +130,9 @@ vision-results).`)
 		enc := tok.NewEncoder()
 		return enc.Encode(corpus.Train), enc.Encode(corpus.Validation)
 	}
-
-	var tr *train.Trainer
-	if *resume {
-		if tr, err = train.Resume(*ckpt, tokenize); err != nil {
-			return err
-		}
-		if flagSet(fs, "steps") && *steps != tr.Options.Steps {
-			if *steps <= tr.Step {
-				return fmt.Errorf("-steps %d: the checkpoint is already at step %d", *steps, tr.Step)
-			}
-			fmt.Fprintf(os.Stderr, "changing the run's length from %d to %d steps (the cosine schedule follows from here on)\n", tr.Options.Steps, *steps)
-			tr.Options.Steps = *steps
-		}
-		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", *ckpt, tr.Step, tr.Options.Steps)
-	} else {
-		cfg := model.Config{Vocab: *vocab, Dim: *dim, Layers: *layers, Heads: *heads, FFNWidths: ffnWidths(*hidden, *dim, *granularities),
-			Context: *contextLen, RopeTheta: 10000, NormEps: 1e-5}
-		if err := cfg.Validate(); err != nil {
-			return err
-		}
-		opts, err := withObjective(train.Options{Batch: *batch, SeqLen: *seq, Steps: *steps, Warmup: *warmup,
-			LR: float32(*lr), MinLR: float32(*minLR), WeightDecay: float32(*decay), ClipNorm: float32(*clip),
-			Seed: *seed, EvalEvery: *evalEvery, EvalTokens: *evalTokens}, cfg, *lossWeights, *baseline)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		tok := model.TrainBPE(corpus.Train, *vocab)
-		fmt.Fprintf(os.Stderr, "tokenizer: %d ids trained in %.1fs\n", tok.Size(), time.Since(start).Seconds())
-		trainIDs, validIDs := tokenize(tok)
-		if tr, err = train.New(opts, tok, trainIDs, validIDs); err != nil {
-			return err
-		}
-		tr.Meta = map[string]string{"command": "matedge train " + experiment.ShellJoin(args)}
+	tr, err := textTrainer(args, r, corpus, tokenize)
+	if err != nil {
+		return err
 	}
 	o := tr.Options
 	fmt.Fprintf(os.Stderr, "model: dim %d, %d layers, %d heads, FFN widths %v, context %d, vocab %d; %d non-embedding params (largest), %d in all\n",
@@ -156,7 +141,7 @@ vision-results).`)
 	fmt.Fprintf(os.Stderr, "run: %d steps of %d×%d tokens, lr %g→%g (warmup %d), %.3g FLOPs per step, %s kernels\n",
 		o.Steps, o.Batch, o.SeqLen, o.LR, o.MinLR, o.Warmup, o.Objective().FLOPs(o.Config, o.Batch, o.SeqLen), model.ActiveKernels().Name)
 
-	if err := runTrainer(tr, *ckpt, *ckptEvery); err != nil {
+	if err := runTrainer(tr, r.ckpt, r.ckptEvery); err != nil {
 		return err
 	}
 
@@ -165,31 +150,65 @@ vision-results).`)
 		"seed":      strconv.FormatUint(o.Seed, 10),
 		"steps":     strconv.Itoa(o.Steps),
 		"seq_len":   strconv.Itoa(o.SeqLen),
-		"objective": objectiveName(o),
+		"objective": o.ObjectiveName(),
 		"kind":      "trained",
 	}
-	if *resume {
-		if started := tr.Meta["command"]; started != "" {
-			meta["command"] = started + "; resumed with: " + meta["command"]
-		} else {
-			meta["command"] += " (resumed from a checkpoint)"
-		}
+	if r.resume {
+		meta["command"] = train.ResumedCommand(tr.Meta["command"], meta["command"])
 	}
 	_, validIDs := tokenize(tr.Tokenizer)
-	return writeModel(*out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
+	return writeModel(r.out, tr.Weights, tr.Tokenizer, corpus, o.SeqLen, o.Batch, validIDs, meta)
 }
 
-// ffnWidths are the nested FFN widths hidden/2^(G-1) … hidden for
-// granularities G; hidden 0 means 4·dim.
-func ffnWidths(hidden, dim, granularities int) []int {
-	if hidden == 0 {
-		hidden = 4 * dim
+// textTrainer resumes the run in r.ckpt, or starts one: a tokenizer trained
+// on the corpus and a model of r's shape.
+func textTrainer(args []string, r trainRun, corpus *train.Corpus, tokenize func(model.Tokenizer) ([]int, []int)) (*train.Trainer, error) {
+	if r.resume {
+		tr, err := train.Resume(r.ckpt, tokenize)
+		if err != nil {
+			return nil, err
+		}
+		if err := setSteps(tr, r, true); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", r.ckpt, tr.Step, tr.Options.Steps)
+		return tr, nil
 	}
-	widths := make([]int, granularities)
-	for g := range widths {
-		widths[g] = hidden >> (granularities - 1 - g)
+	cfg := model.Config{Vocab: r.vocab, Dim: r.dim, Layers: r.layers, Heads: r.heads, FFNWidths: model.NestedWidthsOf(r.hidden, r.dim, r.granularities),
+		Context: r.context, RopeTheta: 10000, NormEps: 1e-5}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	return widths
+	opts, err := withObjective(r.opts, cfg, r.lossWeights, r.baseline)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	tok := model.TrainBPE(corpus.Train, r.vocab)
+	fmt.Fprintf(os.Stderr, "tokenizer: %d ids trained in %.1fs\n", tok.Size(), time.Since(start).Seconds())
+	trainIDs, validIDs := tokenize(tok)
+	tr, err := train.New(opts, tok, trainIDs, validIDs)
+	if err != nil {
+		return nil, err
+	}
+	tr.Meta = map[string]string{"command": "matedge train " + experiment.ShellJoin(args)}
+	return tr, nil
+}
+
+// setSteps changes a resumed run's length to -steps when the command line
+// set it, refusing one the checkpoint has passed; say tells the user.
+func setSteps(tr *train.Trainer, r trainRun, say bool) error {
+	if !r.stepsSet || r.steps == tr.Options.Steps {
+		return nil
+	}
+	if r.steps <= tr.Step {
+		return fmt.Errorf("-steps %d: the checkpoint is already at step %d", r.steps, tr.Step)
+	}
+	if say {
+		fmt.Fprintf(os.Stderr, "changing the run's length from %d to %d steps (the cosine schedule follows from here on)\n", tr.Options.Steps, r.steps)
+	}
+	tr.Options.Steps = r.steps
+	return nil
 }
 
 // withObjective sets opts's config and objective from -loss-weights and
@@ -209,7 +228,7 @@ func withObjective(opts train.Options, cfg model.Config, lossWeights, baseline s
 		if err != nil {
 			return opts, fmt.Errorf("-baseline: %w", err)
 		}
-		opts.Config.FFNWidths = []int{cfg.FFNWidths[g[0]]}
+		opts.Config = train.BaselineConfig(cfg, g[0])
 		opts.LossWeights = nil
 	}
 	return opts, nil
@@ -238,22 +257,16 @@ func runTrainer(tr *train.Trainer, ckpt string, ckptEvery int) error {
 
 // writeModel measures the quality table on the whole validation split (the
 // corpus's, tokenized as validIDs), records it and the corpus in meta, and
-// writes the model to out.
+// writes the model to out, saying so on stderr.
 func writeModel(out string, w *model.Weights, tok model.Tokenizer, corpus *train.Corpus, seqLen, batch int, validIDs []int, meta map[string]string) error {
-	meta["corpus"], meta["corpus_sha256"] = corpus.Name, corpus.SHA256
-	quality := train.MeasureQuality(w, w.Config.PresetMixes(), validIDs, len(corpus.Validation), seqLen, batch)
-	weights.SetQuality(meta, quality)
+	quality, n, err := train.WriteModel(out, w, tok, corpus, seqLen, batch, validIDs, meta)
 	for _, q := range quality {
 		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/token  %.4f bits/byte\n", q.Mix, q.NonEmbeddingParams, q.LossNatsPerToken, q.BitsPerByte)
 	}
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, w, tok, meta); err != nil {
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", out, buf.Len())
+	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", out, n)
 	return nil
 }
 
@@ -262,13 +275,6 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-func objectiveName(o train.Options) string {
-	if o.Config.Granularities() == 1 {
-		return "baseline"
-	}
-	return "matformer"
 }
 
 func parseFloats(s string, n int) ([]float32, error) {

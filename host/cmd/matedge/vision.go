@@ -1,27 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 
 	"github.com/matedge/matedge/model"
-	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/experiment"
 	"github.com/matedge/matedge/weights/train"
 )
-
-// visionRun is what `matedge train -data fashion-mnist` was asked for.
-type visionRun struct {
-	data, cache                       string
-	patch, dim, layers, heads, hidden int
-	granularities                     int
-	baseline, lossWeights, out, ckpt  string
-	ckptEvery, steps                  int
-	resume, stepsSet                  bool
-	opts                              train.Options // run options; Config is filled here
-}
 
 // heldOut is how many training images validate a vision run; the test set
 // is kept for the final results.
@@ -33,14 +20,12 @@ func loadVisionData(name, cache string) (trainSet, valid, test *train.Images, er
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if all.Len() <= heldOut {
-		return nil, nil, nil, fmt.Errorf("%s: %d training images, need more than the %d held out", name, all.Len(), heldOut)
-	}
-	cut := all.Len() - heldOut
-	return all.Slice(0, cut), all.Slice(cut, all.Len()), test, nil
+	trainSet, valid, err = train.HoldOut(all, heldOut)
+	return trainSet, valid, test, err
 }
 
-func trainVision(args []string, r visionRun) error {
+// trainVision trains a vision model (MatViT) on an image set and writes it.
+func trainVision(args []string, r trainRun) error {
 	trainSet, valid, _, err := loadVisionData(r.data, r.cache)
 	if err != nil {
 		return err
@@ -52,11 +37,8 @@ func trainVision(args []string, r visionRun) error {
 		if tr, err = train.ResumeVision(r.ckpt, trainSet, valid); err != nil {
 			return err
 		}
-		if r.stepsSet && r.steps != tr.Options.Steps {
-			if r.steps <= tr.Step {
-				return fmt.Errorf("-steps %d: the checkpoint is already at step %d", r.steps, tr.Step)
-			}
-			tr.Options.Steps = r.steps
+		if err := setSteps(tr, r, false); err != nil {
+			return err
 		}
 		fmt.Fprintf(os.Stderr, "resuming %s at step %d of %d\n", r.ckpt, tr.Step, tr.Options.Steps)
 	} else {
@@ -65,7 +47,7 @@ func trainVision(args []string, r visionRun) error {
 		if r.patch <= 0 || im.Size%r.patch != 0 {
 			return fmt.Errorf("-patch %d: must divide the image size %d", r.patch, im.Size)
 		}
-		cfg := model.Config{Vocab: len(trainSet.Classes), Dim: r.dim, Layers: r.layers, Heads: r.heads, FFNWidths: ffnWidths(r.hidden, r.dim, r.granularities),
+		cfg := model.Config{Vocab: len(trainSet.Classes), Dim: r.dim, Layers: r.layers, Heads: r.heads, FFNWidths: model.NestedWidthsOf(r.hidden, r.dim, r.granularities),
 			Context: im.Patches(), RopeTheta: 10000, NormEps: 1e-5, Image: &im}
 		if err := cfg.Validate(); err != nil {
 			return err
@@ -92,9 +74,9 @@ func trainVision(args []string, r visionRun) error {
 		"command":   "matedge train " + experiment.ShellJoin(args),
 		"seed":      strconv.FormatUint(o.Seed, 10),
 		"steps":     strconv.Itoa(o.Steps),
-		"objective": objectiveName(o),
+		"objective": o.ObjectiveName(),
 		"kind":      "trained",
-		"classes":   joinClasses(trainSet.Classes),
+		"classes":   train.JoinClasses(trainSet.Classes),
 		"images":    r.data, "images_sha256": trainSet.SHA256,
 	}
 	if r.resume {
@@ -106,35 +88,16 @@ func trainVision(args []string, r visionRun) error {
 }
 
 // writeVisionModel measures each preset mix's loss and accuracy on the
-// validation images, records them, and writes the model.
+// validation images, records them, and writes the model, saying so on
+// stderr.
 func writeVisionModel(out string, w *model.Weights, valid *train.Images, batch int, meta map[string]string) error {
-	var quality []weights.Quality
-	for _, mix := range w.Config.PresetMixes() {
-		loss, acc := train.EvaluateImages(w, mix, valid, batch)
-		q := weights.Quality{Mix: w.Config.MixSpec(mix), NonEmbeddingParams: w.Config.NonEmbeddingParams(mix),
-			LossNatsPerToken: loss, Tokens: valid.Len(), Accuracy: acc}
-		quality = append(quality, q)
-		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/image  %.2f%% accuracy\n", q.Mix, q.NonEmbeddingParams, loss, 100*acc)
+	quality, n, err := train.WriteVisionModel(out, w, valid, batch, meta)
+	for _, q := range quality {
+		fmt.Fprintf(os.Stderr, "validation %-12s %9d params  %.4f nats/image  %.2f%% accuracy\n", q.Mix, q.NonEmbeddingParams, q.LossNatsPerToken, 100*q.Accuracy)
 	}
-	weights.SetQuality(meta, quality)
-	var buf bytes.Buffer
-	if err := weights.Write(&buf, w, model.Tokenizer{}, meta); err != nil {
+	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", out, buf.Len())
+	fmt.Fprintf(os.Stderr, "wrote %s (%d bytes)\n", out, n)
 	return nil
-}
-
-func joinClasses(classes []string) string {
-	var b bytes.Buffer
-	for i, c := range classes {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(c)
-	}
-	return b.String()
 }

@@ -1,26 +1,24 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"slices"
-	"text/tabwriter"
 	"time"
 
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/model"
 )
 
-// backendCPUGo is the bench's name for the CPU backend of a module whose
+// BackendCPUGo is the bench's name for the CPU backend of a module whose
 // host did not link kernels.wasm: the module's plain-Go kernels.
-const backendCPUGo = "cpu-go"
+const BackendCPUGo = "cpu-go"
 
-// cpuKernelResult is one product of the module's CPU path timed with each
+// CPUKernelResult is one product of the module's CPU path timed with each
 // kernel set (bench_kernel), and the peer's time at the same shape if given.
-type cpuKernelResult struct {
+type CPUKernelResult struct {
 	Kernel string  `json:"kernel"` // matvec, matvec_t or matmul (bench_kernel's names)
 	Shape  string  `json:"shape"`  // M×K×N as the peer writes it: tokens × inputs × outputs
 	FLOPs  float64 `json:"flops"`
@@ -32,16 +30,16 @@ type cpuKernelResult struct {
 	PeerConfig string  `json:"peer_config,omitempty"`
 }
 
-// peerRun is one row of the results.json that onnxruntime-web's MatMul
+// PeerRun is one row of the results.json that onnxruntime-web's MatMul
 // harness writes (configs[].runs[]): C [M][N] = A [M][K] · B [K][N].
-type peerRun struct {
+type PeerRun struct {
 	Config  string
 	M, K, N int
 	GFLOPs  float64
 }
 
-// readPeer reads the f32 rows of a peer results.json.
-func readPeer(path string) ([]peerRun, error) {
+// ReadPeer reads the f32 rows of a peer results.json.
+func ReadPeer(path string) ([]PeerRun, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("-peer: %w", err)
@@ -61,11 +59,11 @@ func readPeer(path string) ([]peerRun, error) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("-peer %s: %w", path, err)
 	}
-	var runs []peerRun
+	var runs []PeerRun
 	for _, c := range doc.Configs {
 		for _, r := range c.Runs {
 			if r.Error == "" && r.WDType == "f32" && r.Opt == "all" && r.GFLOPs > 0 {
-				runs = append(runs, peerRun{Config: c.Name, M: r.M, K: r.K, N: r.N, GFLOPs: r.GFLOPs})
+				runs = append(runs, PeerRun{Config: c.Name, M: r.M, K: r.K, N: r.N, GFLOPs: r.GFLOPs})
 			}
 		}
 	}
@@ -94,11 +92,14 @@ func (s cpuShape) peerShape() (m, k, n int) {
 
 func (s cpuShape) flops() float64 { return 2 * float64(s.rows) * float64(s.cols) * float64(s.tokens) }
 
-// cpuKernelGrid times bench_kernel in two modules, one with kernels.wasm
+// CPUKernels times bench_kernel in two modules, one with kernels.wasm
 // linked and one without, interleaved, at the models' decode shapes and the
 // peer's: matvec 1×1024×4096 and 1×4096×1024 (both weight layouts), and
 // matmul 512³ and 1024³ (prefill).
-func cpuKernelGrid(ctx context.Context, wasmPath string, configs []model.Config, peer []peerRun) ([]cpuKernelResult, error) {
+func CPUKernels(ctx context.Context, wasmPath string, configs []model.Config, peer []PeerRun, cpuClock func() time.Duration) ([]CPUKernelResult, error) {
+	if cpuClock == nil {
+		cpuClock = wallClock
+	}
 	var shapes []cpuShape
 	for _, c := range configs {
 		for _, rows := range []int{c.Dim, c.Hidden(), c.Vocab} {
@@ -117,22 +118,22 @@ func cpuKernelGrid(ctx context.Context, wasmPath string, configs []model.Config,
 
 	mods := map[string]*host.Module{}
 	for _, set := range []string{host.KernelsSIMD, host.KernelsGo} {
-		mod, closeModule, err := startModuleWith(ctx, wasmPath, host.Config{Kernels: set})
+		mod, closeModule, err := host.StartModule(ctx, wasmPath, host.Config{Kernels: set})
 		if err != nil {
 			return nil, err
 		}
 		defer closeModule()
 		mods[set] = mod
 	}
-	var results []cpuKernelResult
+	var results []CPUKernelResult
 	for _, s := range shapes {
 		m, k, n := s.peerShape()
-		r := cpuKernelResult{Kernel: s.name(), Shape: fmt.Sprintf("%d×%d×%d", m, k, n), FLOPs: s.flops()}
+		r := CPUKernelResult{Kernel: s.name(), Shape: fmt.Sprintf("%d×%d×%d", m, k, n), FLOPs: s.flops()}
 		// Three rounds, the sets alternating; the fastest of each is kept.
 		best := map[string]time.Duration{}
 		for range 3 {
 			for _, set := range []string{host.KernelsSIMD, host.KernelsGo} {
-				d, err := timeBenchKernel(ctx, mods[set], s)
+				d, err := timeBenchKernel(ctx, mods[set], s, cpuClock)
 				if err != nil {
 					return nil, fmt.Errorf("%s %s with kernels %s: %w", r.Kernel, r.Shape, set, err)
 				}
@@ -155,7 +156,7 @@ func cpuKernelGrid(ctx context.Context, wasmPath string, configs []model.Config,
 
 // timeBenchKernel returns the time of one product: bench_kernel with as many
 // repetitions as fill about 0.1 s, after one untimed call that allocates.
-func timeBenchKernel(ctx context.Context, mod *host.Module, s cpuShape) (time.Duration, error) {
+func timeBenchKernel(ctx context.Context, mod *host.Module, s cpuShape, cpuClock func() time.Duration) (time.Duration, error) {
 	if err := mod.BenchKernel(ctx, s.kernel, s.rows, s.cols, s.tokens, 1); err != nil {
 		return 0, err
 	}
@@ -171,19 +172,4 @@ func timeBenchKernel(ctx context.Context, mod *host.Module, s cpuShape) (time.Du
 		}
 		reps = max(2*reps, int(float64(reps)*0.12/max(elapsed.Seconds(), 1e-6)))
 	}
-}
-
-func printCPUKernels(w io.Writer, results []cpuKernelResult) {
-	fmt.Fprintln(w, "the module's CPU products (bench_kernel), GFLOP/s: kernels.wasm linked (simd) and not (go)")
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kernel\tM×K×N\tsimd\tgo\tsimd/go\tpeer\tsimd/peer\t")
-	for _, r := range results {
-		peer, ratio := "–", "–"
-		if r.Peer > 0 {
-			peer, ratio = fmt.Sprintf("%.2f (%s)", r.Peer, r.PeerConfig), fmt.Sprintf("%.2f×", r.SIMD/r.Peer)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.1f×\t%s\t%s\t\n", r.Kernel, r.Shape, r.SIMD, r.Go, r.SIMD/r.Go, peer, ratio)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
 }

@@ -1,6 +1,7 @@
-package main
+package serve
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/weights"
 	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
@@ -175,4 +178,13 @@ func TestServeCORS(t *testing.T) {
 			t.Errorf("validOrigin(%q) = true", o)
 		}
 	}
+}
+
+// tinyFile is a small weights file of random weights.
+func tinyFile(t *testing.T) []byte {
+	var buf bytes.Buffer
+	if err := weights.Write(&buf, weights.Random(weights.TinyConfig(), 7), model.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

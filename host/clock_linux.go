@@ -1,4 +1,4 @@
-package main
+package host
 
 import (
 	"runtime"
@@ -7,11 +7,11 @@ import (
 	"unsafe"
 )
 
-// threadClock returns a clock of this thread's CPU time, after locking the
+// ThreadClock returns a clock of this thread's CPU time, after locking the
 // calling goroutine to its thread. The machines this runs on are shared and
 // busy: CPU time leaves out the time other processes take, and wazero runs
 // the module on the calling thread. (CLOCK_THREAD_CPUTIME_ID is 3 on Linux.)
-func threadClock() (now func() time.Duration, kind string) {
+func ThreadClock() (now func() time.Duration, kind string) {
 	runtime.LockOSThread()
 	return func() time.Duration {
 		var ts syscall.Timespec
