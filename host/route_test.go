@@ -53,7 +53,7 @@ func TestRoutedInModule(t *testing.T) {
 		opts abi.Options
 	}{
 		{"XL", abi.Options{Route: 0.6}},
-		{"S,L,XL", abi.Options{Route: 0.5, Backend: "auto"}},
+		{"S,L,XL", abi.Options{Route: 0.5, Backend: "cpu"}},
 		{"XL", abi.Options{Route: 0.6, Seed: 5, Temperature: 0.9, TopK: 20}},
 	} {
 		t.Run(tt.mix, func(t *testing.T) {

@@ -416,8 +416,8 @@ func (e *Engine) Step() (int, error) {
 
 // resetRouted starts a routed sequence: o.Route is the budget, a fraction
 // of XL's FFN FLOPs, and the mix caps each layer's width. Backend gpu runs
-// the routers on the device (gpu.routeAt); cpu and auto run them in
-// model.ForwardRouted, as auto does with the penalties.
+// the routers on the device (gpu.routeAt), cpu in model.ForwardRouted, and
+// auto as without a route: the gpu when its device opens, else the cpu.
 func (e *Engine) resetRouted(o Options) error {
 	switch {
 	case !(o.Route > 0 && o.Route <= 1):
@@ -432,16 +432,18 @@ func (e *Engine) resetRouted(o Options) error {
 		return fmt.Errorf("%w: route: %v", ErrArg, err)
 	}
 	tau := w.RouteThreshold(float64(o.Route))
-	if o.Backend == "gpu" {
+	if o.Backend == "gpu" || o.Backend == "auto" {
 		g, err := e.startGPU(o)
-		if err != nil {
+		if err == nil {
+			err = g.routeAt(tau)
+		}
+		if err == nil {
+			e.begin(g)
+			return nil
+		}
+		if o.Backend == "gpu" {
 			return err
 		}
-		if err := g.routeAt(tau); err != nil {
-			return err
-		}
-		e.begin(g)
-		return nil
 	}
 	c := e.newCPU(o)
 	pick, mix := w.Threshold(tau), e.mix

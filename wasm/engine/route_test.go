@@ -225,6 +225,14 @@ func TestGPURoutedMatchesCPU(t *testing.T) {
 				t.Errorf("%s: %d reads of %d bytes in %d steps; want one of %d bytes each (token and widths)", what, dev.reads, dev.readBytes, n, 4*(1+c.Layers))
 			}
 		}
+		// auto routes where it runs without a route: on the device that opens.
+		e := loaded(t, file, d)
+		if err := e.SetMix(c.Uniform(c.Granularities() - 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Reset(Options{Route: 0.6, Backend: "auto"}); err != nil || e.Backend() != "gpu" {
+			t.Errorf("Reset(route, backend auto) with a device = %v on %q; want the gpu backend", err, e.Backend())
+		}
 	})
 }
 
