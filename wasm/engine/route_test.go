@@ -12,6 +12,7 @@ import (
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/webgpu/webgputest"
 	"github.com/matedge/matedge/weights"
+	"github.com/matedge/matedge/weights/defaultmodel"
 )
 
 // routedReference decodes greedily with model.ForwardRouted (picks capped at
@@ -293,6 +294,37 @@ func TestGPURouterAlwaysZ(t *testing.T) {
 				if !slices.Equal(wd, c.Uniform(z)) {
 					t.Fatalf("router always %s: token %d ran %v", name, i, wd)
 				}
+			}
+		}
+	})
+}
+
+// TestGPURoutedDefaultModel: on the default model's fitted routers, whose
+// scores are a trained model's rather than random, the gpu backend's
+// routed tokens and widths are the cpu backend's at several budgets.
+func TestGPURoutedDefaultModel(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		onGPU, cpu := loaded(t, defaultmodel.Bytes, d), loaded(t, defaultmodel.Bytes, nil)
+		const n = 32
+		for _, budget := range []float32{0.3, 0.6, 0.9} {
+			want, wantWidths := routed(t, cpu, "XL", Options{Route: budget, Backend: "cpu"}, gpuPrompt, n)
+			got, widths := routed(t, onGPU, "XL", Options{Route: budget, Backend: "gpu"}, gpuPrompt, n)
+			if !slices.Equal(got, want) {
+				t.Errorf("route %g: gpu tokens %v\ncpu tokens %v", budget, got, want)
+				continue
+			}
+			seen := map[int]bool{}
+			for i := range widths {
+				if !slices.Equal(widths[i], wantWidths[i]) {
+					t.Errorf("route %g token %d: gpu widths %v, cpu %v", budget, i, widths[i], wantWidths[i])
+					break
+				}
+				for _, g := range widths[i] {
+					seen[g] = true
+				}
+			}
+			if len(seen) < 2 {
+				t.Errorf("route %g: the routers picked only %v", budget, seen)
 			}
 		}
 	})
