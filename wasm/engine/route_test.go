@@ -103,7 +103,7 @@ func TestRouteRefused(t *testing.T) {
 		o    Options
 		want error
 	}{
-		{Options{Route: 0.5, Backend: "gpu"}, ErrBackend},
+		{Options{Route: 0.5, Backend: "gpu"}, ErrBackend}, // this engine has no device
 		{Options{Route: -0.5}, ErrArg},
 		{Options{Route: 1.5}, ErrArg},
 		{Options{Route: float32(nan())}, ErrArg},
