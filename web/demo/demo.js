@@ -507,9 +507,7 @@ $('form').addEventListener('submit', async (e) => {
     $('prompt-error').textContent = '';
     setState('done');
   } catch (err) {
-    errorBox.textContent = route && err?.code === 'ERR_BACKEND'
-      ? `Token routing does not run on the GPU yet (it has no router kernel): set Backend to "as planned" or CPU under Sampling, or turn routing off.`
-      : plainError(err);
+    errorBox.textContent = plainError(err);
     if (route) $('route-stats').textContent = 'Nothing was routed.';
     setState('ready', 'Ready.');
   } finally {

@@ -188,7 +188,7 @@ export interface GenerateOptions {
   /**
    * Token routing, 0 < route ≤ 1: each token's FFN width in each layer is picked by the file's
    * routers for a mean of about this fraction of XL's FFN FLOPs, never wider than the mix; runs on
-   * the CPU (backend 'gpu' is refused with ERR_BACKEND). Needs a file with routers. Default 0: off.
+   * either backend, with the same tokens and widths. Needs a file with routers. Default 0: off.
    */
   route?: number;
 }

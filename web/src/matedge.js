@@ -271,8 +271,8 @@ export class MatEdge {
    *   proposals and how many were accepted
    */
   generate(prompt, options = {}) {
-    // A draft and a route run on the CPU backend (the penalties and min-p run on both).
-    const planned = options.draft || options.route ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
+    // A draft runs on the CPU backend (a route, the penalties and min-p run on both).
+    const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
     const { signal, ...rest } = options;
     const o = { ...DEFAULTS, backend: planned, ...rest };
     if (!Number.isSafeInteger(o.maxTokens) || o.maxTokens < 0) throw new RangeError(`matedge: maxTokens ${o.maxTokens}: want an integer ≥ 0`);

@@ -89,7 +89,7 @@ dropped_chars and slides (-context).`)
 	fs.Float64Var(&g.presencePenalty, "presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off")
 	fs.IntVar(&g.penaltyWindow, "penalty-window", 0, "recent tokens (prompt included) the penalties look at; 0 is 64")
 	fs.Float64Var(&g.minP, "min-p", 0, "when sampling, keep tokens at least this share as likely as the most likely: 0 to 1; 0 is off")
-	fs.Float64Var(&g.route, "route", 0, "token routing: each token's FFN width per layer picked by the file's routers for a mean of about this fraction of XL's FFN FLOPs (0 < BUDGET ≤ 1; 0 is off), never wider than -mix (auto means XL here); CPU backend only")
+	fs.Float64Var(&g.route, "route", 0, "token routing: each token's FFN width per layer picked by the file's routers for a mean of about this fraction of XL's FFN FLOPs (0 < BUDGET ≤ 1; 0 is off), never wider than -mix (auto means XL here); on either backend")
 	fs.StringVar(&g.precision, "precision", "f32", "GPU weights: f32, or f16 (half the bytes; the CPU backend always uses f32)")
 	fs.StringVar(&g.modelPath, "model", "", "weights file (.matw); empty uses the embedded default model")
 	fs.StringVar(&g.wasmPath, "wasm", "", "matedge.wasm to run; empty finds it next to this program or in $"+host.ModuleEnv)
@@ -206,8 +206,8 @@ func (g *generateFlags) shaping() abi.Options {
 	return abi.Options{RepetitionPenalty: float32(g.repeatPenalty), PresencePenalty: float32(g.presencePenalty), PenaltyWindow: g.penaltyWindow, MinP: float32(g.minP)}
 }
 
-// settleBackend moves to the CPU what runs only there (-draft, -route),
-// refusing -backend gpu with them, checks a given mix
+// settleBackend moves to the CPU what runs only there (-draft), refusing
+// -backend gpu with it, checks -route and a given mix
 // against c, and returns why the backend is what it is.
 func (g *generateFlags) settleBackend(c model.Config) (string, error) {
 	backendNote := "-backend"
@@ -230,11 +230,6 @@ func (g *generateFlags) settleBackend(c model.Config) (string, error) {
 		if !(g.route > 0 && g.route <= 1) {
 			return "", fmt.Errorf("-route %g: want a fraction of XL's FFN FLOPs in (0, 1]", g.route)
 		}
-		if g.backend == "gpu" {
-			return "", fmt.Errorf("-route: token routing runs on the cpu backend only; drop -backend gpu")
-		}
-		g.backend = "cpu"
-		backendNote = "token routing runs on the cpu"
 		if g.mix == "auto" {
 			g.mix = "XL" // the widest each layer may run; the routers pick below it
 		}
