@@ -393,7 +393,7 @@ func matTVecBatchSIMD(out, w, x []float32, n int) {
 	if block := cols &^ 15; block > 0 {
 		wp, op := unsafe.Pointer(&w[0]), unsafe.Pointer(&out[0])
 		for ; t+4 <= n; t += 4 {
-			x0, x1, x2, x3 := x[t*k:(t+1)*k], x[(t+1)*k:(t+2)*k][:k], x[(t+2)*k:(t+3)*k][:k], x[(t+3)*k:(t+4)*k][:k]
+			x0, x1, x2, x3 := x[t*k:(t+1)*k], x[(t+1)*k : (t+2)*k][:k], x[(t+2)*k : (t+3)*k][:k], x[(t+3)*k : (t+4)*k][:k]
 			for i := 0; i < block; i += 16 {
 				var a0, a1, b0, b1, c0, c1, d0, d1 archsimd.Float32x8
 				row := unsafe.Add(wp, 4*i)
