@@ -194,6 +194,13 @@ func matVecBatchSIMD(out, w, x []float32, n int) {
 			pairs2Rows4(unsafe.Add(or, 2*p*ts), ts, min(n-2*p, 4), wr, rs, unsafe.Add(xp, p*ps), unsafe.Add(xp, (p+1)*ps), groups)
 		}
 		if p < pairs {
+			if r+8 <= rows && p == 0 {
+				// Only one pair (two tokens, a k = 1 verify): eight rows
+				// at a time, for eight sums in flight.
+				pairs1Rows8(or, ts, n, wr, rs, xp, groups)
+				r += 4
+				continue
+			}
 			pairs1Rows4(unsafe.Add(or, 2*p*ts), ts, n-2*p, wr, rs, unsafe.Add(xp, p*ps), groups)
 		}
 	}
@@ -263,6 +270,53 @@ func pairs2Rows4(o unsafe.Pointer, ts, nt int, w unsafe.Pointer, rs int, xa, xb 
 	sb.GetLo().Store((*[4]float32)(unsafe.Add(o, 2*ts)))
 	if nt > 3 {
 		sb.GetHi().Store((*[4]float32)(unsafe.Add(o, 3*ts)))
+	}
+}
+
+// pairs1Rows8 is pairs1Rows4 for eight rows.
+func pairs1Rows8(o unsafe.Pointer, ts, nt int, w unsafe.Pointer, rs int, xa unsafe.Pointer, groups int) {
+	w1, w2, w3 := unsafe.Add(w, rs), unsafe.Add(w, 2*rs), unsafe.Add(w, 3*rs)
+	w4, w5, w6, w7 := unsafe.Add(w, 4*rs), unsafe.Add(w, 5*rs), unsafe.Add(w, 6*rs), unsafe.Add(w, 7*rs)
+	var a0, a1, a2, a3, a4, a5, a6, a7 archsimd.Float32x8
+	g := 0
+	for ; g+2 <= groups; g += 2 {
+		wo, xo := 16*g, 32*g
+		x0, x1 := load8(unsafe.Add(xa, xo)), load8(unsafe.Add(xa, xo+32))
+		v := load8(unsafe.Add(w, wo))
+		a0 = a0.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w1, wo))
+		a1 = a1.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w2, wo))
+		a2 = a2.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w3, wo))
+		a3 = a3.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w4, wo))
+		a4 = a4.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w5, wo))
+		a5 = a5.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w6, wo))
+		a6 = a6.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+		v = load8(unsafe.Add(w7, wo))
+		a7 = a7.Add(v.Select128FromPair(0, 0, v).Mul(x0)).Add(v.Select128FromPair(1, 1, v).Mul(x1))
+	}
+	if g < groups {
+		wo, xo := 16*g, 32*g
+		x0 := load8(unsafe.Add(xa, xo))
+		a0 = a0.Add(dup4(load4(unsafe.Add(w, wo))).Mul(x0))
+		a1 = a1.Add(dup4(load4(unsafe.Add(w1, wo))).Mul(x0))
+		a2 = a2.Add(dup4(load4(unsafe.Add(w2, wo))).Mul(x0))
+		a3 = a3.Add(dup4(load4(unsafe.Add(w3, wo))).Mul(x0))
+		a4 = a4.Add(dup4(load4(unsafe.Add(w4, wo))).Mul(x0))
+		a5 = a5.Add(dup4(load4(unsafe.Add(w5, wo))).Mul(x0))
+		a6 = a6.Add(dup4(load4(unsafe.Add(w6, wo))).Mul(x0))
+		a7 = a7.Add(dup4(load4(unsafe.Add(w7, wo))).Mul(x0))
+	}
+	s, s2 := finish4x4Pairs(a0, a1, a2, a3), finish4x4Pairs(a4, a5, a6, a7)
+	s.GetLo().Store((*[4]float32)(o))
+	s2.GetLo().Store((*[4]float32)(unsafe.Add(o, 16)))
+	if nt > 1 {
+		s.GetHi().Store((*[4]float32)(unsafe.Add(o, ts)))
+		s2.GetHi().Store((*[4]float32)(unsafe.Add(o, ts+16)))
 	}
 }
 

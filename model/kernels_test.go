@@ -12,6 +12,7 @@ import (
 var kernelShapes = [][3]int{
 	{1, 1, 1}, {3, 5, 7}, {4, 16, 16}, {5, 17, 33}, {9, 31, 15}, {13, 64, 130},
 	{64, 128, 512}, {37, 200, 9}, {130, 129, 520},
+	{2, 20, 78}, {2, 64, 1024}, {3, 64, 256}, // a speculative verify pass: k = 1, 2
 }
 
 // closeTo reports whether got matches want to float32 rounding of a sum of
