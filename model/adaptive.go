@@ -2,7 +2,6 @@ package model
 
 import (
 	"math"
-	"slices"
 	"time"
 )
 
@@ -26,10 +25,21 @@ type SpecCosts struct {
 	// VerifyBase + m·VerifyPerPos is one verifier pass over m positions
 	// (ForwardMany); m = 1 is plain decoding's step.
 	VerifyBase, VerifyPerPos float64
+	// VerifyAt, when set, holds measured passes: VerifyAt[m-1] over m
+	// positions. The line above fits a pass over many positions, but a
+	// batched pass over two or three costs more per position than one over
+	// nine (the kernels pair tokens up), and those small ones are what k is
+	// chosen among, so where a pass was measured its time is used.
+	VerifyAt []float64
 }
 
 // Verify is the cost of a verifier pass over m positions.
-func (c SpecCosts) Verify(m int) float64 { return c.VerifyBase + float64(m)*c.VerifyPerPos }
+func (c SpecCosts) Verify(m int) float64 {
+	if m >= 1 && m <= len(c.VerifyAt) {
+		return c.VerifyAt[m-1]
+	}
+	return c.VerifyBase + float64(m)*c.VerifyPerPos
+}
 
 // Speedup is the expected speed-up over plain decoding of rounds of k draft
 // tokens at acceptance rate alpha. k = 0 is plain decoding (1).
@@ -59,20 +69,24 @@ func (c SpecCosts) BestK(alpha float64, maxK int) (int, float64) {
 }
 
 // MeasureSpecCosts times, on this device, one draft step and verifier passes
-// over 1 and maxK+1 positions.
+// over 1, 2, …, maxK+1 positions.
 func MeasureSpecCosts(w *Weights, draft, verify Mix, maxK int) SpecCosts {
-	m := min(maxK+1, w.Config.Context/2)
-	v1, vm := StepSeconds(w, verify, 1), StepSeconds(w, verify, m)
+	m := max(min(maxK+1, w.Config.Context/2), 1)
+	at := make([]float64, m)
+	for i := range at {
+		at[i] = StepSeconds(w, verify, i+1)
+	}
 	per := 0.0
 	if m > 1 {
-		per = max(vm-v1, 0) / float64(m-1)
+		per = max(at[m-1]-at[0], 0) / float64(m-1)
 	}
-	return SpecCosts{Draft: StepSeconds(w, draft, 1), VerifyBase: max(v1-per, 0), VerifyPerPos: per}
+	return SpecCosts{Draft: StepSeconds(w, draft, 1), VerifyBase: max(at[0]-per, 0), VerifyPerPos: per, VerifyAt: at}
 }
 
 // StepSeconds times one pass of mix over the given number of positions (the
-// median of three, after one to warm the caches) on a scratch state at a
-// quarter of the context, so that attention has history to read.
+// fastest of five, after one to warm the caches: on a shared machine other
+// work only ever adds time) on a scratch state at a quarter of the context,
+// so that attention has history to read.
 func StepSeconds(w *Weights, mix Mix, positions int) float64 {
 	c := w.Config
 	s := NewState(c)
@@ -82,8 +96,8 @@ func StepSeconds(w *Weights, mix Mix, positions int) float64 {
 	for i := range tokens {
 		tokens[i] = (i * 7919) % c.Vocab
 	}
-	var times []float64
-	for i := range 4 {
+	best := math.Inf(1)
+	for i := range 6 {
 		start := time.Now()
 		if positions == 1 {
 			Forward(w, s, mix, tokens[0], pos)
@@ -91,11 +105,10 @@ func StepSeconds(w *Weights, mix Mix, positions int) float64 {
 			ForwardMany(w, s, mix, tokens, pos)
 		}
 		if i > 0 {
-			times = append(times, time.Since(start).Seconds())
+			best = min(best, time.Since(start).Seconds())
 		}
 	}
-	slices.Sort(times)
-	return times[len(times)/2]
+	return best
 }
 
 // KChooser picks each round's k from the measured costs and the acceptance

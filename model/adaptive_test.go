@@ -121,4 +121,27 @@ func TestMeasureSpecCosts(t *testing.T) {
 	if !(costs.Draft > 0) || !(costs.Verify(1) > 0) || costs.VerifyBase < 0 || costs.VerifyPerPos < 0 {
 		t.Errorf("costs %+v: want positive times", costs)
 	}
+	if len(costs.VerifyAt) != 5 || !(costs.VerifyAt[4] > 0) {
+		t.Errorf("costs %+v: want passes over 1…5 positions measured", costs)
+	}
+}
+
+// TestSpecCostsMeasuredPasses: where a pass over m positions was measured,
+// its time is the cost, not the fitted line's.
+func TestSpecCostsMeasuredPasses(t *testing.T) {
+	c := SpecCosts{Draft: 0.5, VerifyBase: 0.7, VerifyPerPos: 0.3, VerifyAt: []float64{1, 1.6, 1.9}}
+	for m, want := range map[int]float64{1: 1, 2: 1.6, 3: 1.9, 4: 1.9, 10: 3.7} {
+		if got := c.Verify(m); math.Abs(got-want) > 1e-12 {
+			t.Errorf("Verify(%d) = %v, want %v", m, got, want)
+		}
+	}
+	// The line alone would make k = 1 pay at alpha 0.9 (1.9 tokens for
+	// 0.5 + 1.3); the measured pass over two positions does not (1.9 / 2.1).
+	if k, _ := c.BestK(0.9, 2); k != 0 {
+		t.Errorf("BestK(0.9, 2) = %d, want 0", k)
+	}
+	c.VerifyAt = nil
+	if k, _ := c.BestK(0.9, 2); k == 0 {
+		t.Errorf("without measured passes: BestK(0.9, 2) = 0, want speculation on")
+	}
 }
