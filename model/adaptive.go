@@ -68,47 +68,111 @@ func (c SpecCosts) BestK(alpha float64, maxK int) (int, float64) {
 	return best, bestSpeedup
 }
 
-// MeasureSpecCosts times, on this device, one draft step and verifier passes
-// over 1, 2, …, maxK+1 positions.
+// MeasureSpecCosts times, on this device, one draft step, a plain decoding
+// step, and whole rounds of k = 1…maxK draft steps followed by the verifier's
+// pass over k+1 positions, as Round runs them (one shared state, an argmax
+// per position). A round is timed whole because its passes cost more
+// together than apart: the draft's pass leaves the caches to the draft's
+// weights, and the verifier pays to bring its own back. VerifyAt[k] is then
+// the round's time less its k draft steps, so that k·Draft + Verify(k+1) is
+// the round as measured.
+//
+// Every kind of step is timed in turns with the others, several times over,
+// each timed run after an untimed one of the same kind, and keeps its
+// fastest: on a shared machine other work only ever adds time, and taking
+// turns keeps a busy stretch from favouring one kind over another.
 func MeasureSpecCosts(w *Weights, draft, verify Mix, maxK int) SpecCosts {
-	m := max(min(maxK+1, w.Config.Context/2), 1)
+	c := w.Config
+	m := max(min(maxK+1, c.Context/2), 1)
+	steps := make([]*timedStep, m+1) // plain step, rounds of k = 1…m-1, then the draft alone
+	for k := range m {
+		steps[k] = newTimedStep(w, draft, verify, k)
+	}
+	steps[m] = newTimedStep(w, draft, nil, 1)
+	for range 16 {
+		for _, st := range steps {
+			st.run()
+		}
+	}
+	d := steps[m].best
 	at := make([]float64, m)
-	for i := range at {
-		at[i] = StepSeconds(w, verify, i+1)
+	at[0] = steps[0].best
+	for k := 1; k < m; k++ {
+		at[k] = max(steps[k].best-float64(k)*d, 0)
 	}
 	per := 0.0
 	if m > 1 {
 		per = max(at[m-1]-at[0], 0) / float64(m-1)
 	}
-	return SpecCosts{Draft: StepSeconds(w, draft, 1), VerifyBase: max(at[0]-per, 0), VerifyPerPos: per, VerifyAt: at}
+	return SpecCosts{Draft: d, VerifyBase: max(at[0]-per, 0), VerifyPerPos: per, VerifyAt: at}
 }
 
 // StepSeconds times one pass of mix over the given number of positions (the
-// fastest of five, after one to warm the caches: on a shared machine other
-// work only ever adds time) on a scratch state at a quarter of the context,
-// so that attention has history to read.
+// fastest of five, each after one to warm the caches: on a shared machine
+// other work only ever adds time), as timedStep runs it.
 func StepSeconds(w *Weights, mix Mix, positions int) float64 {
-	c := w.Config
-	s := NewState(c)
-	positions = max(min(positions, c.Context/2), 1)
-	pos := min(c.Context/4, c.Context-positions)
-	tokens := make([]int, positions)
-	for i := range tokens {
-		tokens[i] = (i * 7919) % c.Vocab
+	st := newTimedStep(w, nil, mix, positions-1)
+	for range 5 {
+		st.run()
 	}
-	best := math.Inf(1)
-	for i := range 6 {
-		start := time.Now()
-		if positions == 1 {
-			Forward(w, s, mix, tokens[0], pos)
-		} else {
-			ForwardMany(w, s, mix, tokens, pos)
-		}
-		if i > 0 {
-			best = min(best, time.Since(start).Seconds())
+	return st.best
+}
+
+// timedStep is one kind of step on its own scratch state: with draft nil,
+// one verifier pass over k+1 positions; otherwise a round, k draft steps then
+// the verifier's pass over k+1 positions, or with verify nil one draft step.
+// run times it once, after an untimed run that warms the caches for it; best
+// is the fastest so far. Like decoding, each run reads other tokens at later
+// positions (from a quarter of the context on, so that attention has history
+// to read): the same token at the same place every time would find its
+// embedding and cache rows warm, and make every step look cheaper than it is.
+type timedStep struct {
+	w             *Weights
+	draft, verify Mix
+	k             int
+	s             *State
+	tokens        []int
+	runs          int
+	best          float64
+}
+
+func newTimedStep(w *Weights, draft, verify Mix, k int) *timedStep {
+	n := max(min(k+1, w.Config.Context/4), 1)
+	return &timedStep{w: w, draft: draft, verify: verify, k: n - 1, s: NewState(w.Config), tokens: make([]int, n), best: math.Inf(1)}
+}
+
+func (st *timedStep) once() {
+	c := st.w.Config
+	st.runs++
+	span := max(c.Context/2-len(st.tokens), 1)
+	pos := c.Context/4 + (st.runs*len(st.tokens))%span
+	for i := range st.tokens {
+		st.tokens[i] = ((st.runs*len(st.tokens) + i) * 7919) % c.Vocab
+	}
+	if st.verify == nil {
+		Argmax(Forward(st.w, st.s, st.draft, st.tokens[0], pos))
+		return
+	}
+	if st.draft != nil {
+		for i := range st.k {
+			Argmax(Forward(st.w, st.s, st.draft, st.tokens[i], pos+i))
 		}
 	}
-	return best
+	if st.k == 0 {
+		Argmax(Forward(st.w, st.s, st.verify, st.tokens[0], pos))
+		return
+	}
+	logits := ForwardMany(st.w, st.s, st.verify, st.tokens, pos)
+	for i := range st.tokens {
+		Argmax(logits[i*c.Vocab : (i+1)*c.Vocab])
+	}
+}
+
+func (st *timedStep) run() {
+	st.once()
+	start := time.Now()
+	st.once()
+	st.best = min(st.best, time.Since(start).Seconds())
 }
 
 // KChooser picks each round's k from the measured costs and the acceptance
