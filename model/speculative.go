@@ -31,9 +31,9 @@ type Speculator struct {
 	// then a mix of those weights, and the caches cannot be shared.
 	DraftWeights *Weights
 
-	// lag holds the tokens, from position lagPos on, that plain (k = 0)
-	// rounds gave the verifier but not yet a separate draft cache: the draft
-	// reads them in one pass when it next drafts.
+	// lag holds the tokens, from position lagPos on, that Prefill and plain
+	// (k = 0) rounds gave the verifier but not yet a separate draft cache:
+	// the draft reads them in one pass when it next drafts.
 	lag    []int
 	lagPos int
 	// seq and dists are every round's scratch, so that a round allocates
@@ -124,16 +124,36 @@ func (sp *Speculator) NewStates() (verifier, draft *State) {
 	return verifier, NewState(sp.DraftModel().Config)
 }
 
-// Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache
-// (and the draft's, when separate).
+// Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache.
+// A separate draft cache reads them when the draft next drafts, so that a
+// decode whose k auto never drafts never pays for the draft's cache.
 func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
 	if len(tokens) == 0 {
 		return
 	}
 	ForwardMany(sp.Weights, verifier, sp.Verify, tokens, pos)
 	if draft != verifier {
-		ForwardMany(sp.DraftModel(), draft, sp.Draft, tokens, pos)
+		sp.deferDraft(pos, tokens...)
 	}
+}
+
+// deferDraft records tokens at positions pos, pos+1, … for a separate draft
+// cache, which reads them all in one pass when the draft next drafts. A pos
+// inside the tokens already waiting rewinds them to pos; one past their end
+// drops them (the draft then lacks those positions, which costs acceptance,
+// never exactness).
+func (sp *Speculator) deferDraft(pos int, tokens ...int) {
+	if end := sp.lagPos + len(sp.lag); len(sp.lag) > 0 && pos != end {
+		if pos > sp.lagPos && pos < end {
+			sp.lag = sp.lag[:pos-sp.lagPos]
+		} else {
+			sp.lag = sp.lag[:0]
+		}
+	}
+	if len(sp.lag) == 0 {
+		sp.lagPos = pos
+	}
+	sp.lag = append(sp.lag, tokens...)
 }
 
 // Round is one draft-and-verify round from token cur at position pos, with
@@ -153,10 +173,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		// draw it (same numbers, same random draws), without the copies.
 		logits := Forward(sp.Weights, verifier, sp.Verify, cur, pos)
 		if draft != verifier {
-			if len(sp.lag) == 0 {
-				sp.lagPos = pos
-			}
-			sp.lag = append(sp.lag, cur) // for the draft's cache, when it next drafts
+			sp.deferDraft(pos, cur) // for the draft's cache, when it next drafts
 		}
 		sp.seq = append(sp.seq[:0], sp.pick(logits))
 		return sp.seq, 0, 0

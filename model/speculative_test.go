@@ -91,10 +91,14 @@ func TestSpeculativeGreedyIsVerifierGreedy(t *testing.T) {
 	if _, st := sp.Generate(prompt, 20); st.Accepted >= st.Proposed || st.AcceptanceRate() <= 0 {
 		t.Errorf("S draft: accepted %d of %d proposed", st.Accepted, st.Proposed)
 	}
-	// A draft equal to the verifier is always accepted.
-	sp = Speculator{Weights: w, Draft: c.Uniform(3), Verify: c.Uniform(3), K: 4, Shared: true}
-	if _, st := sp.Generate(prompt, 20); st.Accepted != st.Proposed {
-		t.Errorf("draft = verifier: accepted %d of %d", st.Accepted, st.Proposed)
+	// A draft equal to the verifier is always accepted, also with its own
+	// cache, which reads the prompt only when it first drafts: a wrong
+	// position or token in that cache would change its logits.
+	for _, shared := range []bool{true, false} {
+		sp = Speculator{Weights: w, Draft: c.Uniform(3), Verify: c.Uniform(3), K: 4, Shared: shared}
+		if _, st := sp.Generate(prompt, 20); st.Accepted != st.Proposed {
+			t.Errorf("draft = verifier, shared %v: accepted %d of %d", shared, st.Accepted, st.Proposed)
+		}
 	}
 }
 
