@@ -192,9 +192,14 @@ type KChooser struct {
 }
 
 const (
-	priorWeight  = 8    // proposals the prior is worth
-	decay        = 0.95 // weight kept by past proposals each round
-	probeEvery   = 16   // plain rounds between probes while speculation is off
+	priorWeight = 8    // proposals the prior is worth
+	decay       = 0.95 // weight kept by past proposals each round
+	probeEvery  = 16   // plain rounds between probes while speculation is off
+	// probeGain is the speed-up a draft that is always right must promise
+	// before probes are worth their cost (a probe that is rejected is a
+	// round that loses, and a separate draft cache catches up first), and
+	// before measured costs within their noise can turn them on.
+	probeGain    = 1.1
 	maxDraftPerK = 64
 )
 
@@ -206,13 +211,14 @@ func (kc *KChooser) Alpha() float64 {
 // K is the number of draft tokens for the next round: 0 when speculation is
 // not expected to pay. While it is off, every probeEvery rounds it proposes
 // one token anyway, so a rising acceptance rate can turn it back on — unless
-// even a draft that is always accepted could not pay on this device.
+// even a draft that is always accepted could not pay clearly (probeGain) on
+// this device.
 func (kc *KChooser) K() int {
 	maxK := min(max(kc.MaxK, 1), maxDraftPerK)
 	if k, _ := kc.Costs.BestK(kc.Alpha(), maxK); k > 0 {
 		return k
 	}
-	if best, _ := kc.Costs.BestK(1, maxK); best == 0 {
+	if _, s := kc.Costs.BestK(1, maxK); s < probeGain {
 		return 0
 	}
 	if kc.idle >= probeEvery {
