@@ -69,43 +69,48 @@ func (c SpecCosts) BestK(alpha float64, maxK int) (int, float64) {
 }
 
 // MeasureSpecCosts times, on this device, one draft step, a plain decoding
-// step, and whole rounds of k = 1…maxK draft steps followed by the verifier's
-// pass over k+1 positions, as Round runs them (one shared state, an argmax
-// per position). A round is timed whole because its passes cost more
-// together than apart: the draft's pass leaves the caches to the draft's
-// weights, and the verifier pays to bring its own back. VerifyAt[k] is then
-// the round's time less its k draft steps, so that k·Draft + Verify(k+1) is
-// the round as measured.
+// step, and whole rounds of k = 1…min(maxK, 3) draft steps followed by the
+// verifier's pass over k+1 positions, as Round runs them (one shared state,
+// an argmax per position). A round is timed whole because its passes cost
+// more together than apart: the draft's pass leaves the caches to the
+// draft's weights, and the verifier pays to bring its own back. VerifyAt[k]
+// is then the round's time less its k draft steps, so that k·Draft +
+// Verify(k+1) is the round as measured; longer rounds, which pay only where
+// short ones do, use the line through the plain step and the longest round.
 //
-// Every kind of step is timed in turns with the others, several times over,
-// each timed run after an untimed one of the same kind, and keeps its
-// fastest: on a shared machine other work only ever adds time, and taking
-// turns keeps a busy stretch from favouring one kind over another.
+// Every kind of step is timed in turns with the others, each timed run after
+// an untimed one of the same kind, and keeps its fastest: on a shared machine
+// other work only ever adds time, and taking turns keeps a busy stretch from
+// favouring one kind over another. It all takes about as long as 90 plain
+// steps (the module measures once per draft).
 func MeasureSpecCosts(w *Weights, draft, verify Mix, maxK int) SpecCosts {
-	c := w.Config
-	m := max(min(maxK+1, c.Context/2), 1)
-	steps := make([]*timedStep, m+1) // plain step, rounds of k = 1…m-1, then the draft alone
-	for k := range m {
-		steps[k] = newTimedStep(w, draft, verify, k)
+	rounds := max(min(maxK, measuredRounds, w.Config.Context/4-1), 0)
+	steps := []*timedStep{newTimedStep(w, nil, verify, 0)} // the plain step, rounds of k = 1…rounds, the draft
+	for k := 1; k <= rounds; k++ {
+		steps = append(steps, newTimedStep(w, draft, verify, k))
 	}
-	steps[m] = newTimedStep(w, draft, nil, 1)
-	for range 6 { // 6 turns: about 35 ms natively for maxK 8 on a 4-layer model of width 64
+	draftStep := newTimedStep(w, draft, nil, 0)
+	steps = append(steps, draftStep)
+	for range 4 {
 		for _, st := range steps {
 			st.run()
 		}
 	}
-	d := steps[m].best
-	at := make([]float64, m)
+	d := draftStep.best
+	at := make([]float64, rounds+1)
 	at[0] = steps[0].best
-	for k := 1; k < m; k++ {
+	for k := 1; k <= rounds; k++ {
 		at[k] = max(steps[k].best-float64(k)*d, 0)
 	}
 	per := 0.0
-	if m > 1 {
-		per = max(at[m-1]-at[0], 0) / float64(m-1)
+	if rounds > 0 {
+		per = max(at[rounds]-at[0], 0) / float64(rounds)
 	}
 	return SpecCosts{Draft: d, VerifyBase: max(at[0]-per, 0), VerifyPerPos: per, VerifyAt: at}
 }
+
+// measuredRounds is the longest round MeasureSpecCosts times whole.
+const measuredRounds = 3
 
 // StepSeconds times one pass of mix over the given number of positions (the
 // fastest of five, each after one to warm the caches: on a shared machine
@@ -197,8 +202,10 @@ const (
 	probeEvery  = 16   // plain rounds between probes while speculation is off
 	// probeGain is the speed-up a draft that is always right must promise
 	// before probes are worth their cost (a probe that is rejected is a
-	// round that loses, and a separate draft cache catches up first), and
-	// before measured costs within their noise can turn them on.
+	// round that loses, and a separate draft cache catches up first): at
+	// the acceptance a draft usually gets (70 % or so) such a device is
+	// about at break-even, and measured costs within their noise no longer
+	// turn probes on where rounds lose.
 	probeGain    = 1.1
 	maxDraftPerK = 64
 )

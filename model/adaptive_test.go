@@ -121,8 +121,8 @@ func TestMeasureSpecCosts(t *testing.T) {
 	if !(costs.Draft > 0) || !(costs.Verify(1) > 0) || costs.VerifyBase < 0 || costs.VerifyPerPos < 0 {
 		t.Errorf("costs %+v: want positive times", costs)
 	}
-	if len(costs.VerifyAt) != 5 || !(costs.VerifyAt[4] > 0) {
-		t.Errorf("costs %+v: want passes over 1…5 positions measured", costs)
+	if len(costs.VerifyAt) != measuredRounds+1 || !(costs.VerifyAt[0] > 0) {
+		t.Errorf("costs %+v: want the plain step and rounds of k = 1…%d measured", costs, measuredRounds)
 	}
 }
 
