@@ -100,7 +100,11 @@ func MeasureSpecCosts(w *Weights, draft, verify Mix, maxK int) SpecCosts {
 	at := make([]float64, rounds+1)
 	at[0] = steps[0].best
 	for k := 1; k <= rounds; k++ {
-		at[k] = max(steps[k].best-float64(k)*d, 0)
+		// A pass over more positions never costs less than one over fewer.
+		// Kept so, a clock too coarse to time a step (wazero's default one
+		// advances a millisecond per reading, whatever ran between) makes
+		// rounds look no cheaper than plain steps, and k auto stays off.
+		at[k] = max(steps[k].best-float64(k)*d, at[k-1])
 	}
 	per := 0.0
 	if rounds > 0 {
