@@ -65,8 +65,9 @@ func TestKChooserFollowsAcceptance(t *testing.T) {
 	if probes < 3 || probes > 4 {
 		t.Errorf("%d probes in %d rounds, want one per %d", probes, 4*probeEvery, probeEvery)
 	}
-	// Accepted again, it turns back on (after a few probes).
-	for range 10 * probeEvery {
+	// Accepted again, it turns back on (after enough probes to promise
+	// draftGain).
+	for range 30 * probeEvery {
 		k := kc.K()
 		kc.Observe(k, k)
 	}
