@@ -182,10 +182,15 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 }
 
 // moduleConfig is how every instance starts: anonymous (so that one runtime
-// holds many), _initialize run, stderr passed on, random_get all zeros.
+// holds many), _initialize run, stderr passed on, random_get all zeros, and
+// the system's monotonic clock. wazero's default clock advances 1 ms per
+// reading, so the module's own timings (speculative decoding's k auto
+// measures its draft and verify passes) would all read as equal; a browser
+// gives the module performance.now the same way. Tokens never depend on the
+// clock: greedy output is the verifier's whatever k is chosen.
 func moduleConfig() wazero.ModuleConfig {
 	return wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
-		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+		WithStderr(os.Stderr).WithRandSource(zeroReader{}).WithSysNanotime()
 }
 
 // Close ends the instance.
