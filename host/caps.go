@@ -262,8 +262,8 @@ type decodeRun struct {
 	times []float64    // seconds of each timed step
 }
 
-// startDecodeRun loads file into a new module, sets its smallest (small) or
-// largest uniform submodel, prompts it and runs warmup untimed steps: the
+// startDecodeRun loads the smallest (small) or largest uniform submodel of
+// file into a new module, prompts it and runs warmup untimed steps: the
 // first decodes the prompt; on the GPU the second is the first of one
 // token, whose pipelines (matvec, not matmul) it compiles.
 func startDecodeRun(ctx context.Context, rt *Runtime, file []byte, backend string, small bool, warmup int) (*decodeRun, error) {
@@ -271,21 +271,21 @@ func startDecodeRun(ctx context.Context, rt *Runtime, file []byte, backend strin
 	if err != nil {
 		return nil, err
 	}
-	r := &decodeRun{mod: mod}
-	info, _, err := mod.Load(ctx, bytes.NewReader(file), int64(len(file)), "auto")
+	h, err := weights.ParseHeader(file, int64(len(file)))
 	if err != nil {
 		mod.Close(ctx)
 		return nil, fmt.Errorf("host: benchmark model: %w", err)
 	}
-	r.c = info.Header.Config
+	r := &decodeRun{mod: mod, c: h.Config}
 	g := r.c.Granularities() - 1
 	if small {
 		g = 0
 	}
 	r.mix = r.c.Uniform(g)
 	err = func() error {
-		if _, err := mod.SetMix(ctx, r.c.GranularityName(g)); err != nil {
-			return err
+		// Only the submodel's rows: S of the wider shape is a third of its file.
+		if _, _, err := mod.Load(ctx, bytes.NewReader(file), int64(len(file)), r.c.GranularityName(g)); err != nil {
+			return fmt.Errorf("host: benchmark model: %w", err)
 		}
 		if _, err := mod.Reset(ctx, abi.Options{Backend: backend}); err != nil {
 			return err
