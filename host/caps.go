@@ -141,14 +141,6 @@ func parseCgroupLimit(s string) int64 {
 // A backend the module cannot run here gives an error matching ErrBackend.
 func MeasureDecode(ctx context.Context, rt *Runtime, file []byte, backend string, limit time.Duration) (planner.Benchmark, error) {
 	gpu := backend == planner.BackendGPU
-	files := [][]byte{file}
-	if gpu {
-		wide, err := gpuFitFile(file)
-		if err != nil {
-			return planner.Benchmark{}, err
-		}
-		files = append(files, wide)
-	}
 	var runs []*decodeRun
 	defer func() {
 		for _, r := range runs {
@@ -159,7 +151,19 @@ func MeasureDecode(ctx context.Context, rt *Runtime, file []byte, backend string
 	if gpu {
 		warmup = 2
 	}
-	for _, f := range files {
+	// The wider shape's file is made only once the backend has run the
+	// default model: a GPU the module cannot use fails before that work.
+	for i := range 2 {
+		f := file
+		if i == 1 {
+			if !gpu {
+				break
+			}
+			var err error
+			if f, err = gpuFitFile(file); err != nil {
+				return planner.Benchmark{}, err
+			}
+		}
 		for _, small := range []bool{true, false} {
 			r, err := startDecodeRun(ctx, rt, f, backend, small, warmup)
 			if err != nil {
