@@ -203,9 +203,11 @@ const dispatchesPerLayer = 13
 // GPUDispatches is how many dispatches the gpu backend records for one
 // decode step of a language model of c whose tensors each fit one binding
 // (gpuBindings' extra counts those that splits add): the embedding lookup,
-// dispatchesPerLayer per layer, the final norm and the LM head. It must
-// follow wasm/engine/gpu.go's forward: a fused kernel there is one fewer here.
-func GPUDispatches(c model.Config) int { return 1 + dispatchesPerLayer*c.Layers + 2 }
+// dispatchesPerLayer per layer, the final norm, the LM head and the pick of
+// the token (argmax or sample). It must follow wasm/engine/gpu.go's forward:
+// a fused kernel there is one fewer here (wasm/engine's
+// TestGPUDispatchCount counts them).
+func GPUDispatches(c model.Config) int { return 1 + dispatchesPerLayer*c.Layers + 3 }
 
 // MatrixRows is how many matrix rows one decode step of mix reads: per layer
 // the query, key, value and output projections' dim rows each and the FFN's
