@@ -578,9 +578,9 @@ func (r *RouteStudy) Write(dir string) error {
 	p("\nThe frontier column is the lower envelope of the measured uniform and Mix'n'Match networks at the routed point's cost, linear between neighbouring networks.\n\n")
 	if len(r.Trained) > 0 {
 		t := r.Train
-		relax := "the softmax mixture of the widths' outputs (the forward runs Σ_g p_g·ffn_g, exactly differentiable)"
+		relax := "the softmax mixture of the widths' outputs (the forward runs Σ_g p_g·ffn_g, whose gradient is exact, and the annealing closes the gap to the hard pick)"
 		if t.Straight {
-			relax = "straight-through (the forward runs the hard pick, as decoding does; the backward differentiates the softmax mixture)"
+			relax = "straight-through: the forward runs the hard pick, as decoding does, so the loss trained is the loss measured, and the backward differentiates the softmax mixture as if it had run (a biased gradient, but the soft forward trains on blends of widths no decoder runs; `-train-soft` runs the mixture instead)"
 		}
 		p("### Loss-trained routers\n\n")
 		p("The same routers, started from the fitted ones and trained by gradient (`model.RouterTrainer`, `weights/experiment/routetrain.go`) on the fitting text with the MatFormer frozen: the objective is the language-model loss plus `e^τ · Σ_layers E_p[width/width_XL]`, the compute penalty λ·(expected FFN FLOPs) whose Lagrangian the pick minimises. Each layer's pick is relaxed to `p = softmax(−u/T)` over the very costs the pick compares, in units of the price, `u_g = exp(score_g − τ) + width_g/width_XL` (XL: 1), so that as T → 0 the relaxation is the pick at τ; training used %s. %d Adam steps (learning rate %g) of %d windows of %d tokens, T annealed geometrically from %g to %g; each step draws its price uniformly in [%.2f, %.2f], the fitted table's prices at the largest and smallest budget measured, so one router is trained for every budget and keeps the budget knob: its own budget table comes from its scores on the calibration text, as the fitted one's does. The backward is the network's activation gradient only (the MatFormer frozen) chained through the mixing weights, including the path through later layers' router inputs; `TestRouterGradient` checks it against finite differences. Training took %.0f s on the shared 2-core machine; the objective J (nats/token) over each tenth of the steps:",
@@ -638,13 +638,14 @@ func (r *RouteStudy) Write(dir string) error {
 		}
 		p("\n")
 	}
-	p("\nBudget table stored in the file (fraction of XL's FFN FLOPs → τ), %d rows:", len(r.Budget)/2)
+	stored := map[bool]string{true: " (stored in the file)"}
+	p("\nBudget table of the fitted routers%s (fraction of XL's FFN FLOPs → τ), %d rows:", stored[!r.Train.Keep || len(r.Trained) == 0], len(r.Budget)/2)
 	for i := 0; i+1 < len(r.Budget); i += 2 {
 		p(" %.3f→%.2f", r.Budget[i], r.Budget[i+1])
 	}
 	p(".\n\n")
 	if len(r.TrainedTable) > 0 {
-		p("Budget table of the loss-trained routers, %d rows:", len(r.TrainedTable)/2)
+		p("Budget table of the loss-trained routers%s, %d rows:", stored[r.Train.Keep], len(r.TrainedTable)/2)
 		for i := 0; i+1 < len(r.TrainedTable); i += 2 {
 			p(" %.3f→%.2f", r.TrainedTable[i], r.TrainedTable[i+1])
 		}
@@ -663,7 +664,11 @@ func (r *RouteStudy) Write(dir string) error {
 	p("## Cost of routing\n\n")
 	p("* FLOPs: the routers cost 2·%d·%d FLOPs per token and layer, %.2f %% of XL's FFN FLOPs (included in no share above).\n", c.Granularities()-1, c.Dim+1, 100*r.Overhead)
 	p("* Time: decoding 128 positions natively with the router computing every score and picking XL (price e^−60) takes %.3f× the time of plain XL decoding (median of 5 interleaved runs, this machine, shared).\n", r.TimeRatio)
-	p("* Weights: %d floats of routers and %d of budget table, %d bytes in the file.\n", c.Layers*(c.Granularities()-1)*(c.Dim+1), len(r.Budget), 4*(c.Layers*(c.Granularities()-1)*(c.Dim+1)+len(r.Budget)))
+	table := r.Budget
+	if r.Train.Keep && len(r.Trained) > 0 {
+		table = r.TrainedTable
+	}
+	p("* Weights: %d floats of routers and %d of budget table, %d bytes in the file.\n", c.Layers*(c.Granularities()-1)*(c.Dim+1), len(table), 4*(c.Layers*(c.Granularities()-1)*(c.Dim+1)+len(table)))
 	return os.WriteFile(filepath.Join(dir, "ROUTING.md"), b.Bytes(), 0o644)
 }
 

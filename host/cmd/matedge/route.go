@@ -31,7 +31,8 @@ file generate -route and the module's route option run).
 
 With -train-steps, also trains the routers by gradient from the fitted ones:
 the language-model loss plus the price times the expected FFN FLOPs, each
-layer's pick relaxed to a softmax over the same costs (temperature annealed),
+layer's pick relaxed to a softmax over the same costs (temperature annealed;
+straight-through unless -train-soft),
 the price drawn per step across the measured budgets so that one router still
 serves every budget; the trained routers get their own budget table and are
 measured at the same budgets as a second series.`)
@@ -54,10 +55,10 @@ measured at the same budgets as a second series.`)
 	write := fs.String("write", "", "write the model with its routers to this .matw")
 	trainSteps := fs.Int("train-steps", 0, "also train routers by gradient (loss plus priced FLOPs, MatFormer frozen) from the fitted ones for this many steps, and measure them as a second series; 0: none")
 	trainBatch := fs.Int("train-batch", 4, "windows per router training step")
-	trainLR := fs.Float64("train-lr", 0.01, "Adam learning rate of router training")
+	trainLR := fs.Float64("train-lr", 0.004, "Adam learning rate of router training")
 	temp0 := fs.Float64("train-temp", 0.3, "softmax temperature (in units of the price) at the first training step")
 	temp1 := fs.Float64("train-temp-end", 0.03, "softmax temperature at the last training step (geometric in between)")
-	straight := fs.Bool("train-straight", false, "straight-through: the training forward runs the hard pick (else the softmax mixture of the widths)")
+	soft := fs.Bool("train-soft", false, "the training forward runs the softmax mixture of the widths (else straight-through: the hard pick, differentiated as the mixture)")
 	trainSeed := fs.Uint64("train-seed", 1, "seed of the prices drawn during router training")
 	keepTrained := fs.Bool("write-trained", false, "with -write and -train-steps, write the trained routers instead of the fitted ones")
 	if err := fs.Parse(args); err != nil {
@@ -101,7 +102,7 @@ measured at the same budgets as a second series.`)
 		FitTokens: *fitTokens, CalTokens: *calTokens, EvalTokens: *evalTokens, ScreenTokens: *screenTokens,
 		Ridge: *ridge, Exponent: *exponent, SensitivityTokens: *sensTokens, TableRows: *rows, Budgets: budgetList, WideBudget: *wide,
 		Train: experiment.RouteTrainSetup{Steps: *trainSteps, Batch: *trainBatch, LR: *trainLR, Temp: [2]float64{*temp0, *temp1},
-			Straight: *straight, Seed: *trainSeed, Keep: *keepTrained}}
+			Straight: !*soft, Seed: *trainSeed, Keep: *keepTrained}}
 	study, routed, err := experiment.Route(setup, func(s string) { fmt.Fprintln(os.Stderr, s) })
 	if err != nil {
 		return err
