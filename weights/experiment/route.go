@@ -594,7 +594,11 @@ func (r *RouteStudy) Write(dir string) error {
 		fitted := r.routedCurve(r.Routed)
 		for i, q := range r.Trained {
 			f := r.Routed[i]
-			p("| %.2f | %.1f | %.4f | %+.4f | %.1f | %.4f | %+.4f | %+.4f |\n", q.Budget, 100*f.FFNShare, f.Loss, f.Loss-f.Frontier, 100*q.FFNShare, q.Loss, q.Loss-q.Frontier, q.Loss-frontierAt(fitted, q.FFNShare))
+			vs := "— (cheaper than every fitted point)"
+			if at := frontierAt(fitted, q.FFNShare); !math.IsInf(at, 0) {
+				vs = fmt.Sprintf("%+.4f", q.Loss-at)
+			}
+			p("| %.2f | %.1f | %.4f | %+.4f | %.1f | %.4f | %+.4f | %s |\n", q.Budget, 100*f.FFNShare, f.Loss, f.Loss-f.Frontier, 100*q.FFNShare, q.Loss, q.Loss-q.Frontier, vs)
 		}
 		p("\nThe last column is the trained point's loss less the fitted series' at the trained point's cost, linear between the fitted points.\n\n")
 		p("| target | fitted | met | trained | met |\n|---|---|:-:|---|:-:|\n")
