@@ -35,6 +35,10 @@ type RouteSetup struct {
 	Exponent                         float64   // p in Δloss ∝ err^p
 	SensitivityTokens                int       // calibration tokens each layer's sensitivity is measured on
 	WideBudget                       float64   // the budget whose per-token widths are tabulated
+
+	// Loss-trained routers (routetrain.go): TrainSteps gradient steps (0: none)
+	// from the fitted routers.
+	Train RouteTrainSetup
 }
 
 // RoutePoint is one measured network: a uniform mix, a Mix'n'Match mix, or
@@ -85,6 +89,14 @@ type RouteStudy struct {
 	WideAt      float64      `json:"wide_at"`
 	Overhead    float64      `json:"router_flops_share"` // router FLOPs / XL's FFN FLOPs
 	TimeRatio   float64      `json:"time_ratio"`         // ForwardRouted (router, XL picked) / Forward XL, measured
+
+	// The loss-trained routers (none when Train.Steps is 0): how they were
+	// trained, their budget table and their points at the same budgets.
+	Train        RouteTrainSetup `json:"train"`
+	TrainSecs    float64         `json:"train_seconds,omitempty"`
+	TrainCurve   []float64       `json:"train_curve,omitempty"` // mean objective J over each tenth of the steps
+	Trained      []RoutePoint    `json:"trained,omitempty"`
+	TrainedTable []float32       `json:"trained_budget_table,omitempty"`
 }
 
 // Route fits routers to s.Weights (frozen), calibrates the budget table,
@@ -189,28 +201,7 @@ func Route(s RouteSetup, progress func(string)) (*RouteStudy, *model.Weights, er
 	progress(fmt.Sprintf("routers fitted on %d tokens and calibrated on %d in %.0f s", s.FitTokens, s.CalTokens, r.FitSecs))
 
 	// 3. Measure. Every point runs through the same batched routed forward.
-	eval := func(pick model.Picker, ids []int) (float64, []int) {
-		var sum float64
-		var n int
-		var picks []int
-		windows(ids, s.SeqLen, s.Batch, c, func(b *model.Batch, tokens, targets []int) {
-			p := make([]int, len(tokens)*c.Layers)
-			rows := 0
-			for _, t := range targets {
-				if t >= 0 {
-					rows++
-				}
-			}
-			sum += b.ForwardRouted(routed, pick, tokens, targets, p, nil) * float64(rows)
-			n += rows
-			for i, t := range targets {
-				if t >= 0 {
-					picks = append(picks, p[i*c.Layers:(i+1)*c.Layers]...)
-				}
-			}
-		})
-		return sum / float64(n), picks
-	}
+	eval := func(pick model.Picker, ids []int) (float64, []int) { return evalWith(routed, s, c, pick, ids) }
 	static := func(m model.Mix) model.Picker { return func(l int, _ []float32) int { return m[l] } }
 	evalIDs := s.ValidIDs[:s.EvalTokens+1]
 	for g := range G {
@@ -276,9 +267,68 @@ func Route(s RouteSetup, progress func(string)) (*RouteStudy, *model.Weights, er
 	// Routing at each budget.
 	r.Overhead = float64(c.Layers) * c.RouterFLOPs() / (float64(c.Layers) * c.FFNFLOPs(c.Hidden()))
 	var widest []int
+	r.Routed, widest = routedPoints(routed, s, r, eval, "routed", progress)
+	if widest != nil {
+		r.WideAt = s.WideBudget
+		r.Wide, r.Narrow = tokenWidths(c, s.Tokenizer, evalIDs[:len(evalIDs)-1], widest)
+	}
+	r.TimeRatio = routerTime(routed)
+
+	// 4. The loss-trained series: from the fitted routers, by gradient on
+	// the loss plus priced FLOPs; its own budget table from the same
+	// calibration text; measured at the same budgets.
+	if s.Train.Steps > 0 {
+		trained, err := trainRoutedSeries(s, r, routers, routed, progress)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.Trained, _ = routedPoints(trained, s, r, func(pick model.Picker, ids []int) (float64, []int) {
+			return evalWith(trained, s, c, pick, ids)
+		}, "trained", progress)
+		r.TrainedTable = trained.RouterBudget
+		if s.Train.Keep {
+			return r, trained, nil
+		}
+	}
+	return r, routed, nil
+}
+
+// evalWith measures pick on ids through w's batched routed forward: the mean
+// loss and every predicted position's granularities ([positions][layers]).
+func evalWith(w *model.Weights, s RouteSetup, c model.Config, pick model.Picker, ids []int) (float64, []int) {
+	var sum float64
+	var n int
+	var picks []int
+	windows(ids, s.SeqLen, s.Batch, c, func(b *model.Batch, tokens, targets []int) {
+		p := make([]int, len(tokens)*c.Layers)
+		rows := 0
+		for _, t := range targets {
+			if t >= 0 {
+				rows++
+			}
+		}
+		sum += b.ForwardRouted(w, pick, tokens, targets, p, nil) * float64(rows)
+		n += rows
+		for i, t := range targets {
+			if t >= 0 {
+				picks = append(picks, p[i*c.Layers:(i+1)*c.Layers]...)
+			}
+		}
+	})
+	return sum / float64(n), picks
+}
+
+// routedPoints measures w's routers at every budget of s; it returns the
+// points and the picks at s.WideBudget (nil if not among them).
+func routedPoints(w *model.Weights, s RouteSetup, r *RouteStudy, eval func(model.Picker, []int) (float64, []int), name string, progress func(string)) ([]RoutePoint, []int) {
+	c := w.Config
+	G := c.Granularities()
+	evalIDs := s.ValidIDs[:s.EvalTokens+1]
+	var points []RoutePoint
+	var widest []int
 	for _, budget := range s.Budgets {
-		loss, picks := eval(routed.Threshold(routed.RouteThreshold(budget)), evalIDs)
-		p := RoutePoint{Name: fmt.Sprintf("routed %.2f", budget), Budget: budget, Loss: loss, Share: make([]float64, G), LayerXL: make([]float64, c.Layers)}
+		loss, picks := eval(w.Threshold(w.RouteThreshold(budget)), evalIDs)
+		p := RoutePoint{Name: fmt.Sprintf("%s %.2f", name, budget), Budget: budget, Loss: loss, Share: make([]float64, G), LayerXL: make([]float64, c.Layers)}
 		var width float64
 		for i, g := range picks {
 			width += float64(c.FFNWidths[g])
@@ -292,18 +342,13 @@ func Route(s RouteSetup, progress func(string)) (*RouteStudy, *model.Weights, er
 		}
 		p.FFNShare = width / float64(len(picks)) / float64(c.Hidden())
 		p.Frontier = frontierAt(r.frontier(), p.FFNShare)
-		r.Routed = append(r.Routed, p)
+		points = append(points, p)
 		if budget == s.WideBudget {
 			widest = picks
 		}
-		progress(fmt.Sprintf("routed at budget %.2f: %.2f of XL's FFN FLOPs, %.4f nats/token", budget, p.FFNShare, loss))
+		progress(fmt.Sprintf("%s at budget %.2f: %.2f of XL's FFN FLOPs, %.4f nats/token", name, budget, p.FFNShare, loss))
 	}
-	if widest != nil {
-		r.WideAt = s.WideBudget
-		r.Wide, r.Narrow = tokenWidths(c, s.Tokenizer, evalIDs[:len(evalIDs)-1], widest)
-	}
-	r.TimeRatio = routerTime(routed)
-	return r, routed, nil
+	return points, widest
 }
 
 // windows calls fn on batches of windows of seqLen tokens over ids
@@ -491,11 +536,19 @@ func (r *RouteStudy) Write(dir string) error {
 	for _, p := range r.Mixes {
 		mixes.points = append(mixes.points, [2]float64{100 * p.FFNShare, p.Loss})
 	}
-	routed := series{name: "routed", color: "#2ca02c", line: true}
+	routed := series{name: "routed, fitted", color: "#2ca02c", line: true}
 	for _, p := range r.Routed {
 		routed.points = append(routed.points, [2]float64{100 * p.FFNShare, p.Loss})
 	}
-	pl := plot{"Validation loss vs FFN FLOPs per token", "mean FFN FLOPs per token, % of XL", "nats/token", []series{uni, mixes, front, routed}}
+	all := []series{uni, mixes, front, routed}
+	if len(r.Trained) > 0 {
+		trained := series{name: "routed, loss-trained", color: "#d62728", line: true}
+		for _, p := range r.Trained {
+			trained.points = append(trained.points, [2]float64{100 * p.FFNShare, p.Loss})
+		}
+		all = append(all, trained)
+	}
+	pl := plot{"Validation loss vs FFN FLOPs per token", "mean FFN FLOPs per token, % of XL", "nats/token", all}
 	if err := os.WriteFile(filepath.Join(dir, "results", "routing.svg"), []byte(pl.svg()), 0o644); err != nil {
 		return err
 	}
@@ -520,46 +573,42 @@ func (r *RouteStudy) Write(dir string) error {
 	for _, q := range r.Mixes {
 		p("| %s | %.1f | %.4f | %+.4f |\n", q.Name, 100*q.FFNShare, q.Loss, q.Loss-xlLoss)
 	}
-	p("\n## Routing\n\n| budget | FFN FLOPs (%% of XL) | S / M / L / XL share | nats/tok | Δ vs XL | frontier at that cost | Δ vs frontier |\n|---:|---:|---|---:|---:|---:|---:|\n")
-	var metBudget []string
-	on := 0
-	for _, q := range r.Routed {
-		shares := make([]string, len(q.Share))
-		for g, v := range q.Share {
-			shares[g] = fmt.Sprintf("%.0f%%", 100*v)
-		}
-		p("| %.2f | %.1f | %s | %.4f | %+.4f | %.4f | %+.4f |\n", q.Budget, 100*q.FFNShare, strings.Join(shares, " / "), q.Loss, q.Loss-xlLoss, q.Frontier, q.Loss-q.Frontier)
-		if q.Loss <= q.Frontier {
-			on++
-		}
-		if q.FFNShare <= 0.6 && q.Loss-xlLoss <= 0.02 {
-			metBudget = append(metBudget, fmt.Sprintf("%.2f", q.Budget))
-		}
-	}
-	p("\nShare of tokens that ran XL, per layer (a layer that never does could be capped at L by the mix, and its XL bytes never fetched):\n\n| budget |")
-	for l := range c.Layers {
-		p(" layer %d |", l)
-	}
-	p("\n|---:|")
-	for range c.Layers {
-		p("---:|")
-	}
-	p("\n")
-	for _, q := range r.Routed {
-		p("| %.2f |", q.Budget)
-		for _, v := range q.LayerXL {
-			p(" %.0f%% |", 100*v)
-		}
-		p("\n")
-	}
+	p("\n## Routing\n\nThe fitted routers (closed form, no gradient step):\n\n")
+	on, metBudget := r.routingTable(p, r.Routed)
 	p("\nThe frontier column is the lower envelope of the measured uniform and Mix'n'Match networks at the routed point's cost, linear between neighbouring networks.\n\n")
-	p("| target | measured | met |\n|---|---|:-:|\n")
-	p("| routed points on or below the Mix'n'Match frontier at equal mean FLOPs | %d of %d | %s |\n", on, len(r.Routed), yesNo(on == len(r.Routed)))
-	met := "none"
-	if len(metBudget) > 0 {
-		met = "budgets " + strings.Join(metBudget, ", ")
+	if len(r.Trained) > 0 {
+		t := r.Train
+		relax := "the softmax mixture of the widths' outputs (the forward runs Σ_g p_g·ffn_g, whose gradient is exact, and the annealing closes the gap to the hard pick)"
+		if t.Straight {
+			relax = "straight-through: the forward runs the hard pick, as decoding does, so the loss trained is the loss measured, and the backward differentiates the softmax mixture as if it had run (a biased gradient, but the soft forward trains on blends of widths no decoder runs; `-train-soft` runs the mixture instead)"
+		}
+		p("### Loss-trained routers\n\n")
+		p("The same routers, started from the fitted ones and trained by gradient (`model.RouterTrainer`, `weights/experiment/routetrain.go`) on the fitting text with the MatFormer frozen: the objective is the language-model loss plus `e^τ · Σ_layers E_p[width/width_XL]`, the compute penalty λ·(expected FFN FLOPs) whose Lagrangian the pick minimises. Each layer's pick is relaxed to `p = softmax(−u/T)` over the very costs the pick compares, in units of the price, `u_g = exp(score_g − τ) + width_g/width_XL` (XL: 1), so that as T → 0 the relaxation is the pick at τ; training used %s. %d Adam steps (learning rate %g) of %d windows of %d tokens, T annealed geometrically from %g to %g; each step draws its price uniformly in [%.2f, %.2f], the fitted table's prices at the largest and smallest budget measured, so one router is trained for every budget and keeps the budget knob: its own budget table comes from its scores on the calibration text, as the fitted one's does. The backward is the network's activation gradient only (the MatFormer frozen) chained through the mixing weights, including the path through later layers' router inputs; `TestRouterGradient` checks it against finite differences. Training took %.0f s on the shared 2-core machine; the objective J (nats/token) over each tenth of the steps:",
+			relax, t.Steps, t.LR, t.Batch, r.Setup["seq_len"], t.Temp[0], t.Temp[1], t.TauRange[0], t.TauRange[1], r.TrainSecs)
+		for _, v := range r.TrainCurve {
+			p(" %.4f", v)
+		}
+		p(" (prices drawn at random, so the tenths differ in price as well as in training).\n\n")
+		onT, metT := r.routingTable(p, r.Trained)
+		p("\nAgainst the fitted routers at the same budgets:\n\n| budget | fitted: FFN %% | nats/tok | Δ vs frontier | trained: FFN %% | nats/tok | Δ vs frontier | trained − fitted at equal cost |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fitted := r.routedCurve(r.Routed)
+		for i, q := range r.Trained {
+			f := r.Routed[i]
+			vs := "— (cheaper than every fitted point)"
+			if at := frontierAt(fitted, q.FFNShare); !math.IsInf(at, 0) {
+				vs = fmt.Sprintf("%+.4f", q.Loss-at)
+			}
+			p("| %.2f | %.1f | %.4f | %+.4f | %.1f | %.4f | %+.4f | %s |\n", q.Budget, 100*f.FFNShare, f.Loss, f.Loss-f.Frontier, 100*q.FFNShare, q.Loss, q.Loss-q.Frontier, vs)
+		}
+		p("\nThe last column is the trained point's loss less the fitted series' at the trained point's cost, linear between the fitted points.\n\n")
+		p("| target | fitted | met | trained | met |\n|---|---|:-:|---|:-:|\n")
+		p("| routed points on or below the Mix'n'Match frontier at equal mean FLOPs | %d of %d | %s | %d of %d | %s |\n", on, len(r.Routed), yesNo(on == len(r.Routed)), onT, len(r.Trained), yesNo(onT == len(r.Trained)))
+		p("| a budget at ≤ 60 %% of XL's FFN FLOPs within 0.02 nats/token of XL | %s | %s | %s | %s |\n\n", budgetsMet(metBudget), yesNo(len(metBudget) > 0), budgetsMet(metT), yesNo(len(metT) > 0))
+	} else {
+		p("| target | measured | met |\n|---|---|:-:|\n")
+		p("| routed points on or below the Mix'n'Match frontier at equal mean FLOPs | %d of %d | %s |\n", on, len(r.Routed), yesNo(on == len(r.Routed)))
+		p("| a budget at ≤ 60 %% of XL's FFN FLOPs within 0.02 nats/token of XL | %s | %s |\n\n", budgetsMet(metBudget), yesNo(len(metBudget) > 0))
 	}
-	p("| a budget at ≤ 60 %% of XL's FFN FLOPs within 0.02 nats/token of XL | %s | %s |\n\n", met, yesNo(len(metBudget) > 0))
 
 	p("### Router fit\n\nR² of the log-error regression on the calibration records (layer × granularity):\n\n| layer |")
 	for g := range c.Granularities() - 1 {
@@ -593,14 +642,22 @@ func (r *RouteStudy) Write(dir string) error {
 		}
 		p("\n")
 	}
-	p("\nBudget table stored in the file (fraction of XL's FFN FLOPs → τ), %d rows:", len(r.Budget)/2)
+	stored := map[bool]string{true: " (stored in the file)"}
+	p("\nBudget table of the fitted routers%s (fraction of XL's FFN FLOPs → τ), %d rows:", stored[!r.Train.Keep || len(r.Trained) == 0], len(r.Budget)/2)
 	for i := 0; i+1 < len(r.Budget); i += 2 {
 		p(" %.3f→%.2f", r.Budget[i], r.Budget[i+1])
 	}
 	p(".\n\n")
+	if len(r.TrainedTable) > 0 {
+		p("Budget table of the loss-trained routers%s, %d rows:", stored[r.Train.Keep], len(r.TrainedTable)/2)
+		for i := 0; i+1 < len(r.TrainedTable); i += 2 {
+			p(" %.3f→%.2f", r.TrainedTable[i], r.TrainedTable[i+1])
+		}
+		p(".\n\n")
+	}
 
 	if len(r.Wide) > 0 {
-		p("## Which tokens go wide\n\nAt budget %.2f, tokens seen at least 20 times in the evaluation text, by mean FFN width over their occurrences and the %d layers (%% of XL's width), and how often a layer ran XL for them:\n\n", r.WideAt, c.Layers)
+		p("## Which tokens go wide\n\nWith the fitted routers at budget %.2f, tokens seen at least 20 times in the evaluation text, by mean FFN width over their occurrences and the %d layers (%% of XL's width), and how often a layer ran XL for them:\n\n", r.WideAt, c.Layers)
 		p("| widest | count | mean width | XL | | narrowest | count | mean width | XL |\n|---|---:|---:|---:|---|---|---:|---:|---:|\n")
 		for i := range r.Wide {
 			wd, nw := r.Wide[i], r.Narrow[i]
@@ -611,6 +668,67 @@ func (r *RouteStudy) Write(dir string) error {
 	p("## Cost of routing\n\n")
 	p("* FLOPs: the routers cost 2·%d·%d FLOPs per token and layer, %.2f %% of XL's FFN FLOPs (included in no share above).\n", c.Granularities()-1, c.Dim+1, 100*r.Overhead)
 	p("* Time: decoding 128 positions natively with the router computing every score and picking XL (price e^−60) takes %.3f× the time of plain XL decoding (median of 5 interleaved runs, this machine, shared).\n", r.TimeRatio)
-	p("* Weights: %d floats of routers and %d of budget table, %d bytes in the file.\n", c.Layers*(c.Granularities()-1)*(c.Dim+1), len(r.Budget), 4*(c.Layers*(c.Granularities()-1)*(c.Dim+1)+len(r.Budget)))
+	table := r.Budget
+	if r.Train.Keep && len(r.Trained) > 0 {
+		table = r.TrainedTable
+	}
+	p("* Weights: %d floats of routers and %d of budget table, %d bytes in the file.\n", c.Layers*(c.Granularities()-1)*(c.Dim+1), len(table), 4*(c.Layers*(c.Granularities()-1)*(c.Dim+1)+len(table)))
 	return os.WriteFile(filepath.Join(dir, "ROUTING.md"), b.Bytes(), 0o644)
+}
+
+// routingTable renders a routed series: its points and, per layer, the share
+// of tokens that ran XL. It returns how many points are on or below the
+// frontier and the budgets that meet the 60 %/0.02 target.
+func (r *RouteStudy) routingTable(p func(string, ...any), points []RoutePoint) (on int, met []string) {
+	c := r.Config
+	xlLoss := r.Uniform[len(r.Uniform)-1].Loss
+	p("| budget | FFN FLOPs (%% of XL) | S / M / L / XL share | nats/tok | Δ vs XL | frontier at that cost | Δ vs frontier |\n|---:|---:|---|---:|---:|---:|---:|\n")
+	for _, q := range points {
+		shares := make([]string, len(q.Share))
+		for g, v := range q.Share {
+			shares[g] = fmt.Sprintf("%.0f%%", 100*v)
+		}
+		p("| %.2f | %.1f | %s | %.4f | %+.4f | %.4f | %+.4f |\n", q.Budget, 100*q.FFNShare, strings.Join(shares, " / "), q.Loss, q.Loss-xlLoss, q.Frontier, q.Loss-q.Frontier)
+		if q.Loss <= q.Frontier {
+			on++
+		}
+		if q.FFNShare <= 0.6 && q.Loss-xlLoss <= 0.02 {
+			met = append(met, fmt.Sprintf("%.2f", q.Budget))
+		}
+	}
+	p("\nShare of tokens that ran XL, per layer (a layer that never does could be capped at L by the mix, and its XL bytes never fetched):\n\n| budget |")
+	for l := range c.Layers {
+		p(" layer %d |", l)
+	}
+	p("\n|---:|")
+	for range c.Layers {
+		p("---:|")
+	}
+	p("\n")
+	for _, q := range points {
+		p("| %.2f |", q.Budget)
+		for _, v := range q.LayerXL {
+			p(" %.0f%% |", 100*v)
+		}
+		p("\n")
+	}
+	return on, met
+}
+
+// routedCurve is a routed series as (share, loss) points, share ascending,
+// for frontierAt.
+func (r *RouteStudy) routedCurve(points []RoutePoint) [][2]float64 {
+	var out [][2]float64
+	for _, q := range points {
+		out = append(out, [2]float64{q.FFNShare, q.Loss})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+func budgetsMet(b []string) string {
+	if len(b) == 0 {
+		return "none"
+	}
+	return "budgets " + strings.Join(b, ", ")
 }

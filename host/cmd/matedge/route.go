@@ -27,7 +27,15 @@ training text. Then measures, on the same validation
 tokens, the uniform granularities, the Mix'n'Match frontier and routing at
 each budget, and writes OUT/ROUTING.md, OUT/results/routing.svg and
 OUT/results/routing.json. With -write, saves the model with its routers (the
-file generate -route and the module's route option run).`)
+file generate -route and the module's route option run).
+
+With -train-steps, also trains the routers by gradient from the fitted ones:
+the language-model loss plus the price times the expected FFN FLOPs, each
+layer's pick relaxed to a softmax over the same costs (temperature annealed;
+straight-through unless -train-soft),
+the price drawn per step across the measured budgets so that one router still
+serves every budget; the trained routers get their own budget table and are
+measured at the same budgets as a second series.`)
 	modelPath := fs.String("model", "", "trained MatFormer (.matw); empty uses the embedded default model")
 	data := fs.String("data", "austen", "corpus the model was trained on: austen, opticks, or a text file")
 	cache := fs.String("cache", train.DefaultCache(), "where r-cran-janeaustenr is downloaded for -data austen")
@@ -45,6 +53,14 @@ file generate -route and the module's route option run).`)
 	batch := fs.Int("batch", 8, "windows per forward pass")
 	outDir := fs.String("out", "weights", "directory for ROUTING.md and results/")
 	write := fs.String("write", "", "write the model with its routers to this .matw")
+	trainSteps := fs.Int("train-steps", 0, "also train routers by gradient (loss plus priced FLOPs, MatFormer frozen) from the fitted ones for this many steps, and measure them as a second series; 0: none")
+	trainBatch := fs.Int("train-batch", 4, "windows per router training step")
+	trainLR := fs.Float64("train-lr", 0.004, "Adam learning rate of router training")
+	temp0 := fs.Float64("train-temp", 0.3, "softmax temperature (in units of the price) at the first training step")
+	temp1 := fs.Float64("train-temp-end", 0.03, "softmax temperature at the last training step (geometric in between)")
+	soft := fs.Bool("train-soft", false, "the training forward runs the softmax mixture of the widths (else straight-through: the hard pick, differentiated as the mixture)")
+	trainSeed := fs.Uint64("train-seed", 1, "seed of the prices drawn during router training")
+	keepTrained := fs.Bool("write-trained", false, "with -write and -train-steps, write the trained routers instead of the fitted ones")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,7 +68,8 @@ file generate -route and the module's route option run).`)
 		intAtLeast("eval-tokens", *evalTokens, 1), intAtLeast("screen-tokens", *screenTokens, 1),
 		intAtLeast("table-rows", *rows, 2), intAtLeast("seq", *seq, 1), intAtLeast("batch", *batch, 1),
 		intAtLeast("sensitivity-tokens", *sensTokens, 1), finiteAbove("exponent", *exponent, 0),
-		finiteAtLeast("ridge", *ridge, 0)); err != nil {
+		finiteAtLeast("ridge", *ridge, 0), intAtLeast("train-steps", *trainSteps, 0), intAtLeast("train-batch", *trainBatch, 1),
+		finiteAbove("train-lr", *trainLR, 0), finiteAbove("train-temp", *temp0, 0), finiteAbove("train-temp-end", *temp1, 0)); err != nil {
 		return err
 	}
 	if *write != "" {
@@ -83,7 +100,9 @@ file generate -route and the module's route option run).`)
 	setup := experiment.RouteSetup{Args: args, Model: name, Weights: w, Tokenizer: &h.Tokenizer, Corpus: corpus.Name,
 		TrainIDs: trainIDs, ValidIDs: validIDs, SeqLen: *seq, Batch: *batch,
 		FitTokens: *fitTokens, CalTokens: *calTokens, EvalTokens: *evalTokens, ScreenTokens: *screenTokens,
-		Ridge: *ridge, Exponent: *exponent, SensitivityTokens: *sensTokens, TableRows: *rows, Budgets: budgetList, WideBudget: *wide}
+		Ridge: *ridge, Exponent: *exponent, SensitivityTokens: *sensTokens, TableRows: *rows, Budgets: budgetList, WideBudget: *wide,
+		Train: experiment.RouteTrainSetup{Steps: *trainSteps, Batch: *trainBatch, LR: *trainLR, Temp: [2]float64{*temp0, *temp1},
+			Straight: !*soft, Seed: *trainSeed, Keep: *keepTrained}}
 	study, routed, err := experiment.Route(setup, func(s string) { fmt.Fprintln(os.Stderr, s) })
 	if err != nil {
 		return err
