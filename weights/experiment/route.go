@@ -673,7 +673,69 @@ func (r *RouteStudy) Write(dir string) error {
 		table = r.TrainedTable
 	}
 	p("* Weights: %d floats of routers and %d of budget table, %d bytes in the file.\n", c.Layers*(c.Granularities()-1)*(c.Dim+1), len(table), 4*(c.Layers*(c.Granularities()-1)*(c.Dim+1)+len(table)))
-	return os.WriteFile(filepath.Join(dir, "ROUTING.md"), b.Bytes(), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "ROUTING.md"), b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return ReplaceSection(filepath.Join(dir, "RESULTS.md"), "routing", r.resultsSection())
+}
+
+// resultsSection is routing's summary in RESULTS.md: each routed series
+// against XL and the Mix'n'Match frontier, and the issue's target; the
+// details stay in ROUTING.md.
+func (r *RouteStudy) resultsSection() string {
+	var b bytes.Buffer
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	xlLoss := r.Uniform[len(r.Uniform)-1].Loss
+	p("## Token routing\n\nMeasured by `matedge route %s` on %d validation tokens of %s; the setup, the Mix'n'Match networks, which tokens go wide and the plot are in [ROUTING.md](ROUTING.md). Loss in nats/token; Δ vs XL is against uniform XL (%.4f), Δ vs frontier against the Mix'n'Match frontier at the same mean FFN FLOPs (negative: below it).\n\n", ShellJoin(r.Args), r.Setup["eval_tokens"], r.Corpus, xlLoss)
+	series := []struct {
+		name   string
+		points []RoutePoint
+	}{{"fitted", r.Routed}, {"loss-trained", r.Trained}}
+	p("| routers | budget | FFN FLOPs (%% of XL) | nats/tok | Δ vs XL | Δ vs frontier |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, s := range series {
+		for _, q := range s.points {
+			p("| %s | %.2f | %.1f | %.4f | %+.4f | %+.4f |\n", s.name, q.Budget, 100*q.FFNShare, q.Loss, q.Loss-xlLoss, q.Loss-q.Frontier)
+		}
+	}
+	p("\n")
+	for _, s := range series {
+		if len(s.points) == 0 {
+			continue
+		}
+		on, best := 0, -1
+		for i, q := range s.points {
+			if q.Loss <= q.Frontier {
+				on++
+			}
+			if q.FFNShare <= 0.6 && (best < 0 || q.Loss < s.points[best].Loss) {
+				best = i
+			}
+		}
+		p("* %s routers: on or below the frontier at %d of %d budgets", s.name, on, len(s.points))
+		if best >= 0 {
+			q := s.points[best]
+			verdict := "**missed**"
+			if q.Loss-xlLoss <= 0.02 {
+				verdict = "met"
+			}
+			p("; target ≤ 60 %% of XL's FFN FLOPs within 0.02 of XL: %s (best at ≤ 60 %%: %.1f %% → %+.4f)", verdict, 100*q.FFNShare, q.Loss-xlLoss)
+		}
+		p(".\n")
+	}
+	return b.String()
+}
+
+// ReadRouteStudy reads a study Write saved (results/routing.json), to render
+// it again without measuring.
+func ReadRouteStudy(path string) (*RouteStudy, error) {
+	var r RouteStudy
+	if err := loadJSON(path, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Uniform) == 0 {
+		return nil, fmt.Errorf("%s: no uniform points: not a routing study", path)
+	}
+	return &r, nil
 }
 
 // routingTable renders a routed series: its points and, per layer, the share

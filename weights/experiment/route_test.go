@@ -90,6 +90,23 @@ func TestRouteWriteTrained(t *testing.T) {
 			t.Errorf("ROUTING.md lacks %q", want)
 		}
 	}
+	// RESULTS.md gets the summary section, and a second Write replaces it
+	// rather than adding another; the study reads back from its JSON.
+	again, err := ReadRouteStudy(filepath.Join(dir, "results", "routing.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	res, err := os.ReadFile(filepath.Join(dir, "RESULTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(res), "<!-- begin routing -->") != 1 || !strings.Contains(string(res), "| loss-trained | 0.60 | 60.0 | 3.0100 |") ||
+		!strings.Contains(string(res), "loss-trained routers: on or below the frontier at") {
+		t.Errorf("RESULTS.md's routing section:\n%s", res)
+	}
 	svg, err := os.ReadFile(filepath.Join(dir, "results", "routing.svg"))
 	if err != nil {
 		t.Fatal(err)

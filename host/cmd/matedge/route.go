@@ -25,7 +25,8 @@ runs the width that minimises predicted loss plus priced FLOPs. A budget (a
 fraction of XL's FFN FLOPs) sets the price, through a table calibrated on more
 training text. Then measures, on the same validation
 tokens, the uniform granularities, the Mix'n'Match frontier and routing at
-each budget, and writes OUT/ROUTING.md, OUT/results/routing.svg and
+each budget, and writes OUT/ROUTING.md (and its summary into OUT/RESULTS.md),
+OUT/results/routing.svg and
 OUT/results/routing.json. With -write, saves the model with its routers (the
 file generate -route and the module's route option run).
 
@@ -61,8 +62,20 @@ measured at the same budgets as a second series.`)
 	soft := fs.Bool("train-soft", false, "the training forward runs the softmax mixture of the widths (else straight-through: the hard pick, differentiated as the mixture)")
 	trainSeed := fs.Uint64("train-seed", 1, "seed of the prices drawn during router training")
 	keepTrained := fs.Bool("write-trained", false, "with -write and -train-steps, write the trained routers instead of the fitted ones")
+	render := fs.String("render", "", "only render a saved study (OUT/results/routing.json) into -out's ROUTING.md, plot and RESULTS.md section; no measuring")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *render != "" {
+		study, err := experiment.ReadRouteStudy(*render)
+		if err != nil {
+			return err
+		}
+		if err := study.Write(*outDir); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s/ROUTING.md\n", *outDir)
+		return nil
 	}
 	if err := checkFlags(intAtLeast("fit-tokens", *fitTokens, 1024), intAtLeast("cal-tokens", *calTokens, 256),
 		intAtLeast("eval-tokens", *evalTokens, 1), intAtLeast("screen-tokens", *screenTokens, 1),
