@@ -30,53 +30,75 @@ import (
 
 // gpuRoundTimes is what the gpu backend has measured of its rounds for one
 // draft, verifier mix and precision on the engine's device: the last few
-// round times at each k. A gpuSpeculative with adaptive k adds each round it
-// times; the engine keeps it across sequences (Engine.gpuRounds), so a
-// sequence starts from what the earlier ones measured.
+// plain rounds (k = 0) and the last few rounds with proposals. A
+// gpuSpeculative with adaptive k adds each round it times; the engine keeps
+// it across sequences (Engine.gpuRounds), so a sequence starts from what the
+// earlier ones measured.
+//
+// Only recent rounds count, and each round with proposals is measured
+// against the plain rounds of its time: on a machine whose load changes (a
+// software adapter such as lavapipe shares the CPU with everything else), a
+// plain time measured a minute ago against a draft round measured now would
+// make drafting look cheaper or dearer than it is. What the speed-up depends
+// on is the ratio of the two costs, so a round of k proposals is kept as
+// what each proposal added relative to the median plain round when it ran,
+// and the plain rounds are kept recent: while speculation is on, every
+// plainEvery rounds one is plain (gpuSpeculative.nextK), which costs what
+// plain decoding does.
 type gpuRoundTimes struct {
-	seen  [maxAdaptiveK + 1]int       // rounds timed at each k, the untrusted first included
-	times [maxAdaptiveK + 1][]float64 // the last roundSamples of them, in seconds, oldest first
+	seen       [maxAdaptiveK + 1]int // rounds timed at each k, the untrusted first included
+	plain      []float64             // the last roundSamples plain rounds, in seconds, oldest first
+	perDraft   []float64             // the last roundSamples rounds with proposals: (time − plain)/(k·plain), oldest first
+	sincePlain int                   // rounds timed since the last plain one
 }
 
 const (
-	// roundSamples is how many recent round times are kept per k; their
-	// median is the k's cost, so that a round slowed by something else on
-	// the machine does not count.
+	// roundSamples is how many recent rounds of each kind are kept; the
+	// fit takes medians, so that a round slowed by something else on the
+	// machine does not count.
 	roundSamples = 5
-	// roundsToFit is how many round times at k = 0, and at k > 0, the fit
-	// needs; until then the rounds alternate between k = 0 and k = 1.
-	roundsToFit = 3
+	// roundsToFit is how many plain rounds, and rounds with proposals, the
+	// fit needs; until then the rounds alternate between k = 0 and k = 1.
+	roundsToFit = roundSamples
+	// plainEvery is how often, while speculation is on, a round is plain
+	// to keep the plain time current.
+	plainEvery = 8
 )
 
 // observe records a round of k proposals that took seconds. The first round
 // at each k is not kept: it may include compiling the pipelines it is the
-// first to use.
+// first to use; nor is a round with proposals before any plain one.
 func (r *gpuRoundTimes) observe(k int, seconds float64) {
 	if k < 0 || k >= len(r.seen) {
 		return
 	}
 	r.seen[k]++
-	if r.seen[k] == 1 {
-		return
+	if k == 0 {
+		r.sincePlain = 0
+	} else {
+		r.sincePlain++
 	}
-	if len(r.times[k]) == roundSamples {
-		r.times[k] = r.times[k][1:]
+	switch {
+	case r.seen[k] == 1:
+	case k == 0:
+		r.plain = keepLast(r.plain, seconds)
+	case len(r.plain) > 0:
+		plain := median(r.plain)
+		r.perDraft = keepLast(r.perDraft, (seconds-plain)/(float64(k)*plain))
 	}
-	r.times[k] = append(r.times[k], seconds)
 }
 
-// drafted is the number of round times kept at k > 0.
-func (r *gpuRoundTimes) drafted() int {
-	n := 0
-	for _, t := range r.times[1:] {
-		n += len(t)
+// keepLast appends x to xs, keeping the last roundSamples.
+func keepLast[T any](xs []T, x T) []T {
+	if len(xs) == roundSamples {
+		xs = append(xs[:0], xs[1:]...)
 	}
-	return n
+	return append(xs, x)
 }
 
 // ready reports whether there are enough round times to fit.
 func (r *gpuRoundTimes) ready() bool {
-	return len(r.times[0]) >= roundsToFit && r.drafted() >= roundsToFit
+	return len(r.plain) >= roundsToFit && len(r.perDraft) >= roundsToFit
 }
 
 // learningK is the k of a round while the times are not ready: k = 0 and
@@ -92,20 +114,12 @@ func (r *gpuRoundTimes) learningK() int {
 	return 1
 }
 
-// costs fits the round times: VerifyBase is the median plain round (k = 0),
-// Draft the slope that best fits the medians at each k > 0 above it (least
-// squares through VerifyBase, each k weighed by its samples). Call it once
-// ready.
+// costs fits the round times (call it once ready): VerifyBase is the median
+// plain round, Draft the median of what a proposal added to a round, in
+// plain rounds of its time, times that.
 func (r *gpuRoundTimes) costs() model.SpecCosts {
-	base := median(r.times[0])
-	var num, den float64
-	for k := 1; k < len(r.times); k++ {
-		if n := float64(len(r.times[k])); n > 0 {
-			num += n * float64(k) * (median(r.times[k]) - base)
-			den += n * float64(k*k)
-		}
-	}
-	return model.SpecCosts{Draft: max(num/den, 0), VerifyBase: base}
+	base := median(r.plain)
+	return model.SpecCosts{Draft: max(median(r.perDraft), 0) * base, VerifyBase: base}
 }
 
 // median is the lower median of xs (not empty).

@@ -36,8 +36,9 @@ import (
 // step of the verifier: one single-row forward, its argmax, one word read
 // back. Each round without a prompt is timed, from its recording to its
 // readback's arrival, into rounds (gpu_adaptive.go); once they are enough to
-// fit, the chooser picks k from the fitted costs and the acceptance rate,
-// and until then the rounds alternate k = 0 and k = 1.
+// fit, the chooser picks k from the fitted costs and the acceptance rate
+// (and every plainEvery rounds of drafting one is plain, to keep the fit
+// current), and until then the rounds alternate k = 0 and k = 1.
 type gpuSpeculative struct {
 	g             *gpu
 	draft, verify model.Mix
@@ -189,7 +190,8 @@ func (s *gpuSpeculative) accept() error {
 }
 
 // nextK is the next round's k: the fixed one, or the chooser's from the
-// round times fitted so far (k = 0 and 1 in turn while they are too few).
+// round times fitted so far (k = 0 and 1 in turn while they are too few),
+// with a plain round every plainEvery while it drafts.
 func (s *gpuSpeculative) nextK() int {
 	if s.adaptive == nil {
 		return s.k
@@ -198,5 +200,9 @@ func (s *gpuSpeculative) nextK() int {
 		return s.rounds.learningK()
 	}
 	s.adaptive.Costs = s.rounds.costs()
-	return s.adaptive.K()
+	k := s.adaptive.K()
+	if k > 0 && s.rounds.sincePlain >= plainEvery {
+		return 0 // a plain round, to keep the fit's plain time current
+	}
+	return k
 }
