@@ -196,3 +196,50 @@ func TestGPUSpeculativeAdaptive(t *testing.T) {
 		}
 	})
 }
+
+// TestGPURoundTimes: the fit of the gpu backend's round times, without a
+// GPU. The first round at each k is left out; rounds alternate k = 0 and 1
+// until five of each are in; a proposal's cost is measured against the
+// plain rounds of its time, so that the machine slowing down between the
+// plain rounds and the drafting ones does not make drafting look cheap.
+func TestGPURoundTimes(t *testing.T) {
+	var r gpuRoundTimes
+	var ks []int
+	for !r.ready() {
+		k := r.learningK()
+		ks = append(ks, k)
+		r.observe(k, 0.010+0.005*float64(k)) // a proposal costs half a plain round
+		if len(ks) > 20 {
+			t.Fatalf("not ready after rounds of k %v: %+v", ks, r)
+		}
+	}
+	if want := []int{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1}; !slices.Equal(ks, want) {
+		t.Errorf("learning rounds' k %v; want %v (the first of each not kept)", ks, want)
+	}
+	if c := r.costs(); c.VerifyBase != 0.010 || c.Draft < 0.00499 || c.Draft > 0.00501 {
+		t.Errorf("costs %+v; want VerifyBase 10 ms, Draft 5 ms", c)
+	}
+	// The machine slows down threefold, and only plain rounds have run
+	// since: a proposal is still half a plain round, now 15 ms (not the
+	// 5 ms measured before the slow-down).
+	for range roundSamples {
+		r.observe(0, 0.030)
+	}
+	if c := r.costs(); c.VerifyBase != 0.030 || c.Draft < 0.0149 || c.Draft > 0.0151 {
+		t.Errorf("after a slow-down: costs %+v; want VerifyBase 30 ms, Draft 15 ms", c)
+	}
+	for range 3 {
+		r.observe(2, 0.030+2*0.015)
+	}
+	if r.sincePlain != 3 {
+		t.Errorf("%d rounds since the last plain one; want 3", r.sincePlain)
+	}
+	// A round slowed by something else does not move the medians.
+	r.observe(0, 1)
+	r.observe(2, 5)
+	if c := r.costs(); c.VerifyBase != 0.030 || c.Draft < 0.0149 || c.Draft > 0.0151 {
+		t.Errorf("after two outliers: costs %+v; want VerifyBase 30 ms, Draft 15 ms", c)
+	}
+	r.observe(-1, 1) // out of range: ignored
+	r.observe(maxAdaptiveK+1, 1)
+}
