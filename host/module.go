@@ -182,10 +182,14 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 }
 
 // moduleConfig is how every instance starts: anonymous (so that one runtime
-// holds many), _initialize run, stderr passed on, random_get all zeros.
+// holds many), _initialize run, stderr passed on, random_get all zeros, and
+// the host's monotonic clock: speculative decoding with k auto times its
+// steps (the cpu backend) or its rounds (the gpu backend) with it, and
+// wazero's default clock is a fake that advances 1 ms a reading, which
+// makes every step look alike.
 func moduleConfig() wazero.ModuleConfig {
 	return wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
-		WithStderr(os.Stderr).WithRandSource(zeroReader{})
+		WithStderr(os.Stderr).WithRandSource(zeroReader{}).WithSysNanotime().WithSysNanosleep()
 }
 
 // Close ends the instance.
