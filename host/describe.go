@@ -63,6 +63,12 @@ func WriteCapabilities(w io.Writer, caps planner.Capabilities, source string, no
 		if b.StepOverheadMicros > 0 {
 			overhead = fmt.Sprintf(" + %.3g ms per step", b.StepOverheadMicros/1000)
 		}
+		if b.DispatchMicros > 0 {
+			overhead += fmt.Sprintf(" + %.3g µs per dispatch", b.DispatchMicros)
+		}
+		if b.RowNanos > 0 {
+			overhead += fmt.Sprintf(" + %.3g ns per matrix row", b.RowNanos)
+		}
 		row("benchmark", "%s: %.3g GB/s, %.3g GFLOP/s%s (%s; %.0f ms timed)", b.Backend, b.GBps, b.GFLOPs, overhead, b.Method, b.DurationMillis)
 	}
 	for _, note := range notes {

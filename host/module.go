@@ -183,13 +183,15 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 
 // moduleConfig is how every instance starts: anonymous (so that one runtime
 // holds many), _initialize run, stderr passed on, random_get all zeros, and
-// the host's monotonic clock: speculative decoding with k auto times its
-// steps (the cpu backend) or its rounds (the gpu backend) with it, and
-// wazero's default clock is a fake that advances 1 ms a reading, which
-// makes every step look alike.
+// the system's monotonic clock. wazero's default clock advances 1 ms per
+// reading, so the module's own timings (speculative decoding's k auto
+// measures its draft and verify passes, or on the gpu its rounds) would all
+// read as equal; a browser gives the module performance.now the same way. Greedy tokens never depend
+// on the clock (they are the verifier's whatever k is chosen); sampled ones
+// with k auto follow the rounds it chose, as in a browser.
 func moduleConfig() wazero.ModuleConfig {
 	return wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
-		WithStderr(os.Stderr).WithRandSource(zeroReader{}).WithSysNanotime().WithSysNanosleep()
+		WithStderr(os.Stderr).WithRandSource(zeroReader{}).WithSysNanotime()
 }
 
 // Close ends the instance.

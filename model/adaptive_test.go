@@ -65,8 +65,9 @@ func TestKChooserFollowsAcceptance(t *testing.T) {
 	if probes < 3 || probes > 4 {
 		t.Errorf("%d probes in %d rounds, want one per %d", probes, 4*probeEvery, probeEvery)
 	}
-	// Accepted again, it turns back on (after a few probes).
-	for range 10 * probeEvery {
+	// Accepted again, it turns back on (after enough probes to promise
+	// draftGain).
+	for range 30 * probeEvery {
 		k := kc.K()
 		kc.Observe(k, k)
 	}
@@ -120,5 +121,28 @@ func TestMeasureSpecCosts(t *testing.T) {
 	costs := MeasureSpecCosts(w, c.Uniform(0), c.Uniform(3), 4)
 	if !(costs.Draft > 0) || !(costs.Verify(1) > 0) || costs.VerifyBase < 0 || costs.VerifyPerPos < 0 {
 		t.Errorf("costs %+v: want positive times", costs)
+	}
+	if len(costs.VerifyAt) != measuredRounds+1 || !(costs.VerifyAt[0] > 0) {
+		t.Errorf("costs %+v: want the plain step and rounds of k = 1…%d measured", costs, measuredRounds)
+	}
+}
+
+// TestSpecCostsMeasuredPasses: where a pass over m positions was measured,
+// its time is the cost, not the fitted line's.
+func TestSpecCostsMeasuredPasses(t *testing.T) {
+	c := SpecCosts{Draft: 0.5, VerifyBase: 0.7, VerifyPerPos: 0.3, VerifyAt: []float64{1, 1.6, 1.9}}
+	for m, want := range map[int]float64{1: 1, 2: 1.6, 3: 1.9, 4: 1.9, 10: 3.7} {
+		if got := c.Verify(m); math.Abs(got-want) > 1e-12 {
+			t.Errorf("Verify(%d) = %v, want %v", m, got, want)
+		}
+	}
+	// The line alone would make k = 1 pay at alpha 0.9 (1.9 tokens for
+	// 0.5 + 1.3); the measured pass over two positions does not (1.9 / 2.1).
+	if k, _ := c.BestK(0.9, 2); k != 0 {
+		t.Errorf("BestK(0.9, 2) = %d, want 0", k)
+	}
+	c.VerifyAt = nil
+	if k, _ := c.BestK(0.9, 2); k == 0 {
+		t.Errorf("without measured passes: BestK(0.9, 2) = 0, want speculation on")
 	}
 }

@@ -19,7 +19,9 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 	// does not leave garbage for the collector on every call.
 	h := c.Hidden()
 	if need := n*(4*d+2*h) + pos + n; cap(s.manyScratch) < need {
-		s.manyScratch = make([]float32, need)
+		// Room for scores up to the end of the context, so that decoding
+		// further does not grow it again.
+		s.manyScratch = make([]float32, n*(4*d+2*h)+c.Context)
 	}
 	buf := s.manyScratch
 	carve := func(size int) []float32 {

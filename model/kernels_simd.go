@@ -35,6 +35,7 @@ func init() {
 			MatTVec:      matTVecSIMD,
 			MatVecBatch:  matVecBatchSIMD,
 			MatTVecBatch: matTVecBatchSIMD,
+			SwiGLU:       swiGLUSIMD,
 		}, true)
 	}
 }
@@ -242,7 +243,7 @@ func exp8(x archsimd.Float32x8) archsimd.Float32x8 {
 	r = n.MulAdd(archsimd.BroadcastFloat32x8(2.12194440e-4), r)
 	p := archsimd.BroadcastFloat32x8(1.9875691500e-4)
 	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.3981999507e-3))
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(8.3334519073e-3))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(8.3334519073e-3))
 	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(4.1665795894e-2))
 	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.6666665459e-1))
 	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(5.0000001201e-1))
@@ -292,115 +293,3 @@ func softmaxSIMD(x []float32) {
 		x[i] *= 1 / sum
 	}
 }
-
-// The products of decoding must give the reference's bits (dot4's order:
-// four lanes of float32 products, each rounded before it is added, combined
-// as (lane0 + lane2) + (lane1 + lane3)). A 4-wide vector is exactly those
-// four lanes, so matVecSIMD keeps one Float32x4 per row, four rows at a time
-// for instruction-level parallelism, and multiplies then adds (never FMA,
-// which would round once instead of twice).
-
-func matVecSIMD(out, w, x []float32, stride int) {
-	cols := len(x)
-	if len(out) > 0 && len(w) < (len(out)-1)*stride+cols {
-		panic("model: MatVec: matrix shorter than its shape")
-	}
-	full := cols &^ 3
-	r := 0
-	for ; r+4 <= len(out); r += 4 {
-		w0, w1, w2, w3 := w[r*stride:], w[(r+1)*stride:], w[(r+2)*stride:], w[(r+3)*stride:]
-		var a0, a1, a2, a3 archsimd.Float32x4
-		for i := 0; i < full; i += 4 {
-			xv := archsimd.LoadFloat32x4((*[4]float32)(x[i : i+4]))
-			a0 = a0.Add(archsimd.LoadFloat32x4((*[4]float32)(w0[i : i+4])).Mul(xv))
-			a1 = a1.Add(archsimd.LoadFloat32x4((*[4]float32)(w1[i : i+4])).Mul(xv))
-			a2 = a2.Add(archsimd.LoadFloat32x4((*[4]float32)(w2[i : i+4])).Mul(xv))
-			a3 = a3.Add(archsimd.LoadFloat32x4((*[4]float32)(w3[i : i+4])).Mul(xv))
-		}
-		out[r] = finish4(a0, w0[full:cols], x[full:])
-		out[r+1] = finish4(a1, w1[full:cols], x[full:])
-		out[r+2] = finish4(a2, w2[full:cols], x[full:])
-		out[r+3] = finish4(a3, w3[full:cols], x[full:])
-	}
-	for ; r < len(out); r++ {
-		row := w[r*stride:]
-		var a archsimd.Float32x4
-		for i := 0; i < full; i += 4 {
-			a = a.Add(archsimd.LoadFloat32x4((*[4]float32)(row[i : i+4])).Mul(archsimd.LoadFloat32x4((*[4]float32)(x[i : i+4]))))
-		}
-		out[r] = finish4(a, row[full:cols], x[full:])
-	}
-}
-
-// finish4 combines four lanes as dot4 does and adds the tail in order.
-func finish4(a archsimd.Float32x4, wTail, xTail []float32) float32 {
-	var l [4]float32
-	a.Store(&l)
-	s := (l[0] + l[2]) + (l[1] + l[3])
-	for i, v := range wTail {
-		s += float32(v * xTail[i])
-	}
-	return s
-}
-
-// matTVecSIMD: out[i] += x[j]·w[j][i] for j in order; every element is its
-// own sum, so eight of them go in one vector (multiply, then add).
-func matTVecSIMD(out, w, x []float32, stride int) {
-	n := len(out)
-	if len(x) > 0 && len(w) < (len(x)-1)*stride+n {
-		panic("model: MatTVec: matrix shorter than its shape")
-	}
-	clear(out)
-	full := n &^ 7
-	for j, xj := range x {
-		row := w[j*stride : j*stride+n]
-		xv := archsimd.BroadcastFloat32x8(xj)
-		for i := 0; i < full; i += 8 {
-			o := (*[8]float32)(out[i : i+8])
-			archsimd.LoadFloat32x8(o).Add(archsimd.LoadFloat32x8((*[8]float32)(row[i : i+8])).Mul(xv)).Store(o)
-		}
-		for i := full; i < n; i++ {
-			out[i] += float32(xj * row[i])
-		}
-	}
-}
-
-// matVecBatchSIMD is matVecSIMD for n tokens, four tokens at a time: each
-// 4-wide piece of a weight row is loaded once and multiplied into the four
-// tokens' accumulators, so the weights stream through once per four tokens
-// (a speculative verify pass or a prompt) instead of once per token. Each
-// token's sum keeps dot4's order, so the bits are the reference's.
-func matVecBatchSIMD(out, w, x []float32, n int) {
-	if n <= 0 {
-		return
-	}
-	rows, cols := len(out)/n, len(x)/n
-	if rows > 0 && len(w) < rows*cols {
-		panic("model: MatVecBatch: matrix shorter than its shape")
-	}
-	full := cols &^ 3
-	t := 0
-	for ; t+4 <= n; t += 4 {
-		x0, x1, x2, x3 := x[t*cols:(t+1)*cols], x[(t+1)*cols:(t+2)*cols], x[(t+2)*cols:(t+3)*cols], x[(t+3)*cols:(t+4)*cols]
-		for r := range rows {
-			row := w[r*cols : (r+1)*cols]
-			var a0, a1, a2, a3 archsimd.Float32x4
-			for i := 0; i < full; i += 4 {
-				wv := archsimd.LoadFloat32x4((*[4]float32)(row[i : i+4]))
-				a0 = a0.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x0[i : i+4]))))
-				a1 = a1.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x1[i : i+4]))))
-				a2 = a2.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x2[i : i+4]))))
-				a3 = a3.Add(wv.Mul(archsimd.LoadFloat32x4((*[4]float32)(x3[i : i+4]))))
-			}
-			out[t*rows+r] = finish4(a0, row[full:], x0[full:])
-			out[(t+1)*rows+r] = finish4(a1, row[full:], x1[full:])
-			out[(t+2)*rows+r] = finish4(a2, row[full:], x2[full:])
-			out[(t+3)*rows+r] = finish4(a3, row[full:], x3[full:])
-		}
-	}
-	for ; t < n; t++ {
-		matVecSIMD(out[t*rows:(t+1)*rows], w, x[t*cols:(t+1)*cols], cols)
-	}
-}
-
-func matTVecBatchSIMD(out, w, x []float32, n int) { eachToken(matTVecSIMD, out, w, x, n) }

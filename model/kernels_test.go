@@ -12,6 +12,7 @@ import (
 var kernelShapes = [][3]int{
 	{1, 1, 1}, {3, 5, 7}, {4, 16, 16}, {5, 17, 33}, {9, 31, 15}, {13, 64, 130},
 	{64, 128, 512}, {37, 200, 9}, {130, 129, 520},
+	{2, 20, 78}, {2, 64, 1024}, {3, 64, 256}, // a speculative verify pass: k = 1, 2
 }
 
 // closeTo reports whether got matches want to float32 rounding of a sum of
@@ -224,5 +225,42 @@ func BenchmarkDecodeMatVec(b *testing.B) {
 			}
 			b.ReportMetric(10*rows*cols*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// TestSwiGLUBitIdentical: every set's SwiGLU gives the reference's bits,
+// across exp32's range and past both ends of it, at lengths that leave a
+// tail after the vector width.
+func TestSwiGLUBitIdentical(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 87.3, -87.3, 88.3, -88.3, 87.31, -87.31, 100, -100,
+		float32(math.Inf(1)), float32(math.Inf(-1)), 1e-30, -1e-30, 0.5, -0.5}
+	for _, name := range AvailableKernels() {
+		k := kernelSets[name]
+		// The long one sweeps enough values that a fused multiply-add in
+		// any step of exp32 changes some of them.
+		for _, n := range []int{1, 7, 8, 9, 16, 33, 256, 1 << 16} {
+			rng := NewRNG(uint64(n))
+			gate, up := randomSlice(rng, n, 90), randomSlice(rng, n, 2)
+			for i := range gate {
+				if i%5 == 0 {
+					gate[i] = special[(i/5)%len(special)]
+				}
+			}
+			got, want := make([]float32, n), make([]float32, n)
+			k.SwiGLU(got, gate, up)
+			GoKernels.SwiGLU(want, gate, up)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s n=%d: SwiGLU element %d (gate %v, up %v) = %v; the reference gives %v", name, n, i, gate[i], up[i], got[i], want[i])
+				}
+			}
+			// out may alias gate.
+			k.SwiGLU(gate, gate, up)
+			for i := range want {
+				if math.Float32bits(gate[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s n=%d: SwiGLU in place, element %d = %v; want %v", name, n, i, gate[i], want[i])
+				}
+			}
+		}
 	}
 }

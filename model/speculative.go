@@ -31,11 +31,16 @@ type Speculator struct {
 	// then a mix of those weights, and the caches cannot be shared.
 	DraftWeights *Weights
 
-	// lag holds the tokens, from position lagPos on, that plain (k = 0)
-	// rounds gave the verifier but not yet a separate draft cache: the draft
-	// reads them in one pass when it next drafts.
+	// lag holds the tokens, from position lagPos on, that Prefill and plain
+	// (k = 0) rounds gave the verifier but not yet a separate draft cache:
+	// the draft reads them in one pass when it next drafts.
 	lag    []int
 	lagPos int
+	// seq and dists are every round's scratch, so that a round allocates
+	// nothing: seq holds the round's current token and proposal (then its
+	// output), dists the draft's distributions [k][vocab] when sampling.
+	seq   []int
+	dists []float32
 }
 
 // DraftModel is the weights the draft runs on: DraftWeights, or Weights.
@@ -71,7 +76,7 @@ func (sp *Speculator) Generate(prompt []int, n int) ([]int, SpecStats) {
 	// "current" token of the first round, at position pos.
 	sp.Prefill(verifier, draft, prompt[:len(prompt)-1], 0)
 	pos, cur := len(prompt)-1, prompt[len(prompt)-1]
-	var out []int
+	out := make([]int, 0, n+maxDraftPerK+1)
 	var st SpecStats
 	for len(out) < n && pos < c.Context {
 		// Always K, as a decoder that does not know n would: the same seed
@@ -119,25 +124,46 @@ func (sp *Speculator) NewStates() (verifier, draft *State) {
 	return verifier, NewState(sp.DraftModel().Config)
 }
 
-// Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache
-// (and the draft's, when separate).
+// Prefill feeds tokens at positions pos, pos+1, … into the verifier's cache.
+// A separate draft cache reads them when the draft next drafts, so that a
+// decode whose k auto never drafts never pays for the draft's cache.
 func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
 	if len(tokens) == 0 {
 		return
 	}
 	ForwardMany(sp.Weights, verifier, sp.Verify, tokens, pos)
 	if draft != verifier {
-		ForwardMany(sp.DraftModel(), draft, sp.Draft, tokens, pos)
+		sp.deferDraft(pos, tokens...)
 	}
+}
+
+// deferDraft records tokens at positions pos, pos+1, … for a separate draft
+// cache, which reads them all in one pass when the draft next drafts. A pos
+// inside the tokens already waiting rewinds them to pos; one past their end
+// drops them (the draft then lacks those positions, which costs acceptance,
+// never exactness).
+func (sp *Speculator) deferDraft(pos int, tokens ...int) {
+	if end := sp.lagPos + len(sp.lag); len(sp.lag) > 0 && pos != end {
+		if pos > sp.lagPos && pos < end {
+			sp.lag = sp.lag[:pos-sp.lagPos]
+		} else {
+			sp.lag = sp.lag[:0]
+		}
+	}
+	if len(sp.lag) == 0 {
+		sp.lagPos = pos
+	}
+	sp.lag = append(sp.lag, tokens...)
 }
 
 // Round is one draft-and-verify round from token cur at position pos, with
 // positions before pos in the caches. The draft proposes up to k tokens (fewer
 // near the end of the context); the verifier reads cur and the proposal in
 // one ForwardMany. It returns the proposal's accepted prefix followed by one
-// token of the verifier's own, how many were accepted and how many proposed. Afterwards the
-// caches hold the verifier's keys and values for cur and the accepted tokens,
-// so the next round starts from the last returned token at pos+len(tokens).
+// token of the verifier's own (valid until the next Round on sp), how many
+// were accepted and how many proposed. Afterwards the caches hold the
+// verifier's keys and values for cur and the accepted tokens, so the next
+// round starts from the last returned token at pos+len(tokens).
 func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []int, accepted, proposed int) {
 	c := sp.Weights.Config
 	vocab := c.Vocab
@@ -147,46 +173,59 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		// draw it (same numbers, same random draws), without the copies.
 		logits := Forward(sp.Weights, verifier, sp.Verify, cur, pos)
 		if draft != verifier {
-			if len(sp.lag) == 0 {
-				sp.lagPos = pos
-			}
-			sp.lag = append(sp.lag, cur) // for the draft's cache, when it next drafts
+			sp.deferDraft(pos, cur) // for the draft's cache, when it next drafts
 		}
-		return []int{sp.pick(logits)}, 0, 0
+		sp.seq = append(sp.seq[:0], sp.pick(logits))
+		return sp.seq, 0, 0
 	}
 	if len(sp.lag) > 0 {
 		ForwardMany(sp.DraftModel(), draft, sp.Draft, sp.lag, sp.lagPos)
 		sp.lag = sp.lag[:0]
 	}
-	proposal := make([]int, 0, k)
-	dists := make([][]float32, 0, k)
+	// Greedy rounds only compare argmaxes, so they keep no logits; sampled
+	// ones keep the draft's distributions for the acceptance test.
+	sampled := sp.Temperature > 0
+	if sampled && cap(sp.dists) < k*vocab {
+		sp.dists = make([]float32, k*vocab)
+	}
+	sp.seq = append(sp.seq[:0], cur)
 	tok := cur
 	for i := range k {
 		logits := Forward(sp.DraftModel(), draft, sp.Draft, tok, pos+i)
-		q := append([]float32(nil), logits...)
-		tok = sp.pick(q)
-		proposal, dists = append(proposal, tok), append(dists, q)
+		if sampled {
+			logits = sp.dists[i*vocab : (i+1)*vocab]
+			copy(logits, draft.Logits)
+		}
+		tok = sp.pick(logits)
+		sp.seq = append(sp.seq, tok)
 	}
-	logits := ForwardMany(sp.Weights, verifier, sp.Verify, append([]int{cur}, proposal...), pos)
+	proposal := sp.seq[1:]
+	// The verifier's logits are read once each, so the tests below turn
+	// them into distributions in place.
+	logits := ForwardMany(sp.Weights, verifier, sp.Verify, sp.seq, pos)
 	var next int
 	for i := 0; ; i++ {
-		p := append([]float32(nil), logits[i*vocab:(i+1)*vocab]...)
+		p := logits[i*vocab : (i+1)*vocab]
 		if i == k {
 			next = sp.pick(p) // every proposal kept: the verifier's own next token
 			break
 		}
-		if ok, corrected := sp.accept(p, dists[i], proposal[i]); !ok {
+		var q []float32
+		if sampled {
+			q = sp.dists[i*vocab : (i+1)*vocab]
+		}
+		if ok, corrected := sp.accept(p, q, proposal[i]); !ok {
 			next = corrected
 			break
 		}
 		accepted++
 	}
-	if draft != verifier && k > 0 && accepted == k {
+	if draft != verifier && accepted == k {
 		// The draft never read its last proposal; its cache at that position
 		// must hold the draft's own keys and values.
 		Forward(sp.DraftModel(), draft, sp.Draft, proposal[k-1], pos+k)
 	}
-	return append(proposal[:accepted:accepted], next), accepted, k
+	return append(proposal[:accepted], next), accepted, k
 }
 
 // pick draws a token from logits (greedy at temperature 0) and leaves the

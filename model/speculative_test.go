@@ -91,10 +91,14 @@ func TestSpeculativeGreedyIsVerifierGreedy(t *testing.T) {
 	if _, st := sp.Generate(prompt, 20); st.Accepted >= st.Proposed || st.AcceptanceRate() <= 0 {
 		t.Errorf("S draft: accepted %d of %d proposed", st.Accepted, st.Proposed)
 	}
-	// A draft equal to the verifier is always accepted.
-	sp = Speculator{Weights: w, Draft: c.Uniform(3), Verify: c.Uniform(3), K: 4, Shared: true}
-	if _, st := sp.Generate(prompt, 20); st.Accepted != st.Proposed {
-		t.Errorf("draft = verifier: accepted %d of %d", st.Accepted, st.Proposed)
+	// A draft equal to the verifier is always accepted, also with its own
+	// cache, which reads the prompt only when it first drafts: a wrong
+	// position or token in that cache would change its logits.
+	for _, shared := range []bool{true, false} {
+		sp = Speculator{Weights: w, Draft: c.Uniform(3), Verify: c.Uniform(3), K: 4, Shared: shared}
+		if _, st := sp.Generate(prompt, 20); st.Accepted != st.Proposed {
+			t.Errorf("draft = verifier, shared %v: accepted %d of %d", shared, st.Accepted, st.Proposed)
+		}
 	}
 }
 
@@ -190,5 +194,49 @@ func TestSpeculativeOtherDraftModel(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("k %d: %v; verifier alone %v", k, got, want)
 		}
+	}
+}
+
+// BenchmarkSpeculativeSteps times, at the shape of the model the speculate
+// command measures (dim 64, FFN 256, 4 layers, vocab 1024), the pieces of a
+// round against a plain step: a Forward of the verifier (XL) and of the S
+// draft, a verifier pass over m positions, and a whole greedy round of k S
+// drafts with the shared cache. All at position 64, rewound every time.
+func BenchmarkSpeculativeSteps(b *testing.B) {
+	c := Config{Vocab: 1024, Dim: 64, Layers: 4, Heads: 4, FFNWidths: NestedWidths(256), Context: 128, RopeTheta: 10000, NormEps: 1e-5}
+	w := NewWeights(c)
+	w.InitRandom(1)
+	xl, s := c.Uniform(3), c.Uniform(0)
+	const pos = 64
+	tokens := make([]int, pos+8)
+	for i := range tokens {
+		tokens[i] = (i * 7919) % c.Vocab
+	}
+	state := NewState(c)
+	ForwardMany(w, state, xl, tokens[:pos], 0)
+	b.Run("Forward/XL", func(b *testing.B) {
+		for b.Loop() {
+			Forward(w, state, xl, tokens[pos], pos)
+		}
+	})
+	b.Run("Forward/S", func(b *testing.B) {
+		for b.Loop() {
+			Forward(w, state, s, tokens[pos], pos)
+		}
+	})
+	for _, m := range []int{2, 3, 5} {
+		b.Run(fmt.Sprintf("ForwardMany/XL/m=%d", m), func(b *testing.B) {
+			for b.Loop() {
+				ForwardMany(w, state, xl, tokens[pos:pos+m], pos)
+			}
+		})
+	}
+	for _, k := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("Round/S/k=%d", k), func(b *testing.B) {
+			sp := Speculator{Weights: w, Draft: s, Verify: xl, K: k, Shared: true}
+			for b.Loop() {
+				sp.Round(state, state, tokens[pos], pos, k)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/shaders"
+	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/webgpu/webgputest"
 	"github.com/matedge/matedge/weights"
@@ -28,8 +29,14 @@ type counting struct {
 	reads       int
 	readBytes   int
 	pendingOnce bool
+	dispatches  int
 	polled      map[webgpu.Ticket]bool
 	live        map[webgpu.Buffer]uint64 // buffers created and not destroyed, with their sizes
+}
+
+func (c *counting) Dispatch(p webgpu.Pipeline, params []byte, bindings []webgpu.Binding, groups [3]uint32) error {
+	c.dispatches++
+	return c.Device.Dispatch(p, params, bindings, groups)
 }
 
 func (c *counting) CreateBuffer(size uint64) (webgpu.Buffer, error) {
@@ -263,6 +270,44 @@ func TestGPUReadbacks(t *testing.T) {
 				}
 				if dev.reads != 1 || dev.readBytes != 4 {
 					t.Fatalf("%+v step %d read %d times, %d bytes; want once, 4 bytes", o, step, dev.reads, dev.readBytes)
+				}
+			}
+		}
+	})
+}
+
+// TestGPUDispatchCount: a decode step records as many dispatches as the
+// planner prices (planner.GPUDispatches), at every mix, greedy and sampled,
+// so that fusing or adding a kernel cannot leave the planner's GPU cost
+// model counting the old number.
+func TestGPUDispatchCount(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		c := weights.TinyConfig()
+		file := weightsFile(t, weights.Random(c, 7))
+		dev := &counting{Device: d}
+		e := loaded(t, file, dev)
+		for _, spec := range []string{"S", "XL", "S,XL,M"} {
+			m, err := e.ParseMix(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.SetMix(m)
+			for _, o := range []Options{{Backend: "gpu"}, {Backend: "gpu", Temperature: 0.8, TopK: 20, Seed: 3}} {
+				if err := e.Reset(o); err != nil {
+					t.Fatal(err)
+				}
+				e.Prompt([]byte(gpuPrompt))
+				if _, err := e.Step(); err != nil { // the prompt's pass
+					t.Fatal(err)
+				}
+				for step := range 3 {
+					dev.dispatches = 0
+					if _, err := e.Step(); err != nil {
+						t.Fatal(err)
+					}
+					if want := planner.GPUDispatches(c); dev.dispatches != want {
+						t.Fatalf("%s %+v step %d: %d dispatches; the planner prices %d", spec, o, step, dev.dispatches, want)
+					}
 				}
 			}
 		}

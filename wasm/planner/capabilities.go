@@ -127,6 +127,19 @@ type Benchmark struct {
 	// matrix products (calls across the wasm boundary, sampling, dispatch
 	// and readback latency), in µs. 0: not measured.
 	StepOverheadMicros float64 `msgpack:"stepOverheadMicros" json:"stepOverheadMicros,omitempty"`
+	// DispatchMicros is what each GPU dispatch of a decode step costs beyond
+	// the bytes it reads (recording, the driver's launch and, on a software
+	// GPU, starting its threads), in µs: a step pays it once per dispatch
+	// the gpu backend records (GPUDispatches), so a model of many small
+	// layers is predicted slower than its bytes alone say. 0: not measured
+	// (folded into the rates and the step overhead).
+	DispatchMicros float64 `msgpack:"dispatchMicros" json:"dispatchMicros,omitempty"`
+	// RowNanos is what each matrix row a decode step reads costs beyond its
+	// bytes (MatrixRows), in ns: an invocation's setup and its output on a
+	// GPU, so that a model of short rows (a small dim) is predicted slower
+	// per byte than one of long rows, as lavapipe runs them. 0: not
+	// measured (folded into the rates).
+	RowNanos float64 `msgpack:"rowNanos" json:"rowNanos,omitempty"`
 	// DurationMillis is how long the measurement took.
 	DurationMillis float64 `msgpack:"durationMillis" json:"durationMillis"`
 }
@@ -158,6 +171,10 @@ func (c *Capabilities) Validate() error {
 			return fmt.Errorf("%w: benchmark %s: %g GB/s, %g GFLOP/s (want positive, finite)", ErrCapabilities, b.Backend, b.GBps, b.GFLOPs)
 		case !(b.StepOverheadMicros >= 0) || b.StepOverheadMicros > 1e9:
 			return fmt.Errorf("%w: benchmark %s: step overhead %g µs", ErrCapabilities, b.Backend, b.StepOverheadMicros)
+		case !(b.DispatchMicros >= 0) || b.DispatchMicros > 1e9:
+			return fmt.Errorf("%w: benchmark %s: dispatch cost %g µs", ErrCapabilities, b.Backend, b.DispatchMicros)
+		case !(b.RowNanos >= 0) || b.RowNanos > 1e9:
+			return fmt.Errorf("%w: benchmark %s: row cost %g ns", ErrCapabilities, b.Backend, b.RowNanos)
 		}
 		seen[b.Backend] = true
 	}

@@ -192,3 +192,32 @@ func gpuBindings(c model.Config, mix model.Mix, l Limits) bindings {
 	check(c.Vocab, func() string { return model.HeadTensor })
 	return b
 }
+
+// dispatchesPerLayer is what the gpu backend records for one layer of one
+// decode step (wasm/engine/gpu.go's blocks, one token): the attention norm,
+// the query, key and value matvecs, RoPE of the query and of the keys,
+// attention, the output matvec; the FFN norm (fused with the residual add),
+// gate, up, SwiGLU and the down projection.
+const dispatchesPerLayer = 13
+
+// GPUDispatches is how many dispatches the gpu backend records for one
+// decode step of a language model of c whose tensors each fit one binding
+// (gpuBindings' extra counts those that splits add): the embedding lookup,
+// dispatchesPerLayer per layer, the final norm, the LM head and the pick of
+// the token (argmax or sample). It must follow wasm/engine/gpu.go's forward:
+// a fused kernel there is one fewer here (wasm/engine's
+// TestGPUDispatchCount counts them).
+func GPUDispatches(c model.Config) int { return 1 + dispatchesPerLayer*c.Layers + 3 }
+
+// MatrixRows is how many matrix rows one decode step of mix reads: per layer
+// the query, key, value and output projections' dim rows each and the FFN's
+// gate, up and down rows of its width, then the LM head's vocab rows (the
+// embedding's one row is left out). On a GPU each row is an invocation's
+// work (or a quarter of one), with a cost of its own beyond its bytes.
+func MatrixRows(c model.Config, mix model.Mix) int64 {
+	n := int64(c.Vocab)
+	for _, g := range mix {
+		n += 4*int64(c.Dim) + 3*int64(c.FFNWidths[g])
+	}
+	return n
+}

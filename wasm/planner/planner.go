@@ -284,6 +284,8 @@ type candidate struct {
 	memory     int64
 	work       Work
 	binds      bindings
+	dispatches int   // GPU dispatches per decode step; 0 on the CPU
+	rows       int64 // MatrixRows on the GPU; 0 on the CPU
 	tps        float64
 	params     int
 	score      float64 // expected quality: lower is better
@@ -308,7 +310,11 @@ func (p *planning) price(mix model.Mix, backend string) *candidate {
 			x.memory += x.gpuMemory // integrated and software GPUs share the device's memory
 		}
 	}
-	x.tps = p.speeds[backend].tokensPerSecond(x.work, x.binds.extra)
+	if backend == BackendGPU {
+		x.dispatches = GPUDispatches(c) + x.binds.extra
+		x.rows = MatrixRows(c, mix)
+	}
+	x.tps = p.speeds[backend].tokensPerSecond(x.work, x.dispatches, x.binds.extra, x.rows)
 	return x
 }
 

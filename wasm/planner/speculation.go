@@ -37,12 +37,8 @@ func (p *planning) speculation(x *candidate) *Speculation {
 	c := p.header.Config
 	s := p.speeds[x.backend]
 	pos := typicalPosition(c)
-	seconds := func(w Work, m int) float64 {
-		return s.bench.StepOverheadMicros*1e-6 +
-			max(float64(w.Bytes)/(s.bench.GBps*1e9), float64(m)*float64(w.FLOPs)/(s.bench.GFLOPs*1e9)) +
-			float64(x.binds.extra)*splitDispatchMicros*1e-6
-	}
-	v1, vm := seconds(x.work, 1), seconds(x.work, maxDraftTokens+1)
+	seconds := func(w Work, m int, rows int64) float64 { return s.stepSeconds(w, m, x.dispatches, x.binds.extra, rows) }
+	v1, vm := seconds(x.work, 1, x.rows), seconds(x.work, maxDraftTokens+1, x.rows)
 	per := (vm - v1) / maxDraftTokens
 	var best *Speculation
 	for g := range c.FFNWidths {
@@ -50,7 +46,11 @@ func (p *planning) speculation(x *candidate) *Speculation {
 		if !draft.NarrowerThan(x.mix) {
 			continue
 		}
-		costs := model.SpecCosts{Draft: seconds(DecodeWork(c, draft, pos), 1), VerifyBase: v1 - per, VerifyPerPos: per}
+		rows := int64(0)
+		if x.rows > 0 {
+			rows = MatrixRows(c, draft)
+		}
+		costs := model.SpecCosts{Draft: seconds(DecodeWork(c, draft, pos), 1, rows), VerifyBase: v1 - per, VerifyPerPos: per}
 		k, speedup := costs.BestK(assumedAcceptance, maxDraftTokens)
 		if k == 0 {
 			speedup = costs.Speedup(1, assumedAcceptance) // how far from paying: k = 1's

@@ -34,8 +34,8 @@ var assumed = map[string]Benchmark{
 func speedFor(caps *Capabilities, backend string) speed {
 	if b := caps.benchmark(backend); b != nil {
 		return speed{bench: *b, measured: true, source: fmt.Sprintf(
-			"Speed is predicted from a %s benchmark on this device (%s): %s GB/s, %s GFLOP/s%s.",
-			backend, b.Method, formatRate(b.GBps), formatRate(b.GFLOPs), overheadClause(b.StepOverheadMicros))}
+			"Speed is predicted from a %s benchmark on this device (%s): %s GB/s, %s GFLOP/s%s%s.",
+			backend, b.Method, formatRate(b.GBps), formatRate(b.GFLOPs), overheadClause(b.StepOverheadMicros), dispatchClause(b.DispatchMicros, b.RowNanos))}
 	}
 	class := "cpu"
 	if backend == BackendGPU {
@@ -60,6 +60,17 @@ func speedFor(caps *Capabilities, backend string) speed {
 		backend, what, formatRate(b.GBps), formatRate(b.GFLOPs), overheadClause(b.StepOverheadMicros))}
 }
 
+func dispatchClause(micros, rowNanos float64) string {
+	s := ""
+	if micros != 0 {
+		s += fmt.Sprintf(", %s µs per GPU dispatch", formatRate(micros))
+	}
+	if rowNanos != 0 {
+		s += fmt.Sprintf(", %s ns per matrix row", formatRate(rowNanos))
+	}
+	return s
+}
+
 func overheadClause(micros float64) string {
 	if micros == 0 {
 		return ""
@@ -67,12 +78,30 @@ func overheadClause(micros float64) string {
 	return fmt.Sprintf(", %s ms per step overhead", formatRate(micros/1000))
 }
 
-// tokensPerSecond predicts decode speed: a step takes its fixed overhead plus
-// the longer of streaming its bytes and doing its arithmetic (decode is
-// usually bound by the bytes), plus the dispatches splits add.
-func (s speed) tokensPerSecond(w Work, extraDispatches int) float64 {
-	seconds := s.bench.StepOverheadMicros*1e-6 +
-		max(float64(w.Bytes)/(s.bench.GBps*1e9), float64(w.FLOPs)/(s.bench.GFLOPs*1e9)) +
-		float64(extraDispatches)*splitDispatchMicros*1e-6
-	return 1 / seconds
+// tokensPerSecond predicts decode speed: a step takes its fixed overhead,
+// the cost of its GPU dispatches and of its matrix rows (0 on the CPU),
+// plus the longer of streaming its bytes and doing its arithmetic (decode
+// is usually bound by the bytes). dispatches counts every dispatch of the
+// step, extra those that splits add; rows is MatrixRows.
+func (s speed) tokensPerSecond(w Work, dispatches, extra int, rows int64) float64 {
+	return 1 / s.stepSeconds(w, 1, dispatches, extra, rows)
+}
+
+// stepSeconds is a step that does positions positions' arithmetic over the
+// weights it reads once (1 for decode; a speculative verifier's more).
+func (s speed) stepSeconds(w Work, positions, dispatches, extra int, rows int64) float64 {
+	return s.bench.StepOverheadMicros*1e-6 +
+		max(float64(w.Bytes)/(s.bench.GBps*1e9), float64(positions)*float64(w.FLOPs)/(s.bench.GFLOPs*1e9)) +
+		s.dispatchSeconds(dispatches, extra) + float64(rows)*s.bench.RowNanos*1e-9
+}
+
+// dispatchSeconds is what a step's dispatches cost: each at the measured
+// DispatchMicros, or, when that was not measured (the rates and the overhead
+// hold the cost of the usual dispatches), the assumed cost of the extra
+// dispatches that splits add.
+func (s speed) dispatchSeconds(dispatches, extra int) float64 {
+	if s.bench.DispatchMicros > 0 {
+		return float64(dispatches) * s.bench.DispatchMicros * 1e-6
+	}
+	return float64(extra) * splitDispatchMicros * 1e-6
 }

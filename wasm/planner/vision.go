@@ -142,7 +142,7 @@ func ImageWork(c model.Config, mix model.Mix) Work {
 func (p *planning) priceImage(mix model.Mix) *candidate {
 	x := p.price(mix, BackendCPU)
 	x.work = ImageWork(p.header.Config, mix)
-	x.tps = p.speeds[BackendCPU].tokensPerSecond(x.work, 0)
+	x.tps = p.speeds[BackendCPU].tokensPerSecond(x.work, 0, 0, 0)
 	return x
 }
 

@@ -93,7 +93,7 @@ func TestChooseVision(t *testing.T) {
 	slow := Capabilities{Benchmarks: []Benchmark{{Backend: BackendCPU, Method: "test", GBps: 1e-4, GFLOPs: 1e-4}}}
 	xs := slow.benchmark(BackendCPU)
 	s := speed{bench: *xs}
-	target := (s.tokensPerSecond(ImageWork(h.Config, h.Config.Uniform(0)), 0) + s.tokensPerSecond(ImageWork(h.Config, h.Config.Uniform(1)), 0)) / 2
+	target := (s.tokensPerSecond(ImageWork(h.Config, h.Config.Uniform(0)), 0, 0, 0) + s.tokensPerSecond(ImageWork(h.Config, h.Config.Uniform(1)), 0, 0, 0)) / 2
 	p, err = ChooseVision(slow, h, Budget{TargetTokensPerSecond: target}, nil)
 	if err != nil || p.Spec != "S" {
 		t.Errorf("target %g images/s: %v, %v; want S", target, p.Spec, err)

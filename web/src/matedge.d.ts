@@ -437,6 +437,10 @@ export interface Capabilities {
     gbps: number;
     gflops: number;
     stepOverheadMicros: number;
+    /** Cost of each GPU dispatch of a decode step, µs (the native host measures it; the browser does not send it). */
+    dispatchMicros?: number;
+    /** Cost of each matrix row a GPU decode step reads, ns (the same). */
+    rowNanos?: number;
     durationMillis: number;
     /** Decode steps of S per second, for a language model (this runtime's addition; not sent to the planner). */
     tokensPerSecond?: number;

@@ -23,10 +23,12 @@ func runPlan(args []string) error {
 	fs := newFlags("plan", "[flags]", `Plans which submodel of a weights file a device should run: the per-layer
 mix, the backend, the bytes to download, the memory, the predicted decode
 speed and the expected loss, with the reasons. Without -caps it describes this
-machine (memory, cores, the native WebGPU adapter) and times decode steps of
-the default model inside the wasm module on each backend it can run, about
-200 ms each; -caps reads a capabilities file instead (examples in
-wasm/planner/testdata).`)
+machine (memory, cores, the native WebGPU adapter) and times decode steps
+inside the wasm module on each backend it can run: about 200 ms on the CPU,
+and on the GPU about a second (S and XL of the default model and of a wider
+random model, in turns, to fit a cost per dispatch, per row and per byte).
+The result is kept for a week per device (-rebenchmark measures again); -caps
+reads a capabilities file instead (examples in wasm/planner/testdata).`)
 	modelPath := fs.String("model", "", "weights file (.matw) to plan; empty plans the embedded default model")
 	capsPath := fs.String("caps", "", "capabilities JSON file; empty detects and benchmarks this machine")
 	budgetName := fs.String("budget", "balanced", "preset: fast, balanced or best")
