@@ -175,7 +175,7 @@ func TestNoGPU(t *testing.T) {
 // TestGPUSpeculativeModule: self-speculative greedy decoding on the GPU
 // backend of the module under wazero gives model.Forward's tokens for the
 // verifier alone, for the default model and random weights, several drafts
-// and k, and f16.
+// and k, k chosen round by round, draft auto, and f16.
 func TestGPUSpeculativeModule(t *testing.T) {
 	shareModule(t)
 	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
@@ -210,6 +210,13 @@ func TestGPUSpeculativeModule(t *testing.T) {
 				{Draft: "S", DraftTokens: 4},
 				{Draft: "M", DraftTokens: 2},
 				{Draft: "S", DraftTokens: 7, Precision: "f16"},
+				// k round by round: the first sequence times its rounds
+				// (k 0 and 1 in turn), the second chooses k from them,
+				// whatever lavapipe's costs make it choose; draft auto
+				// times the granularities not timed yet, in turn.
+				{Draft: "S"},
+				{Draft: "S"},
+				{Draft: "auto"},
 			} {
 				o.Backend = "gpu"
 				const n = 24 // the tiny context holds the prompt and 26 more

@@ -185,8 +185,8 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 // holds many), _initialize run, stderr passed on, random_get all zeros, and
 // the system's monotonic clock. wazero's default clock advances 1 ms per
 // reading, so the module's own timings (speculative decoding's k auto
-// measures its draft and verify passes) would all read as equal; a browser
-// gives the module performance.now the same way. Greedy tokens never depend
+// measures its draft and verify passes, or on the gpu its rounds) would all
+// read as equal; a browser gives the module performance.now the same way. Greedy tokens never depend
 // on the clock (they are the verifier's whatever k is chosen); sampled ones
 // with k auto follow the rounds it chose, as in a browser.
 func moduleConfig() wazero.ModuleConfig {

@@ -129,7 +129,9 @@ func (m moduleRun) temperature(report *experiment.SpecReport, where string, temp
 			m.progress("%s, temperature %g: draft %s, k %s, shared cache", where, temp, c.MixSpec(d), experiment.KName(k))
 			o := plain
 			o.Draft, o.DraftTokens = c.MixSpec(d), k
-			if _, err := m.one(o, 0); err != nil { // with k auto, the first reset measures the costs; time the rest
+			// With k auto, the first reset measures the costs (on the gpu, the
+			// first sequence times its rounds): time the rest.
+			if _, err := m.one(o, 0); err != nil {
 				return err
 			}
 			row, rowAloneTokens, rowAlone, err := m.row(plain, o, ref)

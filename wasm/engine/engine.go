@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/wasm/abi"
@@ -70,6 +71,11 @@ type Engine struct {
 	// specCosts caches the measured costs of speculative decoding's steps,
 	// by draft and verifier mix, for the weights in memory.
 	specCosts map[string]model.SpecCosts
+	// gpuRoundTimes holds the gpu backend's timed speculative rounds, by
+	// draft, mix and precision, for the weights in memory (gpu_adaptive.go);
+	// roundClock, when not nil, replaces the clock they are timed with (tests).
+	gpuRoundTimes map[string]*gpuRoundTimes
+	roundClock    func() time.Duration
 	// cpuState is the CPU backend's activations and KV cache, kept across
 	// sequences of one header: a sequence overwrites each cache position
 	// before reading it, and reusing it leaves no garbage for the collector.
@@ -542,7 +548,8 @@ func (c *cpu) Token() (int, bool, error) { return c.token, true, nil }
 // speculator checks the options of speculative decoding and starts its
 // backend: the CPU's (model.Speculator, greedy or sampled; "auto" means the
 // CPU with a draft) or, with backend "gpu", the GPU's (greedy only,
-// gpuSpeculative). Both share one KV cache between draft and verifier.
+// gpuSpeculative). Both share one KV cache between draft and verifier, and
+// both choose k round by round when draft_tokens is 0.
 func (e *Engine) speculator(o Options) (Backend, error) {
 	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" && o.Backend != "gpu" {
 		return nil, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
@@ -554,6 +561,9 @@ func (e *Engine) speculator(o Options) (Backend, error) {
 	if o.Temperature > 0 && (o.TopK != 0 || (o.TopP != 0 && o.TopP != 1)) {
 		return nil, fmt.Errorf("%w: speculative sampling draws from the whole distribution: unset top_k and top_p", ErrArg)
 	}
+	if o.Backend == "gpu" {
+		return e.gpuSpeculator(o, k)
+	}
 	var draft model.Mix
 	var costs model.SpecCosts
 	if o.Draft == "auto" {
@@ -563,35 +573,12 @@ func (e *Engine) speculator(o Options) (Backend, error) {
 		}
 	} else {
 		var err error
-		if draft, err = e.ParseMix(o.Draft); err != nil {
-			return nil, fmt.Errorf("draft: %w", err)
-		}
-		if missing := e.asm.Missing(draft); len(missing) > 0 {
-			return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, o.Draft, weights.Bytes(missing))
+		if draft, err = e.parseDraft(o.Draft); err != nil {
+			return nil, err
 		}
 		if k == 0 {
 			costs = e.measureSpec(draft)
 		}
-	}
-	if o.Backend == "gpu" {
-		if o.Temperature > 0 {
-			return nil, fmt.Errorf("%w: the gpu backend speculates greedily (temperature 0); speculative sampling runs on the cpu backend", ErrBackend)
-		}
-		if k == 0 {
-			k = 4 // k round by round is the cpu backend's; the gpu backend's k is fixed
-		}
-		g, err := e.startGPU(o)
-		if err != nil {
-			return nil, err
-		}
-		// The draft's rows on the device too; then the verifier's mix again, last.
-		if err := g.prepare(e.asm.Weights, draft, o); err != nil {
-			return nil, errNoGPU(err)
-		}
-		if err := g.prepare(e.asm.Weights, e.mix, o); err != nil {
-			return nil, errNoGPU(err)
-		}
-		return &gpuSpeculative{g: g, draft: draft, verify: e.mix, k: k}, nil
 	}
 	var adaptive *model.KChooser
 	if k == 0 {
@@ -606,6 +593,59 @@ func (e *Engine) speculator(o Options) (Backend, error) {
 	}
 	sp.verifier, sp.draft = e.cpuState, e.cpuState
 	return sp, nil
+}
+
+// parseDraft reads a draft's mix spec and checks that its weights are all fed.
+func (e *Engine) parseDraft(spec string) (model.Mix, error) {
+	draft, err := e.ParseMix(spec)
+	if err != nil {
+		return nil, fmt.Errorf("draft: %w", err)
+	}
+	if missing := e.asm.Missing(draft); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: the draft %s needs %d more bytes", ErrMissing, spec, weights.Bytes(missing))
+	}
+	return draft, nil
+}
+
+// gpuSpeculator starts greedy speculative decoding on the gpu backend
+// (gpuSpeculative). With k = 0 it chooses k round by round from its own
+// round times (gpu_adaptive.go), and draft "auto" picks from them too
+// (gpuAutoDraft); nothing is timed on the cpu.
+func (e *Engine) gpuSpeculator(o Options, k int) (Backend, error) {
+	if o.Temperature > 0 {
+		return nil, fmt.Errorf("%w: the gpu backend speculates greedily (temperature 0); speculative sampling runs on the cpu backend", ErrBackend)
+	}
+	half := o.Precision == "f16"
+	var draft model.Mix
+	var err error
+	if o.Draft == "auto" {
+		draft, err = e.gpuAutoDraft(half)
+	} else {
+		draft, err = e.parseDraft(o.Draft)
+	}
+	if err != nil {
+		return nil, err
+	}
+	g, err := e.startGPU(o)
+	if err != nil {
+		return nil, err
+	}
+	// The draft's rows on the device too; then the verifier's mix again, last.
+	if err := g.prepare(e.asm.Weights, draft, o); err != nil {
+		return nil, errNoGPU(err)
+	}
+	if err := g.prepare(e.asm.Weights, e.mix, o); err != nil {
+		return nil, errNoGPU(err)
+	}
+	s := &gpuSpeculative{g: g, draft: draft, verify: e.mix, k: k}
+	if k == 0 {
+		s.adaptive = &model.KChooser{MaxK: maxAdaptiveK, Prior: specPrior}
+		s.rounds, s.clock = e.gpuRounds(draft, half), e.roundClock
+		if s.clock == nil {
+			s.clock = monotonic
+		}
+	}
+	return s, nil
 }
 
 const (

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/matedge/matedge/model"
 	"github.com/matedge/matedge/shaders"
@@ -30,10 +31,24 @@ import (
 // the accepted tokens holds stale entries that the next round overwrites
 // before any query reaches them (attention reads positions ≤ its own).
 // Greedy output is therefore the verifier's alone, token for token.
+//
+// With k chosen round by round (adaptive), a round of k = 0 is a plain
+// step of the verifier: one single-row forward, its argmax, one word read
+// back. Each round without a prompt is timed, from its recording to its
+// readback's arrival, into rounds (gpu_adaptive.go); once they are enough to
+// fit, the chooser picks k from the fitted costs and the acceptance rate
+// (and every plainEvery rounds of drafting one is plain, to keep the fit
+// current), and until then the rounds alternate k = 0 and k = 1.
 type gpuSpeculative struct {
 	g             *gpu
 	draft, verify model.Mix
-	k             int // proposals per round, at most the prefill batch less one
+	k             int // proposals per round when fixed, at most the prefill batch less one
+
+	adaptive *model.KChooser // chooses each round's k; nil when k is fixed
+	rounds   *gpuRoundTimes  // the round times of this draft and verifier, shared across sequences
+	clock    func() time.Duration
+	began    time.Duration // when the round in flight was recorded
+	timed    bool          // the round in flight is timed: it has no prompt
 
 	round     []int // the tokens of the last round
 	returned  int   // how many of them Token has returned
@@ -74,7 +89,11 @@ func (s *gpuSpeculative) Start(tokens []int, pos int) error {
 		g.forward(pos+done, min(g.batch, prompt-done), s.verify, false)
 	}
 	pos += prompt
-	k := max(min(s.k, g.batch-1, c.Context-1-pos), 0)
+	s.timed = s.adaptive != nil && prompt == 0
+	if s.timed {
+		s.began = s.clock()
+	}
+	k := max(min(s.nextK(), g.batch-1, c.Context-1-pos), 0)
 	for i := range k {
 		g.forward(pos+i, 1, s.draft, false)
 		g.run(shaders.Argmax.Call(shaders.ArgmaxArgs{N: c.Vocab, OutIndex: pos + i + 1, X: g.logits, Out: g.tokens}))
@@ -112,6 +131,9 @@ func (s *gpuSpeculative) Token() (int, bool, error) {
 			return 0, false, nil
 		}
 		s.reading = false
+		if s.timed {
+			s.rounds.observe(s.proposed, (s.clock() - s.began).Seconds())
+		}
 		if err := s.accept(); err != nil {
 			return 0, false, err
 		}
@@ -156,10 +178,31 @@ func (s *gpuSpeculative) accept() error {
 		}
 		s.round = append(s.round, proposal)
 	}
+	if s.adaptive != nil {
+		s.adaptive.Observe(accepted, k)
+	}
 	s.stats.Rounds++
 	s.stats.Proposed += k
 	s.stats.Accepted += accepted
 	s.stats.Emitted += len(s.round)
 	s.lastK = k
 	return nil
+}
+
+// nextK is the next round's k: the fixed one, or the chooser's from the
+// round times fitted so far (k = 0 and 1 in turn while they are too few),
+// with a plain round every plainEvery while it drafts.
+func (s *gpuSpeculative) nextK() int {
+	if s.adaptive == nil {
+		return s.k
+	}
+	if !s.rounds.ready() {
+		return s.rounds.learningK()
+	}
+	s.adaptive.Costs = s.rounds.costs()
+	k := s.adaptive.K()
+	if k > 0 && s.rounds.sincePlain >= plainEvery {
+		return 0 // a plain round, to keep the fit's plain time current
+	}
+	return k
 }
