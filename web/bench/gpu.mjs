@@ -6,7 +6,7 @@
 //
 //   node web/bench/gpu.mjs [--peer results.json] [--json] [--min-ms 1000]
 //
-// The programs, uniforms and grids come from `go run ./web/bench/gpukernels`:
+// The programs, uniforms and grids come from `go run ./host/bench/gpukernels`:
 // the WGSL the module compiles and the dispatches its gpu backend records
 // (matvec4 and matvec_t for decode, matmul for prefill), not a copy of them.
 // Each case is timed two ways, by performance.now in the page, median of at
@@ -40,9 +40,9 @@ if (missing) {
 }
 let cases;
 try {
-  cases = JSON.parse(execFileSync('go', ['run', './web/bench/gpukernels'], { cwd: repo, encoding: 'utf8', maxBuffer: 64 << 20 }));
+  cases = JSON.parse(execFileSync('go', ['run', './host/bench/gpukernels'], { cwd: repo, encoding: 'utf8', maxBuffer: 64 << 20 }));
 } catch (err) {
-  console.error(`gpu.mjs: go run ./web/bench/gpukernels: ${err.message.split('\n')[0]}`);
+  console.error(`gpu.mjs: go run ./host/bench/gpukernels: ${err.message.split('\n')[0]}`);
   process.exit(1);
 }
 const peer = peerPath ? readPeer(peerPath) : [];
