@@ -208,17 +208,17 @@ const (
 	// before probes are worth their cost (a probe that is rejected is a
 	// round that loses, and a separate draft cache catches up first): at
 	// the acceptance a draft usually gets (70 % or so) such a device is
-	// about at draftGain, and measured costs within their noise no longer
+	// about at DraftGain, and measured costs within their noise no longer
 	// turn probes on where rounds lose.
 	probeGain = 1.3
-	// draftGain is the expected speed-up below which k auto does not draft
+	// DraftGain is the expected speed-up below which k auto does not draft
 	// at all. Rounds timed apart still run faster than the same rounds in
 	// a decode (natively on the speculate model, a k = 1 round of S took
 	// 1.6–1.7 plain steps measured, 1.9–2.0 in decoding), and the
 	// measurement is one short look at a shared machine: a promise of a few
 	// percent is within both, and never being slower than plain decoding is
 	// the target.
-	draftGain    = 1.15
+	DraftGain    = 1.15
 	maxDraftPerK = 64
 )
 
@@ -228,13 +228,13 @@ func (kc *KChooser) Alpha() float64 {
 }
 
 // K is the number of draft tokens for the next round: 0 when speculation is
-// not expected to pay by draftGain. While it is off, every probeEvery rounds it proposes
+// not expected to pay by DraftGain. While it is off, every probeEvery rounds it proposes
 // one token anyway, so a rising acceptance rate can turn it back on — unless
 // even a draft that is always accepted could not pay clearly (probeGain) on
 // this device.
 func (kc *KChooser) K() int {
 	maxK := min(max(kc.MaxK, 1), maxDraftPerK)
-	if k, s := kc.Costs.BestK(kc.Alpha(), maxK); k > 0 && s >= draftGain {
+	if k, s := kc.Costs.BestK(kc.Alpha(), maxK); k > 0 && s >= DraftGain {
 		return k
 	}
 	if _, s := kc.Costs.BestK(1, maxK); s < probeGain {

@@ -66,7 +66,7 @@ func TestKChooserFollowsAcceptance(t *testing.T) {
 		t.Errorf("%d probes in %d rounds, want one per %d", probes, 4*probeEvery, probeEvery)
 	}
 	// Accepted again, it turns back on (after enough probes to promise
-	// draftGain).
+	// DraftGain).
 	for range 30 * probeEvery {
 		k := kc.K()
 		kc.Observe(k, k)

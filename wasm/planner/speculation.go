@@ -16,13 +16,16 @@ const assumedAcceptance = 0.6
 // adaptive choice does.
 const maxDraftTokens = 8
 
-// speculationBackends are the backends the module decodes speculatively on.
-var speculationBackends = map[string]bool{BackendCPU: true}
+// speculationBackends are the backends the module decodes speculatively on
+// (the gpu greedily only).
+var speculationBackends = map[string]bool{BackendCPU: true, BackendGPU: true}
 
 // Speculation is the planner's estimate of self-speculative decoding for a
 // plan: the draft expected to pay most, its k and the expected speed-up over
 // plain decoding at assumedAcceptance. DraftTokens 0 means it is not expected
-// to pay (Speedup is then the best draft's, below 1).
+// to pay by model.DraftGain, the margin the module's k auto asks for
+// (Speedup is then the best draft's: at its best k, or at k = 1 where no k
+// gains at all).
 type Speculation struct {
 	Draft       string  `msgpack:"draft" json:"draft"`
 	DraftTokens int     `msgpack:"draft_tokens" json:"draft_tokens"`
@@ -54,6 +57,8 @@ func (p *planning) speculation(x *candidate) *Speculation {
 		k, speedup := costs.BestK(assumedAcceptance, maxDraftTokens)
 		if k == 0 {
 			speedup = costs.Speedup(1, assumedAcceptance) // how far from paying: k = 1's
+		} else if speedup < model.DraftGain {
+			k = 0 // the module's k auto does not draft for less
 		}
 		if best == nil || speedup > best.Speedup {
 			best = &Speculation{Draft: c.MixSpec(draft), DraftTokens: k, Speedup: speedup}
@@ -86,6 +91,6 @@ func (p *planning) explainSpeculation(x *candidate, sp *Speculation, add func(st
 			sp.Draft, sp.DraftTokens, sp.Speedup, 100*assumedAcceptance, why)
 		return
 	}
-	add("Self-speculative decoding would not pay here (at best %.2f×, draft %s, at an assumed %.0f %% acceptance): %s; -draft auto measures it and keeps it off where it does not pay.",
-		sp.Speedup, sp.Draft, 100*assumedAcceptance, why)
+	add("Self-speculative decoding would not pay here (at best %.2f×, draft %s, at an assumed %.0f %% acceptance; k auto drafts from %.2f×): %s; -draft auto measures it and keeps it off where it does not pay.",
+		sp.Speedup, sp.Draft, 100*assumedAcceptance, model.DraftGain, why)
 }
