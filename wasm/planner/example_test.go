@@ -43,5 +43,5 @@ func ExampleChoose() {
 	// - L in every layer needs a 185 KiB download; the limit is the budget's 146 KiB.
 	// - M in every layer needs a 149 KiB download; the limit is the budget's 146 KiB.
 	// - So layer 0 uses S and layers 1–2 use M: the most that fits.
-	// - Self-speculative decoding would not pay here (at best 0.66×, draft S, at an assumed 60 % acceptance): a step of S,M,M is bound by arithmetic (0.276 ms, against 0.276 ms to read its 135 KiB), so checking k tokens in one pass costs about k steps; -draft auto measures it and keeps it off where it does not pay.
+	// - Self-speculative decoding would not pay here (at best 0.66×, draft S, at an assumed 60 % acceptance; k auto drafts from 1.15×): a step of S,M,M is bound by arithmetic (0.276 ms, against 0.276 ms to read its 135 KiB), so checking k tokens in one pass costs about k steps; -draft auto measures it and keeps it off where it does not pay.
 }
