@@ -13,6 +13,8 @@ import { MatEdge } from './matedge.js';
 const MODEL = 'models/default.matw';
 
 const $ = (id) => document.getElementById(id);
+// The speculation toggle's hint, shown again when a run goes without a draft.
+const SPEC_HINT = $('spec-stats').textContent;
 const SVG = 'http://www.w3.org/2000/svg';
 let lm = null;
 let running = null; // the Generation in progress
@@ -475,7 +477,7 @@ $('form').addEventListener('submit', async (e) => {
   $('sizes').disabled = true;
   $('speculate').disabled = true;
   $('route').disabled = true;
-  if (speculate) $('spec-stats').textContent = 'acceptance — · k 0';
+  $('spec-stats').textContent = speculate ? 'acceptance — · k 0' : SPEC_HINT; // no stale figures under a run without a draft
   if (route) showRouting(gen, route);
   else if (routers()) $('route-stats').textContent = ROUTE_HINT; // no stale figures under unrouted text
   setState('generating');

@@ -356,6 +356,7 @@ async function demo(browser, server, log, { screenshots }) {
       }));
     };
     const [routed, routedWant] = await Promise.all([routedRun(), generate({ prompt, n: 32, mix: 'XL', route: 0.6 })]);
+    assert.match(await page.textContent('#spec-stats'), /^S drafts a few tokens/, 'a run without a draft shows the toggle\'s hint, not the last speculative run\'s figures');
     assert.deepEqual(routed.spans.flatMap((s) => s.tokens), routedWant.tokens, 'the shaded tokens are the CLI\'s routed tokens');
     assert.deepEqual(routed.spans.flatMap((s) => s.widths), routed.generation.widths, 'their widths are Generation.widths');
     assert.deepEqual(routed.generation.widths, routedWant.widths);
