@@ -31,8 +31,8 @@
 // A buffer that a kernel both reads and writes (the x of "x += y") counts as an
 // output. One exception to the order: the routed variants of the matrix
 // kernels (token routing) share the plain kernels' files and bind the
-// per-token widths they read after the file's output (routed.wgsl). Every parameter is 4 bytes (u32 or f32); Def.Call (or, positionally,
-// Kernel.Pack) lays them out.
+// per-token widths they read after the file's output (routed.wgsl). Every
+// parameter is 4 bytes (u32 or f32); Def.Call lays them out.
 // Offsets in parameters count elements of the buffer they index (f32 or u32;
 // for packed f16 weights, u32 words holding two weights), so one bound buffer
 // can hold many tensors and a nested FFN width is just a smaller row count:
@@ -51,10 +51,8 @@ package shaders
 
 import (
 	"embed"
-	"encoding/binary"
 	"fmt"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,16 +85,6 @@ type Kernel struct {
 type Param struct {
 	Name  string
 	Float bool // f32; otherwise u32
-}
-
-// Get returns the kernel called name. It panics if there is none: kernel
-// names are fixed in code.
-func Get(name string) *Kernel {
-	k, ok := Kernels[name]
-	if !ok {
-		panic(fmt.Sprintf("shaders: no kernel %q", name))
-	}
-	return k
 }
 
 // Program is the final WGSL of a kernel with its constants fixed.
@@ -198,41 +186,6 @@ func dump(p Program) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "shaders: dump %s: %v\n", p.Key, err)
 	}
-}
-
-// Pack lays out the kernel's uniform: one value per Params entry, in order,
-// each an int or uint32 (u32 fields) or a float32 (f32 fields), padded to a
-// multiple of 16 bytes as WGSL uniforms need. It panics on a count or type
-// mismatch, which is a programming error.
-func (k *Kernel) Pack(values ...any) []byte {
-	if len(values) != len(k.Params) {
-		panic(fmt.Sprintf("shaders: %s takes %d params, got %d", k.Name, len(k.Params), len(values)))
-	}
-	b := make([]byte, (len(values)*4+15)/16*16)
-	for i, v := range values {
-		var word uint32
-		switch x := v.(type) {
-		case int:
-			if k.Params[i].Float || x < 0 || x > math.MaxUint32 {
-				panic(fmt.Sprintf("shaders: %s param %s = %d", k.Name, k.Params[i].Name, x))
-			}
-			word = uint32(x)
-		case uint32:
-			if k.Params[i].Float {
-				panic(fmt.Sprintf("shaders: %s param %s is f32, got uint32", k.Name, k.Params[i].Name))
-			}
-			word = x
-		case float32:
-			if !k.Params[i].Float {
-				panic(fmt.Sprintf("shaders: %s param %s is u32, got float32", k.Name, k.Params[i].Name))
-			}
-			word = math.Float32bits(x)
-		default:
-			panic(fmt.Sprintf("shaders: %s param %s has type %T", k.Name, k.Params[i].Name, v))
-		}
-		binary.LittleEndian.PutUint32(b[4*i:], word)
-	}
-	return b
 }
 
 // MaxGroupsPerDimension is WebGPU's guaranteed workgroup count per dimension.

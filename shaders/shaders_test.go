@@ -48,7 +48,7 @@ func TestProgram(t *testing.T) {
 			t.Errorf("%s: MATEDGE_DUMP_WGSL file = %q, %v; want the program source", name, dumped, err)
 		}
 	}
-	if got, want := shaders.Get("matmul").Program(map[string]uint32{"TILE": 2}).Key, "matmul{TILE=2,WG=64}"; got != want {
+	if got, want := shaders.MatMul.Program(map[string]uint32{"TILE": 2}).Key, "matmul{TILE=2,WG=64}"; got != want {
 		t.Errorf("matmul Program(TILE=2).Key = %q; want %q", got, want)
 	}
 }
@@ -104,7 +104,8 @@ func TestTable(t *testing.T) {
 
 func TestCall(t *testing.T) {
 	d := shaders.RMSNorm.Call(shaders.RMSNormArgs{N: 3, Rows: 5, Eps: 1, X: 7, Gain: 8, Out: 9})
-	if want := shaders.Get("rmsnorm").Pack(3, 5, float32(1)); string(d.Params) != string(want) {
+	// n = 3, rows = 5 as u32 and eps = 1 as f32, padded to 16 bytes.
+	if want := []byte{3, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0}; string(d.Params) != string(want) {
 		t.Errorf("Call params = %v; want %v", d.Params, want)
 	}
 	if want := []webgpu.Buffer{7, 8, 9}; !slices.Equal(d.Buffers, want) {
@@ -122,14 +123,6 @@ func TestCall(t *testing.T) {
 	}
 	if got, want := shaders.MatVec4.Call(shaders.MatVecArgs{Rows: 257, Cols: 4}).Groups, [3]uint32{2, 1, 1}; got != want {
 		t.Errorf("matvec4 groups for 257 rows = %v; want %v", got, want)
-	}
-}
-
-func TestPack(t *testing.T) {
-	got := shaders.Get("rmsnorm").Pack(3, uint32(5), float32(1))
-	want := []byte{3, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0}
-	if string(got) != string(want) {
-		t.Errorf("Pack(3, 5, 1) = %v; want %v", got, want)
 	}
 }
 
