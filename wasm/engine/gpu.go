@@ -205,15 +205,8 @@ func (g *gpu) allocate() error {
 	if c.IsVision() {
 		return g.allocateVision()
 	}
-	var err error
-	activation := func(what string, elems int) webgpu.Buffer {
-		if err != nil {
-			return 0
-		}
-		var b webgpu.Buffer
-		b, err = g.activation(what, elems)
-		return b
-	}
+	alloc := &allocator{g: g}
+	activation := alloc.buffer
 	g.tokens = activation("tokens", c.Context+1)
 	g.x, g.xb, g.q = activation("x", g.batch*d), activation("xb", g.batch*d), activation("q", g.batch*d)
 	g.att, g.proj = activation("att", g.batch*d), activation("proj", g.batch*d)
@@ -235,8 +228,8 @@ func (g *gpu) allocate() error {
 		g.readback = activation("routed readback", 1+c.Layers)
 		g.readBytes = make([]byte, 4*(1+c.Layers))
 	}
-	if err != nil {
-		return err
+	if alloc.err != nil {
+		return alloc.err
 	}
 	if c.HasRouter() {
 		table := make([]byte, 4*c.Granularities())
@@ -325,6 +318,23 @@ func (g *gpu) activation(what string, elems int) (webgpu.Buffer, error) {
 		return 0, fmt.Errorf("%w: gpu: %s needs %d bytes in one binding, the device allows %d", ErrBackend, what, 4*elems, g.limit)
 	}
 	return g.buffer(what, 4*elems)
+}
+
+// allocator makes activation buffers one after another: after the first
+// failure it makes none (returning 0) and err says why, so that a run of
+// allocations is checked once.
+type allocator struct {
+	g   *gpu
+	err error
+}
+
+func (a *allocator) buffer(what string, elems int) webgpu.Buffer {
+	if a.err != nil {
+		return 0
+	}
+	b, err := a.g.activation(what, elems)
+	a.err = err
+	return b
 }
 
 // release frees every buffer; the device stays open.

@@ -185,21 +185,16 @@ func TestGPUMatchesCPU(t *testing.T) {
 }
 
 // TestGPUShaping: the penalties on the device (penalize) give the cpu
-// backend's greedy tokens, and min-p in the sample kernel its sampled ones.
-// The options are TestShaping's, each of which changes the tokens.
+// backend's greedy tokens, and min-p in the sample kernel its sampled ones;
+// auto runs them on the gpu. The options are TestShaping's, each of which
+// changes the tokens.
 func TestGPUShaping(t *testing.T) {
 	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
 		w := weights.Random(weights.TinyConfig(), 3)
 		file := weightsFile(t, w)
 		onGPU, cpu := loaded(t, file, d), loaded(t, file, nil)
 		const n = 40 // after shapingPrompt, within the context of 64
-		for _, o := range []Options{
-			{RepetitionPenalty: 1.5},
-			{PresencePenalty: 1.2, PenaltyWindow: 8},
-			{RepetitionPenalty: 2, PresencePenalty: -0.5, PenaltyWindow: 64},
-			{Temperature: 0.9, Seed: 5, MinP: 0.2},
-			{Temperature: 1.2, Seed: 9, MinP: 0.05, TopK: 30, RepetitionPenalty: 1.3},
-		} {
+		for _, o := range shapingCases {
 			for _, mix := range []string{"S", "XL"} {
 				o.Backend = "cpu"
 				want := tokens(t, cpu, mix, o, shapingPrompt, n)
@@ -208,6 +203,11 @@ func TestGPUShaping(t *testing.T) {
 					t.Errorf("%s %+v: gpu tokens %v\ncpu tokens %v", mix, o, got, want)
 				}
 			}
+		}
+		// They no longer send auto to the cpu: it takes the device that opens.
+		auto := Options{Backend: "auto", RepetitionPenalty: 1.3, MinP: 0.1}
+		if err := onGPU.Reset(auto); err != nil || onGPU.Backend() != "gpu" {
+			t.Errorf("Reset(%+v) = %v on %s; want the gpu", auto, err, onGPU.Backend())
 		}
 	})
 }

@@ -50,15 +50,8 @@ func (g *gpu) allocateVision() error {
 		}
 	}
 	g.batch = t
-	var err error
-	activation := func(what string, elems int) webgpu.Buffer {
-		if err != nil {
-			return 0
-		}
-		var b webgpu.Buffer
-		b, err = g.activation(what, elems)
-		return b
-	}
+	alloc := &allocator{g: g}
+	activation := alloc.buffer
 	g.x, g.xb, g.q = activation("x", t*d), activation("xb", t*d), activation("q", t*d)
 	g.att, g.proj = activation("att", t*d), activation("proj", t*d)
 	g.acc, g.partial = activation("acc", d), activation("partial", d)
@@ -71,8 +64,8 @@ func (g *gpu) allocateVision() error {
 	v.pixels = activation("pixels", c.Image.Pixels())
 	v.pooled, v.embedding = activation("pooled", d), activation("embedding", d)
 	v.result = activation("logits and embedding", c.Vocab+d)
-	if err != nil {
-		return err
+	if alloc.err != nil {
+		return alloc.err
 	}
 	g.vision = v
 	return nil

@@ -44,23 +44,26 @@ func shapedReference(w *model.Weights, mix model.Mix, prompt string, n int, o Op
 	return out
 }
 
+// shapingCases are the penalty and min-p option sets the shaping tests run,
+// on the CPU (TestShaping) and against it on the GPU (TestGPUShaping).
+var shapingCases = []Options{
+	{RepetitionPenalty: 1.5},
+	{PresencePenalty: 1.2, PenaltyWindow: 8},
+	{RepetitionPenalty: 2, PresencePenalty: -0.5, PenaltyWindow: 64},
+	{Temperature: 0.9, Seed: 5, MinP: 0.2},
+	{Temperature: 1.2, Seed: 9, MinP: 0.05, TopK: 30, RepetitionPenalty: 1.3},
+}
+
 // TestShaping: penalties and min_p give the reference's tokens, change what
-// greedy and sampled decoding pick, run on the CPU under auto, and are
-// refused with a draft and out of range. (TestGPUShaping checks the gpu
-// backend.)
+// greedy and sampled decoding pick, and are refused with a draft and out of
+// range. (TestGPUShaping checks the gpu backend, and auto.)
 func TestShaping(t *testing.T) {
 	w := weights.Random(weights.TinyConfig(), 3)
 	file := weightsFile(t, w)
 	e := loaded(t, file, nil)
 	mix := w.Config.Uniform(3)
 	const n = 40 // after shapingPrompt, within the context of 64
-	for _, o := range []Options{
-		{RepetitionPenalty: 1.5},
-		{PresencePenalty: 1.2, PenaltyWindow: 8},
-		{RepetitionPenalty: 2, PresencePenalty: -0.5, PenaltyWindow: 64},
-		{Temperature: 0.9, Seed: 5, MinP: 0.2},
-		{Temperature: 1.2, Seed: 9, MinP: 0.05, TopK: 30, RepetitionPenalty: 1.3},
-	} {
+	for _, o := range shapingCases {
 		got := tokens(t, e, "XL", o, shapingPrompt, n)
 		if want := shapedReference(w, mix, shapingPrompt, n, o); !slices.Equal(got, want) {
 			t.Errorf("%+v: engine %v\nreference %v", o, got, want)
@@ -72,10 +75,6 @@ func TestShaping(t *testing.T) {
 		}
 	}
 
-	auto := Options{Backend: "auto", RepetitionPenalty: 1.3}
-	if err := e.Reset(auto); err != nil || e.Backend() != "cpu" {
-		t.Errorf("Reset(%+v) = %v on %s; want the cpu", auto, err, e.Backend())
-	}
 	for _, tt := range []struct {
 		o    Options
 		want error
