@@ -10,10 +10,10 @@
 // (performance.now) in the page; each figure is the best of three rounds,
 // the two kernel sets alternating. `matedge bench` is the same under wazero.
 
-import { readFileSync } from 'node:fs';
 
 import { launch, missingBrowser } from '../harness/browser.mjs';
 import { missingBuild, startServer } from '../harness/server.mjs';
+import { readPeer } from './peer.mjs';
 
 const args = process.argv.slice(2);
 const peerPath = args.find((a, i) => args[i - 1] === '--peer');
@@ -61,12 +61,6 @@ try {
 } finally {
   await browser.close();
   await server.stop();
-}
-
-function readPeer(path) {
-  const doc = JSON.parse(readFileSync(path, 'utf8'));
-  return doc.configs.flatMap((c) => c.runs.filter((r) => !r.error && r.wdtype === 'f32' && r.opt === 'all')
-    .map((r) => ({ config: c.name, M: r.M, K: r.K, N: r.N, gflops: r.gflops })));
 }
 
 // measure runs in the page.

@@ -19,12 +19,12 @@
 // ×peer is the peer's median over our run median.
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { launch, missingBrowser } from '../harness/browser.mjs';
 import { missingBuild, startServer } from '../harness/server.mjs';
+import { readPeer } from './peer.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.find((a, i) => args[i - 1] === name);
@@ -77,12 +77,6 @@ try {
 } finally {
   await browser.close();
   await server.stop();
-}
-
-function readPeer(path) {
-  const doc = JSON.parse(readFileSync(path, 'utf8'));
-  return doc.configs.flatMap((c) => c.runs.filter((r) => !r.error && r.wdtype === 'f32' && r.opt === 'all')
-    .map((r) => ({ config: c.name, M: r.M, K: r.K, N: r.N, medianMs: r.medianMs })));
 }
 
 // measure runs in the page.
