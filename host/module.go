@@ -186,9 +186,10 @@ func (r *Runtime) Instantiate(ctx context.Context) (*Module, error) {
 // the system's monotonic clock. wazero's default clock advances 1 ms per
 // reading, so the module's own timings (speculative decoding's k auto
 // measures its draft and verify passes, or on the gpu its rounds) would all
-// read as equal; a browser gives the module performance.now the same way. Greedy tokens never depend
-// on the clock (they are the verifier's whatever k is chosen); sampled ones
-// with k auto follow the rounds it chose, as in a browser.
+// read as equal; a browser gives the module performance.now the same way.
+// Greedy tokens never depend on the clock (they are the verifier's whatever
+// k is chosen); sampled ones with k auto follow the rounds it chose, as in a
+// browser.
 func moduleConfig() wazero.ModuleConfig {
 	return wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
 		WithStderr(os.Stderr).WithRandSource(zeroReader{}).WithSysNanotime()
