@@ -440,16 +440,18 @@ func (d *native) BindGroups() (created, cached, limit int) {
 	return d.groups.created, len(d.groups.byKey), bindGroupCap
 }
 
-// bindGroupCap bounds the bind group cache. A decode step of the models here
-// binds a few hundred groups (planner.GPUDispatches); the cap leaves room for
-// prefill's, a draft's and several mixes' besides, and keeps a long-running
-// server that meets ever new shapes from growing the cache without limit.
+// bindGroupCap bounds the bind group cache. A decode step binds a group per
+// dispatch (planner.GPUDispatches: 56 on the default model, 108 on an
+// 8-layer one); the cap leaves room for prefill's, drafts' and several
+// mixes' besides, and keeps a long-running server that meets ever new
+// shapes from growing the cache without limit.
 const bindGroupCap = 4096
 
 // bindGroups caches the bind groups Submit creates. A decode step records the
 // same dispatches over the same buffers at every token, and creating a bind
 // group per dispatch per submit was a cost of its own (a cgo call and a
-// driver descriptor set each); cached, a step after the first creates none.
+// driver descriptor set each: 3–8 µs on lavapipe, against 20–60 ns for a
+// lookup, BenchmarkBindGroup); cached, a step after the first creates none.
 //
 // A group is keyed by what it binds: the pipeline, the uniform slot's offset
 // and size, and each storage binding's buffer handle, offset and size.

@@ -46,9 +46,9 @@ const PARAM_SLOT = 256;
 
 /**
  * BIND_GROUP_CAP bounds the bind group cache (webgpu/native.go's
- * bindGroupCap): a decode step binds a few hundred groups, and a long-running
- * page that meets ever new shapes must not grow the cache without limit. A
- * submit that finds it full clears it first.
+ * bindGroupCap): a decode step binds a group per dispatch (56 on the default
+ * model), and a long-running page that meets ever new shapes must not grow
+ * the cache without limit. A submit that finds it full clears it first.
  */
 export const BIND_GROUP_CAP = 4096;
 
