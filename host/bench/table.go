@@ -17,7 +17,7 @@ func WriteModel(w io.Writer, bm Model) {
 	fmt.Fprintln(tw, "backend\tmix\tMFLOP/token\tprefill tok/s\tdecode tok/s\tplanner predicted\t")
 	for _, r := range bm.Runs {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t–\t%s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t–\t  failed: %s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
 			continue
 		}
 		predicted := "–"
