@@ -156,14 +156,28 @@
             (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load (local.get $q)) (local.get $x0))))
             (local.set $c (i32.add (local.get $c) (i32.const 16)))
             (br $cols1)))
-        (local.set $q (local.get $row))
-        (f32.store offset=0 (local.get $o) (call $tail (call $hsum (local.get $a0)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
-        (local.set $q (i32.add (local.get $q) (local.get $stride)))
-        (f32.store offset=4 (local.get $o) (call $tail (call $hsum (local.get $a1)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
-        (local.set $q (i32.add (local.get $q) (local.get $stride)))
-        (f32.store offset=8 (local.get $o) (call $tail (call $hsum (local.get $a2)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
-        (local.set $q (i32.add (local.get $q) (local.get $stride)))
-        (f32.store offset=12 (local.get $o) (call $tail (call $hsum (local.get $a3)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+        ;; The four rows' sums, (l0 + l2) + (l1 + l3) each, in one vector:
+        ;; $a0 = [a0₀+a0₂, a0₁+a0₃, a1₀+a1₂, a1₁+a1₃], $a2 likewise for rows 2
+        ;; and 3, then the pairs added. $tail only when cols is not a multiple of 4.
+        (local.set $a0 (f32x4.add
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a0) (local.get $a1))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a0) (local.get $a1))))
+        (local.set $a2 (f32x4.add
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a2) (local.get $a3))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a2) (local.get $a3))))
+        (v128.store (local.get $o) (f32x4.add
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $a0) (local.get $a2))
+          (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $a0) (local.get $a2))))
+        (if (i32.ne (local.get $n4) (local.get $cols))
+          (then
+            (local.set $q (local.get $row))
+            (f32.store offset=0 (local.get $o) (call $tail (f32.load offset=0 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+            (local.set $q (i32.add (local.get $q) (local.get $stride)))
+            (f32.store offset=4 (local.get $o) (call $tail (f32.load offset=4 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+            (local.set $q (i32.add (local.get $q) (local.get $stride)))
+            (f32.store offset=8 (local.get $o) (call $tail (f32.load offset=8 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+            (local.set $q (i32.add (local.get $q) (local.get $stride)))
+            (f32.store offset=12 (local.get $o) (call $tail (f32.load offset=12 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))))
         (local.set $row (i32.add (local.get $row) (i32.shl (local.get $stride) (i32.const 2))))
         (local.set $o (i32.add (local.get $o) (i32.const 16)))
         (br $rows4)))
