@@ -82,10 +82,7 @@ func forward(w *Weights, s *State, mix Mix, pick Picker, token, pos int, picks [
 		MatVec(v, layer.Value, s.xb)
 		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
 		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		for h := 0; h < c.Heads; h++ {
-			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
-			attend(s.xb[h*hd:(h+1)*hd], att, s.q[h*hd:(h+1)*hd], s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
-		}
+		kern.Attention(s.xb, s.att, s.q, s.keyCache[cache:], s.valueCache[cache:], c.Heads, pos+1, c.Context, d)
 		MatVec(s.xb2, layer.Output, s.xb)
 		Add(s.x, s.xb2)
 
@@ -144,6 +141,26 @@ func attend(out, att, q, keys, values []float32, stride int) {
 	Softmax(att)
 	kern.MatTVec(out, values, att, stride)
 }
+
+// attentionWith returns Kernels.Attention made of k's products: for each
+// head h of hd = len(q)/heads values, attend(out[h·hd:][:hd],
+// att[h·attStride:][:n], q[h·hd:][:hd], keys[h·hd:], values[h·hd:], stride).
+func attentionWith(k Kernels) func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+	return func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+		hd := len(q) / heads
+		scale := 1 / sqrt32(float32(hd))
+		for h := range heads {
+			a := att[h*attStride : h*attStride+n]
+			k.MatVec(a, keys[h*hd:], q[h*hd:(h+1)*hd], stride)
+			k.Scale(a, scale)
+			k.Softmax(a)
+			k.MatTVec(out[h*hd:(h+1)*hd], values[h*hd:], a, stride)
+		}
+	}
+}
+
+// attentionGo is Kernels.Attention of the reference, GoKernels.
+var attentionGo = attentionWith(Kernels{MatVec: matVecGo, Scale: scaleGo, Softmax: softmaxGo, MatTVec: matTVecGo})
 
 // MatVec sets out = W·x for W [len(out)][len(x)], each row summed in the
 // order of dot4 by the active kernel set.

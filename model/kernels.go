@@ -72,6 +72,9 @@ type Kernels struct {
 	// Argmax returns the index of the largest value, the lowest on ties
 	// (see Argmax for NaN).
 	Argmax func(x []float32) int
+	// Attention is attend for every head at position n−1 (see attention):
+	// the set's own MatVec, Scale, Softmax and MatTVec in one call.
+	Attention func(out, att, q, keys, values []float32, heads, n, attStride, stride int)
 }
 
 // GoKernels is the plain-Go reference: portable, and what the wasm module runs
@@ -96,6 +99,8 @@ var GoKernels = Kernels{
 	Scale:   scaleGo,
 	Rope:    ropeGo,
 	Argmax:  argmaxGo,
+
+	Attention: attentionGo,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -142,6 +147,9 @@ func registerKernels(k Kernels, preferred bool) {
 	}
 	if k.Argmax == nil {
 		k.Argmax = GoKernels.Argmax
+	}
+	if k.Attention == nil {
+		k.Attention = attentionWith(k) // its own products and softmax (avx2's softmax is its own)
 	}
 	kernelSets[k.Name] = k
 	if preferred {

@@ -16,7 +16,7 @@ var Shapes = [][3]int{
 }
 
 // Check runs the products of decoding, Softmax, SwiGLU and the glue of a
-// decode step (RMSNorm, Add, Scale, Rope, Argmax) of set and of the
+// decode step (RMSNorm, Add, Scale, Rope, Argmax, Attention) of set and of the
 // reference, model.GoKernels, on seeded random inputs of every shape in
 // Shapes (the products also with a row stride wider than the row, as
 // attention uses), and returns an error naming the first output that differs
@@ -96,8 +96,8 @@ func Check(set model.Kernels, seed uint64) error {
 }
 
 // checkGlue checks RMSNorm (into another slice and in place), Add, Scale,
-// Rope (heads of 2·cols values, so half a head is odd or even) and Argmax
-// (values with many ties, ±0, −∞ and NaNs) on one shape.
+// Rope (heads of 2·cols values, so half a head is odd or even), Argmax
+// (values with many ties, ±0, −∞ and NaNs) and Attention on one shape.
 func checkGlue(set model.Kernels, rng *model.RNG, random func(int) []float32, sh [3]int) error {
 	rows, cols := sh[1], sh[2]
 	n := rows * cols
@@ -165,6 +165,28 @@ func checkGlue(set model.Kernels, rng *model.RNG, random func(int) []float32, sh
 	for k, c := range cases {
 		if got, want := set.Argmax(c), model.GoKernels.Argmax(c); got != want {
 			return fmt.Errorf("Argmax %d×%d×%d (case %d of %d values): %d; the reference gives %d", sh[0], sh[1], sh[2], k, len(c), got, want)
+		}
+	}
+
+	// Attention: tokens heads of cols values over rows positions, the cache
+	// rows 3 wider than the heads, the scores' rows 5 wider than rows.
+	heads, hd, positions := sh[0], cols, rows
+	stride, attStride := heads*hd+3, rows+5
+	q := random(heads * hd)
+	keys, values := random((positions-1)*stride+heads*hd), random((positions-1)*stride+heads*hd)
+	for i := range keys {
+		keys[i] *= 3
+	}
+	gotAtt, wantAtt := random(heads*attStride), random(heads*attStride)
+	got, want = random(heads*hd), random(heads*hd)
+	set.Attention(got, gotAtt, q, keys, values, heads, positions, attStride, stride)
+	model.GoKernels.Attention(want, wantAtt, q, keys, values, heads, positions, attStride, stride)
+	if err := same("Attention", sh, stride, got, want); err != nil {
+		return err
+	}
+	for h := range heads {
+		if err := same("Attention's scores", sh, stride, gotAtt[h*attStride:h*attStride+positions], wantAtt[h*attStride:h*attStride+positions]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -53,4 +53,7 @@ var Functions = []Function{
 	{"scale", 3},    // (x, n, s bits): x[i] *= s
 	{"rope", 5},     // (x, cos, sin, n, headDim): rotate each head's pairs
 	{"argmax", 3},   // (out, x, n): *out = index of the largest x[i], lowest on ties
+	// (out, att, q, keys, values, heads, n, attStride, stride, hd, s bits):
+	// every head's attention over n cached positions
+	{"attention", 11},
 }

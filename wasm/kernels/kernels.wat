@@ -506,7 +506,7 @@
 
   ;; softmax replaces x [n] (n ≥ 1) by exp(x - max) / Σ exp(x - max) as
   ;; model's reference does: the sum in dot's four-lane order, then a division.
-  (func (export "softmax") (param $x i32) (param $n i32)
+  (func $softmax (export "softmax") (param $x i32) (param $n i32)
     (local $i i32) (local $n4 i32) (local $nb i32) (local $m v128) (local $s v128) (local $e v128)
     (local $mx f32) (local $sum f32) (local $v f32)
     (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
@@ -646,7 +646,7 @@
       (br $next))))
 
   ;; scale sets x[i] *= s for i < n (s: float32 bits).
-  (func (export "scale") (param $x i32) (param $n i32) (param $s i32)
+  (func $scale (export "scale") (param $x i32) (param $n i32) (param $s i32)
     (local $i i32) (local $n4 i32) (local $nb i32) (local $f f32) (local $v v128)
     (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
@@ -761,4 +761,26 @@
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $next)))
     (i32.store (local.get $out) (local.get $b)))
+
+  ;; attention is model's attend for every head at once, one call instead of
+  ;; four per head: head h (hd values from h·hd in q, keys, values and out)
+  ;; sets its scores att[h·attStride …][:n] = matvec(keys, q) over the n
+  ;; cached positions (row stride stride), scales them by s (float32 bits),
+  ;; takes their softmax and sets out = matvec_t(values, scores). The same
+  ;; functions as the separate calls, so the same bits.
+  (func (export "attention") (param $out i32) (param $att i32) (param $q i32) (param $keys i32) (param $values i32)
+    (param $heads i32) (param $n i32) (param $attStride i32) (param $stride i32) (param $hd i32) (param $s i32)
+    (local $h i32) (local $off i32) (local $a i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $h) (local.get $heads)))
+      (local.set $off (i32.shl (i32.mul (local.get $h) (local.get $hd)) (i32.const 2)))
+      (local.set $a (i32.add (local.get $att) (i32.shl (i32.mul (local.get $h) (local.get $attStride)) (i32.const 2))))
+      (call $matvec (local.get $a) (i32.add (local.get $keys) (local.get $off)) (i32.add (local.get $q) (local.get $off))
+        (local.get $n) (local.get $hd) (local.get $stride))
+      (call $scale (local.get $a) (local.get $n) (local.get $s))
+      (call $softmax (local.get $a) (local.get $n))
+      (call $matvec_t (i32.add (local.get $out) (local.get $off)) (i32.add (local.get $values) (local.get $off)) (local.get $a)
+        (local.get $hd) (local.get $n) (local.get $stride))
+      (local.set $h (i32.add (local.get $h) (i32.const 1)))
+      (br $next))))
 )

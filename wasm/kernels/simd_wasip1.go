@@ -50,6 +50,9 @@ func rope(x, cos, sin unsafe.Pointer, n, headDim int32)
 //go:wasmimport kernels argmax
 func argmax(out, x unsafe.Pointer, n int32)
 
+//go:wasmimport kernels attention
+func attention(out, att, q, keys, values unsafe.Pointer, heads, n, attStride, stride, hd int32, s uint32)
+
 func init() {
 	if version() != Version {
 		return
@@ -60,6 +63,7 @@ func init() {
 	set.MatVecBatch, set.MatTVecBatch = matVecBatch, matTVecBatch
 	set.Softmax, set.SwiGLU = softmaxSIMD, swiGLU
 	set.RMSNorm, set.Add, set.Scale, set.Rope, set.Argmax = rmsNorm, addSIMD, scaleSIMD, ropeSIMD, argmaxSIMD
+	set.Attention = attentionSIMD
 	model.RegisterKernels(set, true)
 }
 
@@ -195,4 +199,18 @@ func argmaxSIMD(x []float32) int {
 	}
 	argmax(unsafe.Pointer(&argmaxOut), unsafe.Pointer(&x[0]), int32(len(x)))
 	return int(argmaxOut)
+}
+
+func attentionSIMD(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+	if heads <= 0 || n <= 0 || len(q) < heads {
+		panic("kernels: Attention: no heads or no positions")
+	}
+	hd := len(q) / heads
+	last := (n-1)*stride + heads*hd // elements of keys and values read
+	if len(out) < heads*hd || attStride < n || len(att) < (heads-1)*attStride+n || stride < heads*hd || len(keys) < last || len(values) < last {
+		panic("kernels: Attention: slices shorter than the shape")
+	}
+	s := 1 / float32(math.Sqrt(float64(float32(hd))))
+	attention(unsafe.Pointer(&out[0]), unsafe.Pointer(&att[0]), unsafe.Pointer(&q[0]), unsafe.Pointer(&keys[0]), unsafe.Pointer(&values[0]),
+		int32(heads), int32(n), int32(attStride), int32(stride), int32(hd), math.Float32bits(s))
 }
