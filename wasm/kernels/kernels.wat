@@ -580,10 +580,11 @@
 
   ;; ---------------------------------------------------------------------------
   ;; The glue of a decode step (model.Forward): RMSNorm, residual add, the
-  ;; attention scale, rotary embedding and the greedy argmax. Each follows its
-  ;; plain-Go reference (model/forward.go, model/sample.go) operation for
-  ;; operation. A float32 parameter (eps, s) comes as its bits in an i32, so
-  ;; that every import takes i32s only.
+  ;; attention scale, rotary embedding, the greedy argmax, and attention for
+  ;; every head in one call. Each follows its plain-Go reference
+  ;; (model/forward.go, model/sample.go) operation for operation. A float32
+  ;; parameter (eps, s) comes as its bits in an i32, so that every import
+  ;; takes i32s only.
 
   ;; rmsnorm sets out = x / rms(x) · gain over n values as model's reference
   ;; does: ss = Σ x[i]·x[i] left to right, one rounded square at a time (the

@@ -11,8 +11,9 @@ import (
 
 // The "simd" kernel set: model.GoKernels with the products of decoding, the
 // softmax, the SwiGLU and the glue of a decode step (RMSNorm, Add, Scale,
-// Rope, Argmax) done by kernels.wasm through the host. It is registered, and preferred, when the
-// host linked the companion module (the "version" import says so).
+// Rope, Argmax, Attention) done by kernels.wasm through the host. It is
+// registered, and preferred, when the host linked the companion module (the
+// "version" import says so).
 
 //go:wasmimport kernels version
 func version() int32
