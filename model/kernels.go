@@ -56,6 +56,26 @@ type Kernels struct {
 	// SwiGLU sets out[j] = gate[j] / (1 + exp32(−gate[j])) · up[j] over
 	// len(gate); out may alias gate.
 	SwiGLU func(out, gate, up []float32)
+
+	// The rest of a decode step (Forward's glue), bit-identical in every
+	// set like the products above: each is elementwise, or sums in the one
+	// order its reference states.
+
+	// RMSNorm sets out = x / rms(x) · gain (see rmsNormGo); out may alias x.
+	RMSNorm func(out, x, gain []float32, eps float32)
+	// Add sets x += y over len(x).
+	Add func(x, y []float32)
+	// Scale sets x *= s.
+	Scale func(x []float32, s float32)
+	// Rope rotates the pairs of every head of x (see Rope).
+	Rope func(x, cos, sin []float32, headDim int)
+	// Argmax returns the index of the largest value, the lowest on ties
+	// (see Argmax for NaN).
+	Argmax func(x []float32) int
+	// Attention is attend for every head at position n−1 (see
+	// attentionWith): the set's own MatVec, Scale, Softmax and MatTVec, in
+	// one call.
+	Attention func(out, att, q, keys, values []float32, heads, n, attStride, stride int)
 }
 
 // GoKernels is the plain-Go reference: portable, and what the wasm module runs
@@ -74,6 +94,14 @@ var GoKernels = Kernels{
 	MatVecBatch:  matVecBatchGo,
 	MatTVecBatch: matTVecBatchGo,
 	SwiGLU:       swiGLUGo,
+
+	RMSNorm: rmsNormGo,
+	Add:     addGo,
+	Scale:   scaleGo,
+	Rope:    ropeGo,
+	Argmax:  argmaxGo,
+
+	Attention: attentionGo,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -105,6 +133,24 @@ func registerKernels(k Kernels, preferred bool) {
 	}
 	if k.SwiGLU == nil {
 		k.SwiGLU = GoKernels.SwiGLU
+	}
+	if k.RMSNorm == nil {
+		k.RMSNorm = GoKernels.RMSNorm
+	}
+	if k.Add == nil {
+		k.Add = GoKernels.Add
+	}
+	if k.Scale == nil {
+		k.Scale = GoKernels.Scale
+	}
+	if k.Rope == nil {
+		k.Rope = GoKernels.Rope
+	}
+	if k.Argmax == nil {
+		k.Argmax = GoKernels.Argmax
+	}
+	if k.Attention == nil {
+		k.Attention = attentionWith(k) // its own products and softmax (avx2's softmax is its own)
 	}
 	kernelSets[k.Name] = k
 	if preferred {

@@ -30,7 +30,7 @@ const ImportModule = "kernels"
 // Version is what kernels.wasm's "version" export returns, and what the Go
 // module expects from the "version" import; anything else (0 from a host that
 // did not link the module) keeps the module on the plain-Go kernels.
-const Version = 1
+const Version = 2
 
 // Function is one import of ImportModule: every parameter is an i32 (a byte
 // offset into the Go module's memory, or a count of float32 elements).
@@ -48,4 +48,12 @@ var Functions = []Function{
 	{"matmul_t", 6}, // (out, w, x, tokens, n, k): matvec_t for each token
 	{"softmax", 2},  // (x, n): x = exp(x - max) / Σ exp(x - max)
 	{"swiglu", 4},   // (out, gate, up, n): out[j] = g / (1 + exp(-g)) · up[j]
+	{"rmsnorm", 5},  // (out, x, gain, n, eps bits): out = x / rms(x) · gain
+	{"add", 3},      // (x, y, n): x[i] += y[i]
+	{"scale", 3},    // (x, n, s bits): x[i] *= s
+	{"rope", 5},     // (x, cos, sin, n, headDim): rotate each head's pairs
+	{"argmax", 3},   // (out, x, n): *out = index of the largest x[i], lowest on ties
+	// (out, att, q, keys, values, heads, n, attStride, stride, hd, s bits):
+	// every head's attention over n cached positions
+	{"attention", 11},
 }

@@ -3,14 +3,17 @@
 package kernels
 
 import (
+	"math"
 	"unsafe"
 
 	"github.com/matedge/matedge/model"
 )
 
 // The "simd" kernel set: model.GoKernels with the products of decoding, the
-// softmax and the SwiGLU done by kernels.wasm through the host. It is registered, and preferred, when the
-// host linked the companion module (the "version" import says so).
+// softmax, the SwiGLU and the glue of a decode step (RMSNorm, Add, Scale,
+// Rope, Argmax, Attention) done by kernels.wasm through the host. It is
+// registered, and preferred, when the host linked the companion module (the
+// "version" import says so).
 
 //go:wasmimport kernels version
 func version() int32
@@ -33,6 +36,24 @@ func softmax(x unsafe.Pointer, n int32)
 //go:wasmimport kernels swiglu
 func swiglu(out, gate, up unsafe.Pointer, n int32)
 
+//go:wasmimport kernels rmsnorm
+func rmsnorm(out, x, gain unsafe.Pointer, n int32, eps uint32)
+
+//go:wasmimport kernels add
+func add(x, y unsafe.Pointer, n int32)
+
+//go:wasmimport kernels scale
+func scale(x unsafe.Pointer, n int32, s uint32)
+
+//go:wasmimport kernels rope
+func rope(x, cos, sin unsafe.Pointer, n, headDim int32)
+
+//go:wasmimport kernels argmax
+func argmax(out, x unsafe.Pointer, n int32)
+
+//go:wasmimport kernels attention
+func attention(out, att, q, keys, values unsafe.Pointer, heads, n, attStride, stride, hd int32, s uint32)
+
 func init() {
 	if version() != Version {
 		return
@@ -42,6 +63,8 @@ func init() {
 	set.MatVec, set.MatTVec = matVec, matTVec
 	set.MatVecBatch, set.MatTVecBatch = matVecBatch, matTVecBatch
 	set.Softmax, set.SwiGLU = softmaxSIMD, swiGLU
+	set.RMSNorm, set.Add, set.Scale, set.Rope, set.Argmax = rmsNorm, addSIMD, scaleSIMD, ropeSIMD, argmaxSIMD
+	set.Attention = attentionSIMD
 	model.RegisterKernels(set, true)
 }
 
@@ -125,4 +148,70 @@ func swiGLU(out, gate, up []float32) {
 		panic("kernels: SwiGLU: out or up shorter than gate")
 	}
 	swiglu(unsafe.Pointer(&out[0]), unsafe.Pointer(&gate[0]), unsafe.Pointer(&up[0]), int32(n))
+}
+
+func rmsNorm(out, x, gain []float32, eps float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	if len(out) < n || len(gain) < n {
+		panic("kernels: RMSNorm: out or gain shorter than x")
+	}
+	rmsnorm(unsafe.Pointer(&out[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&gain[0]), int32(n), math.Float32bits(eps))
+}
+
+func addSIMD(x, y []float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	if len(y) < n {
+		panic("kernels: Add: y shorter than x")
+	}
+	add(unsafe.Pointer(&x[0]), unsafe.Pointer(&y[0]), int32(n))
+}
+
+func scaleSIMD(x []float32, s float32) {
+	if len(x) == 0 {
+		return
+	}
+	scale(unsafe.Pointer(&x[0]), int32(len(x)), math.Float32bits(s))
+}
+
+func ropeSIMD(x, cos, sin []float32, headDim int) {
+	if len(x) == 0 || headDim < 2 {
+		model.GoKernels.Rope(x, cos, sin, headDim)
+		return
+	}
+	if len(x)%headDim != 0 || len(cos) < headDim/2 || len(sin) < headDim/2 {
+		panic("kernels: Rope: x is not whole heads, or cos or sin is shorter than half a head")
+	}
+	rope(unsafe.Pointer(&x[0]), unsafe.Pointer(&cos[0]), unsafe.Pointer(&sin[0]), int32(len(x)), int32(headDim))
+}
+
+// argmaxOut receives argmax's answer: a package variable, so that no call
+// allocates (the module runs on one thread).
+var argmaxOut int32
+
+func argmaxSIMD(x []float32) int {
+	if len(x) == 0 {
+		return 0
+	}
+	argmax(unsafe.Pointer(&argmaxOut), unsafe.Pointer(&x[0]), int32(len(x)))
+	return int(argmaxOut)
+}
+
+func attentionSIMD(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+	if heads <= 0 || n <= 0 || len(q) < heads {
+		panic("kernels: Attention: no heads or no positions")
+	}
+	hd := len(q) / heads
+	last := (n-1)*stride + heads*hd // elements of keys and values read
+	if len(out) < heads*hd || attStride < n || len(att) < (heads-1)*attStride+n || stride < heads*hd || len(keys) < last || len(values) < last {
+		panic("kernels: Attention: slices shorter than the shape")
+	}
+	s := 1 / float32(math.Sqrt(float64(float32(hd))))
+	attention(unsafe.Pointer(&out[0]), unsafe.Pointer(&att[0]), unsafe.Pointer(&q[0]), unsafe.Pointer(&keys[0]), unsafe.Pointer(&values[0]),
+		int32(heads), int32(n), int32(attStride), int32(stride), int32(hd), math.Float32bits(s))
 }

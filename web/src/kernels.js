@@ -7,10 +7,10 @@
 // same tokens, slower.
 
 /** KERNELS_VERSION is what kernels.wasm's version export returns (wasm/kernels.Version). */
-export const KERNELS_VERSION = 1;
+export const KERNELS_VERSION = 2;
 
 /** KERNEL_FUNCTIONS are the imports forwarded to kernels.wasm, besides version. */
-export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu'];
+export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu', 'rmsnorm', 'add', 'scale', 'rope', 'argmax', 'attention'];
 
 /**
  * fetchKernels downloads and compiles kernels.wasm; it resolves to null when
@@ -45,10 +45,10 @@ export class KernelHost {
     const version = this.compiled ? KERNELS_VERSION : 0;
     const imports = { version: () => version };
     for (const name of KERNEL_FUNCTIONS) {
-      imports[name] = (a, b, c, d, e, f) => {
+      imports[name] = (...args) => {
         if (!this.exports) throw new Error(`matedge: kernels.${name} called, but kernels.wasm is not linked`);
         this.calls++;
-        this.exports[name](a, b, c, d, e, f);
+        this.exports[name](...args);
       };
     }
     return imports;
