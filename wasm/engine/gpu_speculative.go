@@ -80,7 +80,7 @@ type gpuSpeculative struct {
 	// judges each round (Pick, Judge); nil when greedy.
 	sp        *model.Speculator
 	readback  *gpuReadback // where a sampled round gathers its rows for the readback
-	rngSynced bool         // the device's sampler state is the generator's: no write before the next draw
+	rngSynced bool         // the device's sampler state is the generator's: no write before the next round
 	rows      []float32    // a sampled round's rows, decoded from the readback
 	proposal  []int        // a sampled round's proposals
 	redrawn   int          // proposals the module drew otherwise from the draft's rows than the device did
@@ -170,13 +170,18 @@ func (s *gpuSpeculative) Start(tokens []int, pos int) error {
 		s.began = s.clock()
 	}
 	k := max(min(s.nextK(), g.batch-1, c.Context-1-pos), 0)
-	if s.sp != nil && !s.rngSynced {
-		var state [4]byte
-		binary.LittleEndian.PutUint32(state[:], s.sp.RNG.State())
-		if err := g.device.WriteBuffer(g.rngState, 0, state[:]); err != nil {
-			return fmt.Errorf("gpu: write sampler state: %w", err)
+	if s.sp != nil {
+		if !s.rngSynced {
+			var state [4]byte
+			binary.LittleEndian.PutUint32(state[:], s.sp.RNG.State())
+			if err := g.device.WriteBuffer(g.rngState, 0, state[:]); err != nil {
+				return fmt.Errorf("gpu: write sampler state: %w", err)
+			}
 		}
-		s.rngSynced = true
+		// The round draws on the device: the generator catches up (and
+		// the state is the generator's again) only once the round is read
+		// back, not if it fails on the way.
+		s.rngSynced = false
 	}
 	var read webgpu.Buffer
 	var offset, size uint64
@@ -319,7 +324,8 @@ func (s *gpuSpeculative) accept() error {
 		s.round = append(s.round, t)
 		s.onDevice, s.onDevicePos = t, s.readPos
 		if s.sp != nil {
-			s.sp.RNG.Uint32() // the sample kernel's draw, so that the device's state stays the generator's
+			s.sp.RNG.Uint32() // the sample kernel's one draw: the device's state is the generator's again
+			s.rngSynced = true
 		}
 	case s.sp != nil:
 		accepted, err = s.judge(k)
@@ -390,7 +396,6 @@ func (s *gpuSpeculative) judge(k int) (int, error) {
 			s.redrawn++
 		}
 	}
-	s.rngSynced = false // the test draws more
 	accepted, next := s.sp.Judge(s.rows[k*vocab:], s.rows[:k*vocab], s.proposal)
 	s.round = append(append(s.round, s.proposal[:accepted]...), next)
 	return accepted, nil
