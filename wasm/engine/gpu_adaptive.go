@@ -122,6 +122,8 @@ func keepLast[T any](xs []T, x T) []T {
 // should draft one token to re-time drafting.
 func (r *gpuRoundTimes) retimeDue() bool { return r.sinceDraft >= r.retimeWait() }
 
+// retimeWait is how many rounds without proposals come before one that
+// re-times drafting.
 func (r *gpuRoundTimes) retimeWait() int {
 	if r.retimeAfter == 0 {
 		return retimeEvery
