@@ -543,10 +543,15 @@ func TestGPUSpeculative(t *testing.T) {
 				}
 			}
 		}
+		// Sampling (TestGPUSpeculativeSampling) draws from the whole
+		// distribution, as on the cpu backend: top_k and top_p are refused.
 		m, _ := e.ParseMix("XL")
 		e.SetMix(m)
-		if err := e.Reset(Options{Backend: "gpu", Draft: "S", Temperature: 0.8}); !errors.Is(err, ErrBackend) {
-			t.Errorf("gpu speculative sampling = %v; want ErrBackend", err)
+		for _, o := range []Options{{TopK: 5}, {TopP: 0.9}} {
+			o.Backend, o.Draft, o.Temperature = "gpu", "S", 0.8
+			if err := e.Reset(o); !errors.Is(err, ErrArg) {
+				t.Errorf("gpu speculative sampling with %+v = %v; want ErrArg", o, err)
+			}
 		}
 	})
 }
