@@ -234,6 +234,24 @@ function core(get) {
     checkSpeculation(spec, Array(layers).fill('S'), 3);
   }, { timeout: 90_000 });
 
+  it('speculative sampling with an S draft on WebGPU gives the CPU backend\'s and matedge generate\'s tokens for the same seed', async () => {
+    const s = get().s;
+    const mix = await s.page.evaluate(() => window.lm.mix.mix.join(','));
+    // Draft tokens fixed (k auto would let each backend choose its own k from
+    // its own timings, and so its own rounds); a draft draws from the whole
+    // distribution, so top_k and top_p are off.
+    const options = { draft: 'S', draftTokens: 2, temperature: 0.8, seed: 5, topK: 0, topP: 1 };
+    const want = await generate({ prompt: PROMPT, n: N, mix, seed: 5, temperature: 0.8, topK: 0, topP: 1, backend: 'cpu', extra: ['-draft', 'S', '-k', '2'] });
+    const gpu = await s.run({ backend: 'gpu', ...options });
+    const cpu = await s.run({ backend: 'cpu', ...options });
+    assert.equal(gpu.backend, 'gpu');
+    assert.equal(cpu.backend, 'cpu');
+    assert.deepEqual(cpu.tokens, want.tokens, 'the CPU backend in Chromium draws what the Go host draws');
+    assert.deepEqual(gpu.tokens, cpu.tokens, 'WebGPU draws what the CPU backend draws');
+    const layers = await s.page.evaluate(() => window.lm.info.header.config.layers);
+    checkSpeculation(gpu, Array(layers).fill('S'), 2);
+  }, { timeout: 90_000 });
+
   it('a reload uses the cache: zero model bytes over the network', async () => {
     const s = get().s;
     await s.reload();
