@@ -9,10 +9,11 @@ import (
 
 // Shapes are the (tokens, rows, cols) the kernels are checked on: the default
 // model's, and awkward ones that are not multiples of the vector width, the
-// 8-row or 16-column blocks, or the token pairs.
+// 4-row, 32-column or 16-output blocks, or the token pairs and triples.
 var Shapes = [][3]int{
 	{1, 1, 1}, {1, 3, 5}, {2, 8, 16}, {3, 7, 17}, {1, 9, 31}, {5, 17, 33}, {2, 16, 4},
 	{4, 128, 128}, {7, 96, 128}, {1, 2048, 128}, {3, 15, 63}, {6, 33, 9}, {1, 130, 257},
+	{2, 768, 128}, {8, 40, 160}, {9, 12, 47}, {3, 64, 100},
 }
 
 // Check runs the products of decoding, Softmax and SwiGLU of set and of the
