@@ -271,20 +271,6 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $outs1))))
 
-  ;; hsum4 is [hsum(a0), hsum(a1), hsum(a2), hsum(a3)]: four rows' lanes
-  ;; combined by shuffles, each lane (l0 + l2) + (l1 + l3) as $hsum adds them.
-  (func $hsum4 (param $a0 v128) (param $a1 v128) (param $a2 v128) (param $a3 v128) (result v128)
-    (local $s01 v128) (local $s23 v128)
-    (local.set $s01 (f32x4.add
-      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a0) (local.get $a1))
-      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a0) (local.get $a1))))
-    (local.set $s23 (f32x4.add
-      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a2) (local.get $a3))
-      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a2) (local.get $a3))))
-    (f32x4.add
-      (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
-      (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
-
   ;; matmul sets out[t][r] = dot(w[r], x[t]) for t < tokens, r < rows: the
   ;; products of matvec for several tokens at once, out [tokens][rows], x
   ;; [tokens][cols], W [rows][cols]. Each weight row is read once for two or
@@ -319,13 +305,14 @@
   ;; columns (8 vectors) per step. One i32 load at the end of each 128-byte
   ;; span a step reads checks its bounds for the vector loads that follow
   ;; (wazero then checks none of them: +50–100 % here). The four rows' lanes
-  ;; are combined by $hsum4 and stored as one vector when cols is a multiple
-  ;; of 4, else each goes through $hsum and $tail; rows left over go
-  ;; through $dot. (In wazero, 4 rows × 2 tokens ran fastest per product,
+  ;; are combined by shuffles into one vector, lane r (a_r0 + a_r2) + (a_r1 +
+  ;; a_r3) as $hsum adds them, and stored at once when cols is a multiple of
+  ;; 4; else each row goes through $hsum and $tail. Rows left over go through
+  ;; $dot. (In wazero, 4 rows × 2 tokens ran fastest per product,
   ;; 4 × 3 a little slower, 4 × 4 slower still: its 16 accumulators spill.)
   (func $mm2 (param $out i32) (param $w i32) (param $x i32) (param $rows i32) (param $cols i32)
     (local $r i32) (local $rowb i32) (local $outb i32) (local $c i32) (local $c32 i32) (local $c4 i32) (local $n4 i32)
-    (local $wb i32) (local $o i32) (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $wv v128)
+    (local $wb i32) (local $o i32) (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $wv v128) (local $s01 v128) (local $s23 v128)
     (local $p0 i32) (local $p1 i32)
     (local $x0 v128) (local $x1 v128)
     (local $a00 v128) (local $a01 v128) (local $a10 v128) (local $a11 v128) (local $a20 v128) (local $a21 v128) (local $a30 v128) (local $a31 v128)
@@ -504,9 +491,19 @@
         (local.set $o (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))))
         (if (i32.eq (local.get $n4) (local.get $cols))
           (then
-            (v128.store (local.get $o) (call $hsum4 (local.get $a00) (local.get $a10) (local.get $a20) (local.get $a30)))
+            (local.set $s01 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a00) (local.get $a10))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a00) (local.get $a10))))
+            (local.set $s23 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a20) (local.get $a30))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a20) (local.get $a30))))
+            (v128.store (local.get $o) (f32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
+              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
             (local.set $o (i32.add (local.get $o) (local.get $outb)))
-            (v128.store (local.get $o) (call $hsum4 (local.get $a01) (local.get $a11) (local.get $a21) (local.get $a31)))
+            (local.set $s01 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a01) (local.get $a11))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a01) (local.get $a11))))
+            (local.set $s23 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a21) (local.get $a31))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a21) (local.get $a31))))
+            (v128.store (local.get $o) (f32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
+              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
           )
           (else
             (f32.store offset=0 (local.get $o) (call $tail (call $hsum (local.get $a00)) (i32.add (local.get $wb) (i32.mul (i32.const 0) (local.get $rowb))) (i32.add (local.get $x) (i32.mul (i32.const 0) (local.get $rowb))) (local.get $n4) (local.get $cols)))
@@ -536,7 +533,7 @@
 
   (func $mm3 (param $out i32) (param $w i32) (param $x i32) (param $rows i32) (param $cols i32)
     (local $r i32) (local $rowb i32) (local $outb i32) (local $c i32) (local $c32 i32) (local $c4 i32) (local $n4 i32)
-    (local $wb i32) (local $o i32) (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $wv v128)
+    (local $wb i32) (local $o i32) (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32) (local $wv v128) (local $s01 v128) (local $s23 v128)
     (local $p0 i32) (local $p1 i32) (local $p2 i32)
     (local $x0 v128) (local $x1 v128) (local $x2 v128)
     (local $a00 v128) (local $a01 v128) (local $a02 v128) (local $a10 v128) (local $a11 v128) (local $a12 v128) (local $a20 v128) (local $a21 v128) (local $a22 v128) (local $a30 v128) (local $a31 v128) (local $a32 v128)
@@ -767,11 +764,26 @@
         (local.set $o (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))))
         (if (i32.eq (local.get $n4) (local.get $cols))
           (then
-            (v128.store (local.get $o) (call $hsum4 (local.get $a00) (local.get $a10) (local.get $a20) (local.get $a30)))
+            (local.set $s01 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a00) (local.get $a10))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a00) (local.get $a10))))
+            (local.set $s23 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a20) (local.get $a30))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a20) (local.get $a30))))
+            (v128.store (local.get $o) (f32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
+              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
             (local.set $o (i32.add (local.get $o) (local.get $outb)))
-            (v128.store (local.get $o) (call $hsum4 (local.get $a01) (local.get $a11) (local.get $a21) (local.get $a31)))
+            (local.set $s01 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a01) (local.get $a11))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a01) (local.get $a11))))
+            (local.set $s23 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a21) (local.get $a31))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a21) (local.get $a31))))
+            (v128.store (local.get $o) (f32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
+              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
             (local.set $o (i32.add (local.get $o) (local.get $outb)))
-            (v128.store (local.get $o) (call $hsum4 (local.get $a02) (local.get $a12) (local.get $a22) (local.get $a32)))
+            (local.set $s01 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a02) (local.get $a12))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a02) (local.get $a12))))
+            (local.set $s23 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a22) (local.get $a32))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a22) (local.get $a32))))
+            (v128.store (local.get $o) (f32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $s01) (local.get $s23))
+              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $s01) (local.get $s23))))
           )
           (else
             (f32.store offset=0 (local.get $o) (call $tail (call $hsum (local.get $a00)) (i32.add (local.get $wb) (i32.mul (i32.const 0) (local.get $rowb))) (i32.add (local.get $x) (i32.mul (i32.const 0) (local.get $rowb))) (local.get $n4) (local.get $cols)))
