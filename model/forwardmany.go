@@ -40,17 +40,13 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 		cache := l * c.Context * d
 		keys := s.keyCache[cache+pos*d : cache+(pos+n)*d]     // [n][d]
 		values := s.valueCache[cache+pos*d : cache+(pos+n)*d] // [n][d]
-		for r := range n {
-			RMSNorm(xb[r*d:(r+1)*d], x[r*d:(r+1)*d], layer.AttnNorm, c.NormEps)
-		}
+		kern.RMSNormRows(xb, x, layer.AttnNorm, c.NormEps)
 		kern.MatVecBatch(q, layer.Query, xb, n)
 		kern.MatVecBatch(keys, layer.Key, xb, n)
 		kern.MatVecBatch(values, layer.Value, xb, n)
-		for r := range n {
-			p := pos + r
-			Rope(q[r*d:(r+1)*d], s.ropeCos[p*hd/2:(p+1)*hd/2], s.ropeSin[p*hd/2:(p+1)*hd/2], hd)
-			Rope(keys[r*d:(r+1)*d], s.ropeCos[p*hd/2:(p+1)*hd/2], s.ropeSin[p*hd/2:(p+1)*hd/2], hd)
-		}
+		cos, sin := s.ropeCos[pos*hd/2:(pos+n)*hd/2], s.ropeSin[pos*hd/2:(pos+n)*hd/2]
+		kern.RopeRows(q, cos, sin, hd)
+		kern.RopeRows(keys, cos, sin, hd)
 		for r := range n {
 			p := pos + r
 			for h := 0; h < c.Heads; h++ {
@@ -59,10 +55,8 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 			}
 		}
 		kern.MatVecBatch(xb2, layer.Output, xb, n)
-		for r := range n {
-			Add(x[r*d:(r+1)*d], xb2[r*d:(r+1)*d])
-			RMSNorm(xb[r*d:(r+1)*d], x[r*d:(r+1)*d], layer.FFNNorm, c.NormEps)
-		}
+		kern.AddRows(x, xb2)
+		kern.RMSNormRows(xb, x, layer.FFNNorm, c.NormEps)
 
 		width := c.FFNWidths[mix[l]]
 		gw, uw := gate[:n*width], up[:n*width] // [n][width]
@@ -70,18 +64,35 @@ func ForwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int) []float32
 		kern.MatVecBatch(uw, layer.Up[:width*d], xb, n)
 		SwiGLU(gw, gw, uw)
 		kern.MatTVecBatch(xb2, layer.Down[:width*d], gw, n)
-		for r := range n {
-			Add(x[r*d:(r+1)*d], xb2[r*d:(r+1)*d])
-		}
+		kern.AddRows(x, xb2)
 	}
 
 	if cap(s.many) < n*c.Vocab {
 		s.many = make([]float32, n*c.Vocab)
 	}
 	logits := s.many[:n*c.Vocab]
-	for r := range n {
-		RMSNorm(x[r*d:(r+1)*d], x[r*d:(r+1)*d], w.FinalNorm, c.NormEps)
-	}
+	kern.RMSNormRows(x, x, w.FinalNorm, c.NormEps)
 	kern.MatVecBatch(logits, w.Head, x, n)
 	return logits
+}
+
+// rmsNormRowsGo is RMSNormRows in plain Go: the reference.
+func rmsNormRowsGo(out, x, gain []float32, eps float32) {
+	d := len(gain)
+	for r := 0; r+d <= len(x); r += d {
+		RMSNorm(out[r:r+d], x[r:r+d], gain, eps)
+	}
+}
+
+// ropeRowsGo is RopeRows in plain Go: the reference.
+func ropeRowsGo(x, cos, sin []float32, headDim int) {
+	half := headDim / 2
+	rows := len(cos) / half
+	if rows == 0 {
+		return
+	}
+	d := len(x) / rows
+	for r := range rows {
+		Rope(x[r*d:(r+1)*d], cos[r*half:(r+1)*half], sin[r*half:(r+1)*half], headDim)
+	}
 }

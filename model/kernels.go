@@ -56,6 +56,19 @@ type Kernels struct {
 	// SwiGLU sets out[j] = gate[j] / (1 + exp32(−gate[j])) · up[j] over
 	// len(gate); out may alias gate.
 	SwiGLU func(out, gate, up []float32)
+
+	// The element-wise steps of a pass over several tokens (ForwardMany),
+	// each row as the single-token function computes it, so the same bits.
+
+	// RMSNormRows is RMSNorm of each row of len(gain) of x into out; out
+	// may alias x.
+	RMSNormRows func(out, x, gain []float32, eps float32)
+	// RopeRows is Rope of each of the len(cos)/(headDim/2) rows of x
+	// ([rows][len(x)/rows]), row r with the angles cos[r·headDim/2:] and
+	// sin[r·headDim/2:].
+	RopeRows func(x, cos, sin []float32, headDim int)
+	// AddRows is Add(x, y) over len(x).
+	AddRows func(x, y []float32)
 }
 
 // GoKernels is the plain-Go reference: portable, and what the wasm module runs
@@ -74,6 +87,10 @@ var GoKernels = Kernels{
 	MatVecBatch:  matVecBatchGo,
 	MatTVecBatch: matTVecBatchGo,
 	SwiGLU:       swiGLUGo,
+
+	RMSNormRows: rmsNormRowsGo,
+	RopeRows:    ropeRowsGo,
+	AddRows:     Add,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -105,6 +122,15 @@ func registerKernels(k Kernels, preferred bool) {
 	}
 	if k.SwiGLU == nil {
 		k.SwiGLU = GoKernels.SwiGLU
+	}
+	if k.RMSNormRows == nil {
+		k.RMSNormRows = GoKernels.RMSNormRows
+	}
+	if k.RopeRows == nil {
+		k.RopeRows = GoKernels.RopeRows
+	}
+	if k.AddRows == nil {
+		k.AddRows = GoKernels.AddRows
 	}
 	kernelSets[k.Name] = k
 	if preferred {

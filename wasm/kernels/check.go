@@ -13,11 +13,11 @@ import (
 var Shapes = [][3]int{
 	{1, 1, 1}, {1, 3, 5}, {2, 8, 16}, {3, 7, 17}, {1, 9, 31}, {5, 17, 33}, {2, 16, 4},
 	{4, 128, 128}, {7, 96, 128}, {1, 2048, 128}, {3, 15, 63}, {6, 33, 9}, {1, 130, 257},
-	{2, 768, 128}, {8, 40, 160}, {9, 12, 47}, {3, 64, 100},
+	{2, 768, 128}, {8, 40, 160}, {9, 12, 47}, {3, 64, 100}, {16, 5, 128},
 }
 
-// Check runs the products of decoding, Softmax and SwiGLU of set and of the
-// reference, model.GoKernels, on seeded random inputs of every shape in
+// Check runs the products of decoding, Softmax, SwiGLU and the steps of
+// ForwardMany (RMSNormRows, RopeRows, AddRows) of set and of the reference, model.GoKernels, on seeded random inputs of every shape in
 // Shapes (the products also with a row stride wider than the row, as
 // attention uses), and returns an error naming the first output that differs
 // in any bit.
@@ -86,6 +86,46 @@ func Check(set model.Kernels, seed uint64) error {
 		set.SwiGLU(got, v, up)
 		model.GoKernels.SwiGLU(want, v, up)
 		if err := same("SwiGLU", sh, cols, got, want); err != nil {
+			return err
+		}
+		// The steps of ForwardMany on rows rows of cols: norms (into
+		// another slice and in place), rotary embedding (heads of 2·tokens
+		// when that divides cols, else one head of the even part) and the
+		// residual add.
+		x, gain := random(rows*cols), random(cols)
+		for i := range x {
+			x[i] *= 3
+		}
+		got, want = random(rows*cols), random(rows*cols)
+		set.RMSNormRows(got, x, gain, 1e-5)
+		model.GoKernels.RMSNormRows(want, x, gain, 1e-5)
+		if err := same("RMSNormRows", sh, cols, got, want); err != nil {
+			return err
+		}
+		got, want = append([]float32(nil), x...), append([]float32(nil), x...)
+		set.RMSNormRows(got, got, gain, 1e-5)
+		model.GoKernels.RMSNormRows(want, want, gain, 1e-5)
+		if err := same("RMSNormRows in place", sh, cols, got, want); err != nil {
+			return err
+		}
+		headDim, d := 2*tokens, cols
+		if d%headDim != 0 {
+			headDim, d = cols&^1, cols&^1
+		}
+		if headDim > 0 {
+			xr := random(rows * d)
+			cos, sin := random(rows*headDim/2), random(rows*headDim/2)
+			got, want = append([]float32(nil), xr...), append([]float32(nil), xr...)
+			set.RopeRows(got, cos, sin, headDim)
+			model.GoKernels.RopeRows(want, cos, sin, headDim)
+			if err := same("RopeRows", sh, headDim, got, want); err != nil {
+				return err
+			}
+		}
+		got, want = append([]float32(nil), x...), append([]float32(nil), x...)
+		set.AddRows(got, up)
+		model.GoKernels.AddRows(want, up)
+		if err := same("AddRows", sh, cols, got, want); err != nil {
 			return err
 		}
 	}

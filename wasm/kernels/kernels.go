@@ -30,7 +30,7 @@ const ImportModule = "kernels"
 // Version is what kernels.wasm's "version" export returns, and what the Go
 // module expects from the "version" import; anything else (0 from a host that
 // did not link the module) keeps the module on the plain-Go kernels.
-const Version = 1
+const Version = 2
 
 // Function is one import of ImportModule: every parameter is an i32 (a byte
 // offset into the Go module's memory, or a count of float32 elements).
@@ -48,4 +48,7 @@ var Functions = []Function{
 	{"matmul_t", 6}, // (out, w, x, tokens, n, k): matvec_t for each token
 	{"softmax", 2},  // (x, n): x = exp(x - max) / Σ exp(x - max)
 	{"swiglu", 4},   // (out, gate, up, n): out[j] = g / (1 + exp(-g)) · up[j]
+	{"rmsnorm", 6},  // (out, x, gain, n, d, eps bits): RMSNorm of each of n rows of d
+	{"rope", 6},     // (x, cos, sin, n, d, half): Rope of each of n rows of d, row r's angles at r·half
+	{"add", 3},      // (x, y, n): x[i] += y[i]
 }

@@ -21,7 +21,7 @@
   (import "env" "memory" (memory 0))
 
   ;; version is the kernel ABI version (wasm/kernels.Version).
-  (func (export "version") (result i32) (i32.const 1))
+  (func (export "version") (result i32) (i32.const 2))
 
   ;; hsum is (v0 + v2) + (v1 + v3).
   (func $hsum (param $v v128) (result f32)
@@ -1190,6 +1190,130 @@
       (f32.store (i32.add (local.get $out) (local.get $i))
         (f32.mul (f32.div (local.get $f) (f32.add (f32.const 1) (call $exp1 (f32.neg (local.get $f)))))
           (f32.load (i32.add (local.get $up) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; rmsnorm sets out[r] = x[r] / rms(x[r]) · gain for each of n rows of d
+  ;; elements (x, out [n][d], gain [d]) as model.RMSNorm does: the sum of
+  ;; squares one element at a time in increasing order (each square rounded
+  ;; before it is added), inv = 1 / sqrt(ss / d + eps), then out = (x · inv)
+  ;; · gain, four at a time. eps is the float32's bits. out may be x.
+  (func (export "rmsnorm") (param $out i32) (param $x i32) (param $gain i32) (param $n i32) (param $d i32) (param $eps i32)
+    (local $r i32) (local $i i32) (local $db i32) (local $d4 i32) (local $xp i32) (local $op i32)
+    (local $ss f32) (local $inv f32) (local $sq v128) (local $iv v128)
+    (local.set $db (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $d4 (i32.shl (i32.and (local.get $d) (i32.const -4)) (i32.const 2)))
+    (block $done
+      (loop $rows
+        (br_if $done (i32.ge_u (local.get $r) (local.get $n)))
+        (local.set $xp (i32.add (local.get $x) (i32.mul (local.get $r) (local.get $db))))
+        (local.set $op (i32.add (local.get $out) (i32.mul (local.get $r) (local.get $db))))
+        (local.set $ss (f32.const 0))
+        (local.set $i (i32.const 0))
+        (block $done4 (loop $sum4
+          (br_if $done4 (i32.ge_u (local.get $i) (local.get $d4)))
+          (local.set $sq (v128.load (i32.add (local.get $xp) (local.get $i))))
+          (local.set $sq (f32x4.mul (local.get $sq) (local.get $sq)))
+          (local.set $ss (f32.add (f32.add (f32.add (f32.add (local.get $ss)
+            (f32x4.extract_lane 0 (local.get $sq))) (f32x4.extract_lane 1 (local.get $sq)))
+            (f32x4.extract_lane 2 (local.get $sq))) (f32x4.extract_lane 3 (local.get $sq))))
+          (local.set $i (i32.add (local.get $i) (i32.const 16)))
+          (br $sum4)))
+        (block $done1 (loop $sum1
+          (br_if $done1 (i32.ge_u (local.get $i) (local.get $db)))
+          (local.set $inv (f32.load (i32.add (local.get $xp) (local.get $i))))
+          (local.set $ss (f32.add (local.get $ss) (f32.mul (local.get $inv) (local.get $inv))))
+          (local.set $i (i32.add (local.get $i) (i32.const 4)))
+          (br $sum1)))
+        (local.set $inv (f32.div (f32.const 1) (f32.sqrt (f32.add
+          (f32.div (local.get $ss) (f32.convert_i32_u (local.get $d))) (f32.reinterpret_i32 (local.get $eps))))))
+        (local.set $iv (f32x4.splat (local.get $inv)))
+        (local.set $i (i32.const 0))
+        (block $done4 (loop $scale4
+          (br_if $done4 (i32.ge_u (local.get $i) (local.get $d4)))
+          (v128.store (i32.add (local.get $op) (local.get $i))
+            (f32x4.mul (f32x4.mul (v128.load (i32.add (local.get $xp) (local.get $i))) (local.get $iv))
+              (v128.load (i32.add (local.get $gain) (local.get $i)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 16)))
+          (br $scale4)))
+        (block $done1 (loop $scale1
+          (br_if $done1 (i32.ge_u (local.get $i) (local.get $db)))
+          (f32.store (i32.add (local.get $op) (local.get $i))
+            (f32.mul (f32.mul (f32.load (i32.add (local.get $xp) (local.get $i))) (local.get $inv))
+              (f32.load (i32.add (local.get $gain) (local.get $i)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 4)))
+          (br $scale1)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rows))))
+
+  ;; rope rotates each pair (a, b) = (x[2i], x[2i+1]) of every head of every
+  ;; row as model.Rope does: (a·cos − b·sin, a·sin + b·cos), each product
+  ;; rounded, with row r's angles at cos and sin + r·half (x [n][d], cos
+  ;; and sin [n][half], half = headDim / 2, d a multiple of headDim). Two
+  ;; pairs at a time: v·c and v·s with c = [c0 c0 c1 c1], s likewise, then
+  ;; v·c ± (v·s with its pairs swapped), the even lanes negated.
+  (func (export "rope") (param $x i32) (param $cos i32) (param $sin i32) (param $n i32) (param $d i32) (param $half i32)
+    (local $r i32) (local $h i32) (local $i i32) (local $xp i32) (local $cp i32) (local $sp i32) (local $hb i32) (local $h2 i32) (local $xe i32)
+    (local $v v128) (local $c v128) (local $s v128) (local $a f32) (local $b f32) (local $fc f32) (local $fs f32)
+    (local.set $hb (i32.shl (local.get $half) (i32.const 2)))
+    (local.set $h2 (i32.shl (i32.and (local.get $half) (i32.const -2)) (i32.const 2)))
+    (local.set $xp (local.get $x))
+    (block $done
+      (loop $rows
+        (br_if $done (i32.ge_u (local.get $r) (local.get $n)))
+        (local.set $cp (i32.add (local.get $cos) (i32.mul (local.get $r) (local.get $hb))))
+        (local.set $sp (i32.add (local.get $sin) (i32.mul (local.get $r) (local.get $hb))))
+        (local.set $xe (i32.add (local.get $xp) (i32.shl (local.get $d) (i32.const 2))))
+        (block $doneh
+          (loop $heads
+            (br_if $doneh (i32.ge_u (local.get $xp) (local.get $xe)))
+            (local.set $i (i32.const 0))
+            (block $done2 (loop $pairs2
+              (br_if $done2 (i32.ge_u (local.get $i) (local.get $h2)))
+              (local.set $v (v128.load (i32.add (local.get $xp) (i32.shl (local.get $i) (i32.const 1)))))
+              (local.set $c (v128.load64_zero (i32.add (local.get $cp) (local.get $i))))
+              (local.set $c (i8x16.shuffle 0 1 2 3 0 1 2 3 4 5 6 7 4 5 6 7 (local.get $c) (local.get $c)))
+              (local.set $s (v128.load64_zero (i32.add (local.get $sp) (local.get $i))))
+              (local.set $s (i8x16.shuffle 0 1 2 3 0 1 2 3 4 5 6 7 4 5 6 7 (local.get $s) (local.get $s)))
+              (local.set $s (f32x4.mul (local.get $v) (local.get $s)))
+              (v128.store (i32.add (local.get $xp) (i32.shl (local.get $i) (i32.const 1)))
+                (f32x4.add (f32x4.mul (local.get $v) (local.get $c))
+                  (v128.xor (i8x16.shuffle 4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11 (local.get $s) (local.get $s))
+                    (v128.const i32x4 0x80000000 0 0x80000000 0))))
+              (local.set $i (i32.add (local.get $i) (i32.const 8)))
+              (br $pairs2)))
+            (block $done1 (loop $pairs1
+              (br_if $done1 (i32.ge_u (local.get $i) (local.get $hb)))
+              (local.set $a (f32.load (i32.add (local.get $xp) (i32.shl (local.get $i) (i32.const 1)))))
+              (local.set $b (f32.load offset=4 (i32.add (local.get $xp) (i32.shl (local.get $i) (i32.const 1)))))
+              (local.set $fc (f32.load (i32.add (local.get $cp) (local.get $i))))
+              (local.set $fs (f32.load (i32.add (local.get $sp) (local.get $i))))
+              (f32.store (i32.add (local.get $xp) (i32.shl (local.get $i) (i32.const 1)))
+                (f32.sub (f32.mul (local.get $a) (local.get $fc)) (f32.mul (local.get $b) (local.get $fs))))
+              (f32.store offset=4 (i32.add (local.get $xp) (i32.shl (local.get $i) (i32.const 1)))
+                (f32.add (f32.mul (local.get $a) (local.get $fs)) (f32.mul (local.get $b) (local.get $fc))))
+              (local.set $i (i32.add (local.get $i) (i32.const 4)))
+              (br $pairs1)))
+            (local.set $xp (i32.add (local.get $xp) (i32.shl (local.get $hb) (i32.const 1))))
+            (br $heads)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rows))))
+
+  ;; add sets x[i] += y[i] for i < n.
+  (func (export "add") (param $x i32) (param $y i32) (param $n i32)
+    (local $i i32) (local $n4 i32) (local $nb i32)
+    (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (v128.store (i32.add (local.get $x) (local.get $i))
+        (f32x4.add (v128.load (i32.add (local.get $x) (local.get $i))) (v128.load (i32.add (local.get $y) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (f32.store (i32.add (local.get $x) (local.get $i))
+        (f32.add (f32.load (i32.add (local.get $x) (local.get $i))) (f32.load (i32.add (local.get $y) (local.get $i)))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $next))))
 )

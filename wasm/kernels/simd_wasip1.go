@@ -3,13 +3,15 @@
 package kernels
 
 import (
+	"math"
 	"unsafe"
 
 	"github.com/matedge/matedge/model"
 )
 
 // The "simd" kernel set: model.GoKernels with the products of decoding, the
-// softmax and the SwiGLU done by kernels.wasm through the host. It is registered, and preferred, when the
+// softmax, the SwiGLU and the element-wise steps of ForwardMany (norms,
+// rotary embedding, residual adds) done by kernels.wasm through the host. It is registered, and preferred, when the
 // host linked the companion module (the "version" import says so).
 
 //go:wasmimport kernels version
@@ -33,6 +35,15 @@ func softmax(x unsafe.Pointer, n int32)
 //go:wasmimport kernels swiglu
 func swiglu(out, gate, up unsafe.Pointer, n int32)
 
+//go:wasmimport kernels rmsnorm
+func rmsnorm(out, x, gain unsafe.Pointer, n, d int32, eps uint32)
+
+//go:wasmimport kernels rope
+func rope(x, cos, sin unsafe.Pointer, n, d, half int32)
+
+//go:wasmimport kernels add
+func add(x, y unsafe.Pointer, n int32)
+
 func init() {
 	if version() != Version {
 		return
@@ -42,6 +53,7 @@ func init() {
 	set.MatVec, set.MatTVec = matVec, matTVec
 	set.MatVecBatch, set.MatTVecBatch = matVecBatch, matTVecBatch
 	set.Softmax, set.SwiGLU = softmaxSIMD, swiGLU
+	set.RMSNormRows, set.RopeRows, set.AddRows = rmsNormRows, ropeRows, addRows
 	model.RegisterKernels(set, true)
 }
 
@@ -125,4 +137,39 @@ func swiGLU(out, gate, up []float32) {
 		panic("kernels: SwiGLU: out or up shorter than gate")
 	}
 	swiglu(unsafe.Pointer(&out[0]), unsafe.Pointer(&gate[0]), unsafe.Pointer(&up[0]), int32(n))
+}
+
+func rmsNormRows(out, x, gain []float32, eps float32) {
+	d := len(gain)
+	if d == 0 || len(x) < d {
+		return
+	}
+	n := len(x) / d
+	if len(out) < n*d {
+		panic("kernels: RMSNormRows: out shorter than x")
+	}
+	rmsnorm(unsafe.Pointer(&out[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&gain[0]), int32(n), int32(d), math.Float32bits(eps))
+}
+
+func ropeRows(x, cos, sin []float32, headDim int) {
+	half := headDim / 2
+	if half == 0 || len(cos) < half {
+		return
+	}
+	n := len(cos) / half
+	d := len(x) / n
+	if len(sin) < n*half || d == 0 || d%headDim != 0 {
+		panic("kernels: RopeRows: x, cos and sin do not match the shape")
+	}
+	rope(unsafe.Pointer(&x[0]), unsafe.Pointer(&cos[0]), unsafe.Pointer(&sin[0]), int32(n), int32(d), int32(half))
+}
+
+func addRows(x, y []float32) {
+	if len(x) == 0 {
+		return
+	}
+	if len(y) < len(x) {
+		panic("kernels: AddRows: y shorter than x")
+	}
+	add(unsafe.Pointer(&x[0]), unsafe.Pointer(&y[0]), int32(len(x)))
 }

@@ -7,10 +7,10 @@
 // same tokens, slower.
 
 /** KERNELS_VERSION is what kernels.wasm's version export returns (wasm/kernels.Version). */
-export const KERNELS_VERSION = 1;
+export const KERNELS_VERSION = 2;
 
 /** KERNEL_FUNCTIONS are the imports forwarded to kernels.wasm, besides version. */
-export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu'];
+export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu', 'rmsnorm', 'rope', 'add'];
 
 /**
  * fetchKernels downloads and compiles kernels.wasm; it resolves to null when
