@@ -209,10 +209,12 @@
         (br $chunks))))
 
   ;; mtv is matvec_t over the k rows given, starting from out's values when
-  ;; acc is 1 and from 0 when it is 0. Sixteen outputs at a time stay in
-  ;; registers while the rows go by.
+  ;; acc is 1 and from 0 when it is 0. Thirty-two outputs at a time (eight
+  ;; sums in flight; four ran at the latency of one add per row) stay in
+  ;; registers while the rows go by, then sixteen, four and one.
   (func $mtv (param $out i32) (param $w i32) (param $x i32) (param $n i32) (param $k i32) (param $stride i32) (param $acc i32)
     (local $i i32) (local $n16 i32) (local $n4 i32) (local $nb i32) (local $p i32) (local $xp i32) (local $xend i32)
+    (local $n32 i32) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
     (local $s v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $t3 v128)
     (local $f f32)
     (local.set $stride (i32.shl (local.get $stride) (i32.const 2)))
@@ -220,6 +222,47 @@
     (local.set $n16 (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2)))
     (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $n32 (i32.shl (i32.and (local.get $n) (i32.const -32)) (i32.const 2)))
+    (block $done32
+      (loop $outs32
+        (br_if $done32 (i32.ge_u (local.get $i) (local.get $n32)))
+        (local.set $a0 (if (result v128) (local.get $acc) (then (v128.load offset=0 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a1 (if (result v128) (local.get $acc) (then (v128.load offset=16 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a2 (if (result v128) (local.get $acc) (then (v128.load offset=32 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a3 (if (result v128) (local.get $acc) (then (v128.load offset=48 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a4 (if (result v128) (local.get $acc) (then (v128.load offset=64 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a5 (if (result v128) (local.get $acc) (then (v128.load offset=80 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a6 (if (result v128) (local.get $acc) (then (v128.load offset=96 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $a7 (if (result v128) (local.get $acc) (then (v128.load offset=112 (i32.add (local.get $out) (local.get $i)))) (else (v128.const f32x4 0 0 0 0))))
+        (local.set $p (i32.add (local.get $w) (local.get $i)))
+        (local.set $xp (local.get $x))
+        (block $donej
+          (loop $rows
+            (br_if $donej (i32.ge_u (local.get $xp) (local.get $xend)))
+            (local.set $s (v128.load32_splat (local.get $xp)))
+            (local.set $t3 (v128.load offset=112 (local.get $p)))
+            (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $p)) (local.get $s))))
+            (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=16 (local.get $p)) (local.get $s))))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $p)) (local.get $s))))
+            (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=48 (local.get $p)) (local.get $s))))
+            (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (v128.load offset=64 (local.get $p)) (local.get $s))))
+            (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (v128.load offset=80 (local.get $p)) (local.get $s))))
+            (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (v128.load offset=96 (local.get $p)) (local.get $s))))
+            (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $t3) (local.get $s))))
+            (local.set $p (i32.add (local.get $p) (local.get $stride)))
+            (local.set $xp (i32.add (local.get $xp) (i32.const 4)))
+            (br $rows)))
+        (local.set $p (i32.add (local.get $out) (local.get $i)))
+        (v128.store offset=112 (local.get $p) (local.get $a7))
+        (v128.store offset=0 (local.get $p) (local.get $a0))
+        (v128.store offset=16 (local.get $p) (local.get $a1))
+        (v128.store offset=32 (local.get $p) (local.get $a2))
+        (v128.store offset=48 (local.get $p) (local.get $a3))
+        (v128.store offset=64 (local.get $p) (local.get $a4))
+        (v128.store offset=80 (local.get $p) (local.get $a5))
+        (v128.store offset=96 (local.get $p) (local.get $a6))
+        (local.set $i (i32.add (local.get $i) (i32.const 128)))
+        (br $outs32)))
     (block $done16
       (loop $outs16
         (br_if $done16 (i32.ge_u (local.get $i) (local.get $n16)))
