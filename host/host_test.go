@@ -348,7 +348,6 @@ func TestSpeculativeInModule(t *testing.T) {
 		})
 	}
 	for _, o := range []abi.Options{
-		{Draft: "S", Backend: "gpu", Temperature: 0.8}, // the gpu backend speculates greedily only
 		{Draft: "S", DraftTokens: 65},
 		{Draft: "S", DraftTokens: -1},
 		{DraftTokens: 3},

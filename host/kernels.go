@@ -30,6 +30,16 @@ type kernelHost struct {
 	mu       sync.Mutex
 	byCaller map[api.Module][]api.Function // per module instance, its companion's exports in kernels.Functions order
 	calls    atomic.Int64                  // kernel calls forwarded, for tests
+
+	// last is the caller of the last forwarded call and its exports: a
+	// decode step makes over a hundred kernel calls from one module, and the
+	// lock and map lookup were a good part of each call's cost.
+	last atomic.Pointer[linkedModule]
+}
+
+type linkedModule struct {
+	mod api.Module
+	fns []api.Function
 }
 
 // instantiateKernels defines the "kernels" host module in r; link says whether
@@ -52,9 +62,17 @@ func instantiateKernels(ctx context.Context, r wazero.Runtime, link bool) (*kern
 			params[j] = api.ValueTypeI32
 		}
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, caller api.Module, stack []uint64) {
-			h.mu.Lock()
-			fns := h.byCaller[caller]
-			h.mu.Unlock()
+			var fns []api.Function
+			if l := h.last.Load(); l != nil && l.mod == caller {
+				fns = l.fns
+			} else {
+				h.mu.Lock()
+				fns = h.byCaller[caller]
+				h.mu.Unlock()
+				if fns != nil {
+					h.last.Store(&linkedModule{caller, fns})
+				}
+			}
 			if fns == nil {
 				panic(fmt.Errorf("host: kernels.%s called by a module whose kernels were not linked", f.Name))
 			}
@@ -99,6 +117,9 @@ func (h *kernelHost) link(ctx context.Context, mod api.Module) (unlink func(cont
 	return func(ctx context.Context) error {
 		h.mu.Lock()
 		delete(h.byCaller, mod)
+		if l := h.last.Load(); l != nil && l.mod == mod {
+			h.last.Store(nil)
+		}
 		h.mu.Unlock()
 		return companion.Close(ctx)
 	}, nil

@@ -82,10 +82,7 @@ func forward(w *Weights, s *State, mix Mix, pick Picker, token, pos int, picks [
 		MatVec(v, layer.Value, s.xb)
 		Rope(s.q, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
 		Rope(k, s.ropeCos[pos*hd/2:(pos+1)*hd/2], s.ropeSin[pos*hd/2:(pos+1)*hd/2], hd)
-		for h := 0; h < c.Heads; h++ {
-			att := s.att[h*c.Context : h*c.Context+pos+1] // [pos+1]
-			attend(s.xb[h*hd:(h+1)*hd], att, s.q[h*hd:(h+1)*hd], s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
-		}
+		kern.Attention(s.xb, s.att, s.q, s.keyCache[cache:], s.valueCache[cache:], c.Heads, pos+1, c.Context, d)
 		MatVec(s.xb2, layer.Output, s.xb)
 		Add(s.x, s.xb2)
 
@@ -115,11 +112,30 @@ func forward(w *Weights, s *State, mix Mix, pick Picker, token, pos int, picks [
 	return s.Logits
 }
 
-// RMSNorm sets out = x / rms(x) · gain. out may alias x.
-func RMSNorm(out, x, gain []float32, eps float32) {
+// RMSNorm sets out = x / rms(x) · gain over len(x) values, with the active
+// kernel set. out may alias x.
+func RMSNorm(out, x, gain []float32, eps float32) { kern.RMSNorm(out, x, gain[:len(x)], eps) }
+
+// rmsNormGo is Kernels.RMSNorm in plain Go, the reference: rmsNormRow of each
+// row of len(gain) values.
+func rmsNormGo(out, x, gain []float32, eps float32) {
+	d := len(gain)
+	if d == 0 {
+		return
+	}
+	for r := 0; r+d <= len(x); r += d {
+		rmsNormRow(out[r:r+d], x[r:r+d], gain, eps)
+	}
+}
+
+// rmsNormRow is one row of rmsNormGo. The sum of squares is summed left to
+// right, each square rounded before it is added; then out[i] =
+// (x[i]·inv)·gain[i].
+func rmsNormRow(out, x, gain []float32, eps float32) {
+	out, gain = out[:len(x)], gain[:len(x)]
 	var ss float32
 	for _, v := range x {
-		ss += v * v
+		ss += float32(v * v)
 	}
 	inv := 1 / sqrt32(ss/float32(len(x))+eps)
 	for i, v := range x {
@@ -133,13 +149,30 @@ func RMSNorm(out, x, gain []float32, eps float32) {
 // layer, offset to the head). att [positions], out and q [headDim].
 func attend(out, att, q, keys, values []float32, stride int) {
 	kern.MatVec(att, keys, q, stride)
-	scale := 1 / sqrt32(float32(len(q)))
-	for t := range att {
-		att[t] *= scale
-	}
+	kern.Scale(att, 1/sqrt32(float32(len(q))))
 	Softmax(att)
 	kern.MatTVec(out, values, att, stride)
 }
+
+// attentionWith returns Kernels.Attention made of k's products: for each
+// head h of hd = len(q)/heads values, attend(out[h·hd:][:hd],
+// att[h·attStride:][:n], q[h·hd:][:hd], keys[h·hd:], values[h·hd:], stride).
+func attentionWith(k Kernels) func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+	return func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+		hd := len(q) / heads
+		scale := 1 / sqrt32(float32(hd))
+		for h := range heads {
+			a := att[h*attStride : h*attStride+n]
+			k.MatVec(a, keys[h*hd:], q[h*hd:(h+1)*hd], stride)
+			k.Scale(a, scale)
+			k.Softmax(a)
+			k.MatTVec(out[h*hd:(h+1)*hd], values[h*hd:], a, stride)
+		}
+	}
+}
+
+// attentionGo is Kernels.Attention of the reference, GoKernels.
+var attentionGo = attentionWith(Kernels{MatVec: matVecGo, Scale: scaleGo, Softmax: softmaxGo, MatTVec: matTVecGo})
 
 // MatVec sets out = W·x for W [len(out)][len(x)], each row summed in the
 // order of dot4 by the active kernel set.
@@ -153,21 +186,57 @@ func MatTVec(out, w, x []float32) { kern.MatTVec(out, w, x, len(out)) }
 // GoKernels).
 func Dot(a, b []float32) float32 { return kern.Dot(a, b) }
 
-// Add sets x += y.
-func Add(x, y []float32) {
+// Add sets x += y, with the active kernel set.
+func Add(x, y []float32) { kern.Add(x, y) }
+
+// addGo is Add in plain Go: the reference.
+func addGo(x, y []float32) {
+	y = y[:len(x)]
 	for i := range x {
 		x[i] += y[i]
 	}
 }
 
+// scaleGo sets x *= s: the reference of Kernels.Scale.
+func scaleGo(x []float32, s float32) {
+	for i := range x {
+		x[i] *= s
+	}
+}
+
 // Rope rotates each consecutive pair (x[2i], x[2i+1]) of every head of size
-// headDim by the angle whose cos and sin ([headDim/2]) are given.
+// headDim by the angle whose cos and sin ([headDim/2]) are given, with the
+// active kernel set.
 func Rope(x, cos, sin []float32, headDim int) {
+	kern.Rope(x, cos[:headDim/2], sin[:headDim/2], headDim)
+}
+
+// ropeGo is Kernels.Rope in plain Go, the reference: ropeRow of each of the
+// len(cos)/(headDim/2) rows of x with its own angles.
+func ropeGo(x, cos, sin []float32, headDim int) {
+	half := headDim / 2
+	if half == 0 || len(cos) < half {
+		return
+	}
+	rows := len(cos) / half
+	d := len(x) / rows
+	for r := range rows {
+		ropeRow(x[r*d:(r+1)*d], cos[r*half:(r+1)*half], sin[r*half:(r+1)*half], headDim)
+	}
+}
+
+// ropeRow is one row of ropeGo. Each product is rounded before the sum (no
+// fused multiply-add): (a·cos − b·sin, a·sin + b·cos).
+func ropeRow(x, cos, sin []float32, headDim int) {
+	half := headDim / 2
+	cos, sin = cos[:half], sin[:half]
 	for h := 0; h < len(x); h += headDim {
-		for i := 0; i < headDim/2; i++ {
-			a, b := x[h+2*i], x[h+2*i+1]
-			x[h+2*i] = a*cos[i] - b*sin[i]
-			x[h+2*i+1] = a*sin[i] + b*cos[i]
+		p := x[h : h+2*half]
+		for i, c := range cos {
+			s := sin[i]
+			a, b := p[2*i], p[2*i+1]
+			p[2*i] = float32(a*c) - float32(b*s)
+			p[2*i+1] = float32(a*s) + float32(b*c)
 		}
 	}
 }

@@ -56,13 +56,13 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 		cache := l * c.Context * d
 		keys := s.keyCache[cache+pos*d : cache+(pos+n)*d]     // [n][d]
 		values := s.valueCache[cache+pos*d : cache+(pos+n)*d] // [n][d]
-		kern.RMSNormRows(xb, x, layer.AttnNorm, c.NormEps)
+		kern.RMSNorm(xb, x, layer.AttnNorm, c.NormEps)
 		kern.MatVecBatch(q, layer.Query, xb, n)
 		kern.MatVecBatch(keys, layer.Key, xb, n)
 		kern.MatVecBatch(values, layer.Value, xb, n)
 		cos, sin := s.ropeCos[pos*hd/2:(pos+n)*hd/2], s.ropeSin[pos*hd/2:(pos+n)*hd/2]
-		kern.RopeRows(q, cos, sin, hd)
-		kern.RopeRows(keys, cos, sin, hd)
+		kern.Rope(q, cos, sin, hd)
+		kern.Rope(keys, cos, sin, hd)
 		for r := range n {
 			p := pos + r
 			for h := 0; h < c.Heads; h++ {
@@ -71,8 +71,8 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 			}
 		}
 		kern.MatVecBatch(xb2, layer.Output, xb, n)
-		kern.AddRows(x, xb2)
-		kern.RMSNormRows(xb, x, layer.FFNNorm, c.NormEps)
+		kern.Add(x, xb2)
+		kern.RMSNorm(xb, x, layer.FFNNorm, c.NormEps)
 
 		width := c.FFNWidths[mix[l]]
 		gw, uw := gate[:n*width], up[:n*width] // [n][width]
@@ -80,12 +80,12 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 		kern.MatVecBatch(uw, layer.Up[:width*d], xb, n)
 		SwiGLU(gw, gw, uw)
 		kern.MatTVecBatch(xb2, layer.Down[:width*d], gw, n)
-		kern.AddRows(x, xb2)
+		kern.Add(x, xb2)
 	}
 
 	if !all {
 		last := x[(n-1)*d:]
-		kern.RMSNormRows(last, last, w.FinalNorm, c.NormEps)
+		kern.RMSNorm(last, last, w.FinalNorm, c.NormEps)
 		kern.MatVec(s.Logits, w.Head, last, d)
 		return s.Logits
 	}
@@ -93,28 +93,7 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 		s.many = make([]float32, n*c.Vocab)
 	}
 	logits := s.many[:n*c.Vocab]
-	kern.RMSNormRows(x, x, w.FinalNorm, c.NormEps)
+	kern.RMSNorm(x, x, w.FinalNorm, c.NormEps)
 	kern.MatVecBatch(logits, w.Head, x, n)
 	return logits
-}
-
-// rmsNormRowsGo is RMSNormRows in plain Go: the reference.
-func rmsNormRowsGo(out, x, gain []float32, eps float32) {
-	d := len(gain)
-	for r := 0; r+d <= len(x); r += d {
-		RMSNorm(out[r:r+d], x[r:r+d], gain, eps)
-	}
-}
-
-// ropeRowsGo is RopeRows in plain Go: the reference.
-func ropeRowsGo(x, cos, sin []float32, headDim int) {
-	half := headDim / 2
-	rows := len(cos) / half
-	if rows == 0 {
-		return
-	}
-	d := len(x) / rows
-	for r := range rows {
-		Rope(x[r*d:(r+1)*d], cos[r*half:(r+1)*half], sin[r*half:(r+1)*half], headDim)
-	}
 }

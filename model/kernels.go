@@ -57,18 +57,30 @@ type Kernels struct {
 	// len(gate); out may alias gate.
 	SwiGLU func(out, gate, up []float32)
 
-	// The element-wise steps of a pass over several tokens (ForwardMany),
-	// each row as the single-token function computes it, so the same bits.
+	// The rest of a decode step (Forward's glue) and of a pass over several
+	// tokens (ForwardMany), bit-identical in every set like the products
+	// above: each is elementwise, or sums in the one order its reference
+	// states. RMSNorm and Rope work row by row, so that one call serves a
+	// step (one row) and a pass (a row per token).
 
-	// RMSNormRows is RMSNorm of each row of len(gain) of x into out; out
-	// may alias x.
-	RMSNormRows func(out, x, gain []float32, eps float32)
-	// RopeRows is Rope of each of the len(cos)/(headDim/2) rows of x
-	// ([rows][len(x)/rows]), row r with the angles cos[r·headDim/2:] and
-	// sin[r·headDim/2:].
-	RopeRows func(x, cos, sin []float32, headDim int)
-	// AddRows is Add(x, y) over len(x).
-	AddRows func(x, y []float32)
+	// RMSNorm sets out = x / rms(x) · gain for each row of len(gain) values
+	// of x and out (see rmsNormGo); out may alias x.
+	RMSNorm func(out, x, gain []float32, eps float32)
+	// Add sets x += y over len(x).
+	Add func(x, y []float32)
+	// Scale sets x *= s.
+	Scale func(x []float32, s float32)
+	// Rope rotates the pairs of every head of each of the len(cos)/(headDim/2)
+	// rows of x ([rows][len(x)/rows]), row r by the angles at cos[r·headDim/2:]
+	// and sin[r·headDim/2:] (see ropeGo).
+	Rope func(x, cos, sin []float32, headDim int)
+	// Argmax returns the index of the largest value, the lowest on ties
+	// (see Argmax for NaN).
+	Argmax func(x []float32) int
+	// Attention is attend for every head at position n−1 (see
+	// attentionWith): the set's own MatVec, Scale, Softmax and MatTVec, in
+	// one call.
+	Attention func(out, att, q, keys, values []float32, heads, n, attStride, stride int)
 }
 
 // GoKernels is the plain-Go reference: portable, and what the wasm module runs
@@ -88,9 +100,13 @@ var GoKernels = Kernels{
 	MatTVecBatch: matTVecBatchGo,
 	SwiGLU:       swiGLUGo,
 
-	RMSNormRows: rmsNormRowsGo,
-	RopeRows:    ropeRowsGo,
-	AddRows:     Add,
+	RMSNorm: rmsNormGo,
+	Add:     addGo,
+	Scale:   scaleGo,
+	Rope:    ropeGo,
+	Argmax:  argmaxGo,
+
+	Attention: attentionGo,
 }
 
 // kernelSets holds every kernel set this build and this CPU can run, by name;
@@ -123,14 +139,23 @@ func registerKernels(k Kernels, preferred bool) {
 	if k.SwiGLU == nil {
 		k.SwiGLU = GoKernels.SwiGLU
 	}
-	if k.RMSNormRows == nil {
-		k.RMSNormRows = GoKernels.RMSNormRows
+	if k.RMSNorm == nil {
+		k.RMSNorm = GoKernels.RMSNorm
 	}
-	if k.RopeRows == nil {
-		k.RopeRows = GoKernels.RopeRows
+	if k.Add == nil {
+		k.Add = GoKernels.Add
 	}
-	if k.AddRows == nil {
-		k.AddRows = GoKernels.AddRows
+	if k.Scale == nil {
+		k.Scale = GoKernels.Scale
+	}
+	if k.Rope == nil {
+		k.Rope = GoKernels.Rope
+	}
+	if k.Argmax == nil {
+		k.Argmax = GoKernels.Argmax
+	}
+	if k.Attention == nil {
+		k.Attention = attentionWith(k) // its own products and softmax (avx2's softmax is its own)
 	}
 	kernelSets[k.Name] = k
 	if preferred {

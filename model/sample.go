@@ -173,8 +173,13 @@ func PenalizePresence(logits []float32, recent []int, presence float32) {
 	}
 }
 
-// Argmax returns the index of the largest value, the lowest index on ties.
-func Argmax(x []float32) int {
+// Argmax returns the index of the largest value, the lowest index on ties,
+// with the active kernel set. NaNs are never picked, unless x[0] is one: then
+// it is 0 (nothing compares greater than NaN); an empty x gives 0.
+func Argmax(x []float32) int { return kern.Argmax(x) }
+
+// argmaxGo is Argmax in plain Go: the reference.
+func argmaxGo(x []float32) int {
 	best := 0
 	for i, v := range x {
 		if v > x[best] {

@@ -41,6 +41,8 @@ type Speculator struct {
 	// output), dists the draft's distributions [k][vocab] when sampling.
 	seq   []int
 	dists []float32
+	// sampler draws the sampled tokens (Pick), its ranking scratch reused.
+	sampler Sampler
 }
 
 // DraftModel is the weights the draft runs on: DraftWeights, or Weights.
@@ -175,7 +177,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		if draft != verifier {
 			sp.deferDraft(pos, cur) // for the draft's cache, when it next drafts
 		}
-		sp.seq = append(sp.seq[:0], sp.pick(logits))
+		sp.seq = append(sp.seq[:0], sp.Pick(logits))
 		return sp.seq, 0, 0
 	}
 	if len(sp.lag) > 0 {
@@ -196,30 +198,12 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 			logits = sp.dists[i*vocab : (i+1)*vocab]
 			copy(logits, draft.Logits)
 		}
-		tok = sp.pick(logits)
+		tok = sp.Pick(logits)
 		sp.seq = append(sp.seq, tok)
 	}
 	proposal := sp.seq[1:]
-	// The verifier's logits are read once each, so the tests below turn
-	// them into distributions in place.
 	logits := ForwardMany(sp.Weights, verifier, sp.Verify, sp.seq, pos)
-	var next int
-	for i := 0; ; i++ {
-		p := logits[i*vocab : (i+1)*vocab]
-		if i == k {
-			next = sp.pick(p) // every proposal kept: the verifier's own next token
-			break
-		}
-		var q []float32
-		if sampled {
-			q = sp.dists[i*vocab : (i+1)*vocab]
-		}
-		if ok, corrected := sp.accept(p, q, proposal[i]); !ok {
-			next = corrected
-			break
-		}
-		accepted++
-	}
+	accepted, next := sp.Judge(logits, sp.dists, proposal)
 	if draft != verifier && accepted == k {
 		// The draft never read its last proposal; its cache at that position
 		// must hold the draft's own keys and values.
@@ -228,15 +212,54 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 	return append(proposal[:accepted], next), accepted, k
 }
 
-// pick draws a token from logits (greedy at temperature 0) and leaves the
-// distribution it drew from in logits.
-func (sp *Speculator) pick(logits []float32) int {
+// Judge is the verifier's test of a round's k proposals: logits holds the
+// verifier's logits [k+1][vocab] at the round's positions (its current
+// token's, then each proposal's), dists the draft's distributions [k][vocab]
+// the proposals were drawn from (sampled only; greedy ignores it), proposal
+// the k drafted tokens. It returns how many proposals the verifier keeps and
+// the token after them: its correction at the first one it rejects, or its
+// own next token after the last. The rows it reads of logits become
+// distributions (and residuals) in place, and it draws from RNG in this
+// order: per proposal tested one number, one more to resample a rejected
+// one's residual, or to draw the next token after the last. Round runs it on
+// its own rows; the gpu backend on the rows it reads back from the device, so
+// that both emit the same tokens for the same seed.
+func (sp *Speculator) Judge(logits, dists []float32, proposal []int) (accepted, next int) {
+	k := len(proposal)
+	vocab := len(logits) / (k + 1)
+	for i := 0; ; i++ {
+		p := logits[i*vocab : (i+1)*vocab]
+		if i == k {
+			return k, sp.Pick(p) // every proposal kept: the verifier's own next token
+		}
+		var q []float32
+		if sp.Temperature > 0 {
+			q = dists[i*vocab : (i+1)*vocab]
+		}
+		if ok, corrected := sp.accept(p, q, proposal[i]); !ok {
+			return i, corrected
+		}
+	}
+}
+
+// Pick draws a token from logits (the argmax at temperature 0) and leaves the
+// distribution it drew from in logits. A sampled draw is model.Sampler's with
+// nothing cut (one number from RNG, the vocabulary walked most likely first):
+// the shaders' sample kernel draws the same way, so the gpu backend's draft,
+// which draws on the device, proposes what the draft proposes here.
+func (sp *Speculator) Pick(logits []float32) int {
 	if sp.Temperature <= 0 {
 		return Argmax(logits)
 	}
-	toDistribution(logits, sp.Temperature)
-	return drawFrom(logits, sp.RNG.Float32())
+	sp.sampler.Temperature, sp.sampler.RNG = sp.Temperature, sp.RNG
+	return sp.sampler.Sample(logits)
 }
+
+// State is the generator's state word, from which the shaders' sample kernel
+// continues the stream (shaders.SamplerState gives it for a new generator):
+// the gpu backend's speculative sampling draws the draft's tokens on the
+// device from the state the module's generator has reached.
+func (r *RNG) State() uint32 { return r.state }
 
 // accept applies the verifier's test to a draft token, given the verifier's
 // logits p (turned into its distribution) and the draft's distribution q.

@@ -3,9 +3,11 @@
 package webgpu
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -45,6 +47,7 @@ func Open() (Device, error) {
 		buffers:   map[Buffer]*nativeBuffer{},
 		pipelines: map[Pipeline]*nativePipeline{},
 		reads:     map[Ticket]*nativeRead{},
+		groups:    bindGroups{byKey: map[string]cachedGroup{}},
 	}
 	d.info = nativeInfo(adapter, device)
 	return d, nil
@@ -103,6 +106,9 @@ type native struct {
 	params   []byte    // [dispatches][paramSlot] uniform contents for recorded
 	uniform  *wgpu.Buffer
 	uniformN int // bytes in uniform
+
+	groups bindGroups
+	key    []byte // scratch for bind group keys
 }
 
 type nativeBuffer struct {
@@ -125,9 +131,9 @@ type nativeRead struct {
 
 // command is a recorded Dispatch (pipeline set) or Copy.
 type command struct {
-	pipeline   *nativePipeline
+	pipeline   Pipeline // 0 for a copy
 	paramsSize uint64
-	bindings   []wgpu.BindGroupEntry // storage entries; the uniform entry is added at Submit
+	bindings   []Binding // storage bindings 1…n, sizes resolved; the uniform (binding 0) is added at Submit
 	groups     [3]uint32
 
 	src, dst       *wgpu.Buffer
@@ -210,6 +216,7 @@ func (d *native) DestroyBuffer(b Buffer) error {
 		return err
 	}
 	delete(d.buffers, b)
+	d.groups.drop(b)
 	nb.buffer.Release() // wgpu keeps it alive until submitted work is done with it
 	return nil
 }
@@ -255,7 +262,7 @@ func (d *native) Dispatch(p Pipeline, params []byte, bindings []Binding, groups 
 			return fmt.Errorf("%w: dispatch: workgroups %v (each 1 to %d)", ErrArgument, groups, d.info.Limits.MaxComputeWorkgroupsPerDimension)
 		}
 	}
-	c := command{pipeline: np, paramsSize: uint64(len(params)), groups: groups}
+	c := command{pipeline: p, paramsSize: uint64(len(params)), groups: groups}
 	for i, bind := range bindings {
 		nb, err := d.buffer(bind.Buffer)
 		if err != nil {
@@ -273,7 +280,7 @@ func (d *native) Dispatch(p Pipeline, params []byte, bindings []Binding, groups 
 			return fmt.Errorf("%w: %s: %d bytes at offset %d (limit %d bytes, alignment %d)", ErrArgument, what, size, bind.Offset,
 				d.info.Limits.MaxStorageBufferBindingSize, d.info.Limits.MinStorageBufferOffsetAlignment)
 		}
-		c.bindings = append(c.bindings, wgpu.BindGroupEntry{Binding: uint32(i + 1), Buffer: nb.buffer, Offset: bind.Offset, Size: size})
+		c.bindings = append(c.bindings, Binding{Buffer: bind.Buffer, Offset: bind.Offset, Size: size})
 	}
 	slot := make([]byte, paramSlot)
 	copy(slot, params)
@@ -315,6 +322,9 @@ func (d *native) Submit() error {
 	}
 	recorded, params := d.recorded, d.params
 	d.recorded, d.params = nil, nil
+	if len(d.groups.byKey) >= bindGroupCap {
+		d.groups.clear() // nothing recorded holds them yet
+	}
 	if len(params) > 0 {
 		if err := d.growUniform(len(params)); err != nil {
 			return err
@@ -328,9 +338,9 @@ func (d *native) Submit() error {
 		return fmt.Errorf("%w: submit: %v", ErrGPU, err)
 	}
 	defer encoder.Release()
-	var groups []*wgpu.BindGroup
+	var uncached []*wgpu.BindGroup // created with the cache full: released after this submit
 	defer func() {
-		for _, g := range groups {
+		for _, g := range uncached {
 			g.Release()
 		}
 	}()
@@ -346,7 +356,7 @@ func (d *native) Submit() error {
 	}
 	slot := uint64(0)
 	for _, c := range recorded {
-		if c.pipeline == nil {
+		if c.pipeline == 0 {
 			if err := endPass(); err != nil {
 				return fmt.Errorf("%w: submit: %v", ErrGPU, err)
 			}
@@ -355,18 +365,20 @@ func (d *native) Submit() error {
 			}
 			continue
 		}
-		entries := append([]wgpu.BindGroupEntry{{Binding: 0, Buffer: d.uniform, Offset: slot * paramSlot, Size: c.paramsSize}}, c.bindings...)
+		np := d.pipelines[c.pipeline]
+		group, cached, err := d.bindGroup(np, c, slot)
 		slot++
-		group, err := d.device.CreateBindGroup(&wgpu.BindGroupDescriptor{Layout: c.pipeline.layout, Entries: entries})
 		if err != nil {
 			endPass()
 			return fmt.Errorf("%w: submit: %v", ErrGPU, err)
 		}
-		groups = append(groups, group)
+		if !cached {
+			uncached = append(uncached, group)
+		}
 		if pass == nil {
 			pass = encoder.BeginComputePass(nil)
 		}
-		pass.SetPipeline(c.pipeline.pipeline)
+		pass.SetPipeline(np.pipeline)
 		pass.SetBindGroup(0, group, nil)
 		pass.DispatchWorkgroups(c.groups[0], c.groups[1], c.groups[2])
 	}
@@ -382,6 +394,104 @@ func (d *native) Submit() error {
 	return nil
 }
 
+// bindGroup returns the bind group of dispatch c with its params in uniform
+// slot slot: the cached one, or a new one, which it caches unless the cache
+// is full (cached false: the caller releases it after the submit).
+func (d *native) bindGroup(np *nativePipeline, c command, slot uint64) (group *wgpu.BindGroup, cached bool, err error) {
+	key := binary.LittleEndian.AppendUint32(d.key[:0], uint32(c.pipeline))
+	key = binary.LittleEndian.AppendUint64(key, slot*paramSlot)
+	key = binary.LittleEndian.AppendUint64(key, c.paramsSize)
+	for _, b := range c.bindings {
+		key = binary.LittleEndian.AppendUint32(key, uint32(b.Buffer))
+		key = binary.LittleEndian.AppendUint64(key, b.Offset)
+		key = binary.LittleEndian.AppendUint64(key, b.Size)
+	}
+	d.key = key
+	if g, ok := d.groups.byKey[string(key)]; ok {
+		return g.group, true, nil
+	}
+	entries := make([]wgpu.BindGroupEntry, 0, 1+len(c.bindings))
+	entries = append(entries, wgpu.BindGroupEntry{Binding: 0, Buffer: d.uniform, Offset: slot * paramSlot, Size: c.paramsSize})
+	for i, b := range c.bindings {
+		// Destroying a buffer submits first, so every recorded binding's buffer is alive.
+		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i + 1), Buffer: d.buffers[b.Buffer].buffer, Offset: b.Offset, Size: b.Size})
+	}
+	group, err = d.device.CreateBindGroup(&wgpu.BindGroupDescriptor{Layout: np.layout, Entries: entries})
+	if err != nil {
+		return nil, false, err
+	}
+	d.groups.created++
+	if len(d.groups.byKey) >= bindGroupCap {
+		return group, false, nil
+	}
+	buffers := make([]Buffer, len(c.bindings))
+	for i, b := range c.bindings {
+		buffers[i] = b.Buffer
+	}
+	d.groups.byKey[string(key)] = cachedGroup{group: group, buffers: buffers}
+	return group, true, nil
+}
+
+// BindGroups reports how many bind groups the device has created since Open,
+// how many it holds cached, and the most it caches: the bind group cache as
+// tests and benchmarks see it (through an interface assertion; Device has no
+// such method, as the guest cannot see the host's cache).
+func (d *native) BindGroups() (created, cached, limit int) {
+	return d.groups.created, len(d.groups.byKey), bindGroupCap
+}
+
+// bindGroupCap bounds the bind group cache. A decode step binds a group per
+// dispatch (planner.GPUDispatches: 56 on the default model, 108 on an
+// 8-layer one); the cap leaves room for prefill's, drafts' and several
+// mixes' besides, and keeps a long-running server that meets ever new
+// shapes from growing the cache without limit.
+const bindGroupCap = 4096
+
+// bindGroups caches the bind groups Submit creates. A decode step records the
+// same dispatches over the same buffers at every token, and creating a bind
+// group per dispatch per submit was a cost of its own (a cgo call and a
+// driver descriptor set each: 3–8 µs on lavapipe, against 20–60 ns for a
+// lookup, BenchmarkBindGroup); cached, a step after the first creates none.
+//
+// A group is keyed by what it binds: the pipeline, the uniform slot's offset
+// and size, and each storage binding's buffer handle, offset and size.
+// Handles are never reused, so a key never names a freed buffer's
+// successor; the uniform buffer is not in the key because growUniform
+// replaces it only after clearing the cache. Groups go when a buffer they
+// bind is destroyed (drop), and all at once when the uniform is replaced,
+// on Close, and at the start of a submit that finds bindGroupCap groups
+// cached (a full clear: simpler than an LRU, and a working set that fits
+// is rebuilt within one step).
+type bindGroups struct {
+	byKey   map[string]cachedGroup
+	created int // groups created since Open, cached or not
+}
+
+type cachedGroup struct {
+	group   *wgpu.BindGroup
+	buffers []Buffer // the storage buffers it binds
+}
+
+// drop releases the groups that bind buffer b. It scans the cache: destroys
+// are rare (a buffer grown, a model's buffers freed), submits are not.
+func (c *bindGroups) drop(b Buffer) {
+	for key, g := range c.byKey {
+		if slices.Contains(g.buffers, b) {
+			g.group.Release()
+			delete(c.byKey, key)
+		}
+	}
+}
+
+// clear releases every cached group. wgpu keeps a group alive until the
+// submitted work that uses it is done.
+func (c *bindGroups) clear() {
+	for key, g := range c.byKey {
+		g.group.Release()
+		delete(c.byKey, key)
+	}
+}
+
 // growUniform makes the params uniform buffer hold at least n bytes.
 func (d *native) growUniform(n int) error {
 	if d.uniformN >= n {
@@ -395,6 +505,7 @@ func (d *native) growUniform(n int) error {
 	if err != nil {
 		return fmt.Errorf("%w: params buffer: %v", ErrGPU, err)
 	}
+	d.groups.clear() // they bind the old uniform buffer
 	if d.uniform != nil {
 		d.uniform.Release() // submitted work keeps the old one alive
 	}
@@ -488,6 +599,7 @@ func (d *native) Close() error {
 		r.staging.Release()
 		delete(d.reads, t)
 	}
+	d.groups.clear()
 	for h, b := range d.buffers {
 		b.buffer.Release()
 		delete(d.buffers, h)

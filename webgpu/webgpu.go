@@ -20,6 +20,10 @@
 // Kernel parameters do not have that problem: each Dispatch carries its own
 // params, which the implementation places in a uniform buffer bound at
 // binding 0, with the storage buffers at bindings 1…n (see package shaders).
+// The native device and the browser host cache the bind group of each
+// dispatch by what it binds (ABI.md, "Why the shape"), so a decode step,
+// which records the same dispatches over the same buffers at every token,
+// creates none after the first.
 //
 // Read is asynchronous because a browser cannot block on mapAsync: it submits
 // pending work and returns a Ticket; ReadResult reports whether the bytes have

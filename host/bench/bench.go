@@ -37,6 +37,10 @@ type Options struct {
 	// Prefill is the prompt's length in bytes, Decode the tokens decoded
 	// after it, per run.
 	Prefill, Decode int
+	// Temperature is the sampling temperature of the timed generations: 0
+	// (greedy, argmax) or a temperature, which adds ranking the vocabulary
+	// and drawing a token to every step (seed 1).
+	Temperature float32
 	// CPUClock times the CPU backend and the CPU products (host.ThreadClock
 	// on a shared machine); nil times them in wall time, as the GPU backend
 	// always is.
@@ -93,10 +97,11 @@ type Speedup struct {
 // Model is one model's runs: every uniform granularity and the two
 // Mix'n'Match presets on each backend.
 type Model struct {
-	Name     string       `json:"name"`
-	Config   model.Config `json:"config"`
-	Runs     []Run        `json:"runs"`
-	Speedups []Speedup    `json:"speedups"`
+	Name        string       `json:"name"`
+	Config      model.Config `json:"config"`
+	Temperature float32      `json:"temperature"` // of the timed generations; 0 is greedy
+	Runs        []Run        `json:"runs"`
+	Speedups    []Speedup    `json:"speedups"`
 }
 
 // KernelResult is one GPU matrix kernel timed at one shape.
@@ -188,7 +193,7 @@ func MeasureModel(ctx context.Context, o Options, name string, file []byte) (Mod
 		mods[set] = mod
 	}
 	c := info.Header.Config
-	bm := Model{Name: name, Config: c}
+	bm := Model{Name: name, Config: c, Temperature: o.Temperature}
 	specs := []string{}
 	for g := range c.Granularities() {
 		specs = append(specs, c.GranularityName(g))
@@ -199,7 +204,7 @@ func MeasureModel(ctx context.Context, o Options, name string, file []byte) (Mod
 	}
 	text := strings.Repeat(benchText, prefill/len(benchText)+1)[:prefill]
 	for _, backend := range backends {
-		opts := abi.Options{Backend: backend, Precision: precision}
+		opts := abi.Options{Backend: backend, Precision: precision, Temperature: o.Temperature, Seed: 1}
 		o.progress("%s on %s: warming up (pipelines, weights)", name, backend)
 		mod := mods[host.KernelsSIMD]
 		if backend == BackendCPUGo {

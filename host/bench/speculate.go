@@ -45,8 +45,7 @@ type moduleRun struct {
 // the mix alone, then each draft and k with the shared cache, and appends
 // the rows to report. The CPU backend is timed in thread CPU time; the GPU
 // backend, whose work runs on the driver's threads (lavapipe's, on a
-// machine without a GPU), in wall time. The GPU speculates greedily only:
-// other temperatures are skipped there.
+// machine without a GPU), in wall time.
 func SpeculateInModule(ctx context.Context, s ModuleSpeculation, report *experiment.SpecReport) error {
 	file, size, name, err := host.OpenModel(s.ModelPath)
 	if err != nil {
@@ -78,9 +77,6 @@ func SpeculateInModule(ctx context.Context, s ModuleSpeculation, report *experim
 		m.clock = func() time.Duration { return time.Since(began) }
 	}
 	for _, temp := range s.Temps {
-		if s.Backend == "gpu" && temp > 0 {
-			continue
-		}
 		if err := m.temperature(report, where, temp); err != nil {
 			return err
 		}

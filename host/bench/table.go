@@ -8,12 +8,16 @@ import (
 
 // WriteModel writes a model's runs as a table, and the speed-ups.
 func WriteModel(w io.Writer, bm Model) {
-	fmt.Fprintf(w, "%s: vocab %d, dim %d, %d layers, FFN widths %v\n", bm.Name, bm.Config.Vocab, bm.Config.Dim, bm.Config.Layers, bm.Config.FFNWidths)
+	sampling := "greedy"
+	if bm.Temperature > 0 {
+		sampling = fmt.Sprintf("sampled at temperature %g", bm.Temperature)
+	}
+	fmt.Fprintf(w, "%s: vocab %d, dim %d, %d layers, FFN widths %v; decoding %s\n", bm.Name, bm.Config.Vocab, bm.Config.Dim, bm.Config.Layers, bm.Config.FFNWidths, sampling)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "backend\tmix\tMFLOP/token\tprefill tok/s\tdecode tok/s\tplanner predicted\t")
 	for _, r := range bm.Runs {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t–\t%s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t–\t–\t–\t  failed: %s\n", r.Backend, r.Mix, r.FLOPsPerToken/1e6, r.Error)
 			continue
 		}
 		predicted := "–"

@@ -56,11 +56,12 @@ type Options struct {
 	Backend     string  `msgpack:"backend"`   // "cpu" (also ""), "gpu", or "auto": gpu when the host has an adapter
 	Precision   string  `msgpack:"precision"` // GPU weights: "f32" (also "") or "f16"; the CPU backend always uses f32
 	// Draft, when set (a mix spec such as "S"), turns on self-speculative
-	// decoding on the CPU backend, or on the GPU backend with Backend "gpu"
-	// (greedy only): the draft proposes DraftTokens tokens (default 4) and
-	// the mix verifies them in one pass, sharing one KV cache. Greedy output
-	// is the mix's own; sampled output has its distribution (temperature
-	// only: top_k and top_p must be unset).
+	// decoding on the CPU backend, or on the GPU backend with Backend "gpu":
+	// the draft proposes DraftTokens tokens a round (0: chosen round by
+	// round) and the mix verifies them in one pass, sharing one KV cache.
+	// Greedy output is the mix's own; sampled output has its distribution
+	// (temperature only: top_k and top_p must be unset), with the same
+	// tokens on both backends for a seed.
 	Draft       string `msgpack:"draft"`
 	DraftTokens int    `msgpack:"draft_tokens"`
 	// Penalties and min_p shape the logits before sampling (greedy decoding

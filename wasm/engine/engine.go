@@ -76,6 +76,9 @@ type Engine struct {
 	// roundClock, when not nil, replaces the clock they are timed with (tests).
 	gpuRoundTimes map[string]*gpuRoundTimes
 	roundClock    func() time.Duration
+	// gpuReadback is where the gpu backend's sampled speculative rounds
+	// gather their rows for the readback, kept across sequences.
+	gpuReadback gpuReadback
 	// cpuState is the CPU backend's activations and KV cache, kept across
 	// sequences of one header: a sequence overwrites each cache position
 	// before reading it, and reusing it leaves no garbage for the collector.
@@ -546,10 +549,10 @@ func (c *cpu) Start(tokens []int, pos int) error {
 func (c *cpu) Token() (int, bool, error) { return c.token, true, nil }
 
 // speculator checks the options of speculative decoding and starts its
-// backend: the CPU's (model.Speculator, greedy or sampled; "auto" means the
-// CPU with a draft) or, with backend "gpu", the GPU's (greedy only,
-// gpuSpeculative). Both share one KV cache between draft and verifier, and
-// both choose k round by round when draft_tokens is 0.
+// backend: the CPU's (model.Speculator; "auto" means the CPU with a draft)
+// or, with backend "gpu", the GPU's (gpuSpeculative), greedy or sampled,
+// with the same tokens for the same seed. Both share one KV cache between
+// draft and verifier, and both choose k round by round when draft_tokens is 0.
 func (e *Engine) speculator(o Options) (Backend, error) {
 	if o.Backend != "" && o.Backend != "cpu" && o.Backend != "auto" && o.Backend != "gpu" {
 		return nil, fmt.Errorf("%w: backend %q (want cpu, gpu or auto)", ErrArg, o.Backend)
@@ -607,19 +610,16 @@ func (e *Engine) parseDraft(spec string) (model.Mix, error) {
 	return draft, nil
 }
 
-// gpuSpeculator starts greedy speculative decoding on the gpu backend
+// gpuSpeculator starts speculative decoding on the gpu backend
 // (gpuSpeculative). With k = 0 it chooses k round by round from its own
 // round times (gpu_adaptive.go), and draft "auto" picks from them too
 // (gpuAutoDraft); nothing is timed on the cpu.
 func (e *Engine) gpuSpeculator(o Options, k int) (Backend, error) {
-	if o.Temperature > 0 {
-		return nil, fmt.Errorf("%w: the gpu backend speculates greedily (temperature 0); speculative sampling runs on the cpu backend", ErrBackend)
-	}
-	half := o.Precision == "f16"
+	half, sampled := o.Precision == "f16", o.Temperature > 0
 	var draft model.Mix
 	var err error
 	if o.Draft == "auto" {
-		draft, err = e.gpuAutoDraft(half)
+		draft, err = e.gpuAutoDraft(half, sampled)
 	} else {
 		draft, err = e.parseDraft(o.Draft)
 	}
@@ -637,10 +637,17 @@ func (e *Engine) gpuSpeculator(o Options, k int) (Backend, error) {
 	if err := g.prepare(e.asm.Weights, e.mix, o); err != nil {
 		return nil, errNoGPU(err)
 	}
-	s := &gpuSpeculative{g: g, draft: draft, verify: e.mix, k: k}
+	s := &gpuSpeculative{g: g, draft: draft, verify: e.mix, k: k, onDevice: -1, onDevicePos: -1}
+	if sampled {
+		// The generator the cpu backend's Speculator would draw from; the
+		// device's sampler state was seeded to it (gpu.prepare). Pick and
+		// Judge read only Temperature and RNG.
+		s.sp = &model.Speculator{Temperature: o.Temperature, RNG: model.NewRNG(o.Seed)}
+		s.readback, s.rngSynced = &e.gpuReadback, true
+	}
 	if k == 0 {
 		s.adaptive = &model.KChooser{MaxK: maxAdaptiveK, Prior: specPrior}
-		s.rounds, s.clock = e.gpuRounds(draft, half), e.roundClock
+		s.rounds, s.clock = e.gpuRounds(draft, half, sampled), e.roundClock
 		if s.clock == nil {
 			s.clock = monotonic
 		}

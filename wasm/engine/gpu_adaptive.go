@@ -45,11 +45,23 @@ import (
 // and the plain rounds are kept recent: while speculation is on, every
 // plainEvery rounds one is plain (gpuSpeculative.nextK), which costs what
 // plain decoding does.
+//
+// While the chooser does not draft, its own probes (model.KChooser), which
+// watch the acceptance rate, stop where the fitted costs say that even a
+// draft that is always right could not pay; a fit thrown off by a busy
+// moment during the few rounds it was made from would then never be
+// corrected. So a round that drafts one token comes every retimeAfter rounds
+// without proposals: retimeEvery at first, doubling (up to retimeMost) each
+// time that round's cost still promises no gain, so that where drafting does
+// not pay they cost little; and retimeSoon after one whose cost promises a
+// gain, so that the medians turn within a few rounds.
 type gpuRoundTimes struct {
-	seen       [maxAdaptiveK + 1]int // rounds timed at each k, the untrusted first included
-	plain      []float64             // the last roundSamples plain rounds, in seconds, oldest first
-	perDraft   []float64             // the last roundSamples rounds with proposals: (time − plain)/(k·plain), oldest first
-	sincePlain int                   // rounds timed since the last plain one
+	seen        [maxAdaptiveK + 1]int // rounds timed at each k, the untrusted first included
+	plain       []float64             // the last roundSamples plain rounds, in seconds, oldest first
+	perDraft    []float64             // the last roundSamples rounds with proposals: (time − plain)/(k·plain), oldest first
+	sincePlain  int                   // rounds timed since the last plain one
+	sinceDraft  int                   // rounds timed since the last one with proposals
+	retimeAfter int                   // rounds without proposals before one re-times drafting; 0 means retimeEvery
 }
 
 const (
@@ -63,6 +75,14 @@ const (
 	// plainEvery is how often, while speculation is on, a round is plain
 	// to keep the plain time current.
 	plainEvery = 8
+	// retimeEvery, retimeMost and retimeSoon bound the rounds without
+	// proposals between rounds that re-time drafting while the chooser
+	// does not draft: at first, at most, and after one that promised a
+	// gain. A re-timing round of one proposal costs about one draft step
+	// more than a plain one and emits 1 + α tokens.
+	retimeEvery = 32
+	retimeMost  = 512
+	retimeSoon  = 2
 )
 
 // observe records a round of k proposals that took seconds. The first round
@@ -75,8 +95,10 @@ func (r *gpuRoundTimes) observe(k int, seconds float64) {
 	r.seen[k]++
 	if k == 0 {
 		r.sincePlain = 0
+		r.sinceDraft++
 	} else {
 		r.sincePlain++
+		r.sinceDraft = 0
 	}
 	switch {
 	case r.seen[k] == 1:
@@ -94,6 +116,32 @@ func keepLast[T any](xs []T, x T) []T {
 		xs = append(xs[:0], xs[1:]...)
 	}
 	return append(xs, x)
+}
+
+// retimeDue reports whether the next round, if the chooser does not draft,
+// should draft one token to re-time drafting.
+func (r *gpuRoundTimes) retimeDue() bool { return r.sinceDraft >= r.retimeWait() }
+
+// retimeWait is how many rounds without proposals come before one that
+// re-times drafting.
+func (r *gpuRoundTimes) retimeWait() int {
+	if r.retimeAfter == 0 {
+		return retimeEvery
+	}
+	return r.retimeAfter
+}
+
+// retimed sets the wait before the next re-timing round, after one whose
+// cost promised a gain or did not.
+func (r *gpuRoundTimes) retimed(promising bool) {
+	switch wait := r.retimeWait(); {
+	case promising:
+		r.retimeAfter = retimeSoon
+	case wait < retimeEvery:
+		r.retimeAfter = retimeEvery
+	default:
+		r.retimeAfter = min(2*wait, retimeMost)
+	}
 }
 
 // ready reports whether there are enough round times to fit.
@@ -128,10 +176,11 @@ func median(xs []float64) float64 {
 	return s[(len(s)-1)/2]
 }
 
-// gpuRounds returns the round times of draft, the mix and the precision, kept
-// since the weights were loaded.
-func (e *Engine) gpuRounds(draft model.Mix, half bool) *gpuRoundTimes {
-	key := gpuRoundsKey(draft, e.mix, half)
+// gpuRounds returns the round times of draft, the mix, the precision and
+// greedy or sampled rounds (a sampled round with proposals reads back and
+// judges rows of logits, and costs more), kept since the weights were loaded.
+func (e *Engine) gpuRounds(draft model.Mix, half, sampled bool) *gpuRoundTimes {
+	key := gpuRoundsKey(draft, e.mix, half, sampled)
 	if r, ok := e.gpuRoundTimes[key]; ok {
 		return r
 	}
@@ -143,8 +192,8 @@ func (e *Engine) gpuRounds(draft model.Mix, half bool) *gpuRoundTimes {
 	return r
 }
 
-func gpuRoundsKey(draft, verify model.Mix, half bool) string {
-	return fmt.Sprint(draft, verify, half)
+func gpuRoundsKey(draft, verify model.Mix, half, sampled bool) string {
+	return fmt.Sprint(draft, verify, half, sampled)
 }
 
 // gpuAutoDraft picks the draft for "auto" on the gpu backend: of the uniform
@@ -153,7 +202,7 @@ func gpuRoundsKey(draft, verify model.Mix, half bool) string {
 // candidate is measured on the device, over the first sequences), and once
 // all have, the one with the best expected speed-up at the prior acceptance
 // rate — as autoDraft does on the cpu from its measured costs.
-func (e *Engine) gpuAutoDraft(half bool) (model.Mix, error) {
+func (e *Engine) gpuAutoDraft(half, sampled bool) (model.Mix, error) {
 	c := e.header.Config
 	var best model.Mix
 	bestSpeedup := 0.0
@@ -162,7 +211,7 @@ func (e *Engine) gpuAutoDraft(half bool) (model.Mix, error) {
 		if !draft.NarrowerThan(e.mix) || len(e.asm.Missing(draft)) > 0 {
 			continue
 		}
-		r := e.gpuRounds(draft, half)
+		r := e.gpuRounds(draft, half, sampled)
 		if !r.ready() {
 			return draft, nil
 		}

@@ -35,21 +35,31 @@ func (d *roundDevice) Read(b webgpu.Buffer, offset, size uint64) (webgpu.Ticket,
 // back. A round is timed from a reading at its start (which the previous
 // read sets) to one once its own read is in, so the difference is its own
 // cost: the costs the chooser fits are these, whatever the device does.
+// With sampledVocab set, the rounds are sampled ones of that vocabulary.
 type roundCosts struct {
 	dev             *roundDevice
 	plain, perDraft time.Duration
 	now             time.Duration
+	sampledVocab    int
 }
 
 func (r *roundCosts) clock() time.Duration {
-	k := (int(r.dev.lastRead)/4 - 1) / 2
+	// A greedy round reads back 2k+1 words, a sampled one (2k+1)·vocab + k
+	// (a plain one, 1).
+	words := int(r.dev.lastRead) / 4
+	k := (words - 1) / 2
+	if v := r.sampledVocab; v > 0 {
+		k = max(words-v, 0) / (2*v + 1)
+	}
 	r.now += r.plain + time.Duration(max(k, 0))*r.perDraft
 	return r.now
 }
 
-// stepRecord is what one step of a generation did on the device.
+// stepRecord is what one step of a generation did on the device: the
+// dispatches it recorded, the reads and bytes it read back, the bytes it
+// wrote, and the k of the last round.
 type stepRecord struct {
-	token, dispatches, reads, readBytes, k int
+	token, dispatches, reads, readBytes, written, k int
 }
 
 // recordSteps generates until the context is full with mix and o, recording
@@ -71,7 +81,7 @@ func recordSteps(t *testing.T, e *Engine, dev *roundDevice, mix string, o Option
 	}
 	var out []stepRecord
 	for {
-		dispatches, reads, readBytes := dev.dispatches, dev.reads, dev.readBytes
+		dispatches, reads, readBytes, written := dev.dispatches, dev.reads, dev.readBytes, dev.written
 		var tok int
 		for {
 			tok, err = e.Step()
@@ -85,7 +95,7 @@ func recordSteps(t *testing.T, e *Engine, dev *roundDevice, mix string, o Option
 		if err != nil {
 			t.Fatalf("%+v step %d: %v", o, len(out), err)
 		}
-		out = append(out, stepRecord{tok, dev.dispatches - dispatches, dev.reads - reads, dev.readBytes - readBytes, e.Speculation().K})
+		out = append(out, stepRecord{tok, dev.dispatches - dispatches, dev.reads - reads, dev.readBytes - readBytes, dev.written - written, e.Speculation().K})
 	}
 }
 
@@ -104,8 +114,9 @@ func recordTokens(steps []stepRecord) []int {
 //
 //   - the first sequence learns them, with rounds of k = 0 and 1 only;
 //   - where drafting costs more than it can save, the next sequence proposes
-//     nothing, and each of its steps is a plain step: the dispatches and the
-//     one 4-byte read of the verifier alone;
+//     nothing but a round of one token now and then that re-times drafting,
+//     and each of its other steps is a plain step: the dispatches, the one
+//     4-byte read and (after a plain step) no write of the verifier alone;
 //   - where drafting is cheap and the draft always right (the verifier
 //     drafting for itself), the next sequence drafts several tokens a round;
 //   - draft auto measures each narrower granularity in turn, S first, then
@@ -140,7 +151,7 @@ func TestGPUSpeculativeAdaptive(t *testing.T) {
 				t.Errorf("learning: step %d drafted %d tokens; want 0 or 1 while the round times are too few", i, s.k)
 			}
 		}
-		rounds := e.gpuRounds(e.header.Config.Uniform(0), false)
+		rounds := e.gpuRounds(e.header.Config.Uniform(0), false, false)
 		if !rounds.ready() {
 			t.Fatalf("after a sequence: round times %+v; want enough to fit", rounds)
 		}
@@ -150,19 +161,33 @@ func TestGPUSpeculativeAdaptive(t *testing.T) {
 		}
 		off := recordSteps(t, e, dev, "XL", o)
 		check("draft S, drafting never pays", off)
-		if info := e.Speculation(); info.Proposed != 0 || info.Rounds != len(off) {
-			t.Errorf("drafting never pays: %+v for %d tokens; want nothing proposed, a round a token", info, len(off))
+		if info := e.Speculation(); info.Proposed > 1+len(off)/retimeEvery {
+			t.Errorf("drafting never pays: %+v for %d tokens; want at most a re-timing round of one proposal per %d rounds", info, len(off), retimeEvery)
 		}
-		// Every round is a plain step: the first steps differ (the prompt:
-		// the verifier alone runs it all in one pass, speculation all but
-		// its last token, then a round on that one).
+		// Every round but those is a plain step, which costs what a step of
+		// the verifier alone does; after a plain step it writes nothing,
+		// the token being on the device. The first steps differ (the
+		// prompt: the verifier alone runs it all in one pass, speculation
+		// all but its last token, then a round on that one).
+		plain := 0
 		for i := 1; i < len(off); i++ {
 			a, s := alone[i], off[i]
-			if s.dispatches != a.dispatches || s.reads != 1 || s.readBytes != 4 || a.reads != 1 || a.readBytes != 4 {
-				t.Errorf("step %d with k = 0: %d dispatches, %d reads of %d bytes; the verifier alone %d, %d of %d",
-					i, s.dispatches, s.reads, s.readBytes, a.dispatches, a.reads, a.readBytes)
+			if s.k > 1 {
+				t.Errorf("drafting never pays: step %d drafted %d tokens; want 0, or 1 to re-time drafting", i, s.k)
+			}
+			if s.k != 0 {
+				continue
+			}
+			plain++
+			if s.dispatches != a.dispatches || s.reads != 1 || s.readBytes != 4 || a.reads != 1 || a.readBytes != 4 ||
+				(off[i-1].k == 0 && s.written != a.written) || a.written != 0 {
+				t.Errorf("step %d with k = 0: %d dispatches, %d reads of %d bytes, %d bytes written; the verifier alone %d, %d of %d, %d",
+					i, s.dispatches, s.reads, s.readBytes, s.written, a.dispatches, a.reads, a.readBytes, a.written)
 				break
 			}
+		}
+		if plain < len(off)-3 {
+			t.Errorf("drafting never pays: %d plain steps of %d", plain, len(off))
 		}
 
 		// Drafting pays: a round of k costs 10 ms + 1 ms·k, and the verifier
@@ -194,6 +219,53 @@ func TestGPUSpeculativeAdaptive(t *testing.T) {
 		if !slices.Equal(drafts, []string{"S", "M", "L", "S"}) {
 			t.Errorf("draft auto over four sequences: %v; want S, M, L measured in turn, then S", drafts)
 		}
+	})
+}
+
+// TestGPURetime: k auto recovers from a fit that a busy moment threw off.
+// The first sequence learns round times on which a proposal costs ten
+// plain rounds (the machine busy whenever it drafted); then a proposal
+// costs a tenth of one, and the draft is always right (the verifier drafts
+// for itself). By the fit even a draft that is always right could not pay,
+// so the chooser makes no probes of its own; the rounds that re-time
+// drafting find the new cost, and within a few sequences k auto drafts
+// several tokens a round again. Greedy tokens stay the verifier's.
+func TestGPURetime(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		file := weightsFile(t, weights.Random(weights.TinyConfig(), 7))
+		dev := &roundDevice{counting: &counting{Device: d}}
+		e := loaded(t, file, dev)
+		costs := &roundCosts{dev: dev, plain: time.Millisecond, perDraft: 10 * time.Millisecond}
+		e.roundClock = costs.clock
+		want := recordTokens(recordSteps(t, e, dev, "XL", Options{Backend: "gpu"}))
+		o := Options{Backend: "gpu", Draft: "XL"}
+		recordSteps(t, e, dev, "XL", o)
+		rounds := e.gpuRounds(e.header.Config.Uniform(3), false, false)
+		if !rounds.ready() {
+			t.Fatalf("after a sequence: round times %+v; want enough to fit", rounds)
+		}
+		if c := rounds.costs(); c.Draft < 0.0099 {
+			t.Fatalf("fitted costs %+v; want Draft 10 ms", c)
+		}
+		costs.plain, costs.perDraft = 10*time.Millisecond, time.Millisecond
+		const sequences = 6
+		for i := range sequences {
+			steps := recordSteps(t, e, dev, "XL", o)
+			if got := recordTokens(steps); !slices.Equal(got, want) {
+				t.Fatalf("sequence %d: %v\nverifier alone: %v", i, got, want)
+			}
+			most := 0
+			for _, s := range steps {
+				most = max(most, s.k)
+			}
+			if most >= 4 {
+				if c := rounds.costs(); c.Draft > 0.0011 {
+					t.Errorf("fitted costs %+v; want Draft 1 ms", c)
+				}
+				return
+			}
+		}
+		t.Errorf("after %d sequences k auto drafts no more than one token a round; fitted costs %+v, round times %+v", sequences, rounds.costs(), rounds)
 	})
 }
 
@@ -242,4 +314,35 @@ func TestGPURoundTimes(t *testing.T) {
 	}
 	r.observe(-1, 1) // out of range: ignored
 	r.observe(maxAdaptiveK+1, 1)
+}
+
+// TestGPURetimeWait: while the chooser does not draft, the wait between
+// rounds that re-time drafting starts at retimeEvery, doubles up to
+// retimeMost while they promise no gain, and shrinks to retimeSoon after
+// one that does; it counts rounds without proposals only.
+func TestGPURetimeWait(t *testing.T) {
+	var r gpuRoundTimes
+	var waits []int
+	for _, promising := range []bool{false, false, false, false, false, false, true, false, true, true} {
+		waits = append(waits, r.retimeWait())
+		r.retimed(promising)
+	}
+	if want := []int{32, 64, 128, 256, 512, 512, 512, 2, 32, 2}; !slices.Equal(waits, want) {
+		t.Errorf("waits %v; want %v", waits, want)
+	}
+	r.retimeAfter = 0
+	for range retimeEvery - 1 {
+		r.observe(0, 0.01)
+	}
+	if r.retimeDue() {
+		t.Errorf("re-timing due after %d plain rounds; want after %d", retimeEvery-1, retimeEvery)
+	}
+	r.observe(0, 0.01)
+	if !r.retimeDue() {
+		t.Errorf("re-timing not due after %d plain rounds", retimeEvery)
+	}
+	r.observe(1, 0.02)
+	if r.retimeDue() || r.sinceDraft != 0 {
+		t.Errorf("re-timing due right after a round with proposals (%d rounds since one)", r.sinceDraft)
+	}
 }

@@ -314,6 +314,45 @@ func TestGPUDispatchCount(t *testing.T) {
 	})
 }
 
+// TestGPUBindGroupsCached: decode steps after the first create no bind
+// groups on the native device (webgpu/native.go caches them), greedy and
+// sampled; TestGPUMatchesCPU checks the tokens with the cache in place.
+func TestGPUBindGroupsCached(t *testing.T) {
+	webgputest.Run(t, func(t *testing.T, d webgpu.Device) {
+		counter, ok := d.(interface {
+			BindGroups() (created, cached, limit int)
+		})
+		if !ok {
+			t.Fatalf("%T does not report its bind groups", d)
+		}
+		e := loaded(t, weightsFile(t, weights.Random(weights.TinyConfig(), 7)), d)
+		for _, spec := range []string{"S", "S,XL,M"} {
+			m, _ := e.ParseMix(spec)
+			e.SetMix(m)
+			for _, o := range []Options{{Backend: "gpu"}, {Backend: "gpu", Temperature: 0.8, TopK: 20, Seed: 3}} {
+				if err := e.Reset(o); err != nil {
+					t.Fatal(err)
+				}
+				e.Prompt([]byte(gpuPrompt))
+				for range 2 { // the prompt's pass, and the first decode step
+					if _, err := step(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before, _, _ := counter.BindGroups()
+				for i := range 4 {
+					if _, err := step(e); err != nil {
+						t.Fatal(err)
+					}
+					if after, _, _ := counter.BindGroups(); after != before {
+						t.Fatalf("%s %+v: decode step %d created %d bind groups; want 0", spec, o, i+2, after-before)
+					}
+				}
+			}
+		}
+	})
+}
+
 // TestGPUUploads: the weight buffers are filled per granularity block.
 // S → XL uploads exactly the FFN rows S lacks; back to S uploads nothing.
 func TestGPUUploads(t *testing.T) {
@@ -504,10 +543,15 @@ func TestGPUSpeculative(t *testing.T) {
 				}
 			}
 		}
+		// Sampling (TestGPUSpeculativeSampling) draws from the whole
+		// distribution, as on the cpu backend: top_k and top_p are refused.
 		m, _ := e.ParseMix("XL")
 		e.SetMix(m)
-		if err := e.Reset(Options{Backend: "gpu", Draft: "S", Temperature: 0.8}); !errors.Is(err, ErrBackend) {
-			t.Errorf("gpu speculative sampling = %v; want ErrBackend", err)
+		for _, o := range []Options{{TopK: 5}, {TopP: 0.9}} {
+			o.Backend, o.Draft, o.Temperature = "gpu", "S", 0.8
+			if err := e.Reset(o); !errors.Is(err, ErrArg) {
+				t.Errorf("gpu speculative sampling with %+v = %v; want ErrArg", o, err)
+			}
 		}
 	})
 }

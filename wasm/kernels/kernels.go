@@ -49,6 +49,11 @@ var Functions = []Function{
 	{"softmax", 2},  // (x, n): x = exp(x - max) / Σ exp(x - max)
 	{"swiglu", 4},   // (out, gate, up, n): out[j] = g / (1 + exp(-g)) · up[j]
 	{"rmsnorm", 6},  // (out, x, gain, n, d, eps bits): RMSNorm of each of n rows of d
-	{"rope", 6},     // (x, cos, sin, n, d, half): Rope of each of n rows of d, row r's angles at r·half
+	{"rope", 6},     // (x, cos, sin, n, d, headDim): rotate each head's pairs in each of n rows of d, row r's angles at r·headDim/2
 	{"add", 3},      // (x, y, n): x[i] += y[i]
+	{"scale", 3},    // (x, n, s bits): x[i] *= s
+	{"argmax", 3},   // (out, x, n): *out = index of the largest x[i], lowest on ties
+	// (out, att, q, keys, values, heads, n, attStride, stride, hd, s bits):
+	// every head's attention over n cached positions
+	{"attention", 11},
 }

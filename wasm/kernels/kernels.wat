@@ -156,25 +156,28 @@
             (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load (local.get $q)) (local.get $x0))))
             (local.set $c (i32.add (local.get $c) (i32.const 16)))
             (br $cols1)))
-        (if (i32.eq (local.get $n4) (local.get $cols))
+        ;; The four rows' sums, (l0 + l2) + (l1 + l3) each, in one vector:
+        ;; $a0 = [a0₀+a0₂, a0₁+a0₃, a1₀+a1₂, a1₁+a1₃], $a2 likewise for rows 2
+        ;; and 3, then the pairs added. $tail only when cols is not a multiple of 4.
+        (local.set $a0 (f32x4.add
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a0) (local.get $a1))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a0) (local.get $a1))))
+        (local.set $a2 (f32x4.add
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a2) (local.get $a3))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a2) (local.get $a3))))
+        (v128.store (local.get $o) (f32x4.add
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $a0) (local.get $a2))
+          (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $a0) (local.get $a2))))
+        (if (i32.ne (local.get $n4) (local.get $cols))
           (then
-            ;; No tails: the four rows' lanes combined by shuffles, lane r
-            ;; (a_r0 + a_r2) + (a_r1 + a_r3) as $hsum adds them, one store.
-            (local.set $x0 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a0) (local.get $a1))
-              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a0) (local.get $a1))))
-            (local.set $x1 (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a2) (local.get $a3))
-              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a2) (local.get $a3))))
-            (v128.store (local.get $o) (f32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $x0) (local.get $x1))
-              (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $x0) (local.get $x1)))))
-          (else
             (local.set $q (local.get $row))
-            (f32.store offset=0 (local.get $o) (call $tail (call $hsum (local.get $a0)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+            (f32.store offset=0 (local.get $o) (call $tail (f32.load offset=0 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
             (local.set $q (i32.add (local.get $q) (local.get $stride)))
-            (f32.store offset=4 (local.get $o) (call $tail (call $hsum (local.get $a1)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+            (f32.store offset=4 (local.get $o) (call $tail (f32.load offset=4 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
             (local.set $q (i32.add (local.get $q) (local.get $stride)))
-            (f32.store offset=8 (local.get $o) (call $tail (call $hsum (local.get $a2)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
+            (f32.store offset=8 (local.get $o) (call $tail (f32.load offset=8 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))
             (local.set $q (i32.add (local.get $q) (local.get $stride)))
-            (f32.store offset=12 (local.get $o) (call $tail (call $hsum (local.get $a3)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))))
+            (f32.store offset=12 (local.get $o) (call $tail (f32.load offset=12 (local.get $o)) (local.get $q) (local.get $x) (local.get $n4) (local.get $cols)))))
         (local.set $row (i32.add (local.get $row) (i32.shl (local.get $stride) (i32.const 2))))
         (local.set $o (i32.add (local.get $o) (i32.const 16)))
         (br $rows4)))
@@ -1175,7 +1178,7 @@
 
   ;; softmax replaces x [n] (n ≥ 1) by exp(x - max) / Σ exp(x - max) as
   ;; model's reference does: the sum in dot's four-lane order, then a division.
-  (func (export "softmax") (param $x i32) (param $n i32)
+  (func $softmax (export "softmax") (param $x i32) (param $n i32)
     (local $i i32) (local $n4 i32) (local $nb i32) (local $m v128) (local $s v128) (local $e v128)
     (local $mx f32) (local $sum f32) (local $v f32)
     (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
@@ -1247,11 +1250,21 @@
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $next))))
 
+  ;; ---------------------------------------------------------------------------
+  ;; The glue of a step (model.Forward) and of a pass over several tokens
+  ;; (model.ForwardMany): RMSNorm, rotary embedding, residual add, the
+  ;; attention scale, the greedy argmax, and attention for every head in one
+  ;; call. Each follows its plain-Go reference (model/forward.go,
+  ;; model/sample.go) operation for operation; rmsnorm and rope take rows, one
+  ;; for a decode step. A float32 parameter (eps, s) comes as its bits in an
+  ;; i32, so that every import takes i32s only.
+
   ;; rmsnorm sets out[r] = x[r] / rms(x[r]) · gain for each of n rows of d
-  ;; elements (x, out [n][d], gain [d]) as model.RMSNorm does: the sum of
+  ;; elements (x, out [n][d], gain [d]) as model's reference does: the sum of
   ;; squares one element at a time in increasing order (each square rounded
-  ;; before it is added), inv = 1 / sqrt(ss / d + eps), then out = (x · inv)
-  ;; · gain, four at a time. eps is the float32's bits. out may be x.
+  ;; before it is added, the squares four at a time), inv = 1 / sqrt(ss / d +
+  ;; eps), then out = (x · inv) · gain, four at a time. eps is the float32's
+  ;; bits. out may be x.
   (func (export "rmsnorm") (param $out i32) (param $x i32) (param $gain i32) (param $n i32) (param $d i32) (param $eps i32)
     (local $r i32) (local $i i32) (local $db i32) (local $d4 i32) (local $xp i32) (local $op i32)
     (local $ss f32) (local $inv f32) (local $sq v128) (local $iv v128)
@@ -1300,15 +1313,17 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rows))))
 
-  ;; rope rotates each pair (a, b) = (x[2i], x[2i+1]) of every head of every
-  ;; row as model.Rope does: (a·cos − b·sin, a·sin + b·cos), each product
-  ;; rounded, with row r's angles at cos and sin + r·half (x [n][d], cos
-  ;; and sin [n][half], half = headDim / 2, d a multiple of headDim). Two
-  ;; pairs at a time: v·c and v·s with c = [c0 c0 c1 c1], s likewise, then
-  ;; v·c ± (v·s with its pairs swapped), the even lanes negated.
-  (func (export "rope") (param $x i32) (param $cos i32) (param $sin i32) (param $n i32) (param $d i32) (param $half i32)
-    (local $r i32) (local $h i32) (local $i i32) (local $xp i32) (local $cp i32) (local $sp i32) (local $hb i32) (local $h2 i32) (local $xe i32)
+  ;; rope rotates each pair (a, b) = (x[h+2i], x[h+2i+1]) of every head h
+  ;; (hd values) of every row as model's reference does: (a·cos[i] − b·sin[i],
+  ;; a·sin[i] + b·cos[i]), i < hd/2, each product rounded, with row r's angles
+  ;; at cos and sin + r·hd/2 (x [n][d], cos and sin [n][hd/2], d a multiple of
+  ;; hd; one row for a decode step). Two pairs at a time: v·c and v·s with c =
+  ;; [c0 c0 c1 c1], s likewise, then v·c ± (v·s with its pairs swapped), the
+  ;; even lanes negated.
+  (func (export "rope") (param $x i32) (param $cos i32) (param $sin i32) (param $n i32) (param $d i32) (param $hd i32)
+    (local $r i32) (local $half i32) (local $i i32) (local $xp i32) (local $cp i32) (local $sp i32) (local $hb i32) (local $h2 i32) (local $xe i32)
     (local $v v128) (local $c v128) (local $s v128) (local $a f32) (local $b f32) (local $fc f32) (local $fs f32)
+    (local.set $half (i32.shr_u (local.get $hd) (i32.const 1)))
     (local.set $hb (i32.shl (local.get $half) (i32.const 2)))
     (local.set $h2 (i32.shl (i32.and (local.get $half) (i32.const -2)) (i32.const 2)))
     (local.set $xp (local.get $x))
@@ -1348,7 +1363,7 @@
                 (f32.add (f32.mul (local.get $a) (local.get $fs)) (f32.mul (local.get $b) (local.get $fc))))
               (local.set $i (i32.add (local.get $i) (i32.const 4)))
               (br $pairs1)))
-            (local.set $xp (i32.add (local.get $xp) (i32.shl (local.get $hb) (i32.const 1))))
+            (local.set $xp (i32.add (local.get $xp) (i32.shl (local.get $hd) (i32.const 2))))
             (br $heads)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rows))))
@@ -1370,4 +1385,149 @@
         (f32.add (f32.load (i32.add (local.get $x) (local.get $i))) (f32.load (i32.add (local.get $y) (local.get $i)))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $next))))
+
+  ;; scale sets x[i] *= s for i < n (s: float32 bits).
+  (func $scale (export "scale") (param $x i32) (param $n i32) (param $s i32)
+    (local $i i32) (local $n4 i32) (local $nb i32) (local $f f32) (local $v v128)
+    (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $f (f32.reinterpret_i32 (local.get $s)))
+    (local.set $v (f32x4.splat (local.get $f)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (v128.store (i32.add (local.get $x) (local.get $i))
+        (f32x4.mul (v128.load (i32.add (local.get $x) (local.get $i))) (local.get $v)))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (f32.store (i32.add (local.get $x) (local.get $i))
+        (f32.mul (f32.load (i32.add (local.get $x) (local.get $i))) (local.get $f)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next))))
+
+  ;; argmax stores at out (an i32) the index of the largest of x [n], the
+  ;; lowest on ties, as model's reference: 0 when x[0] is NaN or n is 0, and a
+  ;; NaN is never picked. Lane l keeps the largest of x[0] and x[i], i ≡ l
+  ;; (mod 4), with its first index (strictly greater replaces); the lanes then
+  ;; give the largest value and, among lanes that hold it, the lowest index;
+  ;; the n mod 4 last values follow one by one.
+  (func (export "argmax") (param $out i32) (param $x i32) (param $n i32)
+    (local $i i32) (local $n4 i32) (local $nb i32) (local $best v128) (local $idx v128) (local $cur v128)
+    (local $v v128) (local $gt v128) (local $m f32) (local $b i32) (local $f f32) (local $l i32)
+    (if (i32.eqz (local.get $n)) (then (i32.store (local.get $out) (i32.const 0)) (return)))
+    (local.set $m (f32.load (local.get $x)))
+    (if (f32.ne (local.get $m) (local.get $m)) (then (i32.store (local.get $out) (i32.const 0)) (return)))
+    (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $best (f32x4.splat (local.get $m)))
+    (local.set $cur (v128.const i32x4 0 1 2 3))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
+      (local.set $v (v128.load (i32.add (local.get $x) (local.get $i))))
+      (local.set $gt (f32x4.gt (local.get $v) (local.get $best)))
+      (local.set $best (v128.bitselect (local.get $v) (local.get $best) (local.get $gt)))
+      (local.set $idx (v128.bitselect (local.get $cur) (local.get $idx) (local.get $gt)))
+      (local.set $cur (i32x4.add (local.get $cur) (v128.const i32x4 4 4 4 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (local.set $m (f32x4.extract_lane 0 (local.get $best)))
+    (local.set $b (i32x4.extract_lane 0 (local.get $idx)))
+    (local.set $f (f32x4.extract_lane 1 (local.get $best)))
+    (local.set $l (i32x4.extract_lane 1 (local.get $idx)))
+    (if (i32.or (f32.gt (local.get $f) (local.get $m))
+          (i32.and (f32.eq (local.get $f) (local.get $m)) (i32.lt_u (local.get $l) (local.get $b))))
+      (then (local.set $m (local.get $f)) (local.set $b (local.get $l))))
+    (local.set $f (f32x4.extract_lane 2 (local.get $best)))
+    (local.set $l (i32x4.extract_lane 2 (local.get $idx)))
+    (if (i32.or (f32.gt (local.get $f) (local.get $m))
+          (i32.and (f32.eq (local.get $f) (local.get $m)) (i32.lt_u (local.get $l) (local.get $b))))
+      (then (local.set $m (local.get $f)) (local.set $b (local.get $l))))
+    (local.set $f (f32x4.extract_lane 3 (local.get $best)))
+    (local.set $l (i32x4.extract_lane 3 (local.get $idx)))
+    (if (i32.or (f32.gt (local.get $f) (local.get $m))
+          (i32.and (f32.eq (local.get $f) (local.get $m)) (i32.lt_u (local.get $l) (local.get $b))))
+      (then (local.set $m (local.get $f)) (local.set $b (local.get $l))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $nb)))
+      (local.set $f (f32.load (i32.add (local.get $x) (local.get $i))))
+      (if (f32.gt (local.get $f) (local.get $m))
+        (then (local.set $m (local.get $f)) (local.set $b (i32.shr_u (local.get $i) (i32.const 2)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next)))
+    (i32.store (local.get $out) (local.get $b)))
+
+  ;; attention is model's attend for every head at once, one call instead of
+  ;; four per head: head h (hd values from h·hd in q, keys, values and out)
+  ;; sets its scores att[h·attStride …][:n] = matvec(keys, q) over the n
+  ;; cached positions (row stride stride), scales them by s (float32 bits),
+  ;; takes their softmax and sets out = matvec_t(values, scores). The same
+  ;; functions as the separate calls, so the same bits.
+  (func (export "attention") (param $out i32) (param $att i32) (param $q i32) (param $keys i32) (param $values i32)
+    (param $heads i32) (param $n i32) (param $attStride i32) (param $stride i32) (param $hd i32) (param $s i32)
+    (local $h i32) (local $off i32) (local $a i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $h) (local.get $heads)))
+      (local.set $off (i32.shl (i32.mul (local.get $h) (local.get $hd)) (i32.const 2)))
+      (local.set $a (i32.add (local.get $att) (i32.shl (i32.mul (local.get $h) (local.get $attStride)) (i32.const 2))))
+      (call $matvec (local.get $a) (i32.add (local.get $keys) (local.get $off)) (i32.add (local.get $q) (local.get $off))
+        (local.get $n) (local.get $hd) (local.get $stride))
+      (call $scale (local.get $a) (local.get $n) (local.get $s))
+      (call $softmax (local.get $a) (local.get $n))
+      (call $weigh (i32.add (local.get $out) (local.get $off)) (i32.add (local.get $values) (local.get $off)) (local.get $a)
+        (local.get $hd) (local.get $n) (local.get $stride))
+      (local.set $h (i32.add (local.get $h) (i32.const 1)))
+      (br $next))))
+
+  ;; weigh is matvec_t for attention's values (out [hd] = Σ_j att[j]·values[j·stride …],
+  ;; over j in increasing order from 0): 32 outputs at a time, eight sums in
+  ;; flight while the positions go by (a head is usually 32 or 64 wide, and
+  ;; each sum waits on its last addition), then matvec_t for the rest.
+  (func $weigh (param $out i32) (param $w i32) (param $x i32) (param $n i32) (param $k i32) (param $stride i32)
+    (local $i i32) (local $sb i32) (local $n32 i32) (local $p i32) (local $xp i32) (local $xend i32) (local $s v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local.set $sb (i32.shl (local.get $stride) (i32.const 2)))
+    (local.set $xend (i32.add (local.get $x) (i32.shl (local.get $k) (i32.const 2))))
+    (local.set $n32 (i32.shl (i32.and (local.get $n) (i32.const -32)) (i32.const 2)))
+    (block $done32 (loop $outs32
+      (br_if $done32 (i32.ge_u (local.get $i) (local.get $n32)))
+      (local.set $a0 (v128.const f32x4 0 0 0 0))
+      (local.set $a1 (v128.const f32x4 0 0 0 0))
+      (local.set $a2 (v128.const f32x4 0 0 0 0))
+      (local.set $a3 (v128.const f32x4 0 0 0 0))
+      (local.set $a4 (v128.const f32x4 0 0 0 0))
+      (local.set $a5 (v128.const f32x4 0 0 0 0))
+      (local.set $a6 (v128.const f32x4 0 0 0 0))
+      (local.set $a7 (v128.const f32x4 0 0 0 0))
+      (local.set $p (i32.add (local.get $w) (local.get $i)))
+      (local.set $xp (local.get $x))
+      (block $donej (loop $rows
+        (br_if $donej (i32.ge_u (local.get $xp) (local.get $xend)))
+        (local.set $s (v128.load32_splat (local.get $xp)))
+        (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (v128.load offset=112 (local.get $p)) (local.get $s))))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load offset=0 (local.get $p)) (local.get $s))))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=16 (local.get $p)) (local.get $s))))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $p)) (local.get $s))))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=48 (local.get $p)) (local.get $s))))
+        (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (v128.load offset=64 (local.get $p)) (local.get $s))))
+        (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (v128.load offset=80 (local.get $p)) (local.get $s))))
+        (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (v128.load offset=96 (local.get $p)) (local.get $s))))
+        (local.set $p (i32.add (local.get $p) (local.get $sb)))
+        (local.set $xp (i32.add (local.get $xp) (i32.const 4)))
+        (br $rows)))
+      (local.set $p (i32.add (local.get $out) (local.get $i)))
+      (v128.store offset=112 (local.get $p) (local.get $a7))
+      (v128.store offset=0 (local.get $p) (local.get $a0))
+      (v128.store offset=16 (local.get $p) (local.get $a1))
+      (v128.store offset=32 (local.get $p) (local.get $a2))
+      (v128.store offset=48 (local.get $p) (local.get $a3))
+      (v128.store offset=64 (local.get $p) (local.get $a4))
+      (v128.store offset=80 (local.get $p) (local.get $a5))
+      (v128.store offset=96 (local.get $p) (local.get $a6))
+      (local.set $i (i32.add (local.get $i) (i32.const 128)))
+      (br $outs32)))
+    (if (i32.lt_u (local.get $i) (i32.shl (local.get $n) (i32.const 2)))
+      (then
+        (call $matvec_t (i32.add (local.get $out) (local.get $i)) (i32.add (local.get $w) (local.get $i)) (local.get $x)
+          (i32.sub (local.get $n) (i32.shr_u (local.get $i) (i32.const 2))) (local.get $k) (local.get $stride)))))
 )

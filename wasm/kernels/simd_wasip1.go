@@ -10,8 +10,9 @@ import (
 )
 
 // The "simd" kernel set: model.GoKernels with the products of decoding, the
-// softmax, the SwiGLU and the element-wise steps of ForwardMany (norms,
-// rotary embedding, residual adds) done by kernels.wasm through the host. It is registered, and preferred, when the
+// softmax, the SwiGLU and the glue of a decode step and of ForwardMany
+// (RMSNorm, Rope and Add over one row or many, Scale, Argmax, Attention) done
+// by kernels.wasm through the host. It is registered, and preferred, when the
 // host linked the companion module (the "version" import says so).
 
 //go:wasmimport kernels version
@@ -39,10 +40,19 @@ func swiglu(out, gate, up unsafe.Pointer, n int32)
 func rmsnorm(out, x, gain unsafe.Pointer, n, d int32, eps uint32)
 
 //go:wasmimport kernels rope
-func rope(x, cos, sin unsafe.Pointer, n, d, half int32)
+func rope(x, cos, sin unsafe.Pointer, n, d, headDim int32)
 
 //go:wasmimport kernels add
 func add(x, y unsafe.Pointer, n int32)
+
+//go:wasmimport kernels scale
+func scale(x unsafe.Pointer, n int32, s uint32)
+
+//go:wasmimport kernels argmax
+func argmax(out, x unsafe.Pointer, n int32)
+
+//go:wasmimport kernels attention
+func attention(out, att, q, keys, values unsafe.Pointer, heads, n, attStride, stride, hd int32, s uint32)
 
 func init() {
 	if version() != Version {
@@ -53,7 +63,8 @@ func init() {
 	set.MatVec, set.MatTVec = matVec, matTVec
 	set.MatVecBatch, set.MatTVecBatch = matVecBatch, matTVecBatch
 	set.Softmax, set.SwiGLU = softmaxSIMD, swiGLU
-	set.RMSNormRows, set.RopeRows, set.AddRows = rmsNormRows, ropeRows, addRows
+	set.RMSNorm, set.Add, set.Scale, set.Rope, set.Argmax = rmsNorm, addSIMD, scaleSIMD, ropeSIMD, argmaxSIMD
+	set.Attention = attentionSIMD
 	model.RegisterKernels(set, true)
 }
 
@@ -139,37 +150,71 @@ func swiGLU(out, gate, up []float32) {
 	swiglu(unsafe.Pointer(&out[0]), unsafe.Pointer(&gate[0]), unsafe.Pointer(&up[0]), int32(n))
 }
 
-func rmsNormRows(out, x, gain []float32, eps float32) {
+func rmsNorm(out, x, gain []float32, eps float32) {
 	d := len(gain)
 	if d == 0 || len(x) < d {
 		return
 	}
 	n := len(x) / d
 	if len(out) < n*d {
-		panic("kernels: RMSNormRows: out shorter than x")
+		panic("kernels: RMSNorm: out shorter than x")
 	}
 	rmsnorm(unsafe.Pointer(&out[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&gain[0]), int32(n), int32(d), math.Float32bits(eps))
 }
 
-func ropeRows(x, cos, sin []float32, headDim int) {
+func addSIMD(x, y []float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	if len(y) < n {
+		panic("kernels: Add: y shorter than x")
+	}
+	add(unsafe.Pointer(&x[0]), unsafe.Pointer(&y[0]), int32(n))
+}
+
+func scaleSIMD(x []float32, s float32) {
+	if len(x) == 0 {
+		return
+	}
+	scale(unsafe.Pointer(&x[0]), int32(len(x)), math.Float32bits(s))
+}
+
+func ropeSIMD(x, cos, sin []float32, headDim int) {
 	half := headDim / 2
-	if half == 0 || len(cos) < half {
+	if half == 0 || len(cos) < half || len(x) == 0 {
 		return
 	}
 	n := len(cos) / half
 	d := len(x) / n
 	if len(sin) < n*half || d == 0 || d%headDim != 0 {
-		panic("kernels: RopeRows: x, cos and sin do not match the shape")
+		panic("kernels: Rope: x, cos and sin do not match the shape")
 	}
-	rope(unsafe.Pointer(&x[0]), unsafe.Pointer(&cos[0]), unsafe.Pointer(&sin[0]), int32(n), int32(d), int32(half))
+	rope(unsafe.Pointer(&x[0]), unsafe.Pointer(&cos[0]), unsafe.Pointer(&sin[0]), int32(n), int32(d), int32(headDim))
 }
 
-func addRows(x, y []float32) {
+// argmaxOut receives argmax's answer: a package variable, so that no call
+// allocates (the module runs on one thread).
+var argmaxOut int32
+
+func argmaxSIMD(x []float32) int {
 	if len(x) == 0 {
-		return
+		return 0
 	}
-	if len(y) < len(x) {
-		panic("kernels: AddRows: y shorter than x")
+	argmax(unsafe.Pointer(&argmaxOut), unsafe.Pointer(&x[0]), int32(len(x)))
+	return int(argmaxOut)
+}
+
+func attentionSIMD(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
+	if heads <= 0 || n <= 0 || len(q) < heads {
+		panic("kernels: Attention: no heads or no positions")
 	}
-	add(unsafe.Pointer(&x[0]), unsafe.Pointer(&y[0]), int32(len(x)))
+	hd := len(q) / heads
+	last := (n-1)*stride + heads*hd // elements of keys and values read
+	if len(out) < heads*hd || attStride < n || len(att) < (heads-1)*attStride+n || stride < heads*hd || len(keys) < last || len(values) < last {
+		panic("kernels: Attention: slices shorter than the shape")
+	}
+	s := 1 / float32(math.Sqrt(float64(float32(hd))))
+	attention(unsafe.Pointer(&out[0]), unsafe.Pointer(&att[0]), unsafe.Pointer(&q[0]), unsafe.Pointer(&keys[0]), unsafe.Pointer(&values[0]),
+		int32(heads), int32(n), int32(attStride), int32(stride), int32(hd), math.Float32bits(s))
 }

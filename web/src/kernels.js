@@ -10,7 +10,7 @@
 export const KERNELS_VERSION = 2;
 
 /** KERNEL_FUNCTIONS are the imports forwarded to kernels.wasm, besides version. */
-export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu', 'rmsnorm', 'rope', 'add'];
+export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu', 'rmsnorm', 'rope', 'add', 'scale', 'argmax', 'attention'];
 
 /**
  * fetchKernels downloads and compiles kernels.wasm; it resolves to null when
@@ -53,10 +53,10 @@ export class KernelHost {
     const version = this.compiled ? KERNELS_VERSION : 0;
     const imports = { version: () => version };
     for (const name of KERNEL_FUNCTIONS) {
-      imports[name] = (a, b, c, d, e, f) => {
+      imports[name] = (...args) => {
         if (!this.exports) throw new Error(`matedge: kernels.${name} called, but kernels.wasm is not linked`);
         this.calls++;
-        this.exports[name](a, b, c, d, e, f);
+        this.exports[name](...args);
       };
     }
     return imports;

@@ -264,14 +264,15 @@ export class MatEdge {
    *
    * @param {string} prompt
    * @param {object} [options]  maxTokens, temperature (0: greedy), topK (0: all), topP (0 or 1: all), seed,
-   *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft), draft (a mix such as
-   *   'S', or 'auto': self-speculative decoding on the CPU), draftTokens (default 0: chosen round by round),
+   *   backend ('auto'|'cpu'|'gpu'; default: the plan's, else 'auto'; 'cpu' with a draft unless 'gpu' is asked for),
+   *   draft (a mix such as 'S', or 'auto': self-speculative decoding, greedy or at a temperature, on the CPU, or
+   *   on the GPU with backend 'gpu', with the same tokens for a seed), draftTokens (default 0: chosen round by round),
    *   route (0 < route ≤ 1: token routing on the CPU for about that fraction of XL's FFN FLOPs; see
    *   Generation.widths); DEFAULTS fills the rest. With a draft, Generation.speculation counts the
    *   proposals and how many were accepted
    */
   generate(prompt, options = {}) {
-    // A draft runs on the CPU backend (a route, the penalties and min-p run on both).
+    // A draft runs on the CPU backend unless backend 'gpu' is asked for (a route, the penalties and min-p run on both).
     const planned = options.draft ? 'cpu' : this.plan?.backend ?? DEFAULTS.backend;
     const { signal, ...rest } = options;
     const o = { ...DEFAULTS, backend: planned, ...rest };

@@ -44,6 +44,14 @@ const BINDING_SIZE = 24;
 /** PARAM_SLOT is the uniform space of one dispatch's params: the most params allowed, and WebGPU's uniform offset alignment. */
 const PARAM_SLOT = 256;
 
+/**
+ * BIND_GROUP_CAP bounds the bind group cache (webgpu/native.go's
+ * bindGroupCap): a decode step binds a group per dispatch (56 on the default
+ * model), and a long-running page that meets ever new shapes must not grow
+ * the cache without limit. A submit that finds it full clears it first.
+ */
+export const BIND_GROUP_CAP = 4096;
+
 /** LIMITS are the device limits Info reports (webgpu.Limits), in its order. */
 const LIMITS = ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage',
   'minStorageBufferOffsetAlignment', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
@@ -138,6 +146,12 @@ export class WebGPUHost {
     this.params = []; // [dispatches] 256-byte params slots for recorded dispatches
     this.uniform = null;
     this.uniformSize = 0;
+    // Bind groups by what they bind (bindGroup): a decode step records the
+    // same dispatches over the same buffers at every token, so a step after
+    // the first creates none. key → {group, buffers: the storage buffer handles}.
+    this.groups = new Map();
+    /** How many bind groups this host has created, cached or not: for tests. */
+    this.bindGroupsCreated = 0;
     this.waits = new Set(); // promises of reads and error scopes not settled yet
     this.failure = null; // the first asynchronous GPU error, as an AbiError
     this.lastError = '';
@@ -264,6 +278,7 @@ export class WebGPUHost {
     const b = this.buffer(handle);
     this.submit(); // recorded commands hold the buffer
     this.buffers.delete(handle);
+    for (const [key, g] of this.groups) if (g.buffers.includes(handle)) this.groups.delete(key);
     b.buffer.destroy(); // work already submitted keeps it until it is done
     return 0;
   }
@@ -300,6 +315,9 @@ export class WebGPUHost {
     }
     const { maxStorageBufferBindingSize: limit, minStorageBufferOffsetAlignment: align } = this.info.limits;
     const entries = [];
+    const buffers = [];
+    // The bind group's key: the pipeline, the uniform slot and params size, and each binding.
+    const key = [handle, this.params.length * PARAM_SLOT, paramsLen];
     for (let i = 0; i < count; i++) {
       const handleAt = view.getUint32(BINDING_SIZE * i, true);
       const offset = u64(view.getBigUint64(BINDING_SIZE * i + 8, true));
@@ -313,11 +331,13 @@ export class WebGPUHost {
         throw new AbiError(CODE.ARGUMENT, `${what}: ${size} bytes at offset ${offset} (limit ${limit} bytes, alignment ${align})`);
       }
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset, size } });
+      buffers.push(handleAt);
+      key.push(handleAt, offset, size);
     }
     const slot = new Uint8Array(PARAM_SLOT);
     slot.set(params);
     this.params.push(slot);
-    this.recorded.push({ pipeline: p, paramsSize: paramsLen, entries, groups });
+    this.recorded.push({ pipeline: p, paramsSize: paramsLen, entries, buffers, key: key.join(' '), groups });
     return 0;
   }
 
@@ -343,6 +363,7 @@ export class WebGPUHost {
     const params = this.params;
     this.recorded = [];
     this.params = [];
+    if (this.groups.size >= BIND_GROUP_CAP) this.groups.clear();
     this.scoped('submit', () => {
       const device = this.device;
       if (params.length) {
@@ -362,10 +383,7 @@ export class WebGPUHost {
           encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
           continue;
         }
-        const group = device.createBindGroup({
-          layout: c.pipeline.layout,
-          entries: [{ binding: 0, resource: { buffer: this.uniform, offset: slot * PARAM_SLOT, size: c.paramsSize } }, ...c.entries],
-        });
+        const group = this.bindGroup(c, slot);
         slot++;
         pass ??= encoder.beginComputePass();
         pass.setPipeline(c.pipeline.pipeline);
@@ -378,14 +396,33 @@ export class WebGPUHost {
     return 0;
   }
 
+  // bindGroup returns the bind group of dispatch c with its params in
+  // uniform slot `slot`: the cached one, or a new one, cached unless the
+  // cache is full. The key leaves out the uniform buffer because growUniform
+  // clears the cache when it replaces it, and a key never names a destroyed
+  // buffer's successor because handles are never reused.
+  bindGroup(c, slot) {
+    const cached = this.groups.get(c.key);
+    if (cached) return cached.group;
+    const group = this.device.createBindGroup({
+      layout: c.pipeline.layout,
+      entries: [{ binding: 0, resource: { buffer: this.uniform, offset: slot * PARAM_SLOT, size: c.paramsSize } }, ...c.entries],
+    });
+    this.bindGroupsCreated++;
+    if (this.groups.size < BIND_GROUP_CAP) this.groups.set(c.key, { group, buffers: c.buffers });
+    return group;
+  }
+
   // growUniform makes the params uniform buffer hold at least n bytes. The
-  // old one is dropped, not destroyed: submitted work may still read it.
+  // old one is dropped, not destroyed: submitted work may still read it. So
+  // are the bind groups, which bind the old one.
   growUniform(n) {
     if (this.uniformSize >= n) return;
     let size = Math.max(this.uniformSize, 16 * PARAM_SLOT);
     while (size < n) size *= 2;
     this.uniform = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.uniformSize = size;
+    this.groups.clear();
   }
 
   read(handle, offset, size) {
@@ -489,6 +526,7 @@ export class WebGPUHost {
     this.reads.clear();
     this.buffers.clear();
     this.pipelines.clear();
+    this.groups.clear();
     this.recorded = [];
     this.params = [];
   }

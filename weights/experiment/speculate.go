@@ -308,13 +308,8 @@ func (r SpecReport) Markdown() string {
 	fmt.Fprintf(&b, "\n\nMeasured step costs, natively: %s. k auto chooses k round by round (0 = a plain step) from these and the running acceptance rate.\n\n", r.CostsNative)
 	fmt.Fprintf(&b, "| where | models | draft | k | cache | temperature | accepted | tokens per verify | tokens/s | speed-up | greedy = verifier | KV memory |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	sampledInModule := false
 	for _, row := range append(append([]SpecRow{}, r.Alone...), r.Rows...) {
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(row.Cells(), " | "))
-		sampledInModule = sampledInModule || (row.Where != "native" && row.Temperature > 0)
-	}
-	if sampledInModule {
-		fmt.Fprintf(&b, "\nAt a temperature, the module's rows compare two samplers, not only speculation: plain decoding samples with `model.Sampler`, which sorts the whole vocabulary every token, while speculative rounds (k auto's plain k = 0 steps included) draw from the distribution without sorting. The k auto rows, which decode without drafting here, show what that costs; the native rows do not have this difference.\n")
 	}
 	return b.String()
 }

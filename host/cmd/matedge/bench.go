@@ -11,6 +11,8 @@ import (
 	"github.com/matedge/matedge/host"
 	"github.com/matedge/matedge/host/bench"
 	"github.com/matedge/matedge/model"
+	"github.com/matedge/matedge/wasm/abi"
+	"github.com/matedge/matedge/wasm/engine"
 	"github.com/matedge/matedge/wasm/planner"
 	"github.com/matedge/matedge/webgpu"
 	"github.com/matedge/matedge/weights/defaultmodel"
@@ -44,6 +46,7 @@ plan does, and prints next to each measured decode speed the speed the planner
 predicts for it, so the planner's model can be checked against reality.`)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	decode := fs.Int("decode", 8, "tokens to time decoding over, per run")
+	temperature := fs.Float64("temperature", 0, "sampling temperature of the timed generations: 0 is greedy; at a temperature every step also ranks the vocabulary and draws a token (generate's default is 0.8)")
 	prefill := fs.Int("prefill", 16, "prompt bytes to time prefill over, per run")
 	models := fs.String("models", "default,large", "models: default (embedded) and/or large (random weights of -large)")
 	large := fs.String("large", "512,2048,8", "the large model: dim, XL hidden width, layers")
@@ -63,6 +66,9 @@ predicts for it, so the planner's model can be checked against reality.`)
 	if *decode < 1 || *prefill < 1 {
 		return fmt.Errorf("-decode %d -prefill %d: want counts ≥ 1", *decode, *prefill)
 	}
+	if err := engine.CheckOptions(abi.Options{Temperature: float32(*temperature)}); err != nil {
+		return fmt.Errorf("-temperature %g: %v", *temperature, err)
+	}
 	var dims [3]int
 	if _, err := fmt.Sscanf(*large, "%d,%d,%d", &dims[0], &dims[1], &dims[2]); err != nil {
 		return fmt.Errorf("-large %q: want dim,hidden,layers: %v", *large, err)
@@ -76,7 +82,8 @@ predicts for it, so the planner's model can be checked against reality.`)
 	defer st.Stop()
 	cpuClock, clockKind := host.ThreadClock()
 	o := bench.Options{Wasm: *wasmPath, Backends: strings.Split(*backends, ","), Precision: *precision, Prefill: *prefill, Decode: *decode,
-		CPUClock: cpuClock, Progress: func(stage string) { st.Stage("%s", stage) }}
+		Temperature: float32(*temperature),
+		CPUClock:    cpuClock, Progress: func(stage string) { st.Stage("%s", stage) }}
 	report := benchReport{Precision: *precision, Clock: clockKind}
 	if *predict {
 		st.Stage("measuring this device for the planner's predictions")

@@ -88,11 +88,11 @@ func TestBenchJSON(t *testing.T) {
 }
 
 // TestBenchCPUGo times the CPU backend with kernels.wasm linked and without
-// it (cpu-go), and needs no GPU.
+// it (cpu-go), sampling at a temperature, and needs no GPU.
 func TestBenchCPUGo(t *testing.T) {
 	run := matedge(t)
 	stdout, stderr, code := run("bench", "-json", "-models", "default", "-backends", "cpu,cpu-go", "-decode", "2", "-prefill", "4",
-		"-kernels=false", "-cpu-kernels=false", "-predict=false")
+		"-kernels=false", "-cpu-kernels=false", "-predict=false", "-temperature", "0.8")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -101,6 +101,9 @@ func TestBenchCPUGo(t *testing.T) {
 		t.Fatalf("output is not JSON: %v\n%s", err, stdout)
 	}
 	m := report.Models[0]
+	if m.Temperature != 0.8 {
+		t.Errorf("the report's temperature is %g, want the -temperature given (0.8)", m.Temperature)
+	}
 	if len(m.Runs) != 2*6 || len(m.Speedups) != 2 || m.Speedups[1].Backend != backendCPUGo {
 		t.Fatalf("bench: %d runs (want 2 backends × 6 mixes), speed-ups %+v (want cpu and cpu-go)", len(m.Runs), m.Speedups)
 	}

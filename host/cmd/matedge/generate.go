@@ -83,7 +83,7 @@ dropped_chars and slides (-context).`)
 	fs.StringVar(&g.maxDownload, "max-download", "", "with -mix auto: largest download (bytes, or with kB, MB, GB, KiB, MiB, GiB); empty keeps the budget's")
 	fs.StringVar(&g.maxMemory, "max-memory", "", "with -mix auto: most memory the plan may keep (same units); empty keeps the budget's")
 	fs.BoolVar(&g.bestEffort, "best-effort", false, "with -mix auto: when nothing fits the budget, run the smallest plan instead of failing")
-	fs.StringVar(&g.draft, "draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU; greedy output is unchanged. auto picks the granularity expected to pay most on this device")
+	fs.StringVar(&g.draft, "draft", "", "self-speculative decoding: a smaller mix (S, M, S,M,S,M …) drafts -k tokens that the mix verifies in one pass, on the CPU (or the GPU with -backend gpu); greedy output is unchanged, sampled output keeps the mix's distribution (the same tokens on both backends for a seed). auto picks the granularity expected to pay most on this device")
 	fs.IntVar(&g.draftTokens, "k", 0, "tokens the draft proposes per round (with -draft), 1…64; 0 chooses k round by round from the acceptance rate and the measured cost of draft and verify steps, down to plain decoding where speculation does not pay")
 	fs.Float64Var(&g.repeatPenalty, "repeat-penalty", 0, "CTRL repetition penalty over the last -penalty-window tokens: 1 to 10, > 1 discourages repeats; 0 is off")
 	fs.Float64Var(&g.presencePenalty, "presence-penalty", 0, "subtracted from the logit of each token among the last -penalty-window: -2 to 2; 0 is off")
@@ -206,17 +206,16 @@ func (g *generateFlags) shaping() abi.Options {
 	return abi.Options{RepetitionPenalty: float32(g.repeatPenalty), PresencePenalty: float32(g.presencePenalty), PenaltyWindow: g.penaltyWindow, MinP: float32(g.minP)}
 }
 
-// settleBackend moves to the CPU what runs only there (-draft), refusing
-// -backend gpu with it, checks -route and a given mix
-// against c, and returns why the backend is what it is.
+// settleBackend runs -draft on the CPU unless -backend gpu asks for the
+// GPU (the module's auto means the CPU with a draft), checks -route and a
+// given mix against c, and returns why the backend is what it is.
 func (g *generateFlags) settleBackend(c model.Config) (string, error) {
 	backendNote := "-backend"
 	if g.draft != "" {
-		backendNote = "-draft runs on the cpu"
-		if g.backend == "gpu" {
-			return "", fmt.Errorf("-draft: speculative decoding runs on the cpu backend; drop -backend gpu")
+		if g.backend != "gpu" {
+			backendNote = "-draft runs on the cpu unless -backend gpu"
+			g.backend = "cpu"
 		}
-		g.backend = "cpu"
 		if g.temperature > 0 && (!g.topKSet || !g.topPSet) {
 			g.topK, g.topP = 0, 1 // speculative sampling draws from the whole distribution
 		}

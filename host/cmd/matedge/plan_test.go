@@ -144,6 +144,7 @@ func TestFlagsCheckedFirst(t *testing.T) {
 		{[]string{"bench", "-backends", "cpu,"}, `unknown backend ""`},
 		{[]string{"bench", "-precision", "f8"}, "-precision"},
 		{[]string{"bench", "-models", "huge"}, `unknown model "huge"`},
+		{[]string{"bench", "-temperature", "-1"}, "-temperature -1"},
 		{[]string{"bench", "-large", "512,2048,0"}, "-large"},
 		{[]string{"plan", "-target-tps", "1e308"}, "want 0 to 1e+09"},
 		{[]string{"plan", "-target-tps", "NaN"}, "want 0 to 1e+09"},
