@@ -19,7 +19,7 @@ type State struct {
 	ropeCos    []float32 // [context][headDim/2]
 	ropeSin    []float32 // [context][headDim/2]
 	many       []float32 // [tokens][vocab] logits of the last ForwardMany
-	// manyScratch holds ForwardMany's activations: [tokens][4·dim + 2·hidden] and attention scores.
+	// manyScratch holds ForwardMany's activations: [tokens][4·dim + 2·hidden].
 	manyScratch []float32
 }
 
@@ -143,20 +143,11 @@ func rmsNormRow(out, x, gain []float32, eps float32) {
 	}
 }
 
-// attend is one head's attention at position len(att)-1: att[t] =
-// softmax_t(q·k_t / √headDim), out = Σ_t att[t]·v_t, where k_t =
-// keys[t·stride:][:len(q)] and v_t likewise in values (the KV cache of one
-// layer, offset to the head). att [positions], out and q [headDim].
-func attend(out, att, q, keys, values []float32, stride int) {
-	kern.MatVec(att, keys, q, stride)
-	kern.Scale(att, 1/sqrt32(float32(len(q))))
-	Softmax(att)
-	kern.MatTVec(out, values, att, stride)
-}
-
-// attentionWith returns Kernels.Attention made of k's products: for each
-// head h of hd = len(q)/heads values, attend(out[h·hd:][:hd],
-// att[h·attStride:][:n], q[h·hd:][:hd], keys[h·hd:], values[h·hd:], stride).
+// attentionWith returns Kernels.Attention made of k's products: each head h
+// of hd = len(q)/heads values attends at position n−1, att[t] =
+// softmax_t(q·k_t / √hd) into att[h·attStride:][:n], out[h·hd:][:hd] =
+// Σ_t att[t]·v_t, where q is q[h·hd:][:hd], k_t = keys[h·hd + t·stride:][:hd]
+// and v_t likewise in values (the KV cache of one layer).
 func attentionWith(k Kernels) func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
 	return func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
 		hd := len(q) / heads

@@ -34,10 +34,8 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 	// They are carved from one scratch slice kept in s, so that a prefill
 	// does not leave garbage for the collector on every call.
 	h := c.Hidden()
-	if need := n*(4*d+2*h) + pos + n; cap(s.manyScratch) < need {
-		// Room for scores up to the end of the context, so that decoding
-		// further does not grow it again.
-		s.manyScratch = make([]float32, n*(4*d+2*h)+c.Context)
+	if need := n * (4*d + 2*h); cap(s.manyScratch) < need {
+		s.manyScratch = make([]float32, need)
 	}
 	buf := s.manyScratch
 	carve := func(size int) []float32 {
@@ -47,7 +45,6 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 	}
 	x, xb, xb2, q := carve(n*d), carve(n*d), carve(n*d), carve(n*d)
 	gate, up := carve(n*h), carve(n*h)
-	att := carve(pos + n)
 	for r, tok := range tokens {
 		copy(x[r*d:(r+1)*d], w.Embed[tok*d:(tok+1)*d])
 	}
@@ -64,11 +61,9 @@ func forwardMany(w *Weights, s *State, mix Mix, tokens []int, pos int, all bool)
 		kern.Rope(q, cos, sin, hd)
 		kern.Rope(keys, cos, sin, hd)
 		for r := range n {
-			p := pos + r
-			for h := 0; h < c.Heads; h++ {
-				attend(xb[r*d+h*hd:r*d+(h+1)*hd], att[:p+1], q[r*d+h*hd:r*d+(h+1)*hd],
-					s.keyCache[cache+h*hd:], s.valueCache[cache+h*hd:], d)
-			}
+			// Every head of token r at position pos+r in one call, with the
+			// scores in s.att as Forward keeps them.
+			kern.Attention(xb[r*d:(r+1)*d], s.att, q[r*d:(r+1)*d], s.keyCache[cache:], s.valueCache[cache:], c.Heads, pos+r+1, c.Context, d)
 		}
 		kern.MatVecBatch(xb2, layer.Output, xb, n)
 		kern.Add(x, xb2)

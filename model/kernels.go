@@ -77,7 +77,7 @@ type Kernels struct {
 	// Argmax returns the index of the largest value, the lowest on ties
 	// (see Argmax for NaN).
 	Argmax func(x []float32) int
-	// Attention is attend for every head at position n−1 (see
+	// Attention is every head's attention at position n−1 (see
 	// attentionWith): the set's own MatVec, Scale, Softmax and MatTVec, in
 	// one call.
 	Attention func(out, att, q, keys, values []float32, heads, n, attStride, stride int)
