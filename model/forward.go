@@ -19,7 +19,7 @@ type State struct {
 	ropeCos    []float32 // [context][headDim/2]
 	ropeSin    []float32 // [context][headDim/2]
 	many       []float32 // [tokens][vocab] logits of the last ForwardMany
-	// manyScratch holds ForwardMany's activations: [tokens][4·dim + 2·hidden] and attention scores.
+	// manyScratch holds ForwardMany's activations: [tokens][4·dim + 2·hidden].
 	manyScratch []float32
 }
 
@@ -112,14 +112,26 @@ func forward(w *Weights, s *State, mix Mix, pick Picker, token, pos int, picks [
 	return s.Logits
 }
 
-// RMSNorm sets out = x / rms(x) · gain, with the active kernel set. out may
-// alias x.
-func RMSNorm(out, x, gain []float32, eps float32) { kern.RMSNorm(out, x, gain, eps) }
+// RMSNorm sets out = x / rms(x) · gain over len(x) values, with the active
+// kernel set. out may alias x.
+func RMSNorm(out, x, gain []float32, eps float32) { kern.RMSNorm(out, x, gain[:len(x)], eps) }
 
-// rmsNormGo is RMSNorm in plain Go: the reference. The sum of squares is
-// summed left to right, each square rounded before it is added; then
-// out[i] = (x[i]·inv)·gain[i].
+// rmsNormGo is Kernels.RMSNorm in plain Go, the reference: rmsNormRow of each
+// row of len(gain) values.
 func rmsNormGo(out, x, gain []float32, eps float32) {
+	d := len(gain)
+	if d == 0 {
+		return
+	}
+	for r := 0; r+d <= len(x); r += d {
+		rmsNormRow(out[r:r+d], x[r:r+d], gain, eps)
+	}
+}
+
+// rmsNormRow is one row of rmsNormGo. The sum of squares is summed left to
+// right, each square rounded before it is added; then out[i] =
+// (x[i]·inv)·gain[i].
+func rmsNormRow(out, x, gain []float32, eps float32) {
 	out, gain = out[:len(x)], gain[:len(x)]
 	var ss float32
 	for _, v := range x {
@@ -131,20 +143,11 @@ func rmsNormGo(out, x, gain []float32, eps float32) {
 	}
 }
 
-// attend is one head's attention at position len(att)-1: att[t] =
-// softmax_t(q·k_t / √headDim), out = Σ_t att[t]·v_t, where k_t =
-// keys[t·stride:][:len(q)] and v_t likewise in values (the KV cache of one
-// layer, offset to the head). att [positions], out and q [headDim].
-func attend(out, att, q, keys, values []float32, stride int) {
-	kern.MatVec(att, keys, q, stride)
-	kern.Scale(att, 1/sqrt32(float32(len(q))))
-	Softmax(att)
-	kern.MatTVec(out, values, att, stride)
-}
-
-// attentionWith returns Kernels.Attention made of k's products: for each
-// head h of hd = len(q)/heads values, attend(out[h·hd:][:hd],
-// att[h·attStride:][:n], q[h·hd:][:hd], keys[h·hd:], values[h·hd:], stride).
+// attentionWith returns Kernels.Attention made of k's products: each head h
+// of hd = len(q)/heads values attends at position n−1, att[t] =
+// softmax_t(q·k_t / √hd) into att[h·attStride:][:n], out[h·hd:][:hd] =
+// Σ_t att[t]·v_t, where q is q[h·hd:][:hd], k_t = keys[h·hd + t·stride:][:hd]
+// and v_t likewise in values (the KV cache of one layer).
 func attentionWith(k Kernels) func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
 	return func(out, att, q, keys, values []float32, heads, n, attStride, stride int) {
 		hd := len(q) / heads
@@ -195,11 +198,27 @@ func scaleGo(x []float32, s float32) {
 // Rope rotates each consecutive pair (x[2i], x[2i+1]) of every head of size
 // headDim by the angle whose cos and sin ([headDim/2]) are given, with the
 // active kernel set.
-func Rope(x, cos, sin []float32, headDim int) { kern.Rope(x, cos, sin, headDim) }
+func Rope(x, cos, sin []float32, headDim int) {
+	kern.Rope(x, cos[:headDim/2], sin[:headDim/2], headDim)
+}
 
-// ropeGo is Rope in plain Go: the reference. Each product is rounded before
-// the sum (no fused multiply-add): (a·cos − b·sin, a·sin + b·cos).
+// ropeGo is Kernels.Rope in plain Go, the reference: ropeRow of each of the
+// len(cos)/(headDim/2) rows of x with its own angles.
 func ropeGo(x, cos, sin []float32, headDim int) {
+	half := headDim / 2
+	if half == 0 || len(cos) < half {
+		return
+	}
+	rows := len(cos) / half
+	d := len(x) / rows
+	for r := range rows {
+		ropeRow(x[r*d:(r+1)*d], cos[r*half:(r+1)*half], sin[r*half:(r+1)*half], headDim)
+	}
+}
+
+// ropeRow is one row of ropeGo. Each product is rounded before the sum (no
+// fused multiply-add): (a·cos − b·sin, a·sin + b·cos).
+func ropeRow(x, cos, sin []float32, headDim int) {
 	half := headDim / 2
 	cos, sin = cos[:half], sin[:half]
 	for h := 0; h < len(x); h += headDim {

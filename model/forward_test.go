@@ -267,3 +267,33 @@ func TestPenalize(t *testing.T) {
 		t.Fatalf("Penalize with penalty 1 changed logits: %v", logits)
 	}
 }
+
+// TestForwardManyLast: ForwardManyLast gives the bits of ForwardMany's last
+// row and leaves the same KV cache (the next step's logits agree too).
+func TestForwardManyLast(t *testing.T) {
+	c := forwardConfig()
+	w := forwardWeights(c, 7)
+	tokens := []int{3, 1, 4, 1, 5, 9, 2}
+	for _, mix := range []Mix{c.Uniform(0), c.Uniform(len(c.FFNWidths) - 1)} {
+		all, last := NewState(c), NewState(c)
+		ForwardMany(w, all, mix, tokens[:2], 0)
+		ForwardManyLast(w, last, mix, tokens[:2], 0)
+		want := ForwardMany(w, all, mix, tokens[2:], 2)[(len(tokens)-3)*c.Vocab:]
+		got := ForwardManyLast(w, last, mix, tokens[2:], 2)
+		if len(got) != c.Vocab {
+			t.Fatalf("mix %v: ForwardManyLast gave %d logits; want %d", mix, len(got), c.Vocab)
+		}
+		for i, v := range got {
+			if math.Float32bits(v) != math.Float32bits(want[i]) {
+				t.Fatalf("mix %v: ForwardManyLast logit %d = %v; ForwardMany's last row has %v", mix, i, v, want[i])
+			}
+		}
+		want = append([]float32(nil), Forward(w, all, mix, 6, len(tokens))...)
+		got = Forward(w, last, mix, 6, len(tokens))
+		for i, v := range got {
+			if math.Float32bits(v) != math.Float32bits(want[i]) {
+				t.Fatalf("mix %v: after ForwardManyLast, the next step's logit %d = %v; after ForwardMany %v", mix, i, v, want[i])
+			}
+		}
+	}
+}

@@ -57,22 +57,27 @@ type Kernels struct {
 	// len(gate); out may alias gate.
 	SwiGLU func(out, gate, up []float32)
 
-	// The rest of a decode step (Forward's glue), bit-identical in every
-	// set like the products above: each is elementwise, or sums in the one
-	// order its reference states.
+	// The rest of a decode step (Forward's glue) and of a pass over several
+	// tokens (ForwardMany), bit-identical in every set like the products
+	// above: each is elementwise, or sums in the one order its reference
+	// states. RMSNorm and Rope work row by row, so that one call serves a
+	// step (one row) and a pass (a row per token).
 
-	// RMSNorm sets out = x / rms(x) · gain (see rmsNormGo); out may alias x.
+	// RMSNorm sets out = x / rms(x) · gain for each row of len(gain) values
+	// of x and out (see rmsNormGo); out may alias x.
 	RMSNorm func(out, x, gain []float32, eps float32)
 	// Add sets x += y over len(x).
 	Add func(x, y []float32)
 	// Scale sets x *= s.
 	Scale func(x []float32, s float32)
-	// Rope rotates the pairs of every head of x (see Rope).
+	// Rope rotates the pairs of every head of each of the len(cos)/(headDim/2)
+	// rows of x ([rows][len(x)/rows]), row r by the angles at cos[r·headDim/2:]
+	// and sin[r·headDim/2:] (see ropeGo).
 	Rope func(x, cos, sin []float32, headDim int)
 	// Argmax returns the index of the largest value, the lowest on ties
 	// (see Argmax for NaN).
 	Argmax func(x []float32) int
-	// Attention is attend for every head at position n−1 (see
+	// Attention is every head's attention at position n−1 (see
 	// attentionWith): the set's own MatVec, Scale, Softmax and MatTVec, in
 	// one call.
 	Attention func(out, att, q, keys, values []float32, heads, n, attStride, stride int)

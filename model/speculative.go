@@ -133,7 +133,7 @@ func (sp *Speculator) Prefill(verifier, draft *State, tokens []int, pos int) {
 	if len(tokens) == 0 {
 		return
 	}
-	ForwardMany(sp.Weights, verifier, sp.Verify, tokens, pos)
+	ForwardManyLast(sp.Weights, verifier, sp.Verify, tokens, pos)
 	if draft != verifier {
 		sp.deferDraft(pos, tokens...)
 	}
@@ -181,7 +181,7 @@ func (sp *Speculator) Round(verifier, draft *State, cur, pos, k int) (tokens []i
 		return sp.seq, 0, 0
 	}
 	if len(sp.lag) > 0 {
-		ForwardMany(sp.DraftModel(), draft, sp.Draft, sp.lag, sp.lagPos)
+		ForwardManyLast(sp.DraftModel(), draft, sp.Draft, sp.lag, sp.lagPos)
 		sp.lag = sp.lag[:0]
 	}
 	// Greedy rounds only compare argmaxes, so they keep no logits; sampled

@@ -520,9 +520,10 @@ func (e *Engine) newCPU(o Options) *cpu {
 
 func (c *cpu) Name() string { return "cpu" }
 
-// Start runs a prompt through ForwardMany, which visits each weight row once
-// for all its tokens (the kernels' batched products), and a single token
-// through Forward; both give the bits of one Forward per token.
+// Start runs a prompt through ForwardManyLast, which visits each weight row
+// once for all its tokens (the kernels' batched products) and computes the
+// output head for the last token only, and a single token through Forward;
+// both give the bits of one Forward per token.
 func (c *cpu) Start(tokens []int, pos int) error {
 	var logits []float32
 	switch {
@@ -533,8 +534,7 @@ func (c *cpu) Start(tokens []int, pos int) error {
 	case len(tokens) == 1:
 		logits = model.Forward(c.weights, c.state, c.mix, tokens[0], pos)
 	default:
-		vocab := c.weights.Config.Vocab
-		logits = model.ForwardMany(c.weights, c.state, c.mix, tokens, pos)[(len(tokens)-1)*vocab:]
+		logits = model.ForwardManyLast(c.weights, c.state, c.mix, tokens, pos)
 	}
 	if c.repetition > 1 || c.presence != 0 {
 		c.history = append(c.history, tokens...)

@@ -9,15 +9,17 @@ import (
 
 // Shapes are the (tokens, rows, cols) the kernels are checked on: the default
 // model's, and awkward ones that are not multiples of the vector width, the
-// 8-row or 16-column blocks, or the token pairs.
+// 4-row, 32-column or 16-output blocks, or the token pairs and triples.
 var Shapes = [][3]int{
 	{1, 1, 1}, {1, 3, 5}, {2, 8, 16}, {3, 7, 17}, {1, 9, 31}, {5, 17, 33}, {2, 16, 4},
 	{4, 128, 128}, {7, 96, 128}, {1, 2048, 128}, {3, 15, 63}, {6, 33, 9}, {1, 130, 257},
+	{2, 768, 128}, {8, 40, 160}, {9, 12, 47}, {3, 64, 100}, {16, 5, 128},
 }
 
 // Check runs the products of decoding, Softmax, SwiGLU and the glue of a
-// decode step (RMSNorm, Add, Scale, Rope, Argmax, Attention) of set and of the
-// reference, model.GoKernels, on seeded random inputs of every shape in
+// decode step and of ForwardMany (RMSNorm and Rope over one row and over
+// many, Add, Scale, Argmax, Attention) of set and of the reference,
+// model.GoKernels, on seeded random inputs of every shape in
 // Shapes (the products also with a row stride wider than the row, as
 // attention uses), and returns an error naming the first output that differs
 // in any bit.
@@ -87,6 +89,41 @@ func Check(set model.Kernels, seed uint64) error {
 		model.GoKernels.SwiGLU(want, v, up)
 		if err := same("SwiGLU", sh, cols, got, want); err != nil {
 			return err
+		}
+		// RMSNorm and Rope as ForwardMany calls them, over rows rows of cols:
+		// norms (into another slice and in place) and rotary embedding
+		// (heads of 2·tokens when that divides cols, else one head of the
+		// even part), each row with its own angles. checkGlue has the
+		// single row of a decode step, and Add.
+		x, gain := random(rows*cols), random(cols)
+		for i := range x {
+			x[i] *= 3
+		}
+		got, want = random(rows*cols), random(rows*cols)
+		set.RMSNorm(got, x, gain, 1e-5)
+		model.GoKernels.RMSNorm(want, x, gain, 1e-5)
+		if err := same("RMSNorm rows", sh, cols, got, want); err != nil {
+			return err
+		}
+		got, want = append([]float32(nil), x...), append([]float32(nil), x...)
+		set.RMSNorm(got, got, gain, 1e-5)
+		model.GoKernels.RMSNorm(want, want, gain, 1e-5)
+		if err := same("RMSNorm rows in place", sh, cols, got, want); err != nil {
+			return err
+		}
+		headDim, d := 2*tokens, cols
+		if d%headDim != 0 {
+			headDim, d = cols&^1, cols&^1
+		}
+		if headDim > 0 {
+			xr := random(rows * d)
+			cos, sin := random(rows*headDim/2), random(rows*headDim/2)
+			got, want = append([]float32(nil), xr...), append([]float32(nil), xr...)
+			set.Rope(got, cos, sin, headDim)
+			model.GoKernels.Rope(want, cos, sin, headDim)
+			if err := same("Rope rows", sh, headDim, got, want); err != nil {
+				return err
+			}
 		}
 		if err := checkGlue(set, rng, random, sh); err != nil {
 			return err

@@ -48,10 +48,10 @@ var Functions = []Function{
 	{"matmul_t", 6}, // (out, w, x, tokens, n, k): matvec_t for each token
 	{"softmax", 2},  // (x, n): x = exp(x - max) / Σ exp(x - max)
 	{"swiglu", 4},   // (out, gate, up, n): out[j] = g / (1 + exp(-g)) · up[j]
-	{"rmsnorm", 5},  // (out, x, gain, n, eps bits): out = x / rms(x) · gain
+	{"rmsnorm", 6},  // (out, x, gain, n, d, eps bits): RMSNorm of each of n rows of d
+	{"rope", 6},     // (x, cos, sin, n, d, headDim): rotate each head's pairs in each of n rows of d, row r's angles at r·headDim/2
 	{"add", 3},      // (x, y, n): x[i] += y[i]
 	{"scale", 3},    // (x, n, s bits): x[i] *= s
-	{"rope", 5},     // (x, cos, sin, n, headDim): rotate each head's pairs
 	{"argmax", 3},   // (out, x, n): *out = index of the largest x[i], lowest on ties
 	// (out, att, q, keys, values, heads, n, attStride, stride, hd, s bits):
 	// every head's attention over n cached positions

@@ -91,21 +91,31 @@ func TestCheckFailsGlue(t *testing.T) {
 	}
 	ropeOther := model.GoKernels
 	ropeOther.Rope = func(x, cos, sin []float32, headDim int) {
-		for h := 0; h < len(x); h += headDim {
-			for i := range headDim / 2 {
-				a, b := x[h+2*i], x[h+2*i+1]
-				x[h+2*i] = a*cos[i] - b*sin[i]
-				x[h+2*i+1] = float32(float64(a)*float64(sin[i]) + float64(b)*float64(cos[i]))
+		half := headDim / 2
+		rows := len(cos) / half
+		d := len(x) / rows
+		for r := range rows {
+			c, s := cos[r*half:], sin[r*half:]
+			for h := r * d; h < (r+1)*d; h += headDim {
+				for i := range half {
+					a, b := x[h+2*i], x[h+2*i+1]
+					x[h+2*i] = a*c[i] - b*s[i]
+					x[h+2*i+1] = float32(float64(a)*float64(s[i]) + float64(b)*float64(c[i]))
+				}
 			}
 		}
 	}
 	normLanes := model.GoKernels
 	normLanes.RMSNorm = func(out, x, gain []float32, eps float32) {
-		var ss [1]float32
-		model.GoKernels.MatVec(ss[:], x, x, len(x))
-		inv := 1 / float32(math.Sqrt(float64(ss[0]/float32(len(x))+eps)))
-		for i, v := range x {
-			out[i] = v * inv * gain[i]
+		d := len(gain)
+		for r := 0; r+d <= len(x); r += d {
+			row := x[r : r+d]
+			var ss [1]float32
+			model.GoKernels.MatVec(ss[:], row, row, d)
+			inv := 1 / float32(math.Sqrt(float64(ss[0]/float32(d)+eps)))
+			for i, v := range row {
+				out[r+i] = v * inv * gain[i]
+			}
 		}
 	}
 	for name, set := range map[string]model.Kernels{"argmax": argmaxLast, "rope": ropeOther, "rmsnorm": normLanes} {

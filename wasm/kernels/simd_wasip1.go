@@ -10,10 +10,10 @@ import (
 )
 
 // The "simd" kernel set: model.GoKernels with the products of decoding, the
-// softmax, the SwiGLU and the glue of a decode step (RMSNorm, Add, Scale,
-// Rope, Argmax, Attention) done by kernels.wasm through the host. It is
-// registered, and preferred, when the host linked the companion module (the
-// "version" import says so).
+// softmax, the SwiGLU and the glue of a decode step and of ForwardMany
+// (RMSNorm, Rope and Add over one row or many, Scale, Argmax, Attention) done
+// by kernels.wasm through the host. It is registered, and preferred, when the
+// host linked the companion module (the "version" import says so).
 
 //go:wasmimport kernels version
 func version() int32
@@ -37,16 +37,16 @@ func softmax(x unsafe.Pointer, n int32)
 func swiglu(out, gate, up unsafe.Pointer, n int32)
 
 //go:wasmimport kernels rmsnorm
-func rmsnorm(out, x, gain unsafe.Pointer, n int32, eps uint32)
+func rmsnorm(out, x, gain unsafe.Pointer, n, d int32, eps uint32)
+
+//go:wasmimport kernels rope
+func rope(x, cos, sin unsafe.Pointer, n, d, headDim int32)
 
 //go:wasmimport kernels add
 func add(x, y unsafe.Pointer, n int32)
 
 //go:wasmimport kernels scale
 func scale(x unsafe.Pointer, n int32, s uint32)
-
-//go:wasmimport kernels rope
-func rope(x, cos, sin unsafe.Pointer, n, headDim int32)
 
 //go:wasmimport kernels argmax
 func argmax(out, x unsafe.Pointer, n int32)
@@ -151,14 +151,15 @@ func swiGLU(out, gate, up []float32) {
 }
 
 func rmsNorm(out, x, gain []float32, eps float32) {
-	n := len(x)
-	if n == 0 {
+	d := len(gain)
+	if d == 0 || len(x) < d {
 		return
 	}
-	if len(out) < n || len(gain) < n {
-		panic("kernels: RMSNorm: out or gain shorter than x")
+	n := len(x) / d
+	if len(out) < n*d {
+		panic("kernels: RMSNorm: out shorter than x")
 	}
-	rmsnorm(unsafe.Pointer(&out[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&gain[0]), int32(n), math.Float32bits(eps))
+	rmsnorm(unsafe.Pointer(&out[0]), unsafe.Pointer(&x[0]), unsafe.Pointer(&gain[0]), int32(n), int32(d), math.Float32bits(eps))
 }
 
 func addSIMD(x, y []float32) {
@@ -180,14 +181,16 @@ func scaleSIMD(x []float32, s float32) {
 }
 
 func ropeSIMD(x, cos, sin []float32, headDim int) {
-	if len(x) == 0 || headDim < 2 {
-		model.GoKernels.Rope(x, cos, sin, headDim)
+	half := headDim / 2
+	if half == 0 || len(cos) < half || len(x) == 0 {
 		return
 	}
-	if len(x)%headDim != 0 || len(cos) < headDim/2 || len(sin) < headDim/2 {
-		panic("kernels: Rope: x is not whole heads, or cos or sin is shorter than half a head")
+	n := len(cos) / half
+	d := len(x) / n
+	if len(sin) < n*half || d == 0 || d%headDim != 0 {
+		panic("kernels: Rope: x, cos and sin do not match the shape")
 	}
-	rope(unsafe.Pointer(&x[0]), unsafe.Pointer(&cos[0]), unsafe.Pointer(&sin[0]), int32(len(x)), int32(headDim))
+	rope(unsafe.Pointer(&x[0]), unsafe.Pointer(&cos[0]), unsafe.Pointer(&sin[0]), int32(n), int32(d), int32(headDim))
 }
 
 // argmaxOut receives argmax's answer: a package variable, so that no call

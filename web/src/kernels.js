@@ -10,20 +10,28 @@
 export const KERNELS_VERSION = 2;
 
 /** KERNEL_FUNCTIONS are the imports forwarded to kernels.wasm, besides version. */
-export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu', 'rmsnorm', 'add', 'scale', 'rope', 'argmax', 'attention'];
+export const KERNEL_FUNCTIONS = ['matvec', 'matvec_t', 'matmul', 'matmul_t', 'softmax', 'swiglu', 'rmsnorm', 'rope', 'add', 'scale', 'argmax', 'attention'];
 
 /**
  * fetchKernels downloads and compiles kernels.wasm; it resolves to null when
  * this engine cannot compile SIMD128 (the module then runs its Go kernels).
  * A failed download is an error: a server that serves matedge.wasm serves
- * kernels.wasm next to it.
+ * kernels.wasm next to it. So is a kernels.wasm that lacks one of
+ * KERNEL_FUNCTIONS (an older one, from a stale cache): the module would call
+ * a kernel it does not have.
  */
 export async function fetchKernels(url, { fetch = globalThis.fetch } = {}) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`matedge: GET ${url}: HTTP ${response.status}`);
   const bytes = await response.arrayBuffer();
   if (!WebAssembly.validate(bytes)) return null;
-  return WebAssembly.compile(bytes);
+  const compiled = await WebAssembly.compile(bytes);
+  const exported = new Set(WebAssembly.Module.exports(compiled).map((e) => e.name));
+  const missing = ['version', ...KERNEL_FUNCTIONS].filter((name) => !exported.has(name));
+  if (missing.length > 0) {
+    throw new Error(`matedge: ${url} exports no ${missing.join(', ')}: it is older than this runtime (kernels version ${KERNELS_VERSION}); serve the kernels.wasm built with it`);
+  }
+  return compiled;
 }
 
 /**

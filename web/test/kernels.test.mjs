@@ -38,6 +38,22 @@ async function buildCheck() {
   }
 }
 
+// OLD_KERNELS is a kernels.wasm that exports version and nothing else, as an
+// older build seen through a stale cache would lack the newer kernels:
+// (module (func (export "version") (result i32) (i32.const 1))).
+const OLD_KERNELS = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, 0x03, 0x02, 0x01, 0x00,
+  0x07, 0x0b, 0x01, 0x07, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x00, 0x00, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x01, 0x0b,
+]);
+
+it('a kernels.wasm without every kernel is refused, naming what it lacks', async () => {
+  const { fetchKernels, KERNEL_FUNCTIONS } = await import('../src/kernels.js');
+  const fetch = async () => new Response(OLD_KERNELS, { headers: { 'content-type': 'application/wasm' } });
+  await assert.rejects(fetchKernels('/old/kernels.wasm', { fetch }), new RegExp(`/old/kernels\\.wasm exports no ${KERNEL_FUNCTIONS[0]},.*older than this runtime`));
+  const current = await readFile(join(ROOT, 'wasm', 'kernels', 'kernels.wasm'));
+  assert.ok(await fetchKernels('/kernels.wasm', { fetch: async () => new Response(current) }) instanceof WebAssembly.Module);
+});
+
 if (missing && CI) {
   it('kernels.wasm in headless Chromium', () => assert.fail(`${missing} (CI=true: a missing dependency is a failure)`));
 } else {
