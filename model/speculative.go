@@ -61,6 +61,15 @@ type SpecStats struct {
 	Emitted  int // tokens output (accepted + one per round, up to the limit)
 }
 
+// Add counts one round that proposed draft tokens, kept accepted of them and
+// emitted tokens.
+func (s *SpecStats) Add(proposed, accepted, emitted int) {
+	s.Rounds++
+	s.Proposed += proposed
+	s.Accepted += accepted
+	s.Emitted += emitted
+}
+
 // AcceptanceRate is the share of proposed draft tokens the verifier kept.
 func (s SpecStats) AcceptanceRate() float64 {
 	return float64(s.Accepted) / float64(max(s.Proposed, 1))

@@ -730,10 +730,7 @@ func (s *speculative) Start(tokens []int, pos int) error {
 	s.round, accepted, proposed = s.sp.Round(s.verifier, s.draft, tokens[len(tokens)-1], pos+len(tokens)-1, s.sp.NextK())
 	s.sp.Observe(accepted, proposed)
 	s.returned = 0
-	s.stats.Rounds++
-	s.stats.Proposed += proposed
-	s.stats.Accepted += accepted
-	s.stats.Emitted += len(s.round)
+	s.stats.Add(proposed, accepted, len(s.round))
 	s.lastK = proposed
 	return nil
 }

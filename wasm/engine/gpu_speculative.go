@@ -338,10 +338,7 @@ func (s *gpuSpeculative) accept() error {
 	if s.adaptive != nil {
 		s.adaptive.Observe(accepted, k)
 	}
-	s.stats.Rounds++
-	s.stats.Proposed += k
-	s.stats.Accepted += accepted
-	s.stats.Emitted += len(s.round)
+	s.stats.Add(k, accepted, len(s.round))
 	s.lastK = k
 	return nil
 }
