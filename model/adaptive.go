@@ -82,7 +82,8 @@ func (c SpecCosts) BestK(alpha float64, maxK int) (int, float64) {
 // an untimed one of the same kind, and keeps its fastest: on a shared machine
 // other work only ever adds time, and taking turns keeps a busy stretch from
 // favouring one kind over another. It all takes about as long as 90 plain
-// steps (the module measures once per draft).
+// steps where a step lasts minTimed or more, and up to about 700 where steps
+// are short enough to be repeated (the module measures once per draft).
 func MeasureSpecCosts(w *Weights, draft, verify Mix, maxK int) SpecCosts {
 	rounds := max(min(maxK, measuredRounds, w.Config.Context/4-1), 0)
 	steps := []*timedStep{newTimedStep(w, nil, verify, 0)} // the plain step, rounds of k = 1…rounds, the draft
@@ -130,8 +131,8 @@ func StepSeconds(w *Weights, mix Mix, positions int) float64 {
 // timedStep is one kind of step on its own scratch state: with draft nil,
 // one verifier pass over k+1 positions; otherwise a round, k draft steps then
 // the verifier's pass over k+1 positions, or with verify nil one draft step.
-// run times it once, after an untimed run that warms the caches for it; best
-// is the fastest so far. Like decoding, each run reads other tokens at later
+// run times it, after an untimed run that warms the caches for it, over
+// enough repetitions to last minTimed; best is the fastest per step so far. Like decoding, each run reads other tokens at later
 // positions (from a quarter of the context on, so that attention has history
 // to read): the same token at the same place every time would find its
 // embedding and cache rows warm, and make every step look cheaper than it is.
@@ -142,12 +143,13 @@ type timedStep struct {
 	s             *State
 	tokens        []int
 	runs          int
+	reps          int // steps per timed run: doubled while a run is shorter than minTimed
 	best          float64
 }
 
 func newTimedStep(w *Weights, draft, verify Mix, k int) *timedStep {
 	n := max(min(k+1, w.Config.Context/4), 1)
-	return &timedStep{w: w, draft: draft, verify: verify, k: n - 1, s: NewState(w.Config), tokens: make([]int, n), best: math.Inf(1)}
+	return &timedStep{w: w, draft: draft, verify: verify, k: n - 1, s: NewState(w.Config), tokens: make([]int, n), reps: 1, best: math.Inf(1)}
 }
 
 func (st *timedStep) once() {
@@ -179,10 +181,32 @@ func (st *timedStep) once() {
 
 func (st *timedStep) run() {
 	st.once()
-	start := time.Now()
-	st.once()
-	st.best = min(st.best, time.Since(start).Seconds())
+	for {
+		start := time.Now()
+		for range st.reps {
+			st.once()
+		}
+		elapsed := time.Since(start)
+		if elapsed >= minTimed || st.reps >= maxReps {
+			st.best = min(st.best, elapsed.Seconds()/float64(st.reps))
+			return
+		}
+		st.reps = min(2*st.reps, maxReps)
+	}
 }
+
+// A timed run repeats its step until it lasts minTimed (at most maxReps
+// times), so that a coarse clock cannot make a step look free: a browser
+// page that is not cross-origin isolated reads performance.now() to 100 µs,
+// about a whole decode step of the default model, and the fastest of four
+// single-step readings was then a tick short, which made speculation look
+// like it paid where it did not. A tick is now at most 5 % of a run. (A
+// clock that does not move at all makes every step cost the same, and k auto
+// stays off.)
+const (
+	minTimed = 2 * time.Millisecond
+	maxReps  = 16
+)
 
 // KChooser picks each round's k from the measured costs and the acceptance
 // rate seen so far. Its choices depend only on the costs it was given and the
