@@ -58,3 +58,41 @@ func TestCheckBaselinePair(t *testing.T) {
 		t.Errorf("a verifier of a shorter context: err %v", err)
 	}
 }
+
+// TestSpecResultsSection: the seed's three rows, at the fixed k where the
+// shared cache ran fastest natively, with k auto beside each, and the
+// module's row when it was measured.
+func TestSpecResultsSection(t *testing.T) {
+	row := func(where, models, draft string, k int, shared bool, accepted, speedup float64) SpecRow {
+		perRound := 1 + accepted
+		if accepted < 0 { // not observable in the module
+			perRound = -1
+		}
+		return SpecRow{Where: where, Models: models, Draft: draft, K: k, Shared: shared, AcceptanceRate: accepted, TokensPerRound: perRound, Speedup: speedup}
+	}
+	r := SpecReport{Verifier: "XL", Model: "m.matw", Command: "matedge speculate …", CostsNative: "draft S step 1 ms",
+		Rows: []SpecRow{
+			row("native", "MatFormer", "S", 1, true, 0.7, 0.9),
+			row("native", "MatFormer", "S", 1, false, 0.6, 0.7),
+			row("native", "MatFormer", "S", 2, true, 0.65, 1.2), // the fastest fixed k with the shared cache
+			row("native", "MatFormer", "S", 2, false, 0.55, 0.8),
+			row("native", "MatFormer", "S", 0, true, -1, 1.01),
+			row("native", "MatFormer", "M", 2, true, 0.9, 1.5), // another draft: not in the table
+			row("native", "Baseline", "Baseline-g0", 2, false, 0.5, 0.6),
+			row("wazero", "MatFormer", "S", 2, true, -1, 0.8),
+			{Where: "native", Models: "MatFormer", Draft: "S", K: 2, Shared: true, Temperature: 0.8, Speedup: 9}, // sampled: not in the table
+		}}
+	got := r.ResultsSection("SPECULATIVE.md")
+	for _, want := range []string{
+		"speed-up, k = 2 |",
+		"| (a) | native | Baseline-S → Baseline-XL | separate | 50.0 % | 1.50 | 0.60× | not measured |",
+		"| (b) | native | S → XL | separate | 55.0 % | 1.55 | 0.80× | not measured |",
+		"| (c) | native | S → XL | shared | 65.0 % | 1.65 | 1.20× | 1.01× |",
+		"| (c) | wazero | S → XL | shared | – | – | 0.80× | not measured |",
+		"draft S step 1 ms",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ResultsSection lacks %q:\n%s", want, got)
+		}
+	}
+}

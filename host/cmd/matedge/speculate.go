@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -42,7 +43,7 @@ independently trained pair (e.g. matedge train -baseline S and -baseline XL
 with the same data, tokenizer and steps). -module also measures the shared
 cache in the wasm module's CPU backend (or, with -backend gpu, its GPU
 backend) under wazero, as generate runs it.
--markdown writes the report as a Markdown file.
+-markdown writes the report as a Markdown file, and the seed's table (Baseline, separate and shared caches) as the "speculative" section of the RESULTS.md beside it; -render redraws both from a saved -json report.
 
 Prompts are the starts of -prompts windows of the validation split of -text.`)
 	modelPath := fs.String("model", "", "weights file (.matw); empty uses the embedded default model")
@@ -151,6 +152,10 @@ func writeSpecReport(report specReport, markdown string, asJSON bool, cacheBytes
 			return err
 		}
 		progress("wrote " + markdown)
+		if err := writeSpecResults(report, markdown); err != nil {
+			return err
+		}
+		progress("wrote the summary into " + filepath.Join(filepath.Dir(markdown), "RESULTS.md"))
 	}
 	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(report)
@@ -190,7 +195,17 @@ func renderSpecFile(path, markdown string) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return experiment.WriteKeepingSections(markdown, []byte(r.Markdown()))
+	if err := experiment.WriteKeepingSections(markdown, []byte(r.Markdown())); err != nil {
+		return err
+	}
+	return writeSpecResults(r, markdown)
+}
+
+// writeSpecResults writes the report's summary (the seed's table) as the
+// "speculative" section of the RESULTS.md beside the -markdown file.
+func writeSpecResults(r specReport, markdown string) error {
+	results := filepath.Join(filepath.Dir(markdown), "RESULTS.md")
+	return experiment.ReplaceSection(results, "speculative", r.ResultsSection(filepath.Base(markdown)))
 }
 
 // parseKs reads -k: draft lengths 1…64, auto as 0.
