@@ -16,8 +16,8 @@ const assumedAcceptance = 0.6
 // adaptive choice does.
 const maxDraftTokens = 8
 
-// speculationBackends are the backends the module decodes speculatively on
-// (the gpu greedily only).
+// speculationBackends are the backends the module decodes speculatively on,
+// greedy or sampled.
 var speculationBackends = map[string]bool{BackendCPU: true, BackendGPU: true}
 
 // Speculation is the planner's estimate of self-speculative decoding for a
@@ -70,7 +70,7 @@ func (p *planning) speculation(x *candidate) *Speculation {
 // explainSpeculation says whether speculation pays for x, and why.
 func (p *planning) explainSpeculation(x *candidate, sp *Speculation, add func(string, ...any)) {
 	if !speculationBackends[x.backend] {
-		add("Self-speculative decoding runs on the CPU backend only, so it is not planned on the %s.", x.backend)
+		add("Self-speculative decoding runs on the cpu and gpu backends only, so it is not planned on the %s.", x.backend)
 		return
 	}
 	if sp == nil {
