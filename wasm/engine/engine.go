@@ -680,27 +680,40 @@ func (e *Engine) measureSpec(draft model.Mix) model.SpecCosts {
 	return c
 }
 
-// autoDraft picks the draft for "auto": of the uniform granularities narrower
-// than the mix in every layer and already in memory, the one with the best
-// expected speed-up at the prior acceptance rate, as measured on this device.
-// When none is expected to pay, the adaptive k keeps speculation off.
-func (e *Engine) autoDraft() (model.Mix, model.SpecCosts, error) {
+// draftCandidates are the drafts "auto" chooses among: the uniform
+// granularities narrower than the mix in every layer whose weights are all
+// in memory, narrowest first. None is ERR_ARG.
+func (e *Engine) draftCandidates() ([]model.Mix, error) {
 	c := e.header.Config
+	var drafts []model.Mix
+	for g := range c.FFNWidths {
+		if draft := c.Uniform(g); draft.NarrowerThan(e.mix) && len(e.asm.Missing(draft)) == 0 {
+			drafts = append(drafts, draft)
+		}
+	}
+	if len(drafts) == 0 {
+		return nil, fmt.Errorf("%w: draft auto: no granularity is narrower than the mix %s", ErrArg, c.MixSpec(e.mix))
+	}
+	return drafts, nil
+}
+
+// autoDraft picks the draft for "auto": of draftCandidates, the one with
+// the best expected speed-up at the prior acceptance rate, as measured on
+// this device. When none is expected to pay, the adaptive k keeps
+// speculation off.
+func (e *Engine) autoDraft() (model.Mix, model.SpecCosts, error) {
+	drafts, err := e.draftCandidates()
+	if err != nil {
+		return nil, model.SpecCosts{}, err
+	}
 	var best model.Mix
 	var bestCosts model.SpecCosts
 	bestSpeedup := 0.0
-	for g := range c.FFNWidths {
-		draft := c.Uniform(g)
-		if !draft.NarrowerThan(e.mix) || len(e.asm.Missing(draft)) > 0 {
-			continue
-		}
+	for _, draft := range drafts {
 		costs := e.measureSpec(draft)
 		if _, s := costs.BestK(specPrior, maxAdaptiveK); best == nil || s > bestSpeedup {
 			best, bestCosts, bestSpeedup = draft, costs, s
 		}
-	}
-	if best == nil {
-		return nil, model.SpecCosts{}, fmt.Errorf("%w: draft auto: no granularity is narrower than the mix %s", ErrArg, c.MixSpec(e.mix))
 	}
 	return best, bestCosts, nil
 }

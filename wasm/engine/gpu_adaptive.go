@@ -196,21 +196,20 @@ func gpuRoundsKey(draft, verify model.Mix, half, sampled bool) string {
 	return fmt.Sprint(draft, verify, half, sampled)
 }
 
-// gpuAutoDraft picks the draft for "auto" on the gpu backend: of the uniform
-// granularities narrower than the mix in every layer and already in memory,
-// the narrowest whose rounds have not been timed enough yet (so that each
-// candidate is measured on the device, over the first sequences), and once
-// all have, the one with the best expected speed-up at the prior acceptance
-// rate — as autoDraft does on the cpu from its measured costs.
+// gpuAutoDraft picks the draft for "auto" on the gpu backend: of
+// draftCandidates, the narrowest whose rounds have not been timed enough yet
+// (so that each candidate is measured on the device, over the first
+// sequences), and once all have, the one with the best expected speed-up at
+// the prior acceptance rate — as autoDraft does on the cpu from its measured
+// costs.
 func (e *Engine) gpuAutoDraft(half, sampled bool) (model.Mix, error) {
-	c := e.header.Config
+	drafts, err := e.draftCandidates()
+	if err != nil {
+		return nil, err
+	}
 	var best model.Mix
 	bestSpeedup := 0.0
-	for g := range c.FFNWidths {
-		draft := c.Uniform(g)
-		if !draft.NarrowerThan(e.mix) || len(e.asm.Missing(draft)) > 0 {
-			continue
-		}
+	for _, draft := range drafts {
 		r := e.gpuRounds(draft, half, sampled)
 		if !r.ready() {
 			return draft, nil
@@ -218,9 +217,6 @@ func (e *Engine) gpuAutoDraft(half, sampled bool) (model.Mix, error) {
 		if _, s := r.costs().BestK(specPrior, maxAdaptiveK); best == nil || s > bestSpeedup {
 			best, bestSpeedup = draft, s
 		}
-	}
-	if best == nil {
-		return nil, fmt.Errorf("%w: draft auto: no granularity is narrower than the mix %s", ErrArg, c.MixSpec(e.mix))
 	}
 	return best, nil
 }
