@@ -336,12 +336,11 @@ func (r SpecReport) ResultsSection(full string) string {
 		}
 		return nil
 	}
-	k := 0
+	k, fastest := 0, 0.0
 	for _, row := range r.Rows {
-		if row.Where == "native" && row.Models == "MatFormer" && row.Draft == draft && row.Shared && row.K > 0 && row.Temperature == 0 {
-			if best := find("native", "MatFormer", true, k); k == 0 || best == nil || row.Speedup > best.Speedup {
-				k = row.K
-			}
+		if row.Where == "native" && row.Models == "MatFormer" && row.Draft == draft && row.Shared && row.K > 0 && row.Temperature == 0 &&
+			(k == 0 || row.Speedup > fastest) {
+			k, fastest = row.K, row.Speedup
 		}
 	}
 	var b strings.Builder
